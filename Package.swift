@@ -1,0 +1,56 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny")
+]
+
+let package = Package(
+    name: "Enclave",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "enclave", targets: ["EnclaveCLI"]),
+        .library(name: "Enclave", targets: ["Enclave"]),
+        .library(name: "Postgres", targets: ["Postgres"]),
+        .library(name: "Sealing", targets: ["Sealing"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .target(name: "Postgres", dependencies: ["CLibPQ"], swiftSettings: strict),
+        .target(name: "Sealing", dependencies: ["COpenSSL"], swiftSettings: strict),
+        .target(name: "Enclave", dependencies: ["Postgres", "Sealing"], swiftSettings: strict),
+        .executableTarget(
+            name: "EnclaveCLI",
+            dependencies: [
+                "Enclave",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "PostgresTests", dependencies: ["Postgres"], swiftSettings: strict),
+        .testTarget(name: "SealingTests", dependencies: ["Sealing"], swiftSettings: strict),
+        .testTarget(
+            name: "EnclaveTests",
+            dependencies: ["Enclave", "Postgres"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "EnclaveCLITests",
+            dependencies: ["EnclaveCLI", "Enclave", "Postgres"],
+            swiftSettings: strict
+        ),
+    ]
+)

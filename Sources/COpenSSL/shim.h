@@ -1,0 +1,7 @@
+#ifndef ENCLAVE_COPENSSL_SHIM_H
+#define ENCLAVE_COPENSSL_SHIM_H
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#endif

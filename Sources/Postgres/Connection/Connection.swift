@@ -1,0 +1,247 @@
+import CLibPQ
+import Foundation
+import Synchronization
+
+/// One libpq connection. Its blocking calls run on a thread of its own, never on Swift's
+/// cooperative pool; cancelling the calling task cancels the running statement on the server.
+///
+/// A connection serves one task at a time: use a `ConnectionPool` to share connections.
+public final class Connection: @unchecked Sendable {
+    // `pgconn` is read and written only on `thread`; everything else is immutable or locked.
+    private nonisolated(unsafe) var pgconn: OpaquePointer?
+    private let thread: ConnectionThread
+    private let canceller: StatementCanceller
+    private let condition = Mutex(Condition())
+    /// The configuration this connection was opened with (its description hides the password).
+    public let configuration: ConnectionConfiguration
+
+    struct Condition {
+        var broken = false
+        var idleOutsideTransaction = true
+    }
+
+    private init(pgconn: OpaquePointer, thread: ConnectionThread, configuration: ConnectionConfiguration) {
+        self.pgconn = pgconn
+        self.thread = thread
+        self.configuration = configuration
+        self.canceller = StatementCanceller(connection: pgconn)
+    }
+
+    deinit {
+        canceller.invalidate()
+        let handle = UnsafeConnectionHandle(pointer: pgconn)
+        thread.enqueue { if let pointer = handle.pointer { PQfinish(pointer) } }
+        thread.stop()
+    }
+
+    /// Opens a connection. Errors never contain the password.
+    public static func connect(_ configuration: ConnectionConfiguration) async throws -> Connection {
+        var configuration = configuration
+        if configuration.value(for: "connect_timeout") == nil {
+            configuration = configuration.setting("connect_timeout", to: "10")
+        }
+        if configuration.value(for: "application_name") == nil {
+            configuration = configuration.setting("application_name", to: "enclave")
+        }
+        configuration = configuration.setting("client_encoding", to: "UTF8")
+        let thread = ConnectionThread(name: "enclave.postgres")
+        let settings = configuration
+        do {
+            let handle = try await thread.run { try openBlocking(settings) }
+            guard let pointer = handle.pointer else { throw PostgresError(code: .connectionFailed, message: "no connection") }
+            return Connection(pgconn: pointer, thread: thread, configuration: configuration)
+        } catch {
+            thread.stop()
+            throw error
+        }
+    }
+
+    /// Runs one parameterized statement and returns its rows.
+    ///
+    /// - Parameters:
+    ///   - sql: one SQL statement with `$1`, `$2`, … placeholders; never built from input.
+    ///   - bindings: the parameter values, in order.
+    ///   - timeout: cancel the statement on the server if it runs longer.
+    @discardableResult
+    public func query(
+        _ sql: String,
+        _ bindings: [any PostgresEncodable] = [],
+        timeout: Duration? = nil
+    ) async throws -> PostgresRows {
+        try await run(sql, bindings, timeout: timeout, honorsCancellation: true)
+    }
+
+    /// Runs one parameterized statement and returns how many rows it affected.
+    @discardableResult
+    public func execute(
+        _ sql: String,
+        _ bindings: [any PostgresEncodable] = [],
+        timeout: Duration? = nil
+    ) async throws -> Int {
+        try await query(sql, bindings, timeout: timeout).affectedRows
+    }
+
+    /// True once the connection broke; a pool discards it.
+    public var isBroken: Bool { condition.withLock { $0.broken } }
+
+    /// True when the connection is not inside a transaction block.
+    var isIdleOutsideTransaction: Bool { condition.withLock { $0.idleOutsideTransaction } }
+
+    /// Reads whatever the server sent while the connection sat idle (such as the notice of a
+    /// terminated backend) and reports whether the connection still works.
+    func checkHealth() async -> Bool {
+        let healthy = (try? await thread.run { [self] () -> Bool in
+            guard let pgconn else { return false }
+            return PQconsumeInput(pgconn) == 1 && PQstatus(pgconn) == CONNECTION_OK
+                && PQtransactionStatus(pgconn) == PQTRANS_IDLE
+        }) ?? false
+        if !healthy { condition.withLock { $0.broken = true } }
+        return healthy
+    }
+
+    /// Closes the connection.
+    public func close() async {
+        canceller.invalidate()
+        _ = try? await thread.run { [self] in
+            if let pgconn { PQfinish(pgconn) }
+            pgconn = nil
+        }
+        condition.withLock { $0.broken = true }
+        thread.stop()
+    }
+
+    func run(
+        _ sql: String,
+        _ bindings: [any PostgresEncodable],
+        timeout: Duration?,
+        honorsCancellation: Bool
+    ) async throws -> PostgresRows {
+        let parameters = try bindings.map { (type: type(of: $0).postgresType, bytes: try $0.postgresBinary()) }
+        let ticket = StatementTicket()
+        let work = { @Sendable [self] () throws -> PostgresRows in
+            try executeBlocking(sql, parameters, ticket: ticket, timeout: timeout)
+        }
+        guard honorsCancellation else { return try await thread.run(work) }
+        try Task.checkCancellation()
+        return try await withTaskCancellationHandler {
+            try await thread.run(work)
+        } onCancel: {
+            canceller.cancel(ticket, reason: .task)
+        }
+    }
+
+    private func executeBlocking(
+        _ sql: String,
+        _ parameters: [(type: PostgresType, bytes: [UInt8]?)],
+        ticket: StatementTicket,
+        timeout: Duration?
+    ) throws -> PostgresRows {
+        guard let pgconn else { throw PostgresError(code: .connectionLost, message: "the connection is closed") }
+        try canceller.begin(ticket)
+        if let timeout {
+            let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+            DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { [canceller] in
+                canceller.cancel(ticket, reason: .timeout)
+            }
+        }
+        let result = Self.execParams(pgconn, sql, parameters)
+        canceller.finish()
+        let status = PQstatus(pgconn)
+        let transaction = PQtransactionStatus(pgconn)
+        condition.withLock {
+            $0.broken = status != CONNECTION_OK
+            $0.idleOutsideTransaction = transaction == PQTRANS_IDLE
+        }
+        guard let result else {
+            let message = String(cString: PQerrorMessage(pgconn)).trimmingCharacters(in: .whitespacesAndNewlines)
+            throw PostgresError(code: status == CONNECTION_OK ? .protocolViolation : .connectionLost, message: message)
+        }
+        let handle = ResultHandle(result)
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
+            return PostgresRows(handle: handle)
+        default:
+            var error = PostgresError(result: result)
+            if status != CONNECTION_OK { error.code = .connectionLost }
+            if error.isQueryCanceled, let reason = ticket.reason {
+                switch reason {
+                case .task: throw CancellationError()
+                case .timeout:
+                    error.code = .statementTimeout
+                    error.message = "statement cancelled after its timeout"
+                }
+            }
+            throw error
+        }
+    }
+
+    private static func execParams(
+        _ pgconn: OpaquePointer,
+        _ sql: String,
+        _ parameters: [(type: PostgresType, bytes: [UInt8]?)]
+    ) -> OpaquePointer? {
+        let types = parameters.map { $0.type.rawValue }
+        let lengths = parameters.map { Int32($0.bytes?.count ?? 0) }
+        let formats = [Int32](repeating: 1, count: parameters.count)
+        let values: [UnsafeMutablePointer<CChar>?] = parameters.map { parameter in
+            guard let bytes = parameter.bytes else { return nil }
+            let pointer = UnsafeMutablePointer<CChar>.allocate(capacity: max(bytes.count, 1))
+            bytes.withUnsafeBytes { source in
+                UnsafeMutableRawPointer(pointer).copyMemory(from: source.baseAddress ?? UnsafeRawPointer(pointer), byteCount: bytes.count)
+            }
+            return pointer
+        }
+        defer { values.forEach { $0?.deallocate() } }
+        let constValues = values.map { $0.map { UnsafePointer($0) } }
+        return PQexecParams(pgconn, sql, Int32(parameters.count), types, constValues, lengths, formats, 1)
+    }
+
+    private static func openBlocking(_ configuration: ConnectionConfiguration) throws -> UnsafeConnectionHandle {
+        let keywords = configuration.parameters.map { strdup($0.keyword) } + [nil]
+        let values = configuration.parameters.map { strdup($0.value) } + [nil]
+        defer {
+            keywords.forEach { free($0) }
+            values.forEach { free($0) }
+        }
+        let pgconn = PQconnectdbParams(keywords.map { $0.map { UnsafePointer($0) } }, values.map { $0.map { UnsafePointer($0) } }, 0)
+        guard let pgconn else { throw PostgresError(code: .connectionFailed, message: "libpq could not allocate a connection") }
+        guard PQstatus(pgconn) == CONNECTION_OK else {
+            var message = String(cString: PQerrorMessage(pgconn)).trimmingCharacters(in: .whitespacesAndNewlines)
+            PQfinish(pgconn)
+            if let password = configuration.password, !password.isEmpty {
+                message = message.replacingOccurrences(of: password, with: "***")
+            }
+            throw PostgresError(code: .connectionFailed, message: "could not connect to PostgreSQL: \(message)")
+        }
+        // libpq prints notices to stderr by default; the service decides what to log.
+        PQsetNoticeProcessor(pgconn, { _, _ in }, nil)
+        return UnsafeConnectionHandle(pointer: pgconn)
+    }
+}
+
+/// A `PGconn` pointer handed from the connection's thread to its owner.
+struct UnsafeConnectionHandle: @unchecked Sendable {
+    // Used only on the owning connection's thread.
+    let pointer: OpaquePointer?
+}
+
+extension PostgresError {
+    /// Builds an error from a failed `PGresult`'s diagnostic fields.
+    init(result: OpaquePointer) {
+        func field(_ code: Character) -> String? {
+            guard let value = PQresultErrorField(result, Int32(code.asciiValue ?? 0)) else { return nil }
+            return String(cString: value)
+        }
+        self.init(
+            code: .server,
+            message: field("M") ?? "unknown error",
+            sqlState: field("C"),
+            detail: field("D"),
+            hint: field("H"),
+            constraint: field("n"),
+            table: field("t"),
+            column: field("c"),
+            position: field("P").flatMap { Int($0) }
+        )
+    }
+}
