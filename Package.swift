@@ -39,17 +39,18 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "PostgresTests", dependencies: ["Postgres"], swiftSettings: strict),
+        .target(name: "EnclaveTestSupport", dependencies: ["Postgres"], swiftSettings: strict),
+        .testTarget(name: "PostgresTests", dependencies: ["Postgres", "EnclaveTestSupport"], swiftSettings: strict),
         .testTarget(name: "SealingTests", dependencies: ["Sealing"], swiftSettings: strict),
         .testTarget(
             name: "EnclaveTests",
-            dependencies: ["Enclave", "Postgres"],
+            dependencies: ["Enclave", "Postgres", "EnclaveTestSupport"],
             resources: [.copy("Fixtures")],
             swiftSettings: strict
         ),
         .testTarget(
             name: "EnclaveCLITests",
-            dependencies: ["EnclaveCLI", "Enclave", "Postgres"],
+            dependencies: ["Enclave", "Postgres", "EnclaveTestSupport"],
             swiftSettings: strict
         ),
     ]

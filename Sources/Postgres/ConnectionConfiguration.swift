@@ -38,6 +38,12 @@ public struct ConnectionConfiguration: Sendable, CustomStringConvertible {
             cursor += 1
         }
         self.parameters = parameters
+        // libpq checks ports only when it dials; a typo should fail here, before any work.
+        if let ports = value(for: "port"),
+            !ports.split(separator: ",").allSatisfy({ UInt16($0) != nil && UInt16($0) != 0 })
+        {
+            throw PostgresError(code: .invalidConnectionString, message: "invalid connection string: the port is not a number from 1 to 65535")
+        }
         try enforceTransportPolicy()
     }
 

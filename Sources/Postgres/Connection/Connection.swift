@@ -87,13 +87,16 @@ public final class Connection: @unchecked Sendable {
     /// True when the connection is not inside a transaction block.
     var isIdleOutsideTransaction: Bool { condition.withLock { $0.idleOutsideTransaction } }
 
-    /// Reads whatever the server sent while the connection sat idle (such as the notice of a
-    /// terminated backend) and reports whether the connection still works.
+    /// Reports whether an idle connection still works. The server sends nothing to an idle
+    /// connection unprompted (Enclave uses no LISTEN) except the FATAL message and EOF of a
+    /// terminated backend, so a readable socket means the connection is dying.
     func checkHealth() async -> Bool {
         let healthy = (try? await thread.run { [self] () -> Bool in
-            guard let pgconn else { return false }
-            return PQconsumeInput(pgconn) == 1 && PQstatus(pgconn) == CONNECTION_OK
-                && PQtransactionStatus(pgconn) == PQTRANS_IDLE
+            guard let pgconn, PQstatus(pgconn) == CONNECTION_OK, PQtransactionStatus(pgconn) == PQTRANS_IDLE else {
+                return false
+            }
+            var descriptor = pollfd(fd: PQsocket(pgconn), events: Int16(POLLIN), revents: 0)
+            return poll(&descriptor, 1, 0) == 0
         }) ?? false
         if !healthy { condition.withLock { $0.broken = true } }
         return healthy
@@ -234,7 +237,8 @@ extension PostgresError {
         }
         self.init(
             code: .server,
-            message: field("M") ?? "unknown error",
+            message: field("M")
+                ?? String(cString: PQresultErrorMessage(result)).trimmingCharacters(in: .whitespacesAndNewlines),
             sqlState: field("C"),
             detail: field("D"),
             hint: field("H"),

@@ -1,0 +1,79 @@
+import Foundation
+import Postgres
+
+/// The environment `scripts/test` provides (through `scripts/dev-postgres env`).
+public enum TestEnvironment {
+    /// The value of `name`, or an error that says how to get it.
+    public static func value(_ name: String) throws -> String {
+        guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else {
+            throw TestSetupError(
+                "\(name) is not set: run the tests with scripts/test, or eval \"$(scripts/dev-postgres env)\" first"
+            )
+        }
+        return value
+    }
+
+    /// The configuration behind environment variable `name`.
+    public static func configuration(_ name: String) throws -> ConnectionConfiguration {
+        try ConnectionConfiguration(value(name))
+    }
+
+    /// The repository's root directory.
+    public static var packageRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+    }
+}
+
+/// A failure to set up a test, with what to do about it.
+public struct TestSetupError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// A database created for one test and dropped afterwards, owned by `enclave_owner`.
+public struct ScratchDatabase: Sendable {
+    /// The database's name.
+    public let name: String
+
+    /// Creates an empty database and runs `body` with it; drops it afterwards.
+    public static func with<T: Sendable>(_ body: (ScratchDatabase) async throws -> T) async throws -> T {
+        let name = "enclave_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
+        let database = ScratchDatabase(name: String(name))
+        let superuser = try await Connection.connect(TestEnvironment.configuration("ENCLAVE_SUPERUSER_DATABASE_URL"))
+        // CREATE DATABASE takes no parameters; the name is generated above, never input.
+        try await superuser.query("CREATE DATABASE \(database.name) OWNER enclave_owner")
+        do {
+            let value = try await body(database)
+            try await database.drop(using: superuser)
+            await superuser.close()
+            return value
+        } catch {
+            try? await database.drop(using: superuser)
+            await superuser.close()
+            throw error
+        }
+    }
+
+    private func drop(using superuser: Connection) async throws {
+        try await superuser.query("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+    }
+
+    /// The configuration of environment variable `variable`, pointed at this database.
+    public func configuration(_ variable: String) throws -> ConnectionConfiguration {
+        try TestEnvironment.configuration(variable).setting("dbname", to: name)
+    }
+
+    /// The URL of environment variable `variable`, pointed at this database (for child processes).
+    public func url(_ variable: String) throws -> String {
+        var components = URLComponents(string: try TestEnvironment.value(variable))
+        components?.path = "/" + name
+        guard let url = components?.string else { throw TestSetupError("\(variable) is not a URL") }
+        return url
+    }
+
+    /// Connects as the role behind `variable` (defaults to the superuser).
+    public func connect(_ variable: String = "ENCLAVE_SUPERUSER_DATABASE_URL") async throws -> Connection {
+        try await Connection.connect(configuration(variable))
+    }
+}

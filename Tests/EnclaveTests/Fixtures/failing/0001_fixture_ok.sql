@@ -1,0 +1,1 @@
+create table fixture_ok (id int);
