@@ -1,0 +1,51 @@
+/// A migration problem, with the file and line at fault where there is one.
+///
+/// The description is for the operator running the migration: it names the file, the line,
+/// the SQLSTATE and the server's message (migration files hold schema, never PHI).
+public struct MigrationError: Error, CustomStringConvertible, Sendable {
+    /// What kind of problem.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private let name: String
+        private init(_ name: String) { self.name = name }
+        /// A file in the migrations directory is misnamed or unreadable.
+        public static let badFile = Code("badFile")
+        /// An applied file's content changed since it was applied.
+        public static let checksumMismatch = Code("checksumMismatch")
+        /// A migration recorded as applied has no file any more.
+        public static let missingFile = Code("missingFile")
+        /// A pending file sorts before one that is already applied.
+        public static let outOfOrder = Code("outOfOrder")
+        /// A statement of a migration failed; the migration was rolled back.
+        public static let statementFailed = Code("statementFailed")
+        /// Another runner held the migration lock for longer than the wait allows.
+        public static let lockWaitExpired = Code("lockWaitExpired")
+        /// An option has a value that cannot be used.
+        public static let invalidOption = Code("invalidOption")
+        public var description: String { name }
+    }
+
+    public let code: Code
+    /// The migration file involved, relative to its directory.
+    public let file: String?
+    /// The 1-based line in `file`.
+    public let line: Int?
+    /// The server's SQLSTATE, for a failed statement.
+    public let sqlState: String?
+    public let message: String
+
+    public init(code: Code, file: String? = nil, line: Int? = nil, sqlState: String? = nil, message: String) {
+        self.code = code
+        self.file = file
+        self.line = line
+        self.sqlState = sqlState
+        self.message = message
+    }
+
+    public var description: String {
+        var location = file ?? ""
+        if let line { location += ":\(line)" }
+        var text = location.isEmpty ? "" : location + ": "
+        if let sqlState { text += "SQLSTATE \(sqlState): " }
+        return text + message
+    }
+}

@@ -1,0 +1,33 @@
+import ArgumentParser
+import Enclave
+import Foundation
+
+/// `enclave`: operate an Enclave installation.
+@main
+struct EnclaveCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "enclave",
+        abstract: "Operate Enclave, the HIPAA-grade data platform for medical call and form tracking.",
+        subcommands: [Migrate.self]
+    )
+}
+
+/// Prints `message` to standard error, prefixed with the tool's name.
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data("enclave: \(message)\n".utf8))
+}
+
+/// Runs `body`, turning any error into a one-line message on standard error and exit status 1.
+///
+/// Errors are printed with `description`, which Enclave's error types keep free of passwords,
+/// key material and PHI.
+func reportingErrors(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let exit as ExitCode {
+        throw exit
+    } catch {
+        printError("\(error)")
+        throw ExitCode.failure
+    }
+}

@@ -1,0 +1,122 @@
+import Enclave
+import EnclaveTestSupport
+import Foundation
+import Postgres
+import Testing
+
+@Suite("The first schema's promises, read from the catalog")
+struct SchemaCatalogTests {
+    /// Tables of the `enclave` schema that have a tenant_id column.
+    static let tenantTablesQuery = """
+        select c.relname as name, c.relrowsecurity as enabled, c.relforcerowsecurity as forced
+        from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = 'enclave' and c.relkind in ('r', 'p')
+          and exists (select from pg_attribute a where a.attrelid = c.oid and a.attname = 'tenant_id' and not a.attisdropped)
+        order by 1
+        """
+
+    @Test("enclave_app and enclave_maint are not superuser, do not bypass RLS, and own nothing")
+    func roles() async throws {
+        try await ScratchDatabase.with { database in
+            try await migrator(database).up()
+            let connection = try await database.connect()
+            defer { Task { await connection.close() } }
+            let roles = try await connection.query(
+                "select rolname, rolsuper, rolbypassrls from pg_roles where rolname in ('enclave_app', 'enclave_maint') order by 1"
+            )
+            #expect(roles.count == 2)
+            for role in roles {
+                #expect(try role.decode(Bool.self, "rolsuper") == false)
+                #expect(try role.decode(Bool.self, "rolbypassrls") == false)
+            }
+            let owned = try await connection.query(
+                """
+                select count(*)::int8 as n from pg_class c join pg_roles r on r.oid = c.relowner
+                where r.rolname in ('enclave_app', 'enclave_maint')
+                """
+            )
+            #expect(try owned.first?.decode(Int.self, "n") == 0)
+            let ownedElsewhere = try await connection.query(
+                """
+                select (select count(*) from pg_namespace n join pg_roles r on r.oid = n.nspowner
+                         where r.rolname in ('enclave_app', 'enclave_maint'))
+                     + (select count(*) from pg_proc p join pg_roles r on r.oid = p.proowner
+                         where r.rolname in ('enclave_app', 'enclave_maint')) as n
+                """
+            )
+            #expect(try ownedElsewhere.first?.decode(Int.self, "n") == 0)
+        }
+    }
+
+    @Test("every tenant table has row security enabled and forced, with a policy that has USING and WITH CHECK")
+    func rowSecurity() async throws {
+        try await ScratchDatabase.with { database in
+            try await migrator(database).up()
+            let connection = try await database.connect()
+            defer { Task { await connection.close() } }
+            let tables = try await connection.query(Self.tenantTablesQuery)
+            #expect(tables.count == 8)
+            for table in tables {
+                let name = try table.decode(String.self, "name")
+                #expect(try table.decode(Bool.self, "enabled"), "\(name) has row security disabled")
+                #expect(try table.decode(Bool.self, "forced"), "\(name) does not force row security")
+                let policies = try await connection.query(
+                    """
+                    select p.polcmd::text as command, p.polqual is not null as has_using,
+                           p.polwithcheck is not null as has_check, p.polpermissive as permissive
+                    from pg_policy p where p.polrelid = ('enclave.' || $1)::regclass
+                    """,
+                    [name]
+                )
+                #expect(!policies.isEmpty, "\(name) has no policy")
+                for policy in policies {
+                    #expect(try policy.decode(String.self, "command") == "*", "\(name): policy is not FOR ALL")
+                    #expect(try policy.decode(Bool.self, "has_using"), "\(name): policy lacks USING")
+                    #expect(try policy.decode(Bool.self, "has_check"), "\(name): policy lacks WITH CHECK")
+                }
+            }
+        }
+    }
+
+    @Test("every primary key, unique constraint, foreign key and index of a tenant table leads with tenant_id")
+    func tenantIdLeads() async throws {
+        try await ScratchDatabase.with { database in
+            try await migrator(database).up()
+            let connection = try await database.connect()
+            defer { Task { await connection.close() } }
+            let constraints = try await connection.query(
+                """
+                select c.relname as table_name, k.conname as name, k.contype::text as kind,
+                       a.attname = 'tenant_id' as leads
+                from pg_constraint k
+                join pg_class c on c.oid = k.conrelid
+                join pg_namespace n on n.oid = c.relnamespace
+                join pg_attribute a on a.attrelid = c.oid and a.attnum = k.conkey[1]
+                where n.nspname = 'enclave' and k.contype in ('p', 'u', 'f')
+                  and exists (select from pg_attribute t where t.attrelid = c.oid and t.attname = 'tenant_id')
+                """
+            )
+            #expect(constraints.count >= 8)
+            for constraint in constraints {
+                let name = try constraint.decode(String.self, "name")
+                #expect(try constraint.decode(Bool.self, "leads"), "\(name) does not lead with tenant_id")
+            }
+            let indexes = try await connection.query(
+                """
+                select i.indexrelid::regclass::text as name, coalesce(a.attname = 'tenant_id', false) as leads
+                from pg_index i
+                join pg_class c on c.oid = i.indrelid
+                join pg_namespace n on n.oid = c.relnamespace
+                left join pg_attribute a on a.attrelid = c.oid and a.attnum = i.indkey[0]
+                where n.nspname = 'enclave'
+                  and exists (select from pg_attribute t where t.attrelid = c.oid and t.attname = 'tenant_id')
+                """
+            )
+            #expect(indexes.count >= 8)
+            for index in indexes {
+                let name = try index.decode(String.self, "name")
+                #expect(try index.decode(Bool.self, "leads"), "\(name) does not lead with tenant_id")
+            }
+        }
+    }
+}
