@@ -42,7 +42,9 @@ public struct ConnectionConfiguration: Sendable, CustomStringConvertible {
         if let ports = value(for: "port"),
             !ports.split(separator: ",").allSatisfy({ UInt16($0) != nil && UInt16($0) != 0 })
         {
-            throw PostgresError(code: .invalidConnectionString, message: "invalid connection string: the port is not a number from 1 to 65535")
+            throw PostgresError(
+                code: .invalidConnectionString,
+                message: "invalid connection string: the port is not a number from 1 to 65535")
         }
         try enforceTransportPolicy()
     }

@@ -157,7 +157,8 @@ public final class ConnectionPool: Sendable {
                         continuation.resume(throwing: CancellationError())
                         return
                     }
-                    let seconds = Double(options.checkoutTimeout.components.seconds)
+                    let seconds =
+                        Double(options.checkoutTimeout.components.seconds)
                         + Double(options.checkoutTimeout.components.attoseconds) / 1e18
                     DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { [self] in
                         failWaiter(

@@ -59,7 +59,8 @@ struct NoContextIsolationTests {
                     // Table names come from the catalog, never from input.
                     let count = try await service.query("select count(*)::int8 as n from enclave.\(table)")
                     #expect(try count.first?.decode(Int.self, "n") == 0, "\(role.variable): \(table) shows rows")
-                    let row = try await superuser.query("select row_to_json(t)::text as row from enclave.\(table) t limit 1")
+                    let row = try await superuser.query(
+                        "select row_to_json(t)::text as row from enclave.\(table) t limit 1")
                     let json = try #require(try row.first?.decode(String.self, "row"))
                     do {
                         try await service.query(

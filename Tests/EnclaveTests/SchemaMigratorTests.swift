@@ -58,10 +58,13 @@ struct SchemaMigratorTests {
         }
     }
 
-    @Test("a failing migration leaves the database and schema_migrations unchanged; the error names file, SQLSTATE and line")
+    @Test(
+        "a failing migration leaves the database and schema_migrations unchanged; the error names file, SQLSTATE and line"
+    )
     func failingMigration() async throws {
         try await ScratchDatabase.with { database in
-            let fixture = try #require(Bundle.module.url(forResource: "failing", withExtension: nil, subdirectory: "Fixtures"))
+            let fixture = try #require(
+                Bundle.module.url(forResource: "failing", withExtension: nil, subdirectory: "Fixtures"))
             let failing = try migrator(database, directory: fixture)
             var caught: MigrationError?
             do {
@@ -118,10 +121,13 @@ struct SchemaMigratorTests {
     @Test("a misnamed file and a duplicate version are refused, naming the file")
     func badNames() throws {
         for names in [["1_short.sql"], ["0001_Upper.sql"], ["0001_a.sql", "0001_b.sql"]] {
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("enclave-bad-\(UUID().uuidString)")
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "enclave-bad-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(at: directory) }
-            for name in names { try "select 1;".write(to: directory.appendingPathComponent(name), atomically: true, encoding: .utf8) }
+            for name in names {
+                try "select 1;".write(to: directory.appendingPathComponent(name), atomically: true, encoding: .utf8)
+            }
             #expect {
                 try MigrationFile.load(from: directory)
             } throws: { error in

@@ -9,7 +9,9 @@ struct ConnectionConfigurationTests {
         #expect(configuration.value(for: "sslmode") == "verify-full")
     }
 
-    @Test("a remote host with a weaker sslmode is refused", arguments: ["disable", "allow", "prefer", "require", "verify-ca"])
+    @Test(
+        "a remote host with a weaker sslmode is refused",
+        arguments: ["disable", "allow", "prefer", "require", "verify-ca"])
     func remoteWeakSSLRefused(mode: String) {
         #expect {
             try ConnectionConfiguration("postgresql://app:pw@db.example.com/enclave?sslmode=\(mode)")

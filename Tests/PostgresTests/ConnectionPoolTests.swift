@@ -5,7 +5,9 @@ import Testing
 
 @Suite("Connection pool against PostgreSQL")
 struct ConnectionPoolTests {
-    func superuserPool(_ database: ScratchDatabase, size: Int, timeout: Duration = .seconds(30)) throws -> ConnectionPool {
+    func superuserPool(_ database: ScratchDatabase, size: Int, timeout: Duration = .seconds(30)) throws
+        -> ConnectionPool
+    {
         ConnectionPool(
             configuration: try database.configuration("ENCLAVE_SUPERUSER_DATABASE_URL")
                 .setting("application_name", to: "pool-\(database.name)"),
@@ -84,7 +86,8 @@ struct ConnectionPoolTests {
             let admin = try await database.connect()
             defer { Task { await admin.close() } }
             let task = Task { try await pool.query("select pg_sleep(60) as marker_cancel_me") }
-            let running = "select pid from pg_stat_activity where query like 'select pg_sleep(60) as marker_cancel_me%' and state = 'active'"
+            let running =
+                "select pid from pg_stat_activity where query like 'select pg_sleep(60) as marker_cancel_me%' and state = 'active'"
             while try await admin.query(running).isEmpty { try await Task.sleep(for: .milliseconds(20)) }
             task.cancel()
             await #expect(throws: CancellationError.self) { try await task.value }

@@ -46,7 +46,9 @@ public struct SQLScript: Sendable {
         func finish() {
             if let begun = start {
                 var text = String(String.UnicodeScalarView(scalars[begun..<index]))
-                while let last = text.unicodeScalars.last, last.properties.isWhitespace { text.unicodeScalars.removeLast() }
+                while let last = text.unicodeScalars.last, last.properties.isWhitespace {
+                    text.unicodeScalars.removeLast()
+                }
                 statements.append(Statement(text: text, line: startLine))
             }
             start = nil
@@ -94,7 +96,9 @@ public struct SQLScript: Sendable {
             case "$" where index == 0 || !isIdentifier(scalars[index - 1]):
                 begin()
                 var end = index + 1
-                while end < scalars.count, isIdentifier(scalars[end]), !(end == index + 1 && ("0"..."9").contains(scalars[end])) {
+                while end < scalars.count, isIdentifier(scalars[end]),
+                    !(end == index + 1 && ("0"..."9").contains(scalars[end]))
+                {
                     end += 1
                 }
                 guard end < scalars.count, scalars[end] == "$" else {
@@ -104,7 +108,9 @@ public struct SQLScript: Sendable {
                 let tag = Array(scalars[index...end])
                 while index <= end { advance() }
                 while index < scalars.count {
-                    if scalars[index] == "$", index + tag.count <= scalars.count, Array(scalars[index..<(index + tag.count)]) == tag {
+                    if scalars[index] == "$", index + tag.count <= scalars.count,
+                        Array(scalars[index..<(index + tag.count)]) == tag
+                    {
                         for _ in 0..<tag.count { advance() }
                         break
                     }

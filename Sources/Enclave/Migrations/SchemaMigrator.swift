@@ -17,7 +17,8 @@ public struct SchemaMigrator: Sendable {
         /// How long to wait for another runner to finish before giving up.
         public var lockWait: Duration
 
-        public init(lockTimeout: String = "5s", statementTimeout: String = "10min", lockWait: Duration = .seconds(600)) {
+        public init(lockTimeout: String = "5s", statementTimeout: String = "10min", lockWait: Duration = .seconds(600))
+        {
             self.lockTimeout = lockTimeout
             self.statementTimeout = statementTimeout
             self.lockWait = lockWait
@@ -69,7 +70,9 @@ public struct SchemaMigrator: Sendable {
         options: Options = Options(),
         log: @escaping @Sendable (String) -> Void = { _ in }
     ) throws {
-        for (name, value) in [("--lock-timeout", options.lockTimeout), ("--statement-timeout", options.statementTimeout)] {
+        for (name, value) in [
+            ("--lock-timeout", options.lockTimeout), ("--statement-timeout", options.statementTimeout),
+        ] {
             guard value.wholeMatch(of: /[0-9]+(ms|s|min|h)?/) != nil else {
                 throw MigrationError(
                     code: .invalidOption,
@@ -297,7 +300,8 @@ public struct SchemaMigrator: Sendable {
         }
         func record(_ transaction: Transaction) async throws -> AppliedMigration {
             let elapsed = ContinuousClock.now - started
-            let milliseconds = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+            let milliseconds = Int(
+                elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
             let rows = try await transaction.query(
                 """
                 insert into enclave_meta.schema_migrations (version, name, checksum, duration_ms)

@@ -48,7 +48,9 @@ public final class Connection: @unchecked Sendable {
         let settings = configuration
         do {
             let handle = try await thread.run { try openBlocking(settings) }
-            guard let pointer = handle.pointer else { throw PostgresError(code: .connectionFailed, message: "no connection") }
+            guard let pointer = handle.pointer else {
+                throw PostgresError(code: .connectionFailed, message: "no connection")
+            }
             return Connection(pgconn: pointer, thread: thread, configuration: configuration)
         } catch {
             thread.stop()
@@ -91,13 +93,14 @@ public final class Connection: @unchecked Sendable {
     /// connection unprompted (Enclave uses no LISTEN) except the FATAL message and EOF of a
     /// terminated backend, so a readable socket means the connection is dying.
     func checkHealth() async -> Bool {
-        let healthy = (try? await thread.run { [self] () -> Bool in
-            guard let pgconn, PQstatus(pgconn) == CONNECTION_OK, PQtransactionStatus(pgconn) == PQTRANS_IDLE else {
-                return false
-            }
-            var descriptor = pollfd(fd: PQsocket(pgconn), events: Int16(POLLIN), revents: 0)
-            return poll(&descriptor, 1, 0) == 0
-        }) ?? false
+        let healthy =
+            (try? await thread.run { [self] () -> Bool in
+                guard let pgconn, PQstatus(pgconn) == CONNECTION_OK, PQtransactionStatus(pgconn) == PQTRANS_IDLE else {
+                    return false
+                }
+                var descriptor = pollfd(fd: PQsocket(pgconn), events: Int16(POLLIN), revents: 0)
+                return poll(&descriptor, 1, 0) == 0
+            }) ?? false
         if !healthy { condition.withLock { $0.broken = true } }
         return healthy
     }
@@ -190,7 +193,8 @@ public final class Connection: @unchecked Sendable {
             guard let bytes = parameter.bytes else { return nil }
             let pointer = UnsafeMutablePointer<CChar>.allocate(capacity: max(bytes.count, 1))
             bytes.withUnsafeBytes { source in
-                UnsafeMutableRawPointer(pointer).copyMemory(from: source.baseAddress ?? UnsafeRawPointer(pointer), byteCount: bytes.count)
+                UnsafeMutableRawPointer(pointer).copyMemory(
+                    from: source.baseAddress ?? UnsafeRawPointer(pointer), byteCount: bytes.count)
             }
             return pointer
         }
@@ -206,8 +210,11 @@ public final class Connection: @unchecked Sendable {
             keywords.forEach { free($0) }
             values.forEach { free($0) }
         }
-        let pgconn = PQconnectdbParams(keywords.map { $0.map { UnsafePointer($0) } }, values.map { $0.map { UnsafePointer($0) } }, 0)
-        guard let pgconn else { throw PostgresError(code: .connectionFailed, message: "libpq could not allocate a connection") }
+        let pgconn = PQconnectdbParams(
+            keywords.map { $0.map { UnsafePointer($0) } }, values.map { $0.map { UnsafePointer($0) } }, 0)
+        guard let pgconn else {
+            throw PostgresError(code: .connectionFailed, message: "libpq could not allocate a connection")
+        }
         guard PQstatus(pgconn) == CONNECTION_OK else {
             var message = String(cString: PQerrorMessage(pgconn)).trimmingCharacters(in: .whitespacesAndNewlines)
             PQfinish(pgconn)

@@ -1,0 +1,48 @@
+import EnclaveTestSupport
+import Foundation
+
+/// The output of one run of the `enclave` executable.
+struct CLIResult: Sendable {
+    let status: Int32
+    let standardOutput: String
+    let standardError: String
+    var output: String { standardOutput + standardError }
+}
+
+/// Runs the built `enclave` executable as a separate process.
+enum CLIProcess {
+    /// `$ENCLAVE_BIN`, else `.build/debug/enclave` of this checkout.
+    static var executable: URL {
+        if let path = ProcessInfo.processInfo.environment["ENCLAVE_BIN"], !path.isEmpty {
+            return URL(fileURLWithPath: path)
+        }
+        return TestEnvironment.packageRoot.appendingPathComponent(".build/debug/enclave")
+    }
+
+    /// Runs `enclave arguments…` with `environment` laid over this process's environment
+    /// (a `nil` value removes the variable).
+    static func run(_ arguments: [String], environment: [String: String?] = [:]) async throws -> CLIResult {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        process.currentDirectoryURL = TestEnvironment.packageRoot
+        var merged = ProcessInfo.processInfo.environment
+        for (key, value) in environment { merged[key] = value }
+        process.environment = merged
+        let output = Pipe()
+        let error = Pipe()
+        process.standardOutput = output
+        process.standardError = error
+        try process.run()
+        // Read both pipes while the process runs so neither can fill up and block it.
+        async let out = Task.detached { output.fileHandleForReading.readDataToEndOfFile() }.value
+        async let err = Task.detached { error.fileHandleForReading.readDataToEndOfFile() }.value
+        let (outData, errData) = await (out, err)
+        process.waitUntilExit()
+        return CLIResult(
+            status: process.terminationStatus,
+            standardOutput: String(decoding: outData, as: UTF8.self),
+            standardError: String(decoding: errData, as: UTF8.self)
+        )
+    }
+}
