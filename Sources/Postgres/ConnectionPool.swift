@@ -60,6 +60,7 @@ public final class ConnectionPool: Sendable {
     }
 
     /// Lends a connection to `body` and takes it back afterwards.
+    @discardableResult
     public func withConnection<T: Sendable>(_ body: (Connection) async throws -> T) async throws -> T {
         let connection = try await checkout()
         do {
@@ -73,6 +74,7 @@ public final class ConnectionPool: Sendable {
     }
 
     /// Runs `body` in a transaction on a pooled connection.
+    @discardableResult
     public func withTransaction<T: Sendable>(
         isolation: IsolationLevel = .readCommitted,
         _ body: (Transaction) async throws -> T

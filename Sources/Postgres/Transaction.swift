@@ -36,6 +36,7 @@ public enum IsolationLevel: String, Sendable {
 extension Connection {
     /// Runs `body` in a transaction: commits when it returns, rolls back when it throws or when
     /// the task is cancelled.
+    @discardableResult
     public func withTransaction<T: Sendable>(
         isolation: IsolationLevel = .readCommitted,
         _ body: (Transaction) async throws -> T
