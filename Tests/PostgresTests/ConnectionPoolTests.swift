@@ -42,7 +42,7 @@ struct ConnectionPoolTests {
             defer { Task { await admin.close() } }
             let failures = Locked(0)
             try await withThrowingTaskGroup(of: Void.self) { group in
-                for _ in 0..<40 {
+                for _ in 0..<80 {
                     group.addTask {
                         do {
                             try await pool.query("select pg_sleep(0.05)")
@@ -52,7 +52,13 @@ struct ConnectionPoolTests {
                         }
                     }
                 }
-                try await Task.sleep(for: .milliseconds(120))
+                // Wait until pooled statements are running, then kill their backends mid-statement.
+                while try await admin.query(
+                    "select 1 from pg_stat_activity where application_name = $1 and state = 'active'",
+                    ["pool-\(database.name)"]
+                ).isEmpty {
+                    try await Task.sleep(for: .milliseconds(5))
+                }
                 let killed = try await admin.query(
                     "select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1",
                     ["pool-\(database.name)"]
