@@ -110,16 +110,14 @@ public final class ConnectionPool: Sendable {
     }
 
     private func checkout() async throws -> Connection {
-        while true {
-            switch try await nextGrant() {
-            case .connection(let connection):
-                if await connection.checkHealth() { return connection }
-                await connection.close()
-                // Keep the slot and open a fresh connection in its place.
-                return try await connect()
-            case .connect:
-                return try await connect()
-            }
+        switch try await nextGrant() {
+        case .connection(let connection):
+            if await connection.checkHealth() { return connection }
+            await connection.close()
+            // Keep the slot and open a fresh connection in its place.
+            return try await connect()
+        case .connect:
+            return try await connect()
         }
     }
 
