@@ -1,0 +1,70 @@
+/// A keyed, deterministic index of a sensitive value: HMAC-SHA256 of its normalized form under
+/// a per-tenant index key, kept apart from the data keys. Equal values give equal indexes within
+/// one tenant, so "all calls from this caller" needs no decryption; across tenants they differ.
+public struct BlindIndex: Sendable {
+    private let key: SecretBytes
+
+    /// An index under `key` (32 bytes, the tenant's index key).
+    public init(key: SecretBytes) throws {
+        guard key.count == 32 else { throw SealingError(.malformed, "an index key must be 32 bytes") }
+        self.key = key
+    }
+
+    /// The index of a phone number, normalized to E.164 first.
+    public func index(phoneNumber: String, defaultCountryCode: String = "1") throws -> [UInt8] {
+        try index(normalized: PhoneNumber.normalize(phoneNumber, defaultCountryCode: defaultCountryCode))
+    }
+
+    /// The index of an already-normalized value.
+    public func index(normalized value: String) throws -> [UInt8] {
+        try HMAC.authenticationCode(.sha256, key: key, message: Array("enclave.index.v1:".utf8) + Array(value.utf8))
+    }
+}
+
+/// Phone numbers in E.164 form (`+` and 8 to 15 digits).
+public enum PhoneNumber {
+    /// Normalizes `input` to E.164. Accepts `+CC…`, `00CC…`, and national numbers, which get
+    /// `defaultCountryCode` (for `1`, a 10-digit number or 11 digits starting with 1).
+    /// Spaces, dots, dashes and parentheses are ignored; anything else is refused.
+    public static func normalize(_ input: String, defaultCountryCode: String = "1") throws -> String {
+        guard input.utf8.count <= 64 else {
+            throw SealingError(.invalidPhoneNumber, "a phone number has at most 15 digits")
+        }
+        var digits = ""
+        var international = false
+        for (offset, character) in input.trimmingSpaces().enumerated() {
+            switch character {
+            case "+" where offset == 0: international = true
+            case "0"..."9": digits.append(character)
+            case " ", "-", ".", "(", ")": continue
+            default: throw SealingError(.invalidPhoneNumber, "a phone number holds only digits, +, spaces, dots, dashes and parentheses")
+            }
+        }
+        if !international, digits.hasPrefix("00") {
+            digits.removeFirst(2)
+            international = true
+        }
+        if !international {
+            if defaultCountryCode == "1", digits.count == 11, digits.hasPrefix("1") {
+                digits.removeFirst()
+            }
+            if defaultCountryCode == "1", digits.count != 10 {
+                throw SealingError(.invalidPhoneNumber, "a national number for country code 1 has 10 digits")
+            }
+            digits = defaultCountryCode + digits
+        }
+        guard (8...15).contains(digits.count), digits.first != "0" else {
+            throw SealingError(.invalidPhoneNumber, "an E.164 number has 8 to 15 digits and a country code")
+        }
+        return "+" + digits
+    }
+}
+
+extension String {
+    func trimmingSpaces() -> Substring {
+        var view = self[...]
+        while view.first?.isWhitespace == true { view = view.dropFirst() }
+        while view.last?.isWhitespace == true { view = view.dropLast() }
+        return view
+    }
+}
