@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "enclave", targets: ["EnclaveCLI"]),
+        .executable(name: "enclave-bench", targets: ["EnclaveBench"]),
         .library(name: "Enclave", targets: ["Enclave"]),
         .library(name: "Postgres", targets: ["Postgres"]),
         .library(name: "Sealing", targets: ["Sealing"]),
@@ -39,6 +40,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .executableTarget(name: "EnclaveBench", dependencies: ["Sealing"], swiftSettings: strict),
         .target(name: "EnclaveTestSupport", dependencies: ["Postgres"], swiftSettings: strict),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "EnclaveTestSupport"], swiftSettings: strict),
         .testTarget(name: "SealingTests", dependencies: ["Sealing"], swiftSettings: strict),
@@ -50,7 +52,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EnclaveCLITests",
-            dependencies: ["Enclave", "Postgres", "EnclaveTestSupport"],
+            dependencies: ["Enclave", "Postgres", "Sealing", "EnclaveTestSupport"],
             swiftSettings: strict
         ),
     ]

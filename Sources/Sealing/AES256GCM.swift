@@ -32,10 +32,13 @@ public enum AES256GCM {
         let start = output.count
         output.append(contentsOf: repeatElement(0, count: plaintext.count + tagSize))
         try output.withUnsafeMutableBufferPointer { buffer in
-            let out = buffer.baseAddress! + start
+            // The buffer holds at least the tag, so it has storage.
+            guard let base = buffer.baseAddress else { throw SealingError(.cryptoFailure, "no output buffer") }
+            let out = base + start
             var written: Int32 = 0
             if plaintext.count > 0 {
-                try context.check(EVP_EncryptUpdate(context.pointer, out, &written, bytes(plaintext), Int32(plaintext.count)))
+                try context.check(
+                    EVP_EncryptUpdate(context.pointer, out, &written, bytes(plaintext), Int32(plaintext.count)))
             }
             var final: Int32 = 0
             try context.check(EVP_EncryptFinal_ex(context.pointer, out + Int(written), &final))
@@ -76,7 +79,8 @@ public enum AES256GCM {
                         context.pointer, buffer.baseAddress, &written, bytes(ciphertextAndTag), Int32(ciphertextCount)))
             }
             // OpenSSL takes the expected tag through a non-const pointer; it only reads it.
-            let tag = UnsafeMutableRawPointer(mutating: ciphertextAndTag.baseAddress! + ciphertextCount)
+            guard let input = ciphertextAndTag.baseAddress else { throw SealingError(.malformed, "empty ciphertext") }
+            let tag = UnsafeMutableRawPointer(mutating: input + ciphertextCount)
             try context.check(EVP_CIPHER_CTX_ctrl(context.pointer, EVP_CTRL_GCM_SET_TAG, Int32(tagSize), tag))
             var final: Int32 = 0
             return EVP_DecryptFinal_ex(context.pointer, buffer.baseAddress.map { $0 + Int(written) }, &final) == 1

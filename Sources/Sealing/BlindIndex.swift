@@ -37,7 +37,9 @@ public enum PhoneNumber {
             case "+" where offset == 0: international = true
             case "0"..."9": digits.append(character)
             case " ", "-", ".", "(", ")": continue
-            default: throw SealingError(.invalidPhoneNumber, "a phone number holds only digits, +, spaces, dots, dashes and parentheses")
+            default:
+                throw SealingError(
+                    .invalidPhoneNumber, "a phone number holds only digits, +, spaces, dots, dashes and parentheses")
             }
         }
         if !international, digits.hasPrefix("00") {

@@ -28,7 +28,8 @@ public enum FieldCipher {
                 try nonce.withUnsafeBytes { nonceBytes in
                     try associatedData.withUnsafeBytes { ad in
                         try AES256GCM.seal(
-                            key: keyBytes, nonce: nonceBytes, plaintext: plain, associatedData: ad, appendingTo: &output)
+                            key: keyBytes, nonce: nonceBytes, plaintext: plain, associatedData: ad, appendingTo: &output
+                        )
                     }
                 }
             }

@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The default `MasterKeyProvider`: master keys in a file outside the database.
@@ -35,7 +35,8 @@ public struct MasterKeyFile: MasterKeyProvider {
         }
         var info = stat()
         guard stat(path, &info) == 0 else {
-            throw refuse(errno == ENOENT ? "does not exist (create one with `enclave keys init`)" : "cannot be examined")
+            throw refuse(
+                errno == ENOENT ? "does not exist (create one with `enclave keys init`)" : "cannot be examined")
         }
         guard info.st_mode & S_IFMT == S_IFREG else { throw refuse("is not a regular file") }
         let mode = info.st_mode & 0o777
@@ -133,7 +134,7 @@ public struct MasterKeyFile: MasterKeyProvider {
         }
         var bytes = Array(text.utf8)
         text = ""
-        defer { bytes.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) } }
+        defer { bytes.withUnsafeMutableBytes { _ = $0.initializeMemory(as: UInt8.self, repeating: 0) } }
         let temporary = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
@@ -157,7 +158,8 @@ public struct MasterKeyFile: MasterKeyProvider {
             let exists = errno == EEXIST
             unlink(temporary)
             guard linked else {
-                throw SealingError(.masterKeyFile, exists ? "\(path) already exists; not overwriting it" : "cannot create \(path)")
+                throw SealingError(
+                    .masterKeyFile, exists ? "\(path) already exists; not overwriting it" : "cannot create \(path)")
             }
         }
         let directory = (path as NSString).deletingLastPathComponent

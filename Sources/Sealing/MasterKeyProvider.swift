@@ -65,7 +65,8 @@ public enum WrappedKey {
             try key.withUnsafeBytes { plain in
                 try nonce.withUnsafeBytes { nonceBytes in
                     try associatedData.withUnsafeBytes { ad in
-                        try AES256GCM.seal(key: kek, nonce: nonceBytes, plaintext: plain, associatedData: ad, appendingTo: &output)
+                        try AES256GCM.seal(
+                            key: kek, nonce: nonceBytes, plaintext: plain, associatedData: ad, appendingTo: &output)
                     }
                 }
             }
@@ -88,7 +89,7 @@ public enum WrappedKey {
                 }
             }
         }
-        defer { plain.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) } }
+        defer { plain.withUnsafeMutableBytes { _ = $0.initializeMemory(as: UInt8.self, repeating: 0) } }
         return SecretBytes(copying: plain)
     }
 }

@@ -72,7 +72,8 @@ public struct StreamSealer: Sendable {
                 try plaintext.withUnsafeBytes { plain in
                     try associatedData.withUnsafeBytes { ad in
                         try AES256GCM.seal(
-                            key: keyBytes, nonce: nonceBytes, plaintext: plain, associatedData: ad, appendingTo: &output)
+                            key: keyBytes, nonce: nonceBytes, plaintext: plain, associatedData: ad, appendingTo: &output
+                        )
                     }
                 }
             }

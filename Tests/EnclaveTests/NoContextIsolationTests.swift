@@ -50,7 +50,11 @@ struct NoContextIsolationTests {
             for forged in [false, true] {
                 if forged {
                     // What an injection might try: claim a tenant without any credential.
-                    for setting in ["enclave.tenant_id", "enclave.practice_id", "app.tenant_id"] {
+                    // enclave.maint_tenant is the maintenance role's context; it must mean nothing to the app.
+                    let settings =
+                        ["enclave.tenant_id", "enclave.practice_id", "app.tenant_id"]
+                        + (role == .app ? ["enclave.maint_tenant"] : [])
+                    for setting in settings {
                         try await service.query(
                             "select set_config($1, '11111111-1111-1111-1111-111111111111', false)", [setting])
                     }

@@ -27,7 +27,8 @@ struct FieldCipherTests {
     @Test("the same value sealed twice gives different ciphertexts (random nonces)")
     func nonceIsRandom() throws {
         let value = Array("Jane Patient".utf8)
-        #expect(try FieldCipher.seal(value, with: key, for: context) != FieldCipher.seal(value, with: key, for: context))
+        #expect(
+            try FieldCipher.seal(value, with: key, for: context) != FieldCipher.seal(value, with: key, for: context))
     }
 
     @Test("every single-bit flip anywhere in a ciphertext is rejected")
@@ -59,9 +60,12 @@ struct FieldCipherTests {
             elsewhere.append(other)
         }
         // Length prefixes: moving bytes between table and column does not give the same encoding.
-        elsewhere.append(FieldContext(tenantID: context.tenantID, table: "leadsc", column: "aller_name", rowID: context.rowID))
+        elsewhere.append(
+            FieldContext(tenantID: context.tenantID, table: "leadsc", column: "aller_name", rowID: context.rowID))
         for other in elsewhere {
-            #expect(throws: SealingError(.authenticationFailed, "")) { try FieldCipher.open(sealed, with: key, for: other) }
+            #expect(throws: SealingError(.authenticationFailed, "")) {
+                try FieldCipher.open(sealed, with: key, for: other)
+            }
         }
     }
 

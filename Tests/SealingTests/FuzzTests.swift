@@ -1,6 +1,7 @@
 import Foundation
-@testable import Sealing
 import Testing
+
+@testable import Sealing
 
 /// Feeds random and mutated inputs to every parser; passing means nothing crashed and every
 /// rejection was a typed `SealingError`.
@@ -13,7 +14,9 @@ struct FuzzTests {
         var bytes = valid
         switch Int.random(in: 0..<5, using: &random) {
         case 0:
-            return (0..<Int.random(in: 0...(valid.count * 2), using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+            return (0..<Int.random(in: 0...(valid.count * 2), using: &random)).map { _ in
+                UInt8.random(in: 0...255, using: &random)
+            }
         case 1:
             bytes = Array(bytes.prefix(Int.random(in: 0...bytes.count, using: &random)))
         case 2:
@@ -74,7 +77,8 @@ struct FuzzTests {
     @Test("wrapped keys")
     func wrappedKeys() async throws {
         var random = SystemRandomNumberGenerator()
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("enclave-fuzz-\(UUID().uuidString)").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("enclave-fuzz-\(UUID().uuidString)")
+            .path
         defer { try? FileManager.default.removeItem(atPath: path) }
         let file = try MasterKeyFile.create(path: path)
         let context = KeyWrapContext(tenantID: UUID(), purpose: "data", version: 1)

@@ -1,5 +1,6 @@
 import Foundation
 import Sealing
+import Synchronization
 import Testing
 
 @Suite("Keyring cache")
@@ -65,5 +66,3 @@ final class Locked<Value: Sendable>: Sendable {
     func withLock<T: Sendable>(_ body: (inout Value) -> T) -> T { mutex.withLock { body(&$0) } }
     var value: Value { mutex.withLock { $0 } }
 }
-
-import Synchronization

@@ -15,7 +15,10 @@ struct PasswordAndIndexTests {
         #expect(!hasher.needsRehash(hash))
         #expect(PasswordHasher().needsRehash(hash))
         #expect(PasswordHasher().cost == .owasp)
-        for bad in ["", "$scrypt$", "$argon2id$v=19$m=1,t=1,p=1$abc$def", "$scrypt$ln=40,r=8,p=1$AAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAA"] {
+        for bad in [
+            "", "$scrypt$", "$argon2id$v=19$m=1,t=1,p=1$abc$def",
+            "$scrypt$ln=40,r=8,p=1$AAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAA",
+        ] {
             #expect(throws: SealingError.self) { try hasher.verify("x", against: bad) }
         }
     }
@@ -39,7 +42,9 @@ struct PasswordAndIndexTests {
         #expect(try PhoneNumber.normalize(input) == expected)
     }
 
-    @Test("things that are not phone numbers are refused", arguments: ["", "hello", "555-1234", "+1234", "+1234567890123456", "555 123 4567 ext 9", "+0 555 123 4567"])
+    @Test(
+        "things that are not phone numbers are refused",
+        arguments: ["", "hello", "555-1234", "+1234", "+1234567890123456", "555 123 4567 ext 9", "+0 555 123 4567"])
     func notPhoneNumbers(input: String) {
         #expect(throws: SealingError(.invalidPhoneNumber, "")) { try PhoneNumber.normalize(input) }
     }

@@ -71,7 +71,9 @@ struct StreamCipherTests {
         for index in header.indices where index != 0 {
             var changed = header
             changed[index] ^= 0x01
-            #expect(throws: SealingError.self) { try openStream(header: header == changed ? header : changed, chunks: chunks) }
+            #expect(throws: SealingError.self) {
+                try openStream(header: header == changed ? header : changed, chunks: chunks)
+            }
         }
     }
 

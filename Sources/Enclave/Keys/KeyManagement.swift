@@ -1,0 +1,151 @@
+import Foundation
+import Postgres
+import Sealing
+
+/// Operators' key commands over every tenant: rotation of data keys and of the master key,
+/// destruction of retired master keys, and status. Runs as `enclave_maint`, one tenant per
+/// transaction.
+public struct KeyManagement: Sendable {
+    public let maintenance: MaintenanceContext
+    public let masterKeys: MasterKeyFile
+    /// The master key version new wraps use, as the registry says.
+    public let activeMasterVersion: UInt32
+    private let log: @Sendable (String) -> Void
+
+    /// Loads the master key file and checks it against the registry before any work.
+    public static func open(
+        masterKeyFile path: String,
+        maintenance: MaintenanceContext,
+        log: @escaping @Sendable (String) -> Void = { _ in }
+    ) async throws -> KeyManagement {
+        let file = try MasterKeyFile.load(path: path)
+        let active = try await MasterKeyRegistry.reconcile(file, pool: maintenance.pool)
+        return KeyManagement(maintenance: maintenance, masterKeys: file, activeMasterVersion: active, log: log)
+    }
+
+    /// The key store over this master key file.
+    public var store: TenantKeyStore { TenantKeyStore(provider: masterKeys) }
+
+    /// Rotates the data key of each tenant; returns each tenant's new version.
+    public func rotate(tenants: [UUID]) async throws -> [(tenantID: UUID, version: UInt32)] {
+        let store = self.store
+        let active = activeMasterVersion
+        let versions = try await maintenance.forEachTenant(tenants, progress: log) { tenantID, transaction in
+            try await store.rotate(tenantID, masterKeyVersion: active, in: transaction)
+        }
+        return Array(zip(tenants, versions)).map { ($0.0, $0.1) }
+    }
+
+    /// What `rotateMaster` did.
+    public struct MasterRotation: Sendable {
+        /// The master key version that is now active.
+        public let activeVersion: UInt32
+        /// Data keys re-wrapped under it.
+        public let rewrapped: Int
+        /// True when this run finished an earlier, interrupted rotation instead of starting one.
+        public let resumed: Bool
+        /// Older versions that still exist in the file and wrap no live key any more.
+        public let destroyable: [UInt32]
+    }
+
+    /// Adds a master key version, makes it active and re-wraps every data key under it; data is
+    /// not re-encrypted. If an earlier rotation was interrupted, this run finishes that one
+    /// instead. The old version stays in the file, so no key is ever left unreadable.
+    public func rotateMaster() async throws -> MasterRotation {
+        var file = masterKeys
+        var target = activeMasterVersion
+        // A version in the file above the registry's active one is a rotation that stopped
+        // between writing the file and registering it.
+        if let pending = file.versions.last, pending > target {
+            try await MasterKeyRegistry.activate(pending, provider: file, pool: maintenance.pool)
+            target = pending
+        }
+        let tenants = try await maintenance.tenantIDs()
+        var rewrapped = try await rewrapAll(tenants, to: target, file: file)
+        let resumed = rewrapped > 0 || target != activeMasterVersion
+        if !resumed {
+            let added = try file.addingVersion()
+            file = added.file
+            target = added.version
+            log("wrote master key version \(target) to \(file.path)")
+            try await MasterKeyRegistry.activate(target, provider: file, pool: maintenance.pool)
+            rewrapped = try await rewrapAll(tenants, to: target, file: file)
+        }
+        let registry = try await MasterKeyRegistry.entries(maintenance.pool)
+        let older = registry.filter { $0.state == "retired" && file.versions.contains($0.version) }.map(\.version)
+        return MasterRotation(activeVersion: target, rewrapped: rewrapped, resumed: resumed, destroyable: older)
+    }
+
+    /// Removes master key `version` from the file for good. Refuses while it is active or
+    /// while any live data key is still wrapped by it.
+    public func destroyMaster(version: UInt32) async throws {
+        guard version != activeMasterVersion else {
+            throw ConfigurationError("master key version \(version) is active; rotate the master key first")
+        }
+        guard masterKeys.versions.contains(version) else {
+            throw ConfigurationError("master key version \(version) is not in \(masterKeys.path)")
+        }
+        let tenants = try await maintenance.tenantIDs()
+        let dependents = try await maintenance.forEachTenant(tenants) { tenantID, transaction in
+            let rows = try await transaction.query(
+                """
+                select count(*)::int8 as n from enclave.tenant_keys
+                where tenant_id = $1 and kek_version = $2 and state <> 'destroyed'
+                """,
+                [tenantID, Int32(version)]
+            )
+            return try rows.first?.decode(Int.self, "n") ?? 0
+        }
+        let total = dependents.reduce(0, +)
+        guard total == 0 else {
+            let practices = zip(tenants, dependents).filter { $0.1 > 0 }.count
+            throw ConfigurationError(
+                "refusing to destroy master key version \(version): it still wraps \(total) data keys of "
+                    + "\(practices) practices; run `enclave keys rotate-master` to re-wrap them first"
+            )
+        }
+        _ = try masterKeys.removingVersion(version)
+        try await MasterKeyRegistry.markDestroyed(version, pool: maintenance.pool)
+    }
+
+    /// One tenant's keys and how many stored rows each data key version seals.
+    public struct TenantStatus: Sendable {
+        public let tenantID: UUID
+        public let keys: [TenantKeyStore.KeyRecord]
+        /// Rows of leads and recordings per data key version.
+        public let rowsByVersion: [UInt32: Int]
+    }
+
+    /// Every tenant's keys, with row counts per version.
+    public func status(tenants: [UUID]? = nil) async throws -> [TenantStatus] {
+        let store = self.store
+        let ids: [UUID]
+        if let tenants { ids = tenants } else { ids = try await maintenance.tenantIDs() }
+        return try await maintenance.forEachTenant(ids) { tenantID, transaction in
+            let keys = try await store.records(tenantID, in: transaction)
+            let counts = try await transaction.query(
+                """
+                select dek_version, sum(n)::int8 as n from (
+                    select dek_version, count(*) as n from enclave.leads
+                    where tenant_id = $1 and dek_version is not null group by 1
+                    union all
+                    select dek_version, count(*) from enclave.recordings where tenant_id = $1 group by 1
+                ) as used group by 1
+                """,
+                [tenantID]
+            )
+            var rows: [UInt32: Int] = [:]
+            for row in counts {
+                rows[UInt32(try row.decode(Int32.self, "dek_version"))] = try row.decode(Int.self, "n")
+            }
+            return TenantStatus(tenantID: tenantID, keys: keys, rowsByVersion: rows)
+        }
+    }
+
+    private func rewrapAll(_ tenants: [UUID], to version: UInt32, file: MasterKeyFile) async throws -> Int {
+        let store = TenantKeyStore(provider: file)
+        return try await maintenance.forEachTenant(tenants, progress: log) { tenantID, transaction in
+            try await store.rewrap(tenantID, to: version, in: transaction)
+        }.reduce(0, +)
+    }
+}

@@ -1,0 +1,157 @@
+import Enclave
+import EnclaveTestSupport
+import Foundation
+import Postgres
+import Sealing
+import Testing
+
+@Suite("enclave keys and practices, run as processes")
+struct KeysCommandTests {
+    func temporaryPath(_ name: String) -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("enclave-\(name)-\(UUID().uuidString)").path
+    }
+
+    /// Migrates `database` and returns the environment for maintenance commands.
+    func environment(_ database: ScratchDatabase, keyFile: String) async throws -> [String: String?] {
+        let migrate = try await CLIProcess.run(
+            ["migrate", "up", "--dir", TestEnvironment.packageRoot.appendingPathComponent("sql").path],
+            environment: ["ENCLAVE_ADMIN_DATABASE_URL": try database.url("ENCLAVE_ADMIN_DATABASE_URL")])
+        #expect(migrate.status == 0, "\(migrate.output)")
+        return [
+            "ENCLAVE_MAINT_DATABASE_URL": try database.url("ENCLAVE_MAINT_DATABASE_URL"),
+            "ENCLAVE_MASTER_KEY_FILE": keyFile,
+        ]
+    }
+
+    /// Every key-related row, to show that a refused command changed nothing.
+    func snapshot(_ database: ScratchDatabase) async throws -> [String] {
+        let connection = try await database.connect()
+        defer { Task { await connection.close() } }
+        var lines: [String] = []
+        for query in [
+            "select id::text || name as line from enclave.practices order by 1",
+            "select tenant_id::text || purpose || version || kek_version || state || encode(wrapped, 'hex') as line from enclave.tenant_keys order by 1",
+            "select version || key_id || state as line from enclave.master_keys order by 1",
+        ] {
+            lines += try await connection.query(query).map { try $0.decode(String.self, "line") }
+        }
+        return lines
+    }
+
+    @Test(
+        "a missing, unreadable, world-readable or wrong master key file stops the process at start-up, changing nothing"
+    )
+    func badMasterKeyFiles() async throws {
+        try await ScratchDatabase.with { database in
+            let good = temporaryPath("kek")
+            let wrong = temporaryPath("kek-wrong")
+            let open = temporaryPath("kek-open")
+            defer { [good, wrong, open].forEach { try? FileManager.default.removeItem(atPath: $0) } }
+            var env = try await environment(database, keyFile: good)
+            #expect(try await CLIProcess.run(["keys", "init"], environment: env).status == 0)
+            let created = try await CLIProcess.run(["practices", "create", "--name", "Bright Smile"], environment: env)
+            #expect(created.status == 0, "\(created.output)")
+            _ = try MasterKeyFile.create(path: wrong)
+            try FileManager.default.copyItem(atPath: good, toPath: open)
+            try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: open)
+            let before = try await snapshot(database)
+            #expect(before.count == 4)
+
+            let cases: [(String?, String)] = [
+                (good + ".missing", "does not exist"),
+                (FileManager.default.temporaryDirectory.path, "is not a regular file"),
+                (open, "accessible by group or others"),
+                (wrong, "does not match the database"),
+                (nil, "ENCLAVE_MASTER_KEY_FILE is not set"),
+            ]
+            for (file, message) in cases {
+                env["ENCLAVE_MASTER_KEY_FILE"] = file
+                for command in [
+                    ["keys", "rotate", "--all"], ["practices", "create", "--name", "Other"], ["keys", "rotate-master"],
+                ] {
+                    let result = try await CLIProcess.run(command, environment: env)
+                    #expect(result.status == 1, "\(command) with \(file ?? "no file")")
+                    #expect(result.standardError.contains(message), "\(result.standardError)")
+                    #expect(result.standardOutput.isEmpty)
+                }
+            }
+            #expect(try await snapshot(database) == before)
+        }
+    }
+
+    @Test("no key material appears in any output of the key lifecycle, in hex or base64")
+    func noKeyMaterialInOutput() async throws {
+        try await ScratchDatabase.with { database in
+            let keyFile = temporaryPath("kek")
+            defer { try? FileManager.default.removeItem(atPath: keyFile) }
+            let env = try await environment(database, keyFile: keyFile)
+            var output = ""
+            var secrets: [[UInt8]] = []
+            func run(_ arguments: [String]) async throws -> CLIResult {
+                let result = try await CLIProcess.run(arguments, environment: env)
+                output += result.output
+                return result
+            }
+            func collectMasterKeys() throws {
+                let text = try String(contentsOfFile: keyFile, encoding: .utf8)
+                for line in text.split(separator: "\n") where line.hasPrefix("key ") {
+                    if let key = line.split(separator: " ").last, let bytes = Data(base64Encoded: String(key)) {
+                        secrets.append(Array(bytes))
+                    }
+                }
+            }
+            func collectDataKeys() async throws {
+                let file = try MasterKeyFile.load(path: keyFile)
+                let connection = try await database.connect()
+                defer { Task { await connection.close() } }
+                for row in try await connection.query(
+                    "select tenant_id, purpose, version, wrapped from enclave.tenant_keys where wrapped is not null")
+                {
+                    let context = KeyWrapContext(
+                        tenantID: try row.decode(UUID.self, "tenant_id"),
+                        purpose: try row.decode(String.self, "purpose"),
+                        version: UInt32(try row.decode(Int32.self, "version")))
+                    let key = try await file.unwrap(try row.decode([UInt8].self, "wrapped"), context: context)
+                    secrets.append(key.withUnsafeBytes { Array($0) })
+                }
+            }
+
+            #expect(try await run(["keys", "init"]).status == 0)
+            try collectMasterKeys()
+            #expect(try await run(["practices", "create", "--name", "Bright Smile"]).status == 0)
+            #expect(try await run(["practices", "create", "--name", "Lakeside"]).status == 0)
+            try await collectDataKeys()
+            #expect(try await run(["keys", "rotate", "--all"]).status == 0)
+            #expect(try await run(["keys", "rotate-master"]).status == 0)
+            try collectMasterKeys()
+            try await collectDataKeys()
+            #expect(try await run(["keys", "status"]).status == 0)
+            #expect(try await run(["keys", "destroy-master", "--version", "2"]).status == 1)
+            #expect(try await run(["keys", "init"]).status == 1)
+            #expect(try await run(["keys", "destroy-master", "--version", "1"]).status == 0)
+            #expect(try await run(["keys", "status"]).status == 0)
+
+            #expect(secrets.count >= 2 + 4 + 6)
+            #expect(output.contains("master key version 2 is active"))
+            for secret in secrets {
+                let hex = secret.map { String(format: "%02x", $0) }.joined()
+                let base64 = Data(secret).base64EncodedString()
+                for form in [hex, hex.uppercased(), base64, String(base64.prefix(24)), String(hex.prefix(24))] {
+                    #expect(!output.contains(form), "key material in command output")
+                }
+            }
+        }
+    }
+
+    @Test("rotate needs exactly one of --tenant and --all, and a real practice")
+    func rotateArguments() async throws {
+        for arguments in [
+            ["keys", "rotate"], ["keys", "rotate", "--all", "--tenant", UUID().uuidString],
+            ["keys", "rotate", "--tenant", "nope"],
+        ] {
+            let result = try await CLIProcess.run(arguments)
+            #expect(result.status != 0)
+            #expect(!result.standardError.isEmpty)
+        }
+    }
+}
