@@ -81,13 +81,42 @@ public struct PasswordHasher: Sendable {
         return output
     }
 
-    static func parse(_ phc: String) throws -> (cost: Cost, salt: [UInt8], hash: [UInt8]) {
-        let malformed = SealingError(.malformed, "not a scrypt PHC string")
+    // MARK: - Stored-key login (the database keeps only SHA-256 of the derived key)
+
+    /// The PHC prefix for this hasher's cost, without salt: `$scrypt$ln=17,r=8,p=1`.
+    public var defaultParameters: String { "$scrypt$ln=\(cost.logN),r=\(cost.r),p=\(cost.p)" }
+
+    /// Fresh PHC parameters with a random salt and no hash: `$scrypt$ln=17,r=8,p=1$<salt>`.
+    public func newParameters() throws -> String {
+        defaultParameters + "$" + Self.base64(try SecureRandom.bytes(Self.saltSize))
+    }
+
+    /// The key derived from `password` under PHC `parameters` (`$scrypt$ln=…$<salt>`, with or
+    /// without a trailing hash). Only its SHA-256 (`storedKey(for:)`) is ever stored.
+    public static func deriveKey(_ password: String, parameters: String) throws -> [UInt8] {
+        let (cost, salt) = try parseParameters(parameters)
+        return try scrypt(password: Array(password.utf8), salt: salt, cost: cost, length: hashSize)
+    }
+
+    /// What the database stores and compares: SHA-256 of a derived key.
+    public static func storedKey(for derivedKey: [UInt8]) -> [UInt8] {
+        SHA256.hash(derivedKey)
+    }
+
+    static func parseParameters(_ phc: String) throws -> (cost: Cost, salt: [UInt8]) {
+        let malformed = SealingError(.malformed, "not scrypt PHC parameters")
         guard phc.utf8.count <= 512 else { throw malformed }
         let parts = phc.split(separator: "$", omittingEmptySubsequences: false)
-        guard parts.count == 5, parts[0].isEmpty, parts[1] == "scrypt" else { throw malformed }
+        guard parts.count == 4 || parts.count == 5, parts[0].isEmpty, parts[1] == "scrypt" else { throw malformed }
+        let cost = try parseCost(parts[2])
+        guard let salt = unbase64(parts[3]), (8...64).contains(salt.count) else { throw malformed }
+        return (cost, salt)
+    }
+
+    static func parseCost(_ text: Substring) throws -> Cost {
+        let malformed = SealingError(.malformed, "not a scrypt PHC string")
         var values: [String: Int] = [:]
-        for pair in parts[2].split(separator: ",") {
+        for pair in text.split(separator: ",") {
             let kv = pair.split(separator: "=", maxSplits: 1)
             guard kv.count == 2, kv[1].count <= 3, let value = Int(kv[1]), values[String(kv[0])] == nil else {
                 throw malformed
@@ -98,7 +127,17 @@ public struct PasswordHasher: Sendable {
             throw malformed
         }
         let cost = Cost(logN: logN, r: r, p: p)
-        guard cost.isValid, let salt = unbase64(parts[3]), let hash = unbase64(parts[4]),
+        guard cost.isValid else { throw malformed }
+        return cost
+    }
+
+    static func parse(_ phc: String) throws -> (cost: Cost, salt: [UInt8], hash: [UInt8]) {
+        let malformed = SealingError(.malformed, "not a scrypt PHC string")
+        guard phc.utf8.count <= 512 else { throw malformed }
+        let parts = phc.split(separator: "$", omittingEmptySubsequences: false)
+        guard parts.count == 5, parts[0].isEmpty, parts[1] == "scrypt" else { throw malformed }
+        let cost = try parseCost(parts[2])
+        guard let salt = unbase64(parts[3]), let hash = unbase64(parts[4]),
             (8...64).contains(salt.count), (16...64).contains(hash.count)
         else { throw malformed }
         return (cost, salt, hash)

@@ -21,7 +21,9 @@ enum CLIProcess {
 
     /// Runs `enclave arguments…` with `environment` laid over this process's environment
     /// (a `nil` value removes the variable).
-    static func run(_ arguments: [String], environment: [String: String?] = [:]) async throws -> CLIResult {
+    static func run(_ arguments: [String], environment: [String: String?] = [:], input: String? = nil) async throws
+        -> CLIResult
+    {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
@@ -33,7 +35,11 @@ enum CLIProcess {
         let error = Pipe()
         process.standardOutput = output
         process.standardError = error
+        let standardInput = Pipe()
+        process.standardInput = standardInput
         try process.run()
+        standardInput.fileHandleForWriting.write(Data((input ?? "").utf8))
+        try standardInput.fileHandleForWriting.close()
         // Read both pipes while the process runs so neither can fill up and block it.
         async let out = Task.detached { output.fileHandleForReading.readDataToEndOfFile() }.value
         async let err = Task.detached { error.fileHandleForReading.readDataToEndOfFile() }.value

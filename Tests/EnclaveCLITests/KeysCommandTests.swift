@@ -155,3 +155,52 @@ struct KeysCommandTests {
         }
     }
 }
+
+@Suite("enclave agencies, users and baa, run as processes")
+struct DirectoryCommandTests {
+    @Test(
+        "an operator creates an agency and a user (password from stdin, never echoed), grants a role, disables the user"
+    )
+    func directory() async throws {
+        try await ScratchDatabase.with { database in
+            let env: [String: String?] = [
+                "ENCLAVE_ADMIN_DATABASE_URL": try database.url("ENCLAVE_ADMIN_DATABASE_URL"),
+                "ENCLAVE_MAINT_DATABASE_URL": try database.url("ENCLAVE_MAINT_DATABASE_URL"),
+            ]
+            let sql = TestEnvironment.packageRoot.appendingPathComponent("sql").path
+            #expect(try await CLIProcess.run(["migrate", "up", "--dir", sql], environment: env).status == 0)
+            let agency = try await CLIProcess.run(["agencies", "create", "--name", "Growth Co"], environment: env)
+            #expect(agency.status == 0)
+            let agencyID = agency.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(UUID(uuidString: agencyID) != nil)
+            let created = try await CLIProcess.run(
+                ["users", "create", "--email", "ada@growth.test", "--name", "Ada"], environment: env,
+                input: "a long enough passphrase\n")
+            #expect(created.status == 0, "\(created.output)")
+            #expect(!created.output.contains("a long enough passphrase"))
+            let grant = try await CLIProcess.run(
+                ["users", "grant", "--email", "ADA@growth.test", "--role", "agency_admin", "--agency", agencyID],
+                environment: env)
+            #expect(grant.status == 0, "\(grant.output)")
+            let bad = try await CLIProcess.run(
+                ["users", "grant", "--email", "ada@growth.test", "--role", "practice_owner", "--agency", agencyID],
+                environment: env)
+            #expect(bad.status == 1)
+            #expect(bad.standardError.contains("practice_owner needs a practice"))
+            let weak = try await CLIProcess.run(
+                ["users", "create", "--email", "bob@growth.test", "--name", "Bob"], environment: env, input: "short\n")
+            #expect(weak.status == 1)
+            #expect(weak.standardError.contains("at least 12 characters"))
+            #expect(
+                try await CLIProcess.run(["users", "disable", "--email", "ada@growth.test"], environment: env).status
+                    == 0)
+            let connection = try await database.connect()
+            defer { Task { await connection.close() } }
+            let rows = try await connection.query(
+                "select count(*) filter (where disabled_at is not null)::int8 as disabled, count(*)::int8 as n from enclave.users"
+            )
+            #expect(try rows.first?.decode(Int.self, "disabled") == 1)
+            #expect(try rows.first?.decode(Int.self, "n") == 1)
+        }
+    }
+}

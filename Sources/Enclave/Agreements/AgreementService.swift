@@ -1,0 +1,139 @@
+import Foundation
+import Postgres
+
+/// A permission an agreement grants an agency over a practice's data.
+public enum Scope: String, Sendable, CaseIterable, Codable {
+    case leadsRead = "leads.read"
+    case recordingsListen = "recordings.listen"
+    case leadsExport = "leads.export"
+    case trackingManage = "tracking.manage"
+}
+
+/// A Business Associate Agreement between an agency and a practice.
+public struct Agreement: Sendable, Equatable {
+    public let id: UUID
+    public let agencyID: UUID
+    public let practiceID: UUID
+    public let scopes: [Scope]
+    /// `proposed`, `active`, `declined` or `revoked`.
+    public let status: String
+    public let effectiveAt: Date
+    public let expiresAt: Date?
+    /// Active, effective and not expired: it grants access now.
+    public let inForce: Bool
+    public let proposedBy: UUID
+}
+
+/// Proposing, deciding and revoking agreements, and assigning agency staff to practices.
+/// Each action is checked by the database against the caller's session and roles.
+public struct AgreementService: Sendable {
+    public let identity: IdentityService
+
+    public init(identity: IdentityService) {
+        self.identity = identity
+    }
+
+    /// An agency admin proposes an agreement; it grants nothing until a practice owner approves.
+    public func propose(
+        _ token: SessionToken,
+        agency: UUID,
+        practice: UUID,
+        scopes: [Scope],
+        effectiveAt: Date,
+        expiresAt: Date?,
+        documentSHA256: [UInt8]
+    ) async throws -> UUID {
+        guard !scopes.isEmpty else { throw AccessError(.invalidInput, "an agreement needs at least one scope") }
+        guard documentSHA256.count == 32 else {
+            throw AccessError(.invalidInput, "the signed document's SHA-256 must be 32 bytes")
+        }
+        if let expiresAt, expiresAt <= effectiveAt {
+            throw AccessError(.invalidInput, "an agreement must expire after it takes effect")
+        }
+        return try await identity.withSession(token) { transaction in
+            let row = try await transaction.query(
+                "select enclave_private.propose_baa($1, $2, $3, $4, $5, $6) as id",
+                [agency, practice, scopes.map(\.rawValue), effectiveAt, expiresAt, documentSHA256]
+            ).first
+            guard let id = try row?.decode(UUID.self, "id") else { throw AccessError(.conflict, "not proposed") }
+            return id
+        }
+    }
+
+    /// A practice owner approves (needs a fresh re-authentication; never the proposer).
+    public func approve(_ token: SessionToken, agreement: UUID) async throws {
+        try await identity.withSession(token) {
+            try await $0.query("select enclave_private.decide_baa($1, true)", [agreement])
+        }
+    }
+
+    /// A practice owner declines (needs a fresh re-authentication).
+    public func decline(_ token: SessionToken, agreement: UUID) async throws {
+        try await identity.withSession(token) {
+            try await $0.query("select enclave_private.decide_baa($1, false)", [agreement])
+        }
+    }
+
+    /// Either side revokes (needs a fresh re-authentication); access ends on the next statement.
+    public func revoke(_ token: SessionToken, agreement: UUID) async throws {
+        try await identity.withSession(token) {
+            try await $0.query("select enclave_private.revoke_baa($1)", [agreement])
+        }
+    }
+
+    /// Agreements of the caller's practices and agencies.
+    public func list(_ token: SessionToken) async throws -> [Agreement] {
+        try await identity.withSession(token) { transaction in
+            try await transaction.query(
+                "select id, agency_id, practice_id, scopes, status, effective_at, expires_at, in_force, proposed_by from enclave_private.list_baas()"
+            ).map { row in
+                Agreement(
+                    id: try row.decode(UUID.self, "id"),
+                    agencyID: try row.decode(UUID.self, "agency_id"),
+                    practiceID: try row.decode(UUID.self, "practice_id"),
+                    scopes: try row.decode([String].self, "scopes").compactMap(Scope.init(rawValue:)),
+                    status: try row.decode(String.self, "status"),
+                    effectiveAt: try row.decode(Date.self, "effective_at"),
+                    expiresAt: try row.decode(Date?.self, "expires_at"),
+                    inForce: try row.decode(Bool.self, "in_force"),
+                    proposedBy: try row.decode(UUID.self, "proposed_by")
+                )
+            }
+        }
+    }
+
+    /// An agency admin assigns one of the agency's members to a practice (grants nothing
+    /// without an agreement in force).
+    public func assign(_ token: SessionToken, agency: UUID, practice: UUID, member: UUID) async throws {
+        try await identity.withSession(token) {
+            try await $0.query("select enclave_private.assign_member($1, $2, $3, true)", [agency, practice, member])
+        }
+    }
+
+    /// Removes an assignment; the member's access ends on the next statement.
+    public func unassign(_ token: SessionToken, agency: UUID, practice: UUID, member: UUID) async throws {
+        let removed = try await identity.withSession(token) { transaction in
+            try await transaction.query(
+                "select enclave_private.assign_member($1, $2, $3, false) as done", [agency, practice, member]
+            ).first?.decode(Bool.self, "done") ?? false
+        }
+        guard removed else { throw AccessError(.notFound, "no such assignment") }
+    }
+
+    /// Practices the caller can reach now for `scope`, with how (membership or agreement).
+    public func reachablePractices(_ token: SessionToken, scope: Scope = .leadsRead) async throws
+        -> [(id: UUID, name: String, via: String)]
+    {
+        try await identity.withSession(token) { transaction in
+            try await transaction.query(
+                "select practice_id, name, via from enclave_private.reachable_practices($1) order by name",
+                [scope.rawValue]
+            ).map {
+                (
+                    try $0.decode(UUID.self, "practice_id"), try $0.decode(String.self, "name"),
+                    try $0.decode(String.self, "via")
+                )
+            }
+        }
+    }
+}

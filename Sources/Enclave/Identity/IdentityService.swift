@@ -1,0 +1,284 @@
+import Foundation
+import Postgres
+import Sealing
+
+/// Sign-in, TOTP, re-authentication and sessions, as the service role.
+///
+/// Passwords are checked without the database ever seeing them or storing anything that lets
+/// one sign in: the service derives scrypt(password, salt) and the database compares its SHA-256.
+public struct IdentityService: Sendable {
+    /// Session lifetimes and password cost.
+    public struct Policy: Sendable {
+        public var idleTimeout: Duration
+        public var absoluteTimeout: Duration
+        public var passwordCost: PasswordHasher.Cost
+        /// TOTP steps accepted either side of now.
+        public var totpWindow: Int
+
+        public init(
+            idleTimeout: Duration = .seconds(15 * 60),
+            absoluteTimeout: Duration = .seconds(12 * 3600),
+            passwordCost: PasswordHasher.Cost = .owasp,
+            totpWindow: Int = 1
+        ) {
+            self.idleTimeout = idleTimeout
+            self.absoluteTimeout = absoluteTimeout
+            self.passwordCost = passwordCost
+            self.totpWindow = totpWindow
+        }
+    }
+
+    /// A successful sign-in.
+    public struct Login: Sendable {
+        public let token: SessionToken
+        public let sessionID: UUID
+        public let userID: UUID
+        /// Whether the user has TOTP set up: if so, `verifyMFA` next; if not, enroll.
+        public let mfaEnrolled: Bool
+    }
+
+    /// A TOTP secret to show once, for the user's authenticator app.
+    public struct MFAEnrollment: Sendable {
+        public let secret: String
+        public let uri: String
+    }
+
+    /// One of the caller's sessions.
+    public struct SessionInfo: Sendable, Equatable {
+        public let id: UUID
+        public let createdAt: Date
+        public let lastSeenAt: Date
+        public let clientAddress: String?
+        public let userAgent: String?
+        public let current: Bool
+    }
+
+    public let pool: ConnectionPool
+    public let masterKeys: any MasterKeyProvider
+    public let masterKeyVersion: UInt32
+    public let policy: Policy
+
+    public init(
+        pool: ConnectionPool, masterKeys: any MasterKeyProvider, masterKeyVersion: UInt32, policy: Policy = Policy()
+    ) {
+        self.pool = pool
+        self.masterKeys = masterKeys
+        self.masterKeyVersion = masterKeyVersion
+        self.policy = policy
+    }
+
+    var hasher: PasswordHasher { PasswordHasher(cost: policy.passwordCost) }
+
+    /// Signs in with email and password.
+    ///
+    /// - Throws: `.invalidCredentials` for a wrong password, an unknown email or a disabled user
+    ///   alike; `.throttled` after too many failures, whether or not the email exists.
+    public func login(email: String, password: String, client: ClientInfo = ClientInfo()) async throws -> Login {
+        guard email.utf8.count <= 320, password.utf8.count <= 1024 else {
+            throw AccessError(.invalidCredentials, "wrong email or password")
+        }
+        let token = try SessionToken.generate()
+        let parameters = try await pool.query(
+            "select enclave_private.login_parameters($1, $2) as parameters", [email, hasher.defaultParameters]
+        ).first?.decode(String.self, "parameters")
+        // Derived for unknown emails too, so that the time taken does not tell.
+        let key = try PasswordHasher.deriveKey(password, parameters: parameters ?? hasher.defaultParameters)
+        let row = try await pool.withTransaction { transaction in
+            try await transaction.query(
+                """
+                select outcome, session_id, user_id, mfa_enrolled, retry_after
+                from enclave_private.login($1, $2, $3, $4::text::inet, $5, $6::text::interval, $7::text::interval)
+                """,
+                [
+                    email, key, token.value, client.address, client.userAgent,
+                    "\(policy.idleTimeout.components.seconds) seconds",
+                    "\(policy.absoluteTimeout.components.seconds) seconds",
+                ]
+            ).first
+        }
+        guard let row else { throw AccessError(.invalidCredentials, "wrong email or password") }
+        switch try row.decode(String.self, "outcome") {
+        case "ok":
+            return Login(
+                token: token,
+                sessionID: try row.decode(UUID.self, "session_id"),
+                userID: try row.decode(UUID.self, "user_id"),
+                mfaEnrolled: try row.decode(Bool.self, "mfa_enrolled")
+            )
+        case "throttled":
+            let until = try row.decode(Date?.self, "retry_after")
+            throw AccessError(.throttled, "too many failed sign-ins; try again later", retryAfter: until)
+        default:
+            throw AccessError(.invalidCredentials, "wrong email or password")
+        }
+    }
+
+    /// Starts TOTP enrollment: returns a new secret (shown once); `confirmMFA` with a code from
+    /// it completes enrollment.
+    public func beginMFAEnrollment(_ token: SessionToken, issuer: String = "Enclave") async throws -> MFAEnrollment {
+        let secret = try SecretBytes(randomCount: 20)
+        return try await withSession(token) { transaction in
+            let who = try await transaction.query("select user_id from enclave_private.current_session()")
+            guard let userID = try who.first?.decode(UUID.self, "user_id") else {
+                throw AccessError(.unauthenticated, "sign in again: the session is not valid")
+            }
+            let wrapped = try await masterKeys.wrap(
+                padded(secret), version: masterKeyVersion, context: Self.totpContext(userID))
+            try await transaction.query("select enclave_private.begin_mfa_enrollment($1)", [wrapped])
+            let encoded = secret.withUnsafeBytes { Base32.encode($0) }
+            let label = issuer.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "Enclave"
+            return MFAEnrollment(
+                secret: encoded,
+                uri: "otpauth://totp/\(label)?secret=\(encoded)&issuer=\(label)&algorithm=SHA1&digits=6&period=30"
+            )
+        }
+    }
+
+    /// Completes enrollment with a code from the new secret; the session counts as MFA-verified.
+    public func confirmMFA(_ token: SessionToken, code: String, at date: Date = Date()) async throws {
+        try await checkCode(token, code: code, pending: true, at: date)
+    }
+
+    /// Verifies a TOTP code for this session. A code is accepted once: a replay is refused.
+    public func verifyMFA(_ token: SessionToken, code: String, at date: Date = Date()) async throws {
+        try await checkCode(token, code: code, pending: false, at: date)
+    }
+
+    /// Confirms the password (and a TOTP code for enrolled users) and returns a new token; the
+    /// old one stops working. Sensitive actions need this within the last five minutes.
+    public func reauthenticate(_ token: SessionToken, password: String, code: String?, at date: Date = Date())
+        async throws
+        -> SessionToken
+    {
+        let newToken = try SessionToken.generate()
+        let outcome: String = try await withSession(token) { transaction in
+            let secretRow = try await transaction.query(
+                "select user_id, secret from enclave_private.mfa_secret(false)"
+            ).first
+            var step: Int64?
+            if let secretRow, let wrapped = try secretRow.decode([UInt8]?.self, "secret") {
+                let totp = try TOTP(
+                    secret: try await unwrapSecret(wrapped, user: try secretRow.decode(UUID.self, "user_id")))
+                guard let code, let matched = try totp.matchingStep(for: code, at: date, window: policy.totpWindow)
+                else {
+                    throw AccessError(.invalidCredentials, "wrong password or code")
+                }
+                step = Int64(matched)
+            }
+            let email = try await transaction.query("select email from enclave_private.whoami() limit 1").first?.decode(
+                String.self, "email")
+            let parameters = try await transaction.query(
+                "select enclave_private.login_parameters($1, $2) as parameters",
+                [email ?? "", hasher.defaultParameters]
+            ).first?.decode(String.self, "parameters")
+            let key = try PasswordHasher.deriveKey(password, parameters: parameters ?? hasher.defaultParameters)
+            return try await transaction.query(
+                "select enclave_private.reauthenticate($1, $2, $3) as outcome", [key, step, newToken.value]
+            ).first?.decode(String.self, "outcome") ?? "invalid"
+        }
+        switch outcome {
+        case "ok": return newToken
+        case "throttled": throw AccessError(.throttled, "too many failed attempts; try again later")
+        default: throw AccessError(.invalidCredentials, "wrong password or code")
+        }
+    }
+
+    /// Ends this session.
+    public func logout(_ token: SessionToken) async throws {
+        try await withSession(token) { try await $0.query("select enclave_private.logout()") }
+    }
+
+    /// The caller's live sessions.
+    public func sessions(_ token: SessionToken) async throws -> [SessionInfo] {
+        try await withSession(token) { transaction in
+            try await transaction.query(
+                "select session_id, created_at, last_seen_at, host(client_ip) as ip, user_agent, current from enclave_private.list_sessions()"
+            ).map { row in
+                SessionInfo(
+                    id: try row.decode(UUID.self, "session_id"),
+                    createdAt: try row.decode(Date.self, "created_at"),
+                    lastSeenAt: try row.decode(Date.self, "last_seen_at"),
+                    clientAddress: try row.decode(String?.self, "ip"),
+                    userAgent: try row.decode(String?.self, "user_agent"),
+                    current: try row.decode(Bool.self, "current")
+                )
+            }
+        }
+    }
+
+    /// Ends one of the caller's own sessions.
+    public func revokeSession(_ token: SessionToken, sessionID: UUID) async throws {
+        let revoked = try await withSession(token) { transaction in
+            try await transaction.query("select enclave_private.revoke_session($1) as revoked", [sessionID]).first?
+                .decode(Bool.self, "revoked") ?? false
+        }
+        guard revoked else { throw AccessError(.notFound, "no such session") }
+    }
+
+    /// Changes the caller's password (needs a fresh re-authentication); every session ends.
+    public func changePassword(_ token: SessionToken, current: String, new: String) async throws {
+        try Directory.checkPassword(new)
+        let changed = try await withSession(token) { transaction in
+            let email =
+                try await transaction.query("select email from enclave_private.whoami() limit 1").first?.decode(
+                    String.self, "email") ?? ""
+            let parameters = try await transaction.query(
+                "select enclave_private.login_parameters($1, $2) as parameters", [email, hasher.defaultParameters]
+            ).first?.decode(String.self, "parameters")
+            let oldKey = try PasswordHasher.deriveKey(current, parameters: parameters ?? hasher.defaultParameters)
+            let newParameters = try hasher.newParameters()
+            let newKey = try PasswordHasher.deriveKey(new, parameters: newParameters)
+            return try await transaction.query(
+                "select enclave_private.change_password($1, $2, $3) as changed",
+                [oldKey, newParameters, PasswordHasher.storedKey(for: newKey)]
+            ).first?.decode(Bool.self, "changed") ?? false
+        }
+        guard changed else { throw AccessError(.invalidCredentials, "wrong password") }
+    }
+
+    // MARK: - Internals
+
+    func withSession<T: Sendable>(_ token: SessionToken, _ body: (Transaction) async throws -> T) async throws -> T {
+        try await mappingAccessErrors {
+            try await pool.withTransaction { transaction in
+                try await transaction.bind(token)
+                let valid = try await transaction.query("select session_id from enclave_private.touch_session()")
+                guard !valid.isEmpty else {
+                    throw AccessError(.unauthenticated, "sign in again: the session is not valid")
+                }
+                return try await body(transaction)
+            }
+        }
+    }
+
+    private func checkCode(_ token: SessionToken, code: String, pending: Bool, at date: Date) async throws {
+        let accepted = try await withSession(token) { transaction in
+            let row = try await transaction.query(
+                "select user_id, secret from enclave_private.mfa_secret($1)", [pending]
+            ).first
+            guard let row, let wrapped = try row.decode([UInt8]?.self, "secret") else {
+                throw AccessError(.conflict, pending ? "start MFA enrollment first" : "MFA is not set up for this user")
+            }
+            let totp = try TOTP(secret: try await unwrapSecret(wrapped, user: try row.decode(UUID.self, "user_id")))
+            guard let step = try totp.matchingStep(for: code, at: date, window: policy.totpWindow) else { return false }
+            return try await transaction.query(
+                "select enclave_private.complete_mfa($1, $2) as accepted", [Int64(step), pending]
+            ).first?.decode(Bool.self, "accepted") ?? false
+        }
+        guard accepted else { throw AccessError(.invalidCredentials, "wrong or already used code") }
+    }
+
+    static func totpContext(_ userID: UUID) -> KeyWrapContext {
+        KeyWrapContext(tenantID: userID, purpose: "totp", version: 1)
+    }
+
+    /// TOTP secrets are 20 bytes; key wrapping takes 32, so they travel zero-padded.
+    private func padded(_ secret: SecretBytes) -> SecretBytes {
+        secret.withUnsafeBytes { SecretBytes(copying: Array($0) + [UInt8](repeating: 0, count: 12)) }
+    }
+
+    private func unwrapSecret(_ wrapped: [UInt8], user: UUID) async throws -> SecretBytes {
+        let padded = try await masterKeys.unwrap(wrapped, context: Self.totpContext(user))
+        return padded.withUnsafeBytes { SecretBytes(copying: $0.prefix(20)) }
+    }
+}
