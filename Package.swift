@@ -40,7 +40,9 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .executableTarget(name: "EnclaveBench", dependencies: ["Sealing"], swiftSettings: strict),
+        .executableTarget(
+            name: "EnclaveBench", dependencies: ["Sealing", "Enclave", "Postgres", "EnclaveTestSupport"],
+            swiftSettings: strict),
         .target(name: "EnclaveTestSupport", dependencies: ["Postgres"], swiftSettings: strict),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "EnclaveTestSupport"], swiftSettings: strict),
         .testTarget(name: "SealingTests", dependencies: ["Sealing"], swiftSettings: strict),

@@ -103,6 +103,12 @@ public struct MasterKeyFile: MasterKeyProvider {
         return file
     }
 
+    /// HMAC-SHA256 of `message` under key `version`, for files that use a key file to
+    /// authenticate data kept elsewhere (audit checkpoints).
+    public func authenticationCode(version: UInt32, message: some Collection<UInt8>) throws -> [UInt8] {
+        try HMAC.authenticationCode(.sha256, key: try key(version), message: message)
+    }
+
     public func keyIdentifier(version: UInt32) throws -> String {
         let mac = try HMAC.authenticationCode(.sha256, key: try key(version), message: Array("enclave.kek.id.v1".utf8))
         return mac.prefix(8).map { String(format: "%02x", $0) }.joined()

@@ -204,3 +204,58 @@ struct DirectoryCommandTests {
         }
     }
 }
+
+@Suite("enclave audit, run as processes")
+struct AuditCommandTests {
+    @Test(
+        "verify passes an intact trail, and exits 1 naming chain and sequence for an edit or a truncation caught by a checkpoint"
+    )
+    func verifyAndCheckpoint() async throws {
+        try await ScratchDatabase.with { database in
+            let keyFile = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "enclave-kek-\(UUID().uuidString)"
+            ).path
+            let auditKey = keyFile + ".audit"
+            let checkpoint = keyFile + ".checkpoint.json"
+            defer { [keyFile, auditKey, checkpoint].forEach { try? FileManager.default.removeItem(atPath: $0) } }
+            let env: [String: String?] = [
+                "ENCLAVE_ADMIN_DATABASE_URL": try database.url("ENCLAVE_ADMIN_DATABASE_URL"),
+                "ENCLAVE_MAINT_DATABASE_URL": try database.url("ENCLAVE_MAINT_DATABASE_URL"),
+                "ENCLAVE_MASTER_KEY_FILE": keyFile, "ENCLAVE_AUDIT_KEY_FILE": auditKey,
+            ]
+            let sql = TestEnvironment.packageRoot.appendingPathComponent("sql").path
+            #expect(try await CLIProcess.run(["migrate", "up", "--dir", sql], environment: env).status == 0)
+            #expect(try await CLIProcess.run(["keys", "init"], environment: env).status == 0)
+            let practice = try await CLIProcess.run(["practices", "create", "--name", "Audited"], environment: env)
+            let id = practice.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
+            for _ in 0..<3 {
+                #expect(try await CLIProcess.run(["keys", "rotate", "--all"], environment: env).status == 0)
+            }
+            let saved = try await CLIProcess.run(["audit", "checkpoint", "--out", checkpoint], environment: env)
+            #expect(saved.status == 0, "\(saved.output)")
+            #expect(
+                try await CLIProcess.run(["audit", "verify", "--checkpoint", checkpoint], environment: env).status == 0)
+
+            let superuser = try await database.connect()
+            defer { Task { await superuser.close() } }
+            try await superuser.query("set session_replication_role = replica")
+            try await superuser.query(
+                "delete from enclave.audit_events where tenant_id = $1 and seq = 4", [UUID(uuidString: id)])
+            try await superuser.query(
+                "update enclave_private.audit_heads h set seq = 3, hash = e.hash from enclave.audit_events e where h.chain_id = $1 and e.tenant_id = $1 and e.seq = 3",
+                [UUID(uuidString: id)])
+            #expect(try await CLIProcess.run(["audit", "verify"], environment: env).status == 0)
+            let caught = try await CLIProcess.run(["audit", "verify", "--checkpoint", checkpoint], environment: env)
+            #expect(caught.status == 1)
+            #expect(caught.standardError.contains("chain \(id) seq 4"), "\(caught.output)")
+            #expect(caught.standardError.contains("truncated"))
+
+            try await superuser.query(
+                "update enclave.audit_events set reason = 'edited' where tenant_id = $1 and seq = 2",
+                [UUID(uuidString: id)])
+            let edited = try await CLIProcess.run(["audit", "verify", "--tenant", id], environment: env)
+            #expect(edited.status == 1)
+            #expect(edited.standardError.contains("chain \(id) seq 2: content does not match its hash (edited)"))
+        }
+    }
+}

@@ -29,7 +29,13 @@ public struct Directory: Sendable {
             throw AccessError(.invalidInput, "an agency name has 1 to 200 characters")
         }
         let id = UUID()
-        try await pool.query("insert into enclave.agencies (id, name) values ($1, $2)", [id, trimmed])
+        try await pool.withTransaction { transaction in
+            try await transaction.query("insert into enclave.agencies (id, name) values ($1, $2)", [id, trimmed])
+            try await transaction.audit(
+                AuditEvent(
+                    tenant: AuditEvent.platform, action: .agencyCreated, objectType: "agency",
+                    objectID: id.uuidString.lowercased()))
+        }
         return id
     }
 
@@ -45,13 +51,19 @@ public struct Directory: Sendable {
         let key = try PasswordHasher.deriveKey(password, parameters: parameters)
         let id = UUID()
         do {
-            try await pool.query(
-                """
-                insert into enclave.users (id, email, display_name, password_phc, password_verifier)
-                values ($1, $2, $3, $4, $5)
-                """,
-                [id, email, name, parameters, PasswordHasher.storedKey(for: key)]
-            )
+            try await pool.withTransaction { transaction in
+                try await transaction.query(
+                    """
+                    insert into enclave.users (id, email, display_name, password_phc, password_verifier)
+                    values ($1, $2, $3, $4, $5)
+                    """,
+                    [id, email, name, parameters, PasswordHasher.storedKey(for: key)]
+                )
+                try await transaction.audit(
+                    AuditEvent(
+                        tenant: AuditEvent.platform, action: .userCreated, objectType: "user",
+                        objectID: id.uuidString.lowercased()))
+            }
         } catch let error as PostgresError where error.sqlState == "23505" {
             throw AccessError(.conflict, "a user with that email already exists")
         }
@@ -93,6 +105,10 @@ public struct Directory: Sendable {
             guard updated == 1 else { throw AccessError(.notFound, "no such user") }
             try await transaction.query(
                 "update enclave.sessions set revoked_at = now() where user_id = $1 and revoked_at is null", [user])
+            try await transaction.audit(
+                AuditEvent(
+                    tenant: AuditEvent.platform, action: .userDisabled, objectType: "user",
+                    objectID: user.uuidString.lowercased()))
         }
     }
 

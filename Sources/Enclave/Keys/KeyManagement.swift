@@ -31,7 +31,12 @@ public struct KeyManagement: Sendable {
         let store = self.store
         let active = activeMasterVersion
         let versions = try await maintenance.forEachTenant(tenants, progress: log) { tenantID, transaction in
-            try await store.rotate(tenantID, masterKeyVersion: active, in: transaction)
+            let version = try await store.rotate(tenantID, masterKeyVersion: active, in: transaction)
+            try await transaction.audit(
+                AuditEvent(
+                    tenant: tenantID, action: .keyRotated, objectType: "data_key", objectID: String(version),
+                    details: ["master_key_version": .int(Int(active))]))
+            return version
         }
         return Array(zip(tenants, versions)).map { ($0.0, $0.1) }
     }
@@ -71,6 +76,15 @@ public struct KeyManagement: Sendable {
             try await MasterKeyRegistry.activate(target, provider: file, pool: maintenance.pool)
             rewrapped = try await rewrapAll(tenants, to: target, file: file)
         }
+        let rewrappedCount = rewrapped
+        let activeVersion = target
+        try await maintenance.withTenant(AuditEvent.platform) { transaction in
+            try await transaction.audit(
+                AuditEvent(
+                    tenant: AuditEvent.platform, action: .masterKeyRotated, objectType: "master_key",
+                    objectID: String(activeVersion), reason: resumed ? "resumed an interrupted rotation" : nil,
+                    details: ["rewrapped": .int(rewrappedCount)]))
+        }
         let registry = try await MasterKeyRegistry.entries(maintenance.pool)
         let older = registry.filter { $0.state == "retired" && file.versions.contains($0.version) }.map(\.version)
         return MasterRotation(activeVersion: target, rewrapped: rewrapped, resumed: resumed, destroyable: older)
@@ -106,6 +120,12 @@ public struct KeyManagement: Sendable {
         }
         _ = try masterKeys.removingVersion(version)
         try await MasterKeyRegistry.markDestroyed(version, pool: maintenance.pool)
+        try await maintenance.withTenant(AuditEvent.platform) { transaction in
+            try await transaction.audit(
+                AuditEvent(
+                    tenant: AuditEvent.platform, action: .keyDestroyed, objectType: "master_key",
+                    objectID: String(version)))
+        }
     }
 
     /// One tenant's keys and how many stored rows each data key version seals.

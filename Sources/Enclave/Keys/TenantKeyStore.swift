@@ -142,6 +142,9 @@ public struct TenantKeyStore: Sendable {
             [tenantID]
         )
         keyring.remove(tenantID: tenantID)
+        try await transaction.audit(
+            AuditEvent(
+                tenant: tenantID, action: .keyDestroyed, objectType: "tenant_keys", details: ["keys": .int(destroyed)]))
         return destroyed
     }
 

@@ -16,31 +16,62 @@ public struct PracticeAccess: Sendable {
 
     /// Runs `body` in a transaction that can reach `practice` for `scope`.
     ///
+    /// A refusal is recorded as `access.denied` in the practice's audit chain, in a transaction
+    /// of its own (the refused one rolls back).
+    ///
     /// - Throws: `.unauthenticated` without a valid session, `.mfaRequired` before TOTP,
     ///   `.forbidden` when the caller may not reach the practice for `scope`.
     public func withPractice<T: Sendable>(
         _ token: SessionToken,
         practice: UUID,
         scope: Scope,
+        context: RequestContext = RequestContext(),
         _ body: (Transaction) async throws -> T
     ) async throws -> T {
-        try await mappingAccessErrors {
-            try await pool.withTransaction { transaction in
-                try await transaction.bind(token, tenant: practice)
-                let session = try await transaction.query("select mfa_verified from enclave_private.touch_session()")
-                guard let row = session.first else {
-                    throw AccessError(.unauthenticated, "sign in again: the session is not valid")
-                }
-                let gate = try await transaction.query(
-                    "select enclave_private.reachable_tenant($1) as tenant", [scope.rawValue])
-                guard try gate.first?.decode(UUID?.self, "tenant") == practice else {
-                    if try !row.decode(Bool.self, "mfa_verified") {
-                        throw AccessError(.mfaRequired, "verify a one-time code before opening practice data")
+        do {
+            return try await mappingAccessErrors {
+                try await pool.withTransaction { transaction in
+                    try await transaction.bind(token, tenant: practice)
+                    let session = try await transaction.query(
+                        "select mfa_verified from enclave_private.touch_session()")
+                    guard let row = session.first else {
+                        throw AccessError(.unauthenticated, "sign in again: the session is not valid")
                     }
-                    throw AccessError(.forbidden, "you do not have access to this practice's data")
+                    let gate = try await transaction.query(
+                        "select enclave_private.reachable_tenant($1) as tenant", [scope.rawValue])
+                    guard try gate.first?.decode(UUID?.self, "tenant") == practice else {
+                        if try !row.decode(Bool.self, "mfa_verified") {
+                            throw AccessError(.mfaRequired, "verify a one-time code before opening practice data")
+                        }
+                        throw AccessError(.forbidden, "you do not have access to this practice's data")
+                    }
+                    return try await body(transaction)
                 }
-                return try await body(transaction)
             }
+        } catch let error as AccessError where [.forbidden, .mfaRequired, .unauthenticated].contains(error.code) {
+            await recordDenial(token, practice: practice, scope: scope, reason: error.code, context: context)
+            throw error
+        }
+    }
+
+    /// Records a refused attempt, and marks a timed-out session as ended. The caller is refused
+    /// whether or not this write succeeds.
+    private func recordDenial(
+        _ token: SessionToken,
+        practice: UUID,
+        scope: Scope,
+        reason: AccessError.Code,
+        context: RequestContext
+    ) async {
+        _ = try? await pool.withTransaction { transaction in
+            try await transaction.bind(token, tenant: practice)
+            if reason == .unauthenticated { try await transaction.query("select enclave_private.note_session_end()") }
+            try await transaction.audit(
+                AuditEvent(
+                    tenant: practice, action: .accessDenied, objectType: "practice",
+                    objectID: practice.uuidString.lowercased(), outcome: .denied, reason: reason.description,
+                    details: ["scope": .string(scope.rawValue)]),
+                context: context)
         }
     }
 }

@@ -24,6 +24,9 @@ public struct PracticeRegistry: Sendable {
             try await transaction.query(
                 "select set_config('enclave.maint_tenant', $1, true)", [id.uuidString.lowercased()])
             try await store.provision(id, masterKeyVersion: masterVersion, in: transaction)
+            try await transaction.audit(
+                AuditEvent(
+                    tenant: id, action: .tenantCreated, objectType: "practice", objectID: id.uuidString.lowercased()))
         }
         return id
     }

@@ -193,16 +193,23 @@ begin
     locked := greatest(
         enclave_private.locked_until(account_subject, 5, interval '15 minutes'),
         enclave_private.locked_until(address_subject, 20, interval '15 minutes'));
+    select u.id, u.password_verifier, u.disabled_at, u.mfa_enrolled_at into person
+    from enclave.users u where lower(u.email) = lower(login.email);
     if locked is not null then
+        perform enclave_private.append_audit_event(
+            '00000000-0000-0000-0000-000000000000'::uuid, person.id, 'user', null, 'auth.login_failed', 'user', person.id::text, 'denied', 'throttled',
+            client_ip, login.user_agent, null, '{}');
         return query select 'throttled'::text, null::uuid, null::uuid, null::boolean, locked;
         return;
     end if;
-    select u.id, u.password_verifier, u.disabled_at, u.mfa_enrolled_at into person
-    from enclave.users u where lower(u.email) = lower(login.email);
     if not found or person.password_verifier is null or person.disabled_at is not null
         or sha256(derived_key) <> person.password_verifier then
         perform enclave_private.record_failure(account_subject, 5, interval '15 minutes');
         perform enclave_private.record_failure(address_subject, 20, interval '15 minutes');
+        perform enclave_private.append_audit_event(
+            '00000000-0000-0000-0000-000000000000'::uuid, person.id, 'user', null, 'auth.login_failed', 'user', person.id::text, 'denied',
+            case when person.id is null then 'unknown account' when person.disabled_at is not null then 'disabled' else 'wrong password' end,
+            client_ip, login.user_agent, null, '{}');
         return query select 'invalid'::text, null::uuid, null::uuid, null::boolean, null::timestamptz;
         return;
     end if;
@@ -211,6 +218,9 @@ begin
     values (person.id, sha256(convert_to(new_token, 'UTF8')), client_ip, left(login.user_agent, 500),
             login.idle_timeout, login.absolute_timeout)
     returning id into new_session;
+    perform enclave_private.append_audit_event(
+        '00000000-0000-0000-0000-000000000000'::uuid, person.id, 'user', new_session, 'auth.login', 'session', new_session::text, 'ok', null,
+        client_ip, login.user_agent, null, '{}');
     return query select 'ok'::text, new_session, person.id, person.mfa_enrolled_at is not null, null::timestamptz;
 end
 $$;
@@ -270,6 +280,11 @@ as $$
 begin
     update enclave.sessions set revoked_at = now()
     where id = (select session_id from enclave_private.current_session()) and revoked_at is null;
+    if found then
+        perform enclave_private.append_audit_event(
+            '00000000-0000-0000-0000-000000000000'::uuid, s.user_id, 'user', s.id, 'auth.logout', 'session', s.id::text, 'ok', null, null, null, null, '{}')
+        from enclave.sessions s where s.token_hash = sha256(convert_to(current_setting('enclave.session_token', true), 'UTF8'));
+    end if;
 end
 $$;
 
@@ -299,7 +314,13 @@ declare
 begin
     update enclave.sessions set revoked_at = now()
     where id = target and user_id = caller.user_id and revoked_at is null;
-    return found;
+    if not found then
+        return false;
+    end if;
+    perform enclave_private.append_audit_event(
+        '00000000-0000-0000-0000-000000000000'::uuid, caller.user_id, 'user', caller.session_id, 'session.revoked', 'session', target::text, 'ok', null,
+        null, null, null, '{}');
+    return true;
 end
 $$;
 
@@ -318,19 +339,23 @@ begin
     if enclave_private.locked_until('email:' || lower(person.email), 5, interval '15 minutes') is not null then
         return 'throttled';
     end if;
-    if sha256(derived_key) <> person.password_verifier then
+    if sha256(derived_key) <> person.password_verifier
+        or (person.mfa_enrolled_at is not null and (totp_step is null or totp_step <= coalesce(person.totp_last_step, -1))) then
         perform enclave_private.record_failure('email:' || lower(person.email), 5, interval '15 minutes');
+        perform enclave_private.append_audit_event(
+            '00000000-0000-0000-0000-000000000000'::uuid, caller.user_id, 'user', caller.session_id, 'auth.reauth', 'session', caller.session_id::text,
+            'denied', 'wrong password or code', null, null, null, '{}');
         return 'invalid';
     end if;
     if person.mfa_enrolled_at is not null then
-        if totp_step is null or totp_step <= coalesce(person.totp_last_step, -1) then
-            return 'invalid';
-        end if;
         update enclave.users set totp_last_step = totp_step where id = caller.user_id;
     end if;
     update enclave.sessions
     set token_hash = sha256(convert_to(new_token, 'UTF8')), authenticated_at = now(), last_seen_at = now()
     where id = caller.session_id;
+    perform enclave_private.append_audit_event(
+        '00000000-0000-0000-0000-000000000000'::uuid, caller.user_id, 'user', caller.session_id, 'auth.reauth', 'session', caller.session_id::text, 'ok', null,
+        null, null, null, '{}');
     return 'ok';
 end
 $$;
@@ -380,6 +405,10 @@ begin
         return false;
     end if;
     update enclave.sessions set mfa_verified_at = now() where id = caller.session_id;
+    perform enclave_private.append_audit_event(
+        '00000000-0000-0000-0000-000000000000'::uuid, caller.user_id, 'user', caller.session_id,
+        case when enrolling then 'auth.mfa_enrolled' else 'auth.mfa_verified' end, 'session', caller.session_id::text,
+        'ok', null, null, null, null, '{}');
     return true;
 end
 $$;
@@ -399,15 +428,30 @@ begin
         return false;
     end if;
     update enclave.sessions set revoked_at = now() where user_id = caller.user_id and revoked_at is null;
+    perform enclave_private.append_audit_event(
+        '00000000-0000-0000-0000-000000000000'::uuid, caller.user_id, 'user', caller.session_id, 'auth.password_changed', 'user', caller.user_id::text, 'ok',
+        'every session ended', null, null, null, '{}');
     return true;
 end
 $$;
 
+-- Keeps the agreement's history and writes the change to the practice's audit chain.
 create function enclave_private.record_baa_event(baa uuid, actor uuid, from_status text, to_status text)
 returns void
-language sql volatile security definer set search_path = pg_catalog, pg_temp
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
 as $$
-    insert into enclave.baa_events (baa_id, actor_id, from_status, to_status) values (baa, actor, from_status, to_status)
+declare
+    agreement record;
+begin
+    insert into enclave.baa_events (baa_id, actor_id, from_status, to_status) values (baa, actor, from_status, to_status);
+    select b.practice_id, b.agency_id, b.scopes into agreement from enclave.baas b where b.id = baa;
+    perform enclave_private.append_audit_event(
+        agreement.practice_id, actor, 'user', (select session_id from enclave_private.current_session()),
+        case to_status when 'proposed' then 'baa.proposed' when 'active' then 'baa.approved'
+                       when 'declined' then 'baa.declined' else 'baa.revoked' end,
+        'baa', baa::text, 'ok', null, null, null, null,
+        jsonb_build_object('agency', agreement.agency_id, 'scopes', agreement.scopes, 'from', from_status));
+end
 $$;
 
 create function enclave_private.has_role(person uuid, role_name text, agency uuid, practice uuid)
@@ -532,10 +576,22 @@ begin
         insert into enclave.agency_assignments (agency_id, practice_id, user_id, assigned_by)
         values (agency, practice, member, caller.user_id)
         on conflict do nothing;
-        return found;
+        if not found then
+            return false;
+        end if;
+        perform enclave_private.append_audit_event(
+            practice, caller.user_id, 'user', caller.session_id, 'assignment.granted', 'user', member::text, 'ok', null,
+            null, null, null, jsonb_build_object('agency', agency));
+        return true;
     end if;
     delete from enclave.agency_assignments a where a.agency_id = agency and a.practice_id = practice and a.user_id = member;
-    return found;
+    if not found then
+        return false;
+    end if;
+    perform enclave_private.append_audit_event(
+        practice, caller.user_id, 'user', caller.session_id, 'assignment.removed', 'user', member::text, 'ok', null,
+        null, null, null, jsonb_build_object('agency', agency));
+    return true;
 end
 $$;
 
@@ -579,6 +635,168 @@ begin
 end
 $$;
 
+-- True when the caller's credential reaches `tenant` now, for any scope.
+create function enclave_private.caller_reaches(tenant uuid)
+returns boolean
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    scope text;
+begin
+    if tenant is distinct from nullif(current_setting('enclave.tenant_id', true), '')::uuid
+        and session_user <> 'enclave_maint' then
+        return false;
+    end if;
+    foreach scope in array array['leads.read', 'recordings.listen', 'leads.export', 'tracking.manage'] loop
+        if enclave_private.reachable_tenant(scope) = tenant then
+            return true;
+        end if;
+    end loop;
+    return false;
+end
+$$;
+
+-- The service's way to write the trail, inside the unit of work that performs the access. The
+-- actor comes from the bound credential, never from the caller. An `ok` event about a practice
+-- needs the caller to reach it now; refusals may be recorded for any practice; each role may
+-- record only the actions it performs.
+create function enclave_private.record_audit(
+    tenant uuid, action text, object_type text, object_id text, outcome text, reason text, details jsonb,
+    request_id text, client_ip inet, user_agent text
+)
+returns bigint
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    caller record;
+    platform constant uuid := '00000000-0000-0000-0000-000000000000';
+begin
+    if session_user = 'enclave_maint' then
+        if action not in ('key.rotated', 'key.master_rotated', 'key.destroyed', 'tenant.created', 'tenant.offboarded',
+                          'tenant_migration.applied', 'phi.export', 'user.created', 'user.disabled', 'agency.created') then
+            raise exception 'the maintenance role may not record %', action using errcode = '42501';
+        end if;
+        if tenant <> platform and tenant is distinct from nullif(current_setting('enclave.maint_tenant', true), '')::uuid then
+            raise exception 'record events only for the tenant in context' using errcode = '42501';
+        end if;
+        return enclave_private.append_audit_event(
+            tenant, null, 'operator', null, action, object_type, object_id, outcome, reason, client_ip, user_agent,
+            request_id, details);
+    end if;
+    if action not in ('phi.read', 'phi.export', 'phi.disclosed', 'recording.played', 'lead.created', 'lead.redacted',
+                      'access.denied') then
+        raise exception 'the service may not record %', action using errcode = '42501';
+    end if;
+    select * into caller from enclave_private.current_session();
+    if outcome = 'ok' and (tenant = platform or not enclave_private.caller_reaches(tenant)) then
+        raise exception 'an access can only be recorded by a caller who may perform it' using errcode = '42501';
+    end if;
+    return enclave_private.append_audit_event(
+        tenant, caller.user_id, 'user', caller.session_id, action, object_type, object_id, outcome, reason, client_ip,
+        user_agent, request_id, details);
+end
+$$;
+
+-- When a presented token belongs to a session that timed out, mark it ended and record
+-- session.expired once. Called by the service after a refusal, in its own transaction.
+create function enclave_private.note_session_end()
+returns void
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    ended record;
+begin
+    update enclave.sessions s set revoked_at = now()
+    where s.token_hash = sha256(convert_to(coalesce(current_setting('enclave.session_token', true), ''), 'UTF8'))
+      and s.revoked_at is null
+      and (now() >= s.created_at + s.absolute_timeout or now() >= s.last_seen_at + s.idle_timeout)
+    returning s.id, s.user_id, case when now() >= s.created_at + s.absolute_timeout then 'absolute timeout' else 'idle timeout' end as why
+    into ended;
+    if found then
+        perform enclave_private.append_audit_event(
+            '00000000-0000-0000-0000-000000000000', ended.user_id, 'user', ended.id, 'session.expired', 'session',
+            ended.id::text, 'ok', ended.why, null, null, null, '{}');
+    end if;
+end
+$$;
+
+-- A practice owner's view of the practice's trail, newest first, with filters.
+create function enclave_private.practice_audit(
+    practice uuid, since timestamptz, until timestamptz, actor uuid, action_filter text, before_seq bigint, max_rows integer
+)
+returns table (seq bigint, at timestamptz, actor_id uuid, actor_email text, actor_kind text, action text,
+               object_type text, object_id text, outcome text, reason text, request_id text, details jsonb)
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    caller record := enclave_private.require_session();
+begin
+    if not enclave_private.has_role(caller.user_id, 'practice_owner', null, practice) then
+        raise exception 'only an owner of the practice may read its audit trail' using errcode = '42501';
+    end if;
+    return query
+    select e.seq, e.at, e.actor_id, u.email, e.actor_kind, e.action, e.object_type, e.object_id, e.outcome, e.reason,
+           e.request_id, e.details
+    from enclave.audit_events e left join enclave.users u on u.id = e.actor_id
+    where e.tenant_id = practice
+      and (since is null or e.at >= since) and (until is null or e.at < until)
+      and (actor is null or e.actor_id = actor) and (action_filter is null or e.action = action_filter)
+      and (before_seq is null or e.seq < before_seq)
+    order by e.seq desc
+    limit least(greatest(coalesce(max_rows, 100), 1), 1000);
+end
+$$;
+
+-- Accounting of disclosures: who outside the practice received its PHI, when and why
+-- (agency users' reads, exports and webhook disclosures).
+create function enclave_private.practice_disclosures(practice uuid, since timestamptz, until timestamptz)
+returns table (seq bigint, at timestamptz, recipient_id uuid, recipient_email text, agency_name text, action text,
+               object_type text, object_id text, reason text, details jsonb)
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    caller record := enclave_private.require_session();
+begin
+    if not enclave_private.has_role(caller.user_id, 'practice_owner', null, practice) then
+        raise exception 'only an owner of the practice may read its disclosures' using errcode = '42501';
+    end if;
+    return query
+    select e.seq, e.at, e.actor_id, u.email,
+           (select string_agg(a.name, ', ') from enclave.memberships m join enclave.agencies a on a.id = m.agency_id
+            where m.user_id = e.actor_id),
+           e.action, e.object_type, e.object_id, e.reason, e.details
+    from enclave.audit_events e left join enclave.users u on u.id = e.actor_id
+    where e.tenant_id = practice and e.outcome = 'ok'
+      and (since is null or e.at >= since) and (until is null or e.at < until)
+      and (e.action in ('phi.export', 'phi.disclosed')
+           or (e.action in ('phi.read', 'recording.played')
+               and not exists (select from enclave.memberships m where m.user_id = e.actor_id and m.practice_id = practice)))
+    order by e.seq;
+end
+$$;
+
+-- An agency admin's view: events of the agency's own people, in every chain.
+create function enclave_private.agency_audit(agency uuid, since timestamptz, until timestamptz, max_rows integer)
+returns table (tenant_id uuid, seq bigint, at timestamptz, actor_id uuid, actor_email text, action text,
+               object_type text, object_id text, outcome text, reason text)
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    caller record := enclave_private.require_session();
+begin
+    if not enclave_private.has_role(caller.user_id, 'agency_admin', agency, null) then
+        raise exception 'only an admin of the agency may read its audit events' using errcode = '42501';
+    end if;
+    return query
+    select e.tenant_id, e.seq, e.at, e.actor_id, u.email, e.action, e.object_type, e.object_id, e.outcome, e.reason
+    from enclave.audit_events e join enclave.users u on u.id = e.actor_id
+    where e.actor_id in (select m.user_id from enclave.memberships m where m.agency_id = agency)
+      and (since is null or e.at >= since) and (until is null or e.at < until)
+    order by e.at desc
+    limit least(greatest(coalesce(max_rows, 100), 1), 1000);
+end
+$$;
+
 do $$
 declare
     f text;
@@ -589,14 +807,18 @@ begin
         'begin_mfa_enrollment(bytea)', 'mfa_secret(boolean)', 'complete_mfa(bigint,boolean)',
         'change_password(bytea,text,bytea)', 'propose_baa(uuid,uuid,text[],timestamptz,timestamptz,bytea)',
         'decide_baa(uuid,boolean)', 'revoke_baa(uuid)', 'list_baas()', 'assign_member(uuid,uuid,uuid,boolean)',
-        'reachable_practices(text)', 'whoami()'
+        'reachable_practices(text)', 'whoami()',
+        'record_audit(uuid,text,text,text,text,text,jsonb,text,inet,text)', 'note_session_end()',
+        'practice_audit(uuid,timestamptz,timestamptz,uuid,text,bigint,integer)',
+        'practice_disclosures(uuid,timestamptz,timestamptz)', 'agency_audit(uuid,timestamptz,timestamptz,integer)'
     ] loop
         execute format('revoke all on function enclave_private.%s from public', f);
         execute format('grant execute on function enclave_private.%s to enclave_app', f);
     end loop;
     foreach f in array array[
         'record_failure(text,integer,interval)', 'locked_until(text,integer,interval)', 'require_session()',
-        'require_fresh_session()', 'record_baa_event(uuid,uuid,text,text)', 'has_role(uuid,text,uuid,uuid)'
+        'require_fresh_session()', 'record_baa_event(uuid,uuid,text,text)', 'has_role(uuid,text,uuid,uuid)',
+        'caller_reaches(uuid)'
     ] loop
         execute format('revoke all on function enclave_private.%s from public', f);
     end loop;
@@ -610,3 +832,4 @@ grant select, insert, update (display_name, password_phc, password_verifier, pas
 grant select, insert, delete on enclave.memberships to enclave_maint;
 grant select on enclave.baas, enclave.baa_events, enclave.agency_assignments to enclave_maint;
 grant select, update (revoked_at) on enclave.sessions to enclave_maint;
+grant execute on function enclave_private.record_audit(uuid,text,text,text,text,text,jsonb,text,inet,text) to enclave_maint;

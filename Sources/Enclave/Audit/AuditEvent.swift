@@ -1,0 +1,137 @@
+import Foundation
+import Postgres
+
+/// The fixed vocabulary of audit actions (the database refuses any other).
+public enum AuditAction: String, Sendable, CaseIterable, Codable {
+    case login = "auth.login"
+    case loginFailed = "auth.login_failed"
+    case logout = "auth.logout"
+    case mfaEnrolled = "auth.mfa_enrolled"
+    case mfaVerified = "auth.mfa_verified"
+    case reauthenticated = "auth.reauth"
+    case passwordChanged = "auth.password_changed"
+    case sessionExpired = "session.expired"
+    case sessionRevoked = "session.revoked"
+    case baaProposed = "baa.proposed"
+    case baaApproved = "baa.approved"
+    case baaDeclined = "baa.declined"
+    case baaRevoked = "baa.revoked"
+    case baaExpired = "baa.expired"
+    case assignmentGranted = "assignment.granted"
+    case assignmentRemoved = "assignment.removed"
+    case phiRead = "phi.read"
+    case phiExport = "phi.export"
+    case phiDisclosed = "phi.disclosed"
+    case recordingPlayed = "recording.played"
+    case leadCreated = "lead.created"
+    case leadRedacted = "lead.redacted"
+    case keyRotated = "key.rotated"
+    case masterKeyRotated = "key.master_rotated"
+    case keyDestroyed = "key.destroyed"
+    case tenantCreated = "tenant.created"
+    case tenantOffboarded = "tenant.offboarded"
+    case tenantMigrationApplied = "tenant_migration.applied"
+    case accessDenied = "access.denied"
+    case retention = "audit.retention"
+    case userCreated = "user.created"
+    case userDisabled = "user.disabled"
+    case agencyCreated = "agency.created"
+}
+
+/// How an audited attempt ended.
+public enum AuditOutcome: String, Sendable, Codable {
+    case ok
+    case denied
+    case error
+}
+
+/// Where a request came from, carried into the audit trail.
+public struct RequestContext: Sendable, Equatable {
+    public var requestID: String?
+    public var client: ClientInfo
+
+    public init(requestID: String? = nil, client: ClientInfo = ClientInfo()) {
+        self.requestID = requestID
+        self.client = client
+    }
+}
+
+/// One event to record. It carries ids and small facts, never PHI.
+public struct AuditEvent: Sendable {
+    /// The practice whose chain it joins; `AuditEvent.platform` for the platform chain.
+    public var tenant: UUID
+    public var action: AuditAction
+    public var objectType: String?
+    public var objectID: String?
+    public var outcome: AuditOutcome
+    public var reason: String?
+    /// A small JSON object of ids and counts (at most 4 KiB).
+    public var details: [String: AuditValue]
+
+    /// The platform chain's id.
+    public static let platform = UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+
+    public init(
+        tenant: UUID,
+        action: AuditAction,
+        objectType: String? = nil,
+        objectID: String? = nil,
+        outcome: AuditOutcome = .ok,
+        reason: String? = nil,
+        details: [String: AuditValue] = [:]
+    ) {
+        self.tenant = tenant
+        self.action = action
+        self.objectType = objectType
+        self.objectID = objectID
+        self.outcome = outcome
+        self.reason = reason
+        self.details = details
+    }
+}
+
+/// A value in an event's details: ids, counts, short non-PHI strings, lists of ids.
+public enum AuditValue: Sendable, Equatable, Codable {
+    case string(String)
+    case int(Int)
+    case ids([UUID])
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .string(let value): try container.encode(value)
+        case .int(let value): try container.encode(value)
+        case .ids(let value): try container.encode(value.map { $0.uuidString.lowercased() })
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let value = try? container.decode(Int.self) {
+            self = .int(value)
+        } else if let value = try? container.decode([String].self) {
+            self = .ids(value.compactMap(UUID.init(uuidString:)))
+        } else {
+            self = .string(try container.decode(String.self))
+        }
+    }
+}
+
+extension Transaction {
+    /// Records `event` in this transaction: if the write fails, the whole unit of work fails,
+    /// so no access goes unrecorded.
+    @discardableResult
+    public func audit(_ event: AuditEvent, context: RequestContext = RequestContext()) async throws -> Int64 {
+        let rows = try await query(
+            """
+            select enclave_private.record_audit($1, $2, $3, $4, $5, $6, $7, $8, $9::text::inet, $10) as seq
+            """,
+            [
+                event.tenant, event.action.rawValue, event.objectType, event.objectID, event.outcome.rawValue,
+                event.reason,
+                try JSONB(encoding: event.details), context.requestID, context.client.address, context.client.userAgent,
+            ]
+        )
+        return try rows.first?.decode(Int64.self, "seq") ?? 0
+    }
+}
