@@ -1,6 +1,6 @@
 import Foundation
 
-// enclave-bench [sealing|audit|all]: benchmarks with a reference measured in the same run.
+// enclave-bench [sealing|audit|recording [MB]|all]: benchmarks with a reference measured in the same run.
 // scripts/bench builds this in release mode and runs it against the dev cluster.
 let mode = CommandLine.arguments.dropFirst().first ?? "all"
 do {
@@ -8,6 +8,11 @@ do {
     if mode == "audit" || mode == "all" {
         if mode == "all" { print("") }
         try await auditBenchmark()
+    }
+    if mode == "recording" || mode == "all" {
+        if mode == "all" { print("") }
+        let megabytes = CommandLine.arguments.dropFirst(2).first.flatMap { Int($0) } ?? 200
+        try await recordingBenchmark(megabytes: megabytes)
     }
 } catch {
     FileHandle.standardError.write(Data("enclave-bench: \(error)\n".utf8))

@@ -7,3 +7,15 @@ public final class Locked<Value: Sendable>: Sendable {
     public func withLock<T: Sendable>(_ body: (inout Value) -> T) -> T { mutex.withLock { body(&$0) } }
     public var value: Value { mutex.withLock { $0 } }
 }
+
+/// Polls `condition` every 10 ms until it holds; throws after `timeout`, so that a test whose
+/// condition never comes fails instead of hanging.
+public func waitUntil(
+    timeout: Duration = .seconds(60), _ what: String, _ condition: () async throws -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while try await !condition() {
+        guard ContinuousClock.now < deadline else { throw TestSetupError("timed out waiting until \(what)") }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+}

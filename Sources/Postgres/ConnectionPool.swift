@@ -148,14 +148,28 @@ public final class ConnectionPool: Sendable {
         case .wait(let id):
             return try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { continuation in
-                    let cancelled = state.withLock { state in
-                        if Task.isCancelled { return true }
+                    // Decide again under the lock: a connection released since the first look
+                    // would otherwise sit idle while this waiter waits for nothing.
+                    enum Decision { case cancelled, grant(Grant), wait }
+                    let decision: Decision = state.withLock { state in
+                        if Task.isCancelled { return .cancelled }
+                        if let connection = state.idle.popLast() { return .grant(.connection(connection)) }
+                        if state.open < options.maxConnections {
+                            state.open += 1
+                            return .grant(.connect)
+                        }
                         state.waiters.append(Waiter(id: id, continuation: continuation))
-                        return false
+                        return .wait
                     }
-                    if cancelled {
+                    switch decision {
+                    case .cancelled:
                         continuation.resume(throwing: CancellationError())
                         return
+                    case .grant(let grant):
+                        continuation.resume(returning: grant)
+                        return
+                    case .wait:
+                        break
                     }
                     let seconds =
                         Double(options.checkoutTimeout.components.seconds)

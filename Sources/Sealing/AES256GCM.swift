@@ -30,7 +30,7 @@ public enum AES256GCM {
                 EVP_EncryptUpdate(context.pointer, nil, &length, bytes(associatedData), Int32(associatedData.count)))
         }
         let start = output.count
-        output.append(contentsOf: repeatElement(0, count: plaintext.count + tagSize))
+        output += [UInt8](repeating: 0, count: plaintext.count + tagSize)
         try output.withUnsafeMutableBufferPointer { buffer in
             // The buffer holds at least the tag, so it has storage.
             guard let base = buffer.baseAddress else { throw SealingError(.cryptoFailure, "no output buffer") }

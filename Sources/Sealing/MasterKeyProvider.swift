@@ -39,16 +39,18 @@ public struct KeyWrapContext: Sendable, Hashable {
     }
 }
 
-/// The layout of a wrapped data key: `0x01 | kek_version (u32 BE) | nonce (12) | key (32) | tag (16)`,
+/// The layout of a wrapped secret: `0x01 | kek_version (u32 BE) | nonce (12) | secret | tag (16)`,
 /// AES-256-GCM under the master key with `KeyWrapContext` and the header as associated data.
+/// Data keys are 32 bytes; other secrets (TOTP seeds, ingest secrets) may be 16 to 128 bytes.
 public enum WrappedKey {
     static let format: UInt8 = 0x01
+    static let overhead = 5 + AES256GCM.nonceSize + AES256GCM.tagSize
     /// Bytes in a wrapped 32-byte key.
-    public static let size = 5 + AES256GCM.nonceSize + 32 + AES256GCM.tagSize
+    public static let size = overhead + 32
 
     /// The master key version that wrapped `wrapped`.
     public static func masterKeyVersion(of wrapped: some Collection<UInt8>) throws -> UInt32 {
-        guard wrapped.count == size, wrapped.first == format else {
+        guard (overhead + 16...overhead + 128).contains(wrapped.count), wrapped.first == format else {
             throw SealingError(.malformed, "not an Enclave wrapped key")
         }
         return UInt32(bigEndianBytes: wrapped.dropFirst())
@@ -57,6 +59,9 @@ public enum WrappedKey {
     static func wrap(_ key: SecretBytes, masterKey: SecretBytes, version: UInt32, context: KeyWrapContext) throws
         -> [UInt8]
     {
+        guard (16...128).contains(key.count) else {
+            throw SealingError(.malformed, "a wrapped secret has 16 to 128 bytes")
+        }
         let header = [format] + version.bigEndianBytes
         let nonce = try SecureRandom.bytes(AES256GCM.nonceSize)
         let associatedData = context.associatedData(header: header)

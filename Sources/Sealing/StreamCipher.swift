@@ -128,6 +128,28 @@ public struct StreamOpener: Sendable {
         return plaintext
     }
 
+    /// Opens chunk `index` on its own (for range reads): `isLast` must say whether it is the
+    /// stream's final chunk, which the caller knows from the stored chunk count.
+    public func openChunk(_ sealedChunk: some Collection<UInt8>, index: UInt32, isLast: Bool) throws -> [UInt8] {
+        guard sealedChunk.count <= chunkSize + AES256GCM.tagSize else {
+            throw SealingError(.malformed, "chunk is larger than the stream's chunk size")
+        }
+        let nonce = StreamCipher.nonce(prefix: prefix, counter: index, last: isLast)
+        let sealed = Array(sealedChunk)
+        return try key.material.withUnsafeBytes { keyBytes in
+            try nonce.withUnsafeBytes { nonceBytes in
+                try sealed.withUnsafeBytes { raw in
+                    try associatedData.withUnsafeBytes { ad in
+                        try AES256GCM.open(key: keyBytes, nonce: nonceBytes, ciphertextAndTag: raw, associatedData: ad)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The plaintext bytes per chunk of this stream.
+    public var plaintextChunkSize: Int { chunkSize }
+
     /// Throws unless the last chunk was opened: a stream cut short is an error, not a short value.
     public func finish() throws {
         guard finished else { throw SealingError(.streamIncomplete, "the stream ended before its last chunk") }

@@ -27,7 +27,9 @@ struct NoContextIsolationTests {
             values ('11111111-1111-1111-1111-111111111111', '44444444-4444-4444-4444-444444444444',
                     'https://example.com/hook', '\\x00');
         insert into enclave.outbox (tenant_id, kind, endpoint_id, payload)
-            values ('11111111-1111-1111-1111-111111111111', 'webhook', '44444444-4444-4444-4444-444444444444', '{}')
+            values ('11111111-1111-1111-1111-111111111111', 'webhook', '44444444-4444-4444-4444-444444444444', '{}');
+        insert into enclave.ingest_replays (tenant_id, source_id, signature_hash)
+            values ('11111111-1111-1111-1111-111111111111', '22222222-2222-2222-2222-222222222222', '\\x00')
         """
 
     @Test(
@@ -43,7 +45,7 @@ struct NoContextIsolationTests {
             let tables = try await superuser.query(SchemaCatalogTests.tenantTablesQuery).map {
                 try $0.decode(String.self, "name")
             }
-            #expect(tables.count == 8)
+            #expect(tables.count == 9)
 
             let service = try await database.connect(role.variable)
             defer { Task { await service.close() } }

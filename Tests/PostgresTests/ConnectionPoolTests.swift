@@ -53,11 +53,11 @@ struct ConnectionPoolTests {
                     }
                 }
                 // Wait until pooled statements are running, then kill their backends mid-statement.
-                while try await admin.query(
-                    "select 1 from pg_stat_activity where application_name = $1 and state = 'active'",
-                    ["pool-\(database.name)"]
-                ).isEmpty {
-                    try await Task.sleep(for: .milliseconds(5))
+                try await waitUntil("pooled statements run") {
+                    try await !admin.query(
+                        "select 1 from pg_stat_activity where application_name = $1 and state = 'active'",
+                        ["pool-\(database.name)"]
+                    ).isEmpty
                 }
                 let killed = try await admin.query(
                     "select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1",
@@ -73,8 +73,8 @@ struct ConnectionPoolTests {
                 "select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1",
                 ["pool-\(database.name)"]
             )
-            while try await !admin.query(backends, ["pool-\(database.name)"]).isEmpty {
-                try await Task.sleep(for: .milliseconds(10))
+            try await waitUntil("the terminated backends are gone") {
+                try await admin.query(backends, ["pool-\(database.name)"]).isEmpty
             }
             #expect(pool.usage.idle >= 1)
             for index in 0..<8 {
@@ -94,7 +94,7 @@ struct ConnectionPoolTests {
             let task = Task { try await pool.query("select pg_sleep(60) as marker_cancel_me") }
             let running =
                 "select pid from pg_stat_activity where query like 'select pg_sleep(60) as marker_cancel_me%' and state = 'active'"
-            while try await admin.query(running).isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+            try await waitUntil("the statement runs") { try await !admin.query(running).isEmpty }
             task.cancel()
             await #expect(throws: CancellationError.self) { try await task.value }
             // The server no longer runs it; and the connection went back to the pool usable.
@@ -140,29 +140,36 @@ struct ConnectionPoolTests {
     @Test("blocking libpq calls leave Swift's cooperative threads free")
     func offTheCooperativePool() async throws {
         try await ScratchDatabase.with { database in
-            // More sleeping statements than this machine has cooperative threads.
+            // More blocked statements than this machine has cooperative threads: each waits on an
+            // advisory lock the admin connection holds, so all are blocked in libpq at once.
             let pool = try superuserPool(database, size: 12)
             let order = Locked<[String]>([])
-            let marker = "offpool-\(database.name)"
             let admin = try await database.connect()
             defer { Task { await admin.close() } }
+            try await admin.query("select pg_advisory_lock(4242)")
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for _ in 0..<12 {
                     group.addTask {
-                        try await pool.query("select pg_sleep(1.5), $1::text", [marker])
-                        order.withLock { $0.append("sleep") }
+                        try await pool.query("select pg_advisory_lock_shared(4242), pg_advisory_unlock_shared(4242)")
+                        order.withLock { $0.append("blocked") }
                     }
                 }
-                // Once all twelve are running on the server, a plain task must still get to run.
+                let deadline = ContinuousClock.now + .seconds(60)
                 while try await admin.query(
-                    "select 1 from pg_stat_activity where query like 'select pg_sleep(1.5)%' and state = 'active'"
+                    "select 1 from pg_locks where locktype = 'advisory' and objid = 4242 and not granted"
                 ).count < 12 {
+                    #expect(ContinuousClock.now < deadline, "the statements never all blocked")
+                    if ContinuousClock.now >= deadline { break }
                     try await Task.sleep(for: .milliseconds(10))
                 }
-                group.addTask { order.withLock { $0.append("quick") } }
+                // Twelve OS threads are blocked in libpq; a plain task must still run.
+                let quick = Task { order.withLock { $0.append("quick") } }
+                await quick.value
+                try await admin.query("select pg_advisory_unlock(4242)")
                 try await group.waitForAll()
             }
-            #expect(order.withLock { $0.first } == "quick")
+            #expect(order.value.first == "quick")
+            #expect(order.value.count == 13)
             await pool.close()
         }
     }

@@ -40,8 +40,8 @@ struct TransactionTests {
                 }
             }
             // Wait until the insert has happened and the sleep runs, then cancel.
-            while try await setup.query("select 1 from pg_stat_activity where query = 'select pg_sleep(30)'").isEmpty {
-                try await Task.sleep(for: .milliseconds(20))
+            try await waitUntil("the sleep runs") {
+                try await !setup.query("select 1 from pg_stat_activity where query = 'select pg_sleep(30)'").isEmpty
             }
             task.cancel()
             await #expect(throws: CancellationError.self) { try await task.value }

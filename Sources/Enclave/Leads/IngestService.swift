@@ -1,0 +1,273 @@
+import Foundation
+import Postgres
+import Sealing
+
+/// A signed ingest request from a provider.
+public struct IngestRequest: Sendable {
+    public var sourceID: UUID
+    /// The `Enclave-Signature` header.
+    public var signature: String
+    /// Makes retries safe: the same key returns the same lead and stores nothing new.
+    public var idempotencyKey: String?
+    public var body: [UInt8]
+    public var context: RequestContext
+
+    public init(
+        sourceID: UUID, signature: String, idempotencyKey: String? = nil, body: [UInt8],
+        context: RequestContext = RequestContext()
+    ) {
+        self.sourceID = sourceID
+        self.signature = signature
+        self.idempotencyKey = idempotencyKey
+        self.body = body
+        self.context = context
+    }
+}
+
+/// The lead an ingest request created, or found for its idempotency key.
+public struct IngestResult: Sendable, Equatable {
+    public let leadID: UUID
+    public let practiceID: UUID
+    /// False when an earlier request with the same idempotency key had already stored it.
+    public let created: Bool
+}
+
+/// Ingest of calls, forms and recordings from providers. Each request is authenticated by its
+/// signature before anything is parsed or stored, runs under the source's ingest credential (so
+/// row-level security confines it to the source's practice), and seals every PHI field with the
+/// practice's active data key, bound to its row and column.
+public struct IngestService: Sendable {
+    public let pool: ConnectionPool
+    public let keys: TenantKeyStore
+    /// The clock, for signature freshness.
+    public let now: @Sendable () -> Date
+
+    public init(pool: ConnectionPool, keys: TenantKeyStore, now: @escaping @Sendable () -> Date = Date.init) {
+        self.pool = pool
+        self.keys = keys
+        self.now = now
+    }
+
+    /// Stores a call.
+    public func ingestCall(_ request: IngestRequest) async throws -> IngestResult {
+        let credential = try await authenticate(request.sourceID, request.signature, body: request.body)
+        let input = try LeadInputParser.call(request.body)
+        return try await store(request, credential) { transaction, leadID, keySet in
+            let key = try await keySet.activeDataKey()
+            func seal(_ value: String?, _ column: String) throws -> [UInt8]? {
+                try value.map {
+                    try FieldCipher.seal(
+                        Array($0.utf8), with: key,
+                        for: FieldContext(tenantID: credential.practice, table: "leads", column: column, rowID: leadID))
+                }
+            }
+            let normalized = try PhoneNumber.normalize(input.callerNumber)
+            return try await transaction.query(
+                """
+                insert into enclave.leads (tenant_id, id, source_id, kind, occurred_at, source, medium, campaign, keyword,
+                    landing_page, gclid, called_number, duration_seconds, disposition, caller_number, caller_name, transcript,
+                    caller_index, dek_version, idempotency_key)
+                select $1, $2, $3, 'call', $4, coalesce($5, s.default_source), coalesce($6, s.default_medium),
+                       coalesce($7, s.default_campaign), $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19
+                from enclave.tracking_sources s where s.tenant_id = $1 and s.id = $3
+                on conflict (tenant_id, source_id, idempotency_key) do nothing
+                returning id
+                """,
+                [
+                    credential.practice, leadID, request.sourceID, input.startedAt, input.attribution.source,
+                    input.attribution.medium, input.attribution.campaign, input.attribution.keyword,
+                    input.attribution.landingPage, input.attribution.gclid, input.calledNumber, input.durationSeconds,
+                    input.disposition, try seal(normalized, "caller_number"), try seal(input.callerName, "caller_name"),
+                    try seal(input.transcript, "transcript"),
+                    try await keySet.blindIndex().index(normalized: normalized),
+                    Int32(key.version), request.idempotencyKey,
+                ]
+            ).count == 1
+        }
+    }
+
+    /// Stores a form submission.
+    public func ingestForm(_ request: IngestRequest) async throws -> IngestResult {
+        let credential = try await authenticate(request.sourceID, request.signature, body: request.body)
+        let input = try LeadInputParser.form(request.body)
+        return try await store(request, credential) { transaction, leadID, keySet in
+            let key = try await keySet.activeDataKey()
+            func seal(_ value: [UInt8]?, _ column: String) throws -> [UInt8]? {
+                try value.map {
+                    try FieldCipher.seal(
+                        $0, with: key,
+                        for: FieldContext(tenantID: credential.practice, table: "leads", column: column, rowID: leadID))
+                }
+            }
+            let fields = try JSONEncoder().encode(input.fields)
+            // A phone field, when it is one, gets the blind index too: "all leads from this caller".
+            let phone = input.fields.first {
+                ["phone", "phone_number", "telephone", "tel"].contains($0.key.lowercased())
+            }
+            .flatMap { try? PhoneNumber.normalize($0.value) }
+            var index: [UInt8]?
+            if let phone { index = try await keySet.blindIndex().index(normalized: phone) }
+            return try await transaction.query(
+                """
+                insert into enclave.leads (tenant_id, id, source_id, kind, occurred_at, source, medium, campaign, keyword,
+                    landing_page, gclid, form_fields, page_url, caller_number, caller_index, dek_version, idempotency_key)
+                select $1, $2, $3, 'form', $4, coalesce($5, s.default_source), coalesce($6, s.default_medium),
+                       coalesce($7, s.default_campaign), $8, $9, $10, $11, $12, $13, $14, $15, $16
+                from enclave.tracking_sources s where s.tenant_id = $1 and s.id = $3
+                on conflict (tenant_id, source_id, idempotency_key) do nothing
+                returning id
+                """,
+                [
+                    credential.practice, leadID, request.sourceID, input.submittedAt, input.attribution.source,
+                    input.attribution.medium, input.attribution.campaign, input.attribution.keyword,
+                    input.attribution.landingPage, input.attribution.gclid, try seal(Array(fields), "form_fields"),
+                    try seal(input.pageURL.map { Array($0.utf8) }, "page_url"),
+                    try seal(phone.map { Array($0.utf8) }, "caller_number"),
+                    index, Int32(key.version), request.idempotencyKey,
+                ]
+            ).count == 1
+        }
+    }
+
+    // MARK: - Internals
+
+    struct Credential: Sendable {
+        let source: UUID
+        let practice: UUID
+        let secret: String
+    }
+
+    /// Checks the signature against the source's secret; nothing is parsed or stored before.
+    func authenticate(_ source: UUID, _ header: String, body: [UInt8]) async throws -> Credential {
+        let signature = try IngestSignature(header: header)
+        try signature.checkFreshness(now: now())
+        let (credential, _) = try await credential(source)
+        let expected = try Array(credential.secret.utf8).withUnsafeBytes {
+            try HMAC.authenticationCode(.sha256, key: $0, message: Array("\(signature.timestamp).".utf8) + body)
+        }
+        guard HMAC.constantTimeEqual(expected, signature.mac) else {
+            throw AccessError(.unauthenticated, "the signature does not match this source's secret")
+        }
+        return credential
+    }
+
+    /// The source's practice and secret (unwrapped through the key cache).
+    func credential(_ source: UUID) async throws -> (Credential, disabled: Bool) {
+        let row = try await pool.query(
+            "select practice_id, wrapped_secret, disabled from enclave_private.ingest_source($1)", [source]
+        ).first
+        guard let row, try !row.decode(Bool.self, "disabled") else {
+            throw AccessError(.unauthenticated, "the signature does not match this source's secret")
+        }
+        let wrapped = try row.decode([UInt8].self, "wrapped_secret")
+        // Cached by a digest of the wrapped bytes: a rotated secret has new wrapped bytes, so the
+        // old secret is never served from the cache after rotation.
+        let digest = SHA256.hash(wrapped)
+        let version = digest.prefix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+        let material = try await keys.keyring.material(
+            for: Keyring.KeyID(tenantID: source, purpose: "ingest", version: version)
+        ) {
+            try await keys.provider.unwrap(wrapped, context: TrackingSources.secretContext(source))
+        }
+        let secret = material.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
+        return (Credential(source: source, practice: try row.decode(UUID.self, "practice_id"), secret: secret), false)
+    }
+
+    /// Runs `body` in a transaction bound to the ingest credential.
+    func withCredential<T: Sendable>(_ credential: Credential, _ body: (Transaction) async throws -> T) async throws
+        -> T
+    {
+        try await mappingAccessErrors {
+            try await pool.withTransaction { transaction in
+                try await transaction.query(
+                    """
+                    select set_config('enclave.ingest_source', $1, true), set_config('enclave.ingest_secret', $2, true),
+                           set_config('enclave.tenant_id', $3, true)
+                    """,
+                    [
+                        credential.source.uuidString.lowercased(), credential.secret,
+                        credential.practice.uuidString.lowercased(),
+                    ])
+                return try await body(transaction)
+            }
+        }
+    }
+
+    /// Replay check, idempotency, insert, audit: one transaction.
+    private func store(
+        _ request: IngestRequest,
+        _ credential: Credential,
+        insert: (Transaction, UUID, TenantKeySet) async throws -> Bool
+    ) async throws -> IngestResult {
+        if let key = request.idempotencyKey {
+            guard (1...200).contains(key.utf8.count), key.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
+                throw AccessError(.invalidInput, "the idempotency key has 1 to 200 printable ASCII characters")
+            }
+        }
+        let signature = try IngestSignature(header: request.signature)
+        return try await withCredential(credential) { transaction in
+            let existing = { () async throws -> UUID? in
+                guard let key = request.idempotencyKey else { return nil }
+                return try await transaction.query(
+                    "select id from enclave.leads where tenant_id = $1 and source_id = $2 and idempotency_key = $3",
+                    [credential.practice, credential.source, key]
+                ).first?.decode(UUID.self, "id")
+            }
+            if let lead = try await existing() {
+                return IngestResult(leadID: lead, practiceID: credential.practice, created: false)
+            }
+            if try await !markSignature(transaction, credential, signature) {
+                // The same signed request again. With an idempotency key it is a retry: once the
+                // request that got here first has committed (the marker insert waited for it),
+                // its lead is the answer. Without one it is a replay.
+                if let lead = try await existing() {
+                    return IngestResult(leadID: lead, practiceID: credential.practice, created: false)
+                }
+                throw AccessError(.unauthenticated, "this signed request was already received (replay)")
+            }
+            let leadID = UUID()
+            let keySet = try await keys.keys(credential.practice, in: transaction)
+            guard try await insert(transaction, leadID, keySet) else {
+                // A concurrent retry with the same key won the race: return its lead.
+                guard let lead = try await existing() else {
+                    throw AccessError(.conflict, "the lead could not be stored")
+                }
+                return IngestResult(leadID: lead, practiceID: credential.practice, created: false)
+            }
+            try await transaction.audit(
+                AuditEvent(
+                    tenant: credential.practice, action: .leadCreated, objectType: "lead",
+                    objectID: leadID.uuidString.lowercased()),
+                context: request.context)
+            return IngestResult(leadID: leadID, practiceID: credential.practice, created: true)
+        }
+    }
+
+    /// Refuses a signature seen before (a replayed request).
+    func checkReplay(_ transaction: Transaction, _ credential: Credential, _ signature: IngestSignature) async throws {
+        guard try await markSignature(transaction, credential, signature) else {
+            throw AccessError(.unauthenticated, "this signed request was already received (replay)")
+        }
+    }
+
+    /// Records a signature as used; false if it was used before. Prunes markers past the window.
+    func markSignature(_ transaction: Transaction, _ credential: Credential, _ signature: IngestSignature) async throws
+        -> Bool
+    {
+        let fresh = try await transaction.query(
+            """
+            insert into enclave.ingest_replays (tenant_id, source_id, signature_hash) values ($1, $2, $3)
+            on conflict do nothing returning seen_at
+            """,
+            [credential.practice, credential.source, signature.replayID])
+        guard !fresh.isEmpty else { return false }
+        try await transaction.query(
+            """
+            delete from enclave.ingest_replays where tenant_id = $1 and (tenant_id, source_id, signature_hash) in (
+                select tenant_id, source_id, signature_hash from enclave.ingest_replays
+                where tenant_id = $1 and seen_at < now() - interval '15 minutes' limit 100)
+            """,
+            [credential.practice])
+        return true
+    }
+}

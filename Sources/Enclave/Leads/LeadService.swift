@@ -1,0 +1,309 @@
+import Foundation
+import Postgres
+import Sealing
+
+/// Reading and redacting leads. Every read runs under the database gate and records `phi.read`
+/// or `recording.played` in the same transaction: if the event cannot be written, nothing is
+/// returned.
+public struct LeadService: Sendable {
+    public let access: PracticeAccess
+    public let keys: TenantKeyStore
+
+    public init(access: PracticeAccess, keys: TenantKeyStore) {
+        self.access = access
+        self.keys = keys
+    }
+
+    static let columns = """
+        id, source_id, kind, occurred_at, source, medium, campaign, keyword, landing_page, gclid, called_number,
+        duration_seconds, disposition, caller_number, caller_name, transcript, form_fields, page_url, recording_bytes,
+        recording_content_type, redacted_at
+        """
+
+    /// A page of the practice's leads, newest first, with filters.
+    public func list(
+        _ token: SessionToken, practice: UUID, filter: LeadFilter = LeadFilter(),
+        context: RequestContext = RequestContext()
+    ) async throws -> LeadPage {
+        guard (1...100).contains(filter.limit) else { throw AccessError(.invalidInput, "limit must be 1 to 100") }
+        if let kind = filter.kind, !["call", "form"].contains(kind) {
+            throw AccessError(.invalidInput, "kind must be call or form")
+        }
+        var after: (Date, UUID)?
+        if let cursor = filter.cursor {
+            guard let decoded = Self.decodeCursor(cursor) else {
+                throw AccessError(.invalidInput, "the cursor is not valid")
+            }
+            after = decoded
+        }
+        return try await access.withPractice(token, practice: practice, scope: .leadsRead, context: context) {
+            transaction in
+            let rows = try await transaction.query(
+                """
+                select \(Self.columns) from enclave.leads
+                where tenant_id = $1
+                  and ($2::timestamptz is null or occurred_at >= $2) and ($3::timestamptz is null or occurred_at < $3)
+                  and ($4::text is null or kind = $4) and ($5::uuid is null or source_id = $5)
+                  and ($6::text is null or campaign = $6)
+                  and ($7::timestamptz is null or (occurred_at, id) < ($7, $8))
+                order by occurred_at desc, id desc
+                limit $9
+                """,
+                [
+                    practice, filter.since, filter.until, filter.kind, filter.sourceID, filter.campaign, after?.0,
+                    after?.1,
+                    filter.limit + 1,
+                ])
+            let leads = try await decrypt(Array(rows.prefix(filter.limit)), practice: practice, transaction)
+            try await audit(leads, practice: practice, transaction, context, reason: "list")
+            let next = rows.count > filter.limit ? leads.last.map { Self.encodeCursor($0.occurredAt, $0.id) } : nil
+            return LeadPage(leads: leads, nextCursor: next)
+        }
+    }
+
+    /// One lead.
+    public func get(_ token: SessionToken, practice: UUID, lead: UUID, context: RequestContext = RequestContext())
+        async throws -> Lead
+    {
+        try await access.withPractice(token, practice: practice, scope: .leadsRead, context: context) { transaction in
+            let rows = try await transaction.query(
+                "select \(Self.columns) from enclave.leads where tenant_id = $1 and id = $2", [practice, lead])
+            guard let found = try await decrypt(Array(rows), practice: practice, transaction).first else {
+                throw AccessError(.notFound, "no such lead")
+            }
+            try await audit([found], practice: practice, transaction, context, reason: "get")
+            return found
+        }
+    }
+
+    /// Every lead from one caller number, found by its blind index without decrypting others.
+    public func find(
+        _ token: SessionToken, practice: UUID, callerNumber: String, context: RequestContext = RequestContext()
+    ) async throws -> [Lead] {
+        let normalized: String
+        do {
+            normalized = try PhoneNumber.normalize(callerNumber)
+        } catch {
+            throw AccessError(.invalidInput, "not a phone number")
+        }
+        return try await access.withPractice(token, practice: practice, scope: .leadsRead, context: context) {
+            transaction in
+            let index = try await keys.keys(practice, in: transaction).blindIndex().index(normalized: normalized)
+            let rows = try await transaction.query(
+                """
+                select \(Self.columns) from enclave.leads where tenant_id = $1 and caller_index = $2
+                order by occurred_at desc, id desc limit 200
+                """,
+                [practice, index])
+            let leads = try await decrypt(Array(rows), practice: practice, transaction)
+            try await audit(leads, practice: practice, transaction, context, reason: "find by caller")
+            return leads
+        }
+    }
+
+    /// Streams a call's recording (or a byte range of it) to `sink`, decrypting one chunk at a
+    /// time. `recording.played` is recorded first, in the same transaction; if the receiver goes
+    /// away midway, the transaction still commits, so the event stays.
+    ///
+    /// - Returns: the recording's total size and content type.
+    @discardableResult
+    public func streamRecording(
+        _ token: SessionToken,
+        practice: UUID,
+        lead: UUID,
+        range: ClosedRange<Int64>? = nil,
+        context: RequestContext = RequestContext(),
+        sink: ([UInt8]) async throws -> Void
+    ) async throws -> (bytes: Int64, contentType: String) {
+        var receiverError: (any Error)?
+        let result = try await access.withPractice(
+            token, practice: practice, scope: .recordingsListen, context: context
+        ) {
+            transaction -> (Int64, String) in
+            let rows = try await transaction.query(
+                """
+                select recording_header, recording_bytes, recording_chunks, recording_content_type
+                from enclave.leads where tenant_id = $1 and id = $2
+                """,
+                [practice, lead])
+            guard let row = rows.first, let header = try row.decode([UInt8]?.self, "recording_header"),
+                let total = try row.decode(Int64?.self, "recording_bytes"),
+                let chunks = try row.decode(Int32?.self, "recording_chunks"),
+                let contentType = try row.decode(String?.self, "recording_content_type")
+            else { throw AccessError(.notFound, "this lead has no recording") }
+            let wanted = range ?? 0...max(total - 1, 0)
+            guard total == 0 || (wanted.lowerBound >= 0 && wanted.upperBound < total) else {
+                throw AccessError(.invalidInput, "the range is outside the recording")
+            }
+            try await transaction.audit(
+                AuditEvent(
+                    tenant: practice, action: .recordingPlayed, objectType: "lead",
+                    objectID: lead.uuidString.lowercased(),
+                    details: range.map { ["range": .string("\($0.lowerBound)-\($0.upperBound)")] } ?? [:]),
+                context: context)
+            let keySet = try await keys.keys(practice, in: transaction)
+            let key = try await keySet.dataKey(version: StreamCipher.keyVersion(ofHeader: header))
+            let opener = try StreamOpener(
+                header: header, key: key,
+                context: FieldContext(tenantID: practice, table: "recordings", column: "audio", rowID: lead))
+            let size = Int64(opener.plaintextChunkSize)
+            guard total > 0 else { return (total, contentType) }
+            var next = Int32(wanted.lowerBound / size)
+            let last = Int32(wanted.upperBound / size)
+            while next <= last {
+                let batch = try await transaction.query(
+                    """
+                    select chunk_index, ciphertext from enclave.recordings
+                    where tenant_id = $1 and lead_id = $2 and chunk_index between $3 and $4 order by chunk_index
+                    """,
+                    [practice, lead, next, min(next + 15, last)])
+                for chunkRow in batch {
+                    let index = try chunkRow.decode(Int32.self, "chunk_index")
+                    guard index == next else { throw SealingError(.streamIncomplete, "a recording chunk is missing") }
+                    let plain = try opener.openChunk(
+                        try chunkRow.decode([UInt8].self, "ciphertext"), index: UInt32(index),
+                        isLast: index == chunks - 1)
+                    let start = Int64(index) * size
+                    let from = Int(max(wanted.lowerBound - start, 0))
+                    let to = Int(min(wanted.upperBound - start + 1, Int64(plain.count)))
+                    next += 1
+                    guard receiverError == nil, from < to else { continue }
+                    do {
+                        try await sink(Array(plain[from..<to]))
+                    } catch {
+                        receiverError = error
+                    }
+                }
+                if batch.isEmpty { throw SealingError(.streamIncomplete, "a recording chunk is missing") }
+                if receiverError != nil { break }
+            }
+            return (total, contentType)
+        }
+        if let receiverError { throw receiverError }
+        return result
+    }
+
+    /// A practice owner replaces a lead's PHI with nothing; attribution stays; the act is audited.
+    public func redact(
+        _ token: SessionToken, practice: UUID, lead: UUID, fields: Set<RedactableField>,
+        context: RequestContext = RequestContext()
+    ) async throws {
+        guard !fields.isEmpty else { throw AccessError(.invalidInput, "name at least one field to redact") }
+        try await access.withPractice(token, practice: practice, scope: .leadsRead, context: context) { transaction in
+            let owner = try await transaction.query(
+                "select enclave_private.caller_has_practice_role('practice_owner') as owner")
+            guard try owner.first?.decode(Bool.self, "owner") == true else {
+                throw AccessError(.forbidden, "only an owner of the practice may redact its leads")
+            }
+            let updated = try await transaction.execute(
+                """
+                update enclave.leads set
+                    caller_number = case when $3 then null else caller_number end,
+                    caller_index = case when $3 then null else caller_index end,
+                    caller_name = case when $4 then null else caller_name end,
+                    transcript = case when $5 then null else transcript end,
+                    form_fields = case when $6 then null else form_fields end,
+                    page_url = case when $7 then null else page_url end,
+                    recording_header = case when $8 then null else recording_header end,
+                    recording_bytes = case when $8 then null else recording_bytes end,
+                    recording_chunks = case when $8 then null else recording_chunks end,
+                    redacted_at = now()
+                where tenant_id = $1 and id = $2
+                """,
+                [
+                    practice, lead, fields.contains(.callerNumber), fields.contains(.callerName),
+                    fields.contains(.transcript),
+                    fields.contains(.formFields), fields.contains(.pageURL), fields.contains(.recording),
+                ])
+            guard updated == 1 else { throw AccessError(.notFound, "no such lead") }
+            if fields.contains(.recording) {
+                try await transaction.query(
+                    "delete from enclave.recordings where tenant_id = $1 and lead_id = $2", [practice, lead])
+            }
+            try await transaction.audit(
+                AuditEvent(
+                    tenant: practice, action: .leadRedacted, objectType: "lead", objectID: lead.uuidString.lowercased(),
+                    details: ["fields": .string(fields.map(\.rawValue).sorted().joined(separator: ","))]),
+                context: context)
+        }
+    }
+
+    // MARK: - Internals
+
+    private func decrypt(_ rows: [PostgresRow], practice: UUID, _ transaction: Transaction) async throws -> [Lead] {
+        guard !rows.isEmpty else { return [] }
+        let keySet = try await keys.keys(practice, in: transaction)
+        return try await rows.asyncMap { row in
+            let id = try row.decode(UUID.self, "id")
+            func open(_ column: String) async throws -> [UInt8]? {
+                guard let sealed = try row.decode([UInt8]?.self, column) else { return nil }
+                return try await keySet.open(
+                    sealed, for: FieldContext(tenantID: practice, table: "leads", column: column, rowID: id))
+            }
+            func text(_ column: String) async throws -> String? {
+                try await open(column).map { String(decoding: $0, as: UTF8.self) }
+            }
+            return Lead(
+                id: id, practiceID: practice, sourceID: try row.decode(UUID.self, "source_id"),
+                kind: try row.decode(String.self, "kind"), occurredAt: try row.decode(Date.self, "occurred_at"),
+                attribution: Attribution(
+                    source: try row.decode(String?.self, "source"), medium: try row.decode(String?.self, "medium"),
+                    campaign: try row.decode(String?.self, "campaign"),
+                    keyword: try row.decode(String?.self, "keyword"),
+                    landingPage: try row.decode(String?.self, "landing_page"),
+                    gclid: try row.decode(String?.self, "gclid")),
+                calledNumber: try row.decode(String?.self, "called_number"),
+                durationSeconds: try row.decode(Int32?.self, "duration_seconds").map(Int.init),
+                disposition: try row.decode(String?.self, "disposition"),
+                callerNumber: try await text("caller_number"), callerName: try await text("caller_name"),
+                transcript: try await text("transcript"),
+                formFields: try await open("form_fields").flatMap {
+                    try? JSONDecoder().decode([String: String].self, from: Data($0))
+                },
+                pageURL: try await text("page_url"),
+                recordingBytes: try row.decode(Int64?.self, "recording_bytes"),
+                recordingContentType: try row.decode(String?.self, "recording_content_type"),
+                redactedAt: try row.decode(Date?.self, "redacted_at"))
+        }
+    }
+
+    /// One `phi.read` event naming every lead returned (none for an empty result).
+    private func audit(
+        _ leads: [Lead], practice: UUID, _ transaction: Transaction, _ context: RequestContext, reason: String
+    ) async throws {
+        guard !leads.isEmpty else { return }
+        try await transaction.audit(
+            AuditEvent(
+                tenant: practice, action: .phiRead, objectType: "lead",
+                objectID: leads.count == 1 ? leads[0].id.uuidString.lowercased() : nil, reason: reason,
+                details: ["leads": .ids(leads.map(\.id))]),
+            context: context)
+    }
+
+    static func encodeCursor(_ date: Date, _ id: UUID) -> String {
+        let micros = Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
+        return Data("\(micros):\(id.uuidString.lowercased())".utf8).base64EncodedString()
+    }
+
+    static func decodeCursor(_ cursor: String) -> (Date, UUID)? {
+        guard cursor.utf8.count <= 200, let data = Data(base64Encoded: cursor),
+            let text = String(data: data, encoding: .utf8)
+        else {
+            return nil
+        }
+        let parts = text.split(separator: ":")
+        guard parts.count == 2, let micros = Int64(parts[0]), let id = UUID(uuidString: String(parts[1])) else {
+            return nil
+        }
+        return (Date(timeIntervalSince1970: Double(micros) / 1_000_000), id)
+    }
+}
+
+extension Array {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var result: [T] = []
+        result.reserveCapacity(count)
+        for element in self { result.append(try await transform(element)) }
+        return result
+    }
+}
