@@ -14,8 +14,14 @@ public struct MigrationFile: Sendable, Equatable {
     /// False when the first line is `-- enclave:no-transaction` (for `CREATE INDEX CONCURRENTLY`).
     public let transactional: Bool
 
+    /// For tenant migrations marked `-- enclave:batch N`: run in batches of N rows, each in its
+    /// own transaction, until a batch changes nothing.
+    public let batchSize: Int?
+
     /// The marker that makes a file run outside a transaction.
     public static let noTransactionMarker = "-- enclave:no-transaction"
+    /// The marker of a batched tenant migration, followed by the batch size.
+    public static let batchMarker = "-- enclave:batch "
 
     init(version: Int, name: String, data: Data) throws {
         guard let source = String(data: data, encoding: .utf8) else {
@@ -26,7 +32,16 @@ public struct MigrationFile: Sendable, Equatable {
         self.source = source
         self.checksum = SHA256.hexDigest(data)
         let firstLine = source.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-        self.transactional = firstLine.trimmingCharacters(in: .whitespaces) != Self.noTransactionMarker
+        let marker = firstLine.trimmingCharacters(in: .whitespaces)
+        self.transactional = marker != Self.noTransactionMarker
+        if marker.hasPrefix(Self.batchMarker) {
+            guard let size = Int(marker.dropFirst(Self.batchMarker.count)), (1...1_000_000).contains(size) else {
+                throw MigrationError(code: .badFile, file: name, line: 1, message: "the batch size must be 1 to 1000000")
+            }
+            batchSize = size
+        } else {
+            batchSize = nil
+        }
     }
 
     /// Loads every `.sql` file of `directory`, sorted by version.
