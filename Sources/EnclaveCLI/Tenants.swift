@@ -8,7 +8,7 @@ extension EnclaveCommand {
     struct Tenants: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Tenant migrations, re-encryption, offboarding and seeding across practices.",
-            subcommands: [Migrate.self, Status.self]
+            subcommands: [Migrate.self, Status.self, Seed.self]
         )
     }
 }
@@ -118,6 +118,29 @@ extension EnclaveCommand.Tenants {
                 let migrator = try TenantMigrator(maintenance: try options.maintenance(jobs: 1), directory: URL(fileURLWithPath: dir, isDirectory: true))
                 let rows = try await migrator.status().map { ["\($0.migration)", "\($0.done)", "\($0.pending)", "\($0.running)", "\($0.failed)"] }
                 print(table(header: ["migration", "done", "pending", "running", "failed"], rows: rows))
+            }
+        }
+    }
+}
+
+extension EnclaveCommand.Tenants {
+    struct Seed: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create N practices with M leads each (synthetic PHI, sealed as ingest seals it), for tests and benchmarks.")
+        @OptionGroup var options: MaintenanceOptions
+        @Option(help: "How many practices.") var practices: Int
+        @Option(help: "Leads per practice.") var leads: Int = 0
+        @Option(help: "Name prefix.") var name: String = "Seeded Practice"
+
+        func run() async throws {
+            try await reportingErrors {
+                let keys = try await options.keyManagement()
+                let display = ProgressDisplay("seeding")
+                let started = ContinuousClock.now
+                let ids = try await Seeder(keys: keys).seed(practices: practices, leadsPerPractice: leads, namePrefix: name) {
+                    display.update(finished: $0, failed: 0, total: practices, elapsed: ContinuousClock.now - started)
+                }
+                print("seeded \(ids.count) practices with \(leads) leads each in \(ContinuousClock.now - started)")
             }
         }
     }

@@ -318,7 +318,7 @@ struct LocatedError: Error {
 }
 
 /// Tenants handed out to workers, with counts for progress.
-final class WorkQueue: Sendable {
+fileprivate final class WorkQueue: Sendable {
     private struct State {
         var next = 0
         var finished = 0
@@ -348,7 +348,7 @@ final class WorkQueue: Sendable {
 }
 
 /// A lock-protected value.
-final class Locked<Value: Sendable>: Sendable {
+fileprivate final class Locked<Value: Sendable>: Sendable {
     private let mutex: Mutex<Value>
     init(_ value: Value) { mutex = Mutex(value) }
     func withLock<T>(_ body: (inout Value) -> T) -> T { mutex.withLock { body(&$0) } }

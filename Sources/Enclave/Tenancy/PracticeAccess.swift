@@ -15,6 +15,7 @@ public struct PracticeAccess: Sendable {
     }
 
     /// Runs `body` in a transaction that can reach `practice` for `scope`.
+    @discardableResult
     ///
     /// A refusal is recorded as `access.denied` in the practice's audit chain, in a transaction
     /// of its own (the refused one rolls back).

@@ -1,0 +1,83 @@
+import Foundation
+import Postgres
+import Sealing
+
+/// Creates many practices with many leads quickly, for tests, benchmarks and the demo. Leads
+/// carry synthetic (not real) PHI, sealed exactly as ingest seals it.
+public struct Seeder: Sendable {
+    public let keys: KeyManagement
+
+    public init(keys: KeyManagement) {
+        self.keys = keys
+    }
+
+    /// Creates `practices` practices, each with one call source and `leadsPerPractice` leads;
+    /// returns their ids. Practices go in batches; each practice's keys and leads in its own
+    /// transaction (row-level security confines each to its practice).
+    public func seed(
+        practices count: Int, leadsPerPractice: Int, namePrefix: String = "Seeded Practice",
+        progress: (Int) -> Void = { _ in }
+    ) async throws -> [UUID] {
+        guard (1...100_000).contains(count), (0...10_000_000).contains(leadsPerPractice) else {
+            throw ConfigurationError("seed 1 to 100000 practices with 0 to 10000000 leads each")
+        }
+        let ids = (0..<count).map { _ in UUID() }
+        for start in stride(from: 0, to: count, by: 1000) {
+            let slice = Array(ids[start..<min(start + 1000, count)])
+            try await keys.maintenance.pool.query(
+                "insert into enclave.practices (id, name) select unnest($1::uuid[]), $2 || ' ' || generate_series($3::int8, $4::int8)",
+                [slice, namePrefix, start + 1, start + slice.count])
+        }
+        let store = keys.store
+        let master = keys.activeMasterVersion
+        for (index, practice) in ids.enumerated() {
+            try await keys.maintenance.withTenant(practice) { transaction in
+                try await store.provision(practice, masterKeyVersion: master, in: transaction)
+                try await transaction.audit(
+                    AuditEvent(tenant: practice, action: .tenantCreated, objectType: "practice", objectID: practice.uuidString.lowercased()))
+                let source = UUID()
+                try await transaction.query(
+                    """
+                    insert into enclave.tracking_sources (tenant_id, id, kind, label, default_source, default_medium, default_campaign)
+                    values ($1, $2, 'call', 'Main line', 'google', 'cpc', 'new patients')
+                    """,
+                    [practice, source])
+                guard leadsPerPractice > 0 else { return }
+                let keySet = try await store.keys(practice, in: transaction)
+                let key = try await keySet.activeDataKey()
+                let index = try await keySet.blindIndex()
+                for batchStart in stride(from: 0, to: leadsPerPractice, by: 1000) {
+                    let size = min(1000, leadsPerPractice - batchStart)
+                    var leadIDs: [UUID] = []
+                    var numbers: [[UInt8]] = []
+                    var names: [[UInt8]] = []
+                    var indexes: [[UInt8]] = []
+                    for offset in 0..<size {
+                        let id = UUID()
+                        let number = String(format: "+1555%07d", (batchStart + offset) % 10_000_000)
+                        leadIDs.append(id)
+                        numbers.append(try FieldCipher.seal(Array(number.utf8), with: key, for: FieldContext(tenantID: practice, table: "leads", column: "caller_number", rowID: id)))
+                        names.append(try FieldCipher.seal(Array("Synthetic Caller \(batchStart + offset)".utf8), with: key, for: FieldContext(tenantID: practice, table: "leads", column: "caller_name", rowID: id)))
+                        indexes.append(try index.index(normalized: number))
+                    }
+                    // Arrays of bytea go as hex text: the binary array codec here covers text and uuid.
+                    try await transaction.query(
+                        """
+                        insert into enclave.leads (tenant_id, id, source_id, kind, occurred_at, source, medium, campaign,
+                            duration_seconds, disposition, caller_number, caller_name, caller_index, dek_version)
+                        select $1, u.id, $2, 'call', now() - (u.n * interval '7 minutes'), 'google', 'cpc', 'new patients',
+                               30 + (u.n % 300), 'answered', decode(u.number, 'hex'), decode(u.name, 'hex'), decode(u.idx, 'hex'), $7
+                        from unnest($3::uuid[], $4::text[], $5::text[], $6::text[]) with ordinality as u(id, number, name, idx, n)
+                        """,
+                        [practice, source, leadIDs, numbers.map(\.hexString), names.map(\.hexString), indexes.map(\.hexString), Int32(key.version)])
+                }
+            }
+            progress(index + 1)
+        }
+        return ids
+    }
+}
+
+extension Array where Element == UInt8 {
+    var hexString: String { map { String(format: "%02x", $0) }.joined() }
+}

@@ -1,0 +1,8 @@
+-- Fails in practices that have a source labelled 'poison'.
+do $$
+begin
+    if exists (select from enclave.tracking_sources where label = 'poison') then
+        raise exception 'poisoned practice';
+    end if;
+end
+$$;

@@ -1,0 +1,1 @@
+update enclave.tracking_sources set label = label;
