@@ -8,7 +8,7 @@ extension EnclaveCommand {
     struct Tenants: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Tenant migrations, re-encryption, offboarding and seeding across practices.",
-            subcommands: [Migrate.self, Status.self, Seed.self]
+            subcommands: [Migrate.self, Status.self, Reencrypt.self, Offboard.self, Seed.self, OpenExport.self]
         )
     }
 }
@@ -143,5 +143,154 @@ extension EnclaveCommand.Tenants {
                 print("seeded \(ids.count) practices with \(leads) leads each in \(ContinuousClock.now - started)")
             }
         }
+    }
+}
+
+extension EnclaveCommand.Tenants {
+    struct Reencrypt: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Move every PHI ciphertext to its practice's active data key version, online, in batches.")
+        @OptionGroup var options: MaintenanceOptions
+        @Option(help: "Only this practice.") var tenant: String?
+        @Option(help: "Practices at once.") var jobs: Int = 2
+        @Flag(help: "Destroy retired data key versions that no row uses any more.") var destroyRetired = false
+
+        func validate() throws {
+            guard (1...32).contains(jobs) else { throw ValidationError("--jobs must be 1 to 32") }
+            if let tenant, UUID(uuidString: tenant) == nil { throw ValidationError("--tenant \(tenant) is not a UUID") }
+        }
+
+        func run() async throws {
+            try await reportingErrors {
+                let keys = try await options.keyManagement()
+                let tenants: [UUID]
+                if let tenant, let id = UUID(uuidString: tenant) { tenants = [id] } else { tenants = try await keys.maintenance.tenantIDs() }
+                let reencryptor = Reencryptor(keys: keys)
+                let display = ProgressDisplay("re-encrypting")
+                let started = ContinuousClock.now
+                let queue = AsyncQueue(tenants)
+                let reports = try await withThrowingTaskGroup(of: [Reencryptor.Report].self) { group in
+                    for _ in 0..<min(jobs, max(tenants.count, 1)) {
+                        group.addTask {
+                            var done: [Reencryptor.Report] = []
+                            while let tenant = queue.next() {
+                                done.append(try await reencryptor.reencrypt(tenant, destroyUnused: destroyRetired))
+                                display.update(finished: queue.finished(), failed: 0, total: tenants.count, elapsed: ContinuousClock.now - started)
+                            }
+                            return done
+                        }
+                    }
+                    return try await group.reduce(into: [Reencryptor.Report]()) { $0 += $1 }
+                }
+                let elapsed = ContinuousClock.now - started
+                let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                let rows = reports.map(\.rows).reduce(0, +)
+                print(String(format: "re-encrypted %d rows and %d recordings in %d practices in %.1f s (%.0f rows/s)",
+                             rows, reports.map(\.recordings).reduce(0, +), reports.count, seconds, Double(rows) / max(seconds, 0.001)))
+                let unused = reports.filter { !$0.unusedVersions.isEmpty }
+                if !unused.isEmpty {
+                    print("\(unused.count) practices have data key versions that seal nothing now"
+                        + (destroyRetired ? " (destroyed)" : "; --destroy-retired destroys them"))
+                }
+            }
+        }
+    }
+
+    struct Offboard: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Export (optionally), close every way in, delete the PHI and destroy the keys of a practice; keep its audit chain.")
+        @OptionGroup var options: MaintenanceOptions
+        @Argument(help: "The practice to offboard.") var practice: String
+        @Option(help: "Write the practice's leads and recordings, decrypted, into this archive first.") var export: String?
+        @Option(help: "A file holding the passphrase (12+ characters) the practice chose for the export.") var passphraseFile: String?
+        @Flag(help: "Do not ask for the practice's name.") var confirm = false
+
+        func validate() throws {
+            guard UUID(uuidString: practice) != nil else { throw ValidationError("\(practice) is not a practice id (UUID)") }
+            if export != nil, passphraseFile == nil { throw ValidationError("--export needs --passphrase-file") }
+        }
+
+        func run() async throws {
+            try await reportingErrors {
+                guard let id = UUID(uuidString: practice) else { return }
+                let keys = try await options.keyManagement()
+                let offboarding = Offboarding(keys: keys)
+                let name = try await offboarding.name(of: id)
+                if !confirm {
+                    print("This destroys every key of \"\(name)\" and deletes its PHI for good. Type the practice's name to go on:")
+                    guard readLine(strippingNewline: true) == name else { throw ConfigurationError("the name did not match; nothing was changed") }
+                }
+                var exportTarget: (String, String)?
+                if let export, let passphraseFile {
+                    guard let data = FileManager.default.contents(atPath: passphraseFile),
+                        let passphrase = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .newlines)
+                    else { throw ConfigurationError("--passphrase-file \(passphraseFile): cannot be read") }
+                    exportTarget = (export, passphrase)
+                }
+                let report = try await offboarding.offboard(id, export: exportTarget)
+                if let leads = report.exportedLeads {
+                    print("exported \(leads) leads and \(report.exportedRecordings ?? 0) recordings to \(export ?? ""), sealed with the practice's passphrase")
+                }
+                print("revoked \(report.agreementsRevoked) agreements, ended \(report.sessionsEnded) sessions, disabled \(report.credentialsDisabled) ingest credentials")
+                print("deleted \(report.leadsDeleted) leads and their recordings; destroyed \(report.keysDestroyed) keys; the audit chain stays")
+                for version in report.masterKeyVersions {
+                    print("backups taken before now still hold this practice's keys wrapped by master key version \(version).")
+                    print("  once those backups expire: enclave keys rotate-master (if \(version) is still active), then enclave keys destroy-master --version \(version)")
+                }
+            }
+        }
+    }
+
+    struct OpenExport: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "open-export", abstract: "Decrypt an offboarding export into a directory (leads.jsonl, recordings/).")
+        @Argument(help: "The archive.") var archive: String
+        @Option(help: "The file holding the passphrase.") var passphraseFile: String
+        @Option(help: "Where to write the contents (must not exist).") var out: String
+
+        func run() async throws {
+            try await reportingErrors {
+                guard let data = FileManager.default.contents(atPath: passphraseFile),
+                    let passphrase = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .newlines)
+                else { throw ConfigurationError("--passphrase-file \(passphraseFile): cannot be read") }
+                let contents = try ExportArchive.read(path: archive, passphrase: passphrase)
+                let directory = URL(fileURLWithPath: out)
+                guard !FileManager.default.fileExists(atPath: out) else { throw ConfigurationError("--out \(out) already exists") }
+                try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: false)
+                try FileManager.default.createDirectory(at: directory.appendingPathComponent("recordings"), withIntermediateDirectories: false)
+                var lines = Data()
+                for lead in contents.leads {
+                    lines += try JSONSerialization.data(withJSONObject: lead, options: [.sortedKeys]) + Data("\n".utf8)
+                }
+                try lines.write(to: directory.appendingPathComponent("leads.jsonl"))
+                for (lead, bytes) in contents.recordings {
+                    try Data(bytes).write(to: directory.appendingPathComponent("recordings/\(lead.uuidString.lowercased())"))
+                }
+                print("wrote \(contents.leads.count) leads and \(contents.recordings.count) recordings to \(out)")
+            }
+        }
+    }
+}
+
+/// Items handed out to workers.
+final class AsyncQueue: @unchecked Sendable {
+    // Guarded by `lock`.
+    private let lock = NSLock()
+    private var items: [UUID]
+    private var done = 0
+
+    init(_ items: [UUID]) { self.items = items.reversed() }
+
+    func next() -> UUID? {
+        lock.lock()
+        defer { lock.unlock() }
+        return items.popLast()
+    }
+
+    func finished() -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        done += 1
+        return done
     }
 }

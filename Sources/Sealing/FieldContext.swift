@@ -41,13 +41,14 @@ extension UUID {
 }
 
 extension FixedWidthInteger {
-    var bigEndianBytes: [UInt8] {
+    /// The value's big-endian bytes.
+    public var bigEndianBytes: [UInt8] {
         let size = MemoryLayout<Self>.size
         return (0..<size).map { UInt8(truncatingIfNeeded: self >> ((size - 1 - $0) * 8)) }
     }
 
     /// Reads a big-endian integer from the start of `bytes`, which must be long enough.
-    init(bigEndianBytes bytes: some Collection<UInt8>) {
+    public init(bigEndianBytes bytes: some Collection<UInt8>) {
         self = bytes.prefix(MemoryLayout<Self>.size).reduce(0) { $0 << 8 | Self($1) }
     }
 }

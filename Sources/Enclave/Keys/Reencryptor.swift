@@ -1,0 +1,193 @@
+import Foundation
+import Postgres
+import Sealing
+
+/// Online re-encryption: moves every PHI ciphertext of a practice to its active data key
+/// version, in batches, while reads and ingest go on.
+///
+/// Each batch re-seals in the service and writes back with compare-and-set on the row's `xmin`,
+/// so a concurrent write (a redaction, say) is never overwritten: that row is simply picked up
+/// again by the next pass. Recordings are re-sealed chunk by chunk under a lock on their lead.
+/// Afterwards, versions that seal no row any more are reported (and, on request, destroyed).
+public struct Reencryptor: Sendable {
+    /// One practice's result.
+    public struct Report: Sendable {
+        public let tenant: UUID
+        public let rows: Int
+        public let recordings: Int
+        /// Older data key versions that now seal nothing.
+        public let unusedVersions: [UInt32]
+    }
+
+    public let keys: KeyManagement
+    public let batchSize: Int
+
+    public init(keys: KeyManagement, batchSize: Int = 500) {
+        self.keys = keys
+        self.batchSize = max(1, batchSize)
+    }
+
+    static let fields = ["caller_number", "caller_name", "transcript", "form_fields", "page_url"]
+
+    /// Re-encrypts `tenant`; with `destroyUnused`, destroys versions left sealing nothing.
+    public func reencrypt(_ tenant: UUID, destroyUnused: Bool = false) async throws -> Report {
+        var rows = 0
+        var pass = 0
+        while true {
+            pass += 1
+            let moved = try await reencryptLeads(tenant)
+            rows += moved.changed
+            if moved.remaining == 0 || pass > 20 { break }
+        }
+        let recordings = try await reencryptRecordings(tenant)
+        let unused = try await keys.maintenance.withTenant(tenant) { transaction -> [UInt32] in
+            let unusedRows = try await transaction.query(
+                """
+                select k.version from enclave.tenant_keys k
+                where k.tenant_id = $1 and k.purpose = 'data' and k.state = 'retired'
+                  and not exists (select from enclave.leads l where l.tenant_id = $1 and l.dek_version = k.version)
+                  and not exists (select from enclave.recordings r where r.tenant_id = $1 and r.dek_version = k.version)
+                order by 1
+                """,
+                [tenant])
+            let versions = try unusedRows.map { UInt32(try $0.decode(Int32.self, "version")) }
+            if destroyUnused, !versions.isEmpty {
+                try await transaction.query(
+                    """
+                    update enclave.tenant_keys set state = 'destroyed', wrapped = null, destroyed_at = now()
+                    where tenant_id = $1 and purpose = 'data' and version = any($2::int8[])
+                    """,
+                    [tenant, versions.map { Int64($0) }])
+                try await transaction.audit(
+                    AuditEvent(
+                        tenant: tenant, action: .keyDestroyed, objectType: "data_key",
+                        objectID: versions.map(String.init).joined(separator: ","), reason: "no row uses it after re-encryption"))
+            }
+            try await transaction.audit(
+                AuditEvent(
+                    tenant: tenant, action: .tenantMigrationApplied, objectType: "reencryption", objectID: "reencrypt",
+                    details: ["rows": .int(rows), "recordings": .int(recordings)]))
+            return versions
+        }
+        if destroyUnused { keys.store.keyring.remove(tenantID: tenant) }
+        return Report(tenant: tenant, rows: rows, recordings: recordings, unusedVersions: unused)
+    }
+
+    /// One pass over the practice's leads; returns rows changed and rows still on an old version.
+    private func reencryptLeads(_ tenant: UUID) async throws -> (changed: Int, remaining: Int) {
+        let store = keys.store
+        var cursor = UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+        var changed = 0
+        while true {
+            let (batchChanged, last) = try await keys.maintenance.withTenant(tenant) { transaction -> (Int, UUID?) in
+                let keySet = try await store.keys(tenant, in: transaction)
+                let active = try await keySet.activeDataKey()
+                let rows = try await transaction.query(
+                    """
+                    select id, xmin::text as row_version, \(Self.fields.joined(separator: ", ")) from enclave.leads
+                    where tenant_id = $1 and dek_version is not null and dek_version <> $2 and id > $3
+                    order by id limit $4
+                    """,
+                    [tenant, Int32(active.version), cursor, batchSize])
+                guard !rows.isEmpty else { return (0, nil) }
+                var ids: [UUID] = []
+                var versions: [String] = []
+                var columns = Array(repeating: [String?](), count: Self.fields.count)
+                for row in rows {
+                    let id = try row.decode(UUID.self, "id")
+                    ids.append(id)
+                    versions.append(try row.decode(String.self, "row_version"))
+                    for (index, field) in Self.fields.enumerated() {
+                        guard let sealed = try row.decode([UInt8]?.self, field) else {
+                            columns[index].append(nil)
+                            continue
+                        }
+                        let context = FieldContext(tenantID: tenant, table: "leads", column: field, rowID: id)
+                        let plain = try await keySet.open(sealed, for: context)
+                        columns[index].append(try FieldCipher.seal(plain, with: active, for: context).hexString)
+                    }
+                }
+                let updated = try await transaction.execute(
+                    """
+                    update enclave.leads l set
+                        caller_number = decode(nullif(u.c0, ''), 'hex'), caller_name = decode(nullif(u.c1, ''), 'hex'),
+                        transcript = decode(nullif(u.c2, ''), 'hex'), form_fields = decode(nullif(u.c3, ''), 'hex'),
+                        page_url = decode(nullif(u.c4, ''), 'hex'), dek_version = $2
+                    from unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
+                        as u(id, row_version, c0, c1, c2, c3, c4)
+                    where l.tenant_id = $1 and l.id = u.id and l.xmin::text = u.row_version
+                    """,
+                    // NULL travels as '' (a sealed value is never empty): the array codec has no NULLs.
+                    [tenant, Int32(active.version), ids, versions] + columns.map { column -> any PostgresEncodable in column.map { $0 ?? "" } })
+                return (updated, ids.last)
+            }
+            changed += batchChanged
+            guard let last else { break }
+            cursor = last
+        }
+        let remaining = try await keys.maintenance.withTenant(tenant) { transaction in
+            let active = try await store.keys(tenant, in: transaction).activeDataKey()
+            return try await transaction.query(
+                "select count(*)::int8 as n from enclave.leads where tenant_id = $1 and dek_version is not null and dek_version <> $2",
+                [tenant, Int32(active.version)]
+            ).first?.decode(Int.self, "n") ?? 0
+        }
+        return (changed, remaining)
+    }
+
+    /// Re-seals every recording not on the active version, each in one transaction.
+    private func reencryptRecordings(_ tenant: UUID) async throws -> Int {
+        let store = keys.store
+        let leads = try await keys.maintenance.withTenant(tenant) { transaction in
+            let active = try await store.keys(tenant, in: transaction).activeDataKey()
+            return try await transaction.query(
+                """
+                select distinct lead_id from enclave.recordings where tenant_id = $1 and dek_version <> $2 order by 1
+                """,
+                [tenant, Int32(active.version)]
+            ).map { try $0.decode(UUID.self, "lead_id") }
+        }
+        var done = 0
+        for lead in leads {
+            let moved = try await keys.maintenance.withTenant(tenant) { transaction -> Bool in
+                let row = try await transaction.query(
+                    "select recording_header, recording_chunks from enclave.leads where tenant_id = $1 and id = $2 for update",
+                    [tenant, lead]
+                ).first
+                guard let row, let header = try row.decode([UInt8]?.self, "recording_header"),
+                    let chunks = try row.decode(Int32?.self, "recording_chunks")
+                else { return false }
+                let keySet = try await store.keys(tenant, in: transaction)
+                let active = try await keySet.activeDataKey()
+                let context = FieldContext(tenantID: tenant, table: "recordings", column: "audio", rowID: lead)
+                let opener = try StreamOpener(
+                    header: header, key: try await keySet.dataKey(version: StreamCipher.keyVersion(ofHeader: header)), context: context)
+                var sealer = try StreamSealer(key: active, context: context, chunkSize: opener.plaintextChunkSize)
+                var index: Int32 = 0
+                while index < chunks {
+                    let batch = try await transaction.query(
+                        """
+                        select chunk_index, ciphertext from enclave.recordings
+                        where tenant_id = $1 and lead_id = $2 and chunk_index between $3 and $4 order by chunk_index
+                        """,
+                        [tenant, lead, index, index + 15])
+                    guard !batch.isEmpty else { throw SealingError(.streamIncomplete, "a recording chunk is missing") }
+                    for chunk in batch {
+                        let at = try chunk.decode(Int32.self, "chunk_index")
+                        let isLast = at == chunks - 1
+                        let plain = try opener.openChunk(try chunk.decode([UInt8].self, "ciphertext"), index: UInt32(at), isLast: isLast)
+                        try await transaction.query(
+                            "update enclave.recordings set ciphertext = $1, dek_version = $2 where tenant_id = $3 and lead_id = $4 and chunk_index = $5",
+                            [try sealer.seal(plain, isLast: isLast), Int32(active.version), tenant, lead, at])
+                        index = at + 1
+                    }
+                }
+                try await transaction.query(
+                    "update enclave.leads set recording_header = $1 where tenant_id = $2 and id = $3", [sealer.header, tenant, lead])
+                return true
+            }
+            if moved { done += 1 }
+        }
+        return done
+    }
+}
