@@ -8,7 +8,10 @@ struct EnclaveCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "enclave",
         abstract: "Operate Enclave, the HIPAA-grade data platform for medical call and form tracking.",
-        subcommands: [Migrate.self, Keys.self, Practices.self, Agencies.self, Users.self, Agreements.self, Audit.self, Tenants.self]
+        subcommands: [
+            Migrate.self, Keys.self, Practices.self, Agencies.self, Users.self, Agreements.self, Audit.self,
+            Tenants.self,
+        ]
     )
 }
 

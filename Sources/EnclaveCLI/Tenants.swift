@@ -16,8 +16,10 @@ extension EnclaveCommand {
 extension MaintenanceOptions {
     /// A maintenance pool sized for `jobs` workers.
     func maintenance(jobs: Int) throws -> MaintenanceContext {
-        let configuration = try ConnectionConfiguration.forRole(.maint, override: databaseURL, allowInsecureTransport: insecureTransport)
-        return MaintenanceContext(pool: ConnectionPool(configuration: configuration, options: .init(maxConnections: jobs + 1)))
+        let configuration = try ConnectionConfiguration.forRole(
+            .maint, override: databaseURL, allowInsecureTransport: insecureTransport)
+        return MaintenanceContext(
+            pool: ConnectionPool(configuration: configuration, options: .init(maxConnections: jobs + 1)))
     }
 }
 
@@ -41,7 +43,9 @@ final class ProgressDisplay: @unchecked Sendable {
             let width = 30
             let filled = total > 0 ? width * finished / total : width
             let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-            let line = String(format: "\r%@ [%@] %d/%d, %d failed, %.0f/s, ETA %.0fs ", label, bar, finished, total, failed, rate, eta)
+            let line = String(
+                format: "\r%@ [%@] %d/%d, %d failed, %.0f/s, ETA %.0fs ", label, bar, finished, total, failed, rate, eta
+            )
             FileHandle.standardOutput.write(Data(line.utf8))
             if finished == total { FileHandle.standardOutput.write(Data("\n".utf8)) }
         } else {
@@ -77,8 +81,10 @@ extension EnclaveCommand.Tenants {
         func run() async throws {
             try await reportingErrors {
                 let migrator = try TenantMigrator(
-                    maintenance: try options.maintenance(jobs: jobs), directory: URL(fileURLWithPath: dir, isDirectory: true),
-                    options: .init(jobs: jobs, lockTimeout: lockTimeout, statementTimeout: statementTimeout, dryRun: dryRun))
+                    maintenance: try options.maintenance(jobs: jobs),
+                    directory: URL(fileURLWithPath: dir, isDirectory: true),
+                    options: .init(
+                        jobs: jobs, lockTimeout: lockTimeout, statementTimeout: statementTimeout, dryRun: dryRun))
                 let display = ProgressDisplay(dryRun ? "checking" : "migrating")
                 let outcomes = try await migrator.run(tenants: tenant.flatMap(UUID.init(uuidString:)).map { [$0] }) {
                     display.update(finished: $0.finished, failed: $0.failed, total: $0.total, elapsed: $0.elapsed)
@@ -86,7 +92,9 @@ extension EnclaveCommand.Tenants {
                 var rows: [[String]] = []
                 for file in try migrator.files() {
                     let mine = outcomes.filter { $0.migration == file.name }
-                    func count(_ match: (TenantMigrator.Result) -> Bool) -> String { String(mine.filter { match($0.result) }.count) }
+                    func count(_ match: (TenantMigrator.Result) -> Bool) -> String {
+                        String(mine.filter { match($0.result) }.count)
+                    }
                     rows.append([
                         file.name,
                         count { if case .applied = $0 { true } else { false } },
@@ -96,7 +104,10 @@ extension EnclaveCommand.Tenants {
                         count { if case .failed = $0 { true } else { false } },
                     ])
                 }
-                print(table(header: ["migration", "applied", "already done", "pending", "busy elsewhere", "failed"], rows: rows))
+                print(
+                    table(
+                        header: ["migration", "applied", "already done", "pending", "busy elsewhere", "failed"],
+                        rows: rows))
                 let failures = outcomes.compactMap { outcome -> String? in
                     guard case .failed(let message) = outcome.result else { return nil }
                     return "practice \(outcome.tenant.uuidString.lowercased()): \(message)"
@@ -109,14 +120,19 @@ extension EnclaveCommand.Tenants {
     }
 
     struct Status: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Per tenant migration: practices done, pending, running, failed.")
+        static let configuration = CommandConfiguration(
+            abstract: "Per tenant migration: practices done, pending, running, failed.")
         @OptionGroup var options: MaintenanceOptions
         @Option(help: "The directory of tenant migration files.") var dir: String = "tenants"
 
         func run() async throws {
             try await reportingErrors {
-                let migrator = try TenantMigrator(maintenance: try options.maintenance(jobs: 1), directory: URL(fileURLWithPath: dir, isDirectory: true))
-                let rows = try await migrator.status().map { ["\($0.migration)", "\($0.done)", "\($0.pending)", "\($0.running)", "\($0.failed)"] }
+                let migrator = try TenantMigrator(
+                    maintenance: try options.maintenance(jobs: 1),
+                    directory: URL(fileURLWithPath: dir, isDirectory: true))
+                let rows = try await migrator.status().map {
+                    ["\($0.migration)", "\($0.done)", "\($0.pending)", "\($0.running)", "\($0.failed)"]
+                }
                 print(table(header: ["migration", "done", "pending", "running", "failed"], rows: rows))
             }
         }
@@ -126,7 +142,9 @@ extension EnclaveCommand.Tenants {
 extension EnclaveCommand.Tenants {
     struct Seed: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Create N practices with M leads each (synthetic PHI, sealed as ingest seals it), for tests and benchmarks.")
+            abstract:
+                "Create N practices with M leads each (synthetic PHI, sealed as ingest seals it), for tests and benchmarks."
+        )
         @OptionGroup var options: MaintenanceOptions
         @Option(help: "How many practices.") var practices: Int
         @Option(help: "Leads per practice.") var leads: Int = 0
@@ -137,7 +155,9 @@ extension EnclaveCommand.Tenants {
                 let keys = try await options.keyManagement()
                 let display = ProgressDisplay("seeding")
                 let started = ContinuousClock.now
-                let ids = try await Seeder(keys: keys).seed(practices: practices, leadsPerPractice: leads, namePrefix: name) {
+                let ids = try await Seeder(keys: keys).seed(
+                    practices: practices, leadsPerPractice: leads, namePrefix: name
+                ) {
                     display.update(finished: $0, failed: 0, total: practices, elapsed: ContinuousClock.now - started)
                 }
                 print("seeded \(ids.count) practices with \(leads) leads each in \(ContinuousClock.now - started)")
@@ -164,7 +184,11 @@ extension EnclaveCommand.Tenants {
             try await reportingErrors {
                 let keys = try await options.keyManagement()
                 let tenants: [UUID]
-                if let tenant, let id = UUID(uuidString: tenant) { tenants = [id] } else { tenants = try await keys.maintenance.tenantIDs() }
+                if let tenant, let id = UUID(uuidString: tenant) {
+                    tenants = [id]
+                } else {
+                    tenants = try await keys.maintenance.tenantIDs()
+                }
                 let reencryptor = Reencryptor(keys: keys)
                 let display = ProgressDisplay("re-encrypting")
                 let started = ContinuousClock.now
@@ -175,7 +199,9 @@ extension EnclaveCommand.Tenants {
                             var done: [Reencryptor.Report] = []
                             while let tenant = queue.next() {
                                 done.append(try await reencryptor.reencrypt(tenant, destroyUnused: destroyRetired))
-                                display.update(finished: queue.finished(), failed: 0, total: tenants.count, elapsed: ContinuousClock.now - started)
+                                display.update(
+                                    finished: queue.finished(), failed: 0, total: tenants.count,
+                                    elapsed: ContinuousClock.now - started)
                             }
                             return done
                         }
@@ -185,12 +211,16 @@ extension EnclaveCommand.Tenants {
                 let elapsed = ContinuousClock.now - started
                 let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
                 let rows = reports.map(\.rows).reduce(0, +)
-                print(String(format: "re-encrypted %d rows and %d recordings in %d practices in %.1f s (%.0f rows/s)",
-                             rows, reports.map(\.recordings).reduce(0, +), reports.count, seconds, Double(rows) / max(seconds, 0.001)))
+                print(
+                    String(
+                        format: "re-encrypted %d rows and %d recordings in %d practices in %.1f s (%.0f rows/s)",
+                        rows, reports.map(\.recordings).reduce(0, +), reports.count, seconds,
+                        Double(rows) / max(seconds, 0.001)))
                 let unused = reports.filter { !$0.unusedVersions.isEmpty }
                 if !unused.isEmpty {
-                    print("\(unused.count) practices have data key versions that seal nothing now"
-                        + (destroyRetired ? " (destroyed)" : "; --destroy-retired destroys them"))
+                    print(
+                        "\(unused.count) practices have data key versions that seal nothing now"
+                            + (destroyRetired ? " (destroyed)" : "; --destroy-retired destroys them"))
                 }
             }
         }
@@ -198,15 +228,21 @@ extension EnclaveCommand.Tenants {
 
     struct Offboard: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Export (optionally), close every way in, delete the PHI and destroy the keys of a practice; keep its audit chain.")
+            abstract:
+                "Export (optionally), close every way in, delete the PHI and destroy the keys of a practice; keep its audit chain."
+        )
         @OptionGroup var options: MaintenanceOptions
         @Argument(help: "The practice to offboard.") var practice: String
-        @Option(help: "Write the practice's leads and recordings, decrypted, into this archive first.") var export: String?
-        @Option(help: "A file holding the passphrase (12+ characters) the practice chose for the export.") var passphraseFile: String?
+        @Option(help: "Write the practice's leads and recordings, decrypted, into this archive first.") var export:
+            String?
+        @Option(help: "A file holding the passphrase (12+ characters) the practice chose for the export.")
+        var passphraseFile: String?
         @Flag(help: "Do not ask for the practice's name.") var confirm = false
 
         func validate() throws {
-            guard UUID(uuidString: practice) != nil else { throw ValidationError("\(practice) is not a practice id (UUID)") }
+            guard UUID(uuidString: practice) != nil else {
+                throw ValidationError("\(practice) is not a practice id (UUID)")
+            }
             if export != nil, passphraseFile == nil { throw ValidationError("--export needs --passphrase-file") }
         }
 
@@ -217,8 +253,12 @@ extension EnclaveCommand.Tenants {
                 let offboarding = Offboarding(keys: keys)
                 let name = try await offboarding.name(of: id)
                 if !confirm {
-                    print("This destroys every key of \"\(name)\" and deletes its PHI for good. Type the practice's name to go on:")
-                    guard readLine(strippingNewline: true) == name else { throw ConfigurationError("the name did not match; nothing was changed") }
+                    print(
+                        "This destroys every key of \"\(name)\" and deletes its PHI for good. Type the practice's name to go on:"
+                    )
+                    guard readLine(strippingNewline: true) == name else {
+                        throw ConfigurationError("the name did not match; nothing was changed")
+                    }
                 }
                 var exportTarget: (String, String)?
                 if let export, let passphraseFile {
@@ -229,13 +269,23 @@ extension EnclaveCommand.Tenants {
                 }
                 let report = try await offboarding.offboard(id, export: exportTarget)
                 if let leads = report.exportedLeads {
-                    print("exported \(leads) leads and \(report.exportedRecordings ?? 0) recordings to \(export ?? ""), sealed with the practice's passphrase")
+                    print(
+                        "exported \(leads) leads and \(report.exportedRecordings ?? 0) recordings to \(export ?? ""), sealed with the practice's passphrase"
+                    )
                 }
-                print("revoked \(report.agreementsRevoked) agreements, ended \(report.sessionsEnded) sessions, disabled \(report.credentialsDisabled) ingest credentials")
-                print("deleted \(report.leadsDeleted) leads and their recordings; destroyed \(report.keysDestroyed) keys; the audit chain stays")
+                print(
+                    "revoked \(report.agreementsRevoked) agreements, ended \(report.sessionsEnded) sessions, disabled \(report.credentialsDisabled) ingest credentials"
+                )
+                print(
+                    "deleted \(report.leadsDeleted) leads and their recordings; destroyed \(report.keysDestroyed) keys; the audit chain stays"
+                )
                 for version in report.masterKeyVersions {
-                    print("backups taken before now still hold this practice's keys wrapped by master key version \(version).")
-                    print("  once those backups expire: enclave keys rotate-master (if \(version) is still active), then enclave keys destroy-master --version \(version)")
+                    print(
+                        "backups taken before now still hold this practice's keys wrapped by master key version \(version)."
+                    )
+                    print(
+                        "  once those backups expire: enclave keys rotate-master (if \(version) is still active), then enclave keys destroy-master --version \(version)"
+                    )
                 }
             }
         }
@@ -243,7 +293,8 @@ extension EnclaveCommand.Tenants {
 
     struct OpenExport: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "open-export", abstract: "Decrypt an offboarding export into a directory (leads.jsonl, recordings/).")
+            commandName: "open-export",
+            abstract: "Decrypt an offboarding export into a directory (leads.jsonl, recordings/).")
         @Argument(help: "The archive.") var archive: String
         @Option(help: "The file holding the passphrase.") var passphraseFile: String
         @Option(help: "Where to write the contents (must not exist).") var out: String
@@ -255,16 +306,20 @@ extension EnclaveCommand.Tenants {
                 else { throw ConfigurationError("--passphrase-file \(passphraseFile): cannot be read") }
                 let contents = try ExportArchive.read(path: archive, passphrase: passphrase)
                 let directory = URL(fileURLWithPath: out)
-                guard !FileManager.default.fileExists(atPath: out) else { throw ConfigurationError("--out \(out) already exists") }
+                guard !FileManager.default.fileExists(atPath: out) else {
+                    throw ConfigurationError("--out \(out) already exists")
+                }
                 try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: false)
-                try FileManager.default.createDirectory(at: directory.appendingPathComponent("recordings"), withIntermediateDirectories: false)
+                try FileManager.default.createDirectory(
+                    at: directory.appendingPathComponent("recordings"), withIntermediateDirectories: false)
                 var lines = Data()
                 for lead in contents.leads {
                     lines += try JSONSerialization.data(withJSONObject: lead, options: [.sortedKeys]) + Data("\n".utf8)
                 }
                 try lines.write(to: directory.appendingPathComponent("leads.jsonl"))
                 for (lead, bytes) in contents.recordings {
-                    try Data(bytes).write(to: directory.appendingPathComponent("recordings/\(lead.uuidString.lowercased())"))
+                    try Data(bytes).write(
+                        to: directory.appendingPathComponent("recordings/\(lead.uuidString.lowercased())"))
                 }
                 print("wrote \(contents.leads.count) leads and \(contents.recordings.count) recordings to \(out)")
             }

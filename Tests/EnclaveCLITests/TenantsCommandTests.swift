@@ -18,7 +18,8 @@ struct TenantsCommandTests {
         let sql = TestEnvironment.packageRoot.appendingPathComponent("sql").path
         #expect(try await CLIProcess.run(["migrate", "up", "--dir", sql], environment: env).status == 0)
         #expect(try await CLIProcess.run(["keys", "init"], environment: env).status == 0)
-        let seed = try await CLIProcess.run(["tenants", "seed", "--practices", "\(practices)", "--leads", "0"], environment: env)
+        let seed = try await CLIProcess.run(
+            ["tenants", "seed", "--practices", "\(practices)", "--leads", "0"], environment: env)
         #expect(seed.status == 0, "\(seed.output)")
         return env
     }
@@ -26,7 +27,9 @@ struct TenantsCommandTests {
     @Test("two runners at once with --jobs 4 each apply every (practice, migration) exactly once")
     func twoRunners() async throws {
         try await ScratchDatabase.with { database in
-            let keyFile = FileManager.default.temporaryDirectory.appendingPathComponent("enclave-kek-\(UUID().uuidString)").path
+            let keyFile = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "enclave-kek-\(UUID().uuidString)"
+            ).path
             defer { try? FileManager.default.removeItem(atPath: keyFile) }
             let env = try await seeded(database, practices: 60, keyFile: keyFile)
             let dir = Self.fixtures.appendingPathComponent("tenants-trivial").path
@@ -50,7 +53,9 @@ struct TenantsCommandTests {
     @Test("a batched backfill over 1,000,000 rows, killed midway and resumed, applies every batch exactly once")
     func killedBackfill() async throws {
         try await ScratchDatabase.with { database in
-            let keyFile = FileManager.default.temporaryDirectory.appendingPathComponent("enclave-kek-\(UUID().uuidString)").path
+            let keyFile = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "enclave-kek-\(UUID().uuidString)"
+            ).path
             defer { try? FileManager.default.removeItem(atPath: keyFile) }
             let env = try await seeded(database, practices: 1, keyFile: keyFile)
             let superuser = try await database.connect()
@@ -77,13 +82,16 @@ struct TenantsCommandTests {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
             let interrupted = try #require(
-                try await superuser.query("select status, batches, rows_affected, batch_cursor from enclave.tenant_migrations").first)
+                try await superuser.query(
+                    "select status, batches, rows_affected, batch_cursor from enclave.tenant_migrations"
+                ).first)
             #expect(try interrupted.decode(String.self, "status") == "running")
             let batches = try interrupted.decode(Int32.self, "batches")
             #expect(batches < 50, "the run finished before it was killed")
             #expect(try interrupted.decode(Int64.self, "rows_affected") == Int64(batches) * 20000)
             // Committed batches match the rows changed so far: nothing half-applied.
-            let changed = try await superuser.query("select count(*)::int8 as n from enclave.leads where duration_seconds = 1")
+            let changed = try await superuser.query(
+                "select count(*)::int8 as n from enclave.leads where duration_seconds = 1")
             #expect(try changed.first?.decode(Int64.self, "n") == Int64(batches) * 20000)
 
             // The killed runner's backend ends once it notices its client is gone, releasing the

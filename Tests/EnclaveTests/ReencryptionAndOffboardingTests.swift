@@ -1,9 +1,10 @@
-@testable import Enclave
 import EnclaveTestSupport
 import Foundation
 import Postgres
 import Sealing
 import Testing
+
+@testable import Enclave
 
 @Suite("Online re-encryption and offboarding")
 struct ReencryptionAndOffboardingTests {
@@ -12,7 +13,8 @@ struct ReencryptionAndOffboardingTests {
         try await LeadsFixture.with { fixture in
             // The identity fixture's placeholder recording rows have no stream; drop them here.
             try await fixture.base.superuser(
-                "delete from enclave.recordings r where not exists (select from enclave.leads l where l.id = r.lead_id and l.recording_header is not null)")
+                "delete from enclave.recordings r where not exists (select from enclave.leads l where l.id = r.lead_id and l.recording_header is not null)"
+            )
             var expected = Set<String>()
             var first: UUID?
             for index in 0..<60 {
@@ -25,7 +27,8 @@ struct ReencryptionAndOffboardingTests {
             let audio = try SecureRandom.bytes(300_000)
             _ = try await fixture.ingest.attachRecording(
                 sourceID: fixture.source,
-                signature: try IngestSignature.sign(audio, secret: fixture.secret, timestamp: Int64(Date().timeIntervalSince1970)),
+                signature: try IngestSignature.sign(
+                    audio, secret: fixture.secret, timestamp: Int64(Date().timeIntervalSince1970)),
                 leadID: recordingLead, contentType: "audio/mpeg", body: ChunkedBytes(audio, pieceSize: 50_000))
             _ = try await fixture.keys.rotate(tenants: [fixture.base.practiceA])
             let redacted = try await fixture.ingest.ingestCall(try fixture.request(fixture.call("To Redact")))
@@ -42,17 +45,22 @@ struct ReencryptionAndOffboardingTests {
                 }
                 group.addTask {
                     for _ in 0..<15 {
-                        _ = try await fixture.leads.list(fixture.base.memberToken, practice: fixture.base.practiceA, filter: .init(limit: 100))
+                        _ = try await fixture.leads.list(
+                            fixture.base.memberToken, practice: fixture.base.practiceA, filter: .init(limit: 100))
                     }
                     try await fixture.leads.redact(
-                        fixture.base.ownerAToken, practice: fixture.base.practiceA, lead: redacted.leadID, fields: [.callerName])
+                        fixture.base.ownerAToken, practice: fixture.base.practiceA, lead: redacted.leadID,
+                        fields: [.callerName])
                     return nil
                 }
-                return try await group.reduce(into: [Reencryptor.Report]()) { if let report = $1 { $0.append(report) } }.first
+                return try await group.reduce(into: [Reencryptor.Report]()) { if let report = $1 { $0.append(report) } }
+                    .first
             }
             let took = ContinuousClock.now - started
             let moved = try #require(report)
-            print("re-encryption figure: \(moved.rows) rows and \(moved.recordings) recordings in \(took) under concurrent ingest and reads")
+            print(
+                "re-encryption figure: \(moved.rows) rows and \(moved.recordings) recordings in \(took) under concurrent ingest and reads"
+            )
             #expect(moved.rows >= 60)
             #expect(moved.recordings == 1)
             #expect(moved.unusedVersions == [1])
@@ -71,20 +79,26 @@ struct ReencryptionAndOffboardingTests {
             var cursor: String?
             repeat {
                 let page = try await fixture.leads.list(
-                    fixture.base.ownerAToken, practice: fixture.base.practiceA, filter: .init(kind: "call", cursor: cursor, limit: 100))
+                    fixture.base.ownerAToken, practice: fixture.base.practiceA,
+                    filter: .init(kind: "call", cursor: cursor, limit: 100))
                 names.formUnion(page.leads.compactMap(\.callerName))
                 cursor = page.nextCursor
             } while cursor != nil
             #expect(names == expected, "lost: \(expected.subtracting(names)), extra: \(names.subtracting(expected))")
-            let afterRedaction = try await fixture.leads.get(fixture.base.ownerAToken, practice: fixture.base.practiceA, lead: redacted.leadID)
+            let afterRedaction = try await fixture.leads.get(
+                fixture.base.ownerAToken, practice: fixture.base.practiceA, lead: redacted.leadID)
             #expect(afterRedaction.callerName == nil, "the concurrent redaction was overwritten")
             var played: [UInt8] = []
-            try await fixture.leads.streamRecording(fixture.base.ownerAToken, practice: fixture.base.practiceA, lead: recordingLead) { played += $0 }
+            try await fixture.leads.streamRecording(
+                fixture.base.ownerAToken, practice: fixture.base.practiceA, lead: recordingLead
+            ) { played += $0 }
             #expect(played == audio)
         }
     }
 
-    @Test("after offboarding: no key opens anything, PHI rows are gone, every way in is closed, the audit chain verifies, the export opens")
+    @Test(
+        "after offboarding: no key opens anything, PHI rows are gone, every way in is closed, the audit chain verifies, the export opens"
+    )
     func offboarding() async throws {
         try await LeadsFixture.with { fixture in
             var names = Set<String>()
@@ -98,14 +112,18 @@ struct ReencryptionAndOffboardingTests {
             let lead = try #require(callLead)
             _ = try await fixture.ingest.attachRecording(
                 sourceID: fixture.source,
-                signature: try IngestSignature.sign(audio, secret: fixture.secret, timestamp: Int64(Date().timeIntervalSince1970)),
+                signature: try IngestSignature.sign(
+                    audio, secret: fixture.secret, timestamp: Int64(Date().timeIntervalSince1970)),
                 leadID: lead, contentType: "audio/wav", body: ChunkedBytes(audio, pieceSize: 40_000))
             let superuser = try await fixture.base.keys.database.connect()
             defer { Task { await superuser.close() } }
             let sealed = try #require(
-                try await superuser.query("select caller_name from enclave.leads where id = $1", [lead]).first?.decode([UInt8].self, "caller_name"))
+                try await superuser.query("select caller_name from enclave.leads where id = $1", [lead]).first?.decode(
+                    [UInt8].self, "caller_name"))
 
-            let path = FileManager.default.temporaryDirectory.appendingPathComponent("enclave-export-\(UUID().uuidString)").path
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "enclave-export-\(UUID().uuidString)"
+            ).path
             defer { try? FileManager.default.removeItem(atPath: path) }
             let keys = try await fixture.base.keys.keys()
             let report = try await Offboarding(keys: keys).offboard(
@@ -125,7 +143,9 @@ struct ReencryptionAndOffboardingTests {
             await #expect(throws: SealingError(.keyUnavailable, "")) {
                 try await keys.maintenance.withTenant(fixture.base.practiceA) { transaction in
                     try await keys.store.keys(fixture.base.practiceA, in: transaction).open(
-                        sealed, for: FieldContext(tenantID: fixture.base.practiceA, table: "leads", column: "caller_name", rowID: lead))
+                        sealed,
+                        for: FieldContext(
+                            tenantID: fixture.base.practiceA, table: "leads", column: "caller_name", rowID: lead))
                 }
             }
             // PHI rows gone; the other practice untouched.
@@ -144,13 +164,19 @@ struct ReencryptionAndOffboardingTests {
             #expect(try counts.first?.decode(Int.self, "b_leads") == 1)
             #expect(try counts.first?.decode(String.self, "status") == "offboarded")
             // Every way in is closed: sessions of members and assigned staff, the BAA, ingest.
-            await #expect(throws: AccessError.self) { try await fixture.leads.list(fixture.base.memberToken, practice: fixture.base.practiceA) }
-            await #expect(throws: AccessError(.unauthenticated, "")) { try await fixture.base.identity.sessions(fixture.base.ownerAToken) }
+            await #expect(throws: AccessError.self) {
+                try await fixture.leads.list(fixture.base.memberToken, practice: fixture.base.practiceA)
+            }
+            await #expect(throws: AccessError(.unauthenticated, "")) {
+                try await fixture.base.identity.sessions(fixture.base.ownerAToken)
+            }
             await #expect(throws: AccessError(.unauthenticated, "")) {
                 try await fixture.ingest.ingestCall(try fixture.request(fixture.call("After")))
             }
             // The audit chain stays and still verifies.
-            let verified = try await AuditVerifier(maintenance: keys.maintenance).verify(chains: [fixture.base.practiceA])
+            let verified = try await AuditVerifier(maintenance: keys.maintenance).verify(chains: [
+                fixture.base.practiceA
+            ])
             #expect(verified.breaks.isEmpty)
             let actions = try await superuser.query(
                 "select action from enclave.audit_events where tenant_id = $1 order by seq", [fixture.base.practiceA]
@@ -166,7 +192,42 @@ struct ReencryptionAndOffboardingTests {
             #expect(Set(contents.leads.compactMap { $0["caller_name"] }) == names)
             #expect(contents.leads.count == 6)
             #expect(contents.recordings[lead] == audio)
-            #expect(throws: (any Error).self) { try ExportArchive.read(path: path, passphrase: "a guessed passphrase!") }
+            #expect(throws: (any Error).self) {
+                try ExportArchive.read(path: path, passphrase: "a guessed passphrase!")
+            }
+        }
+    }
+}
+
+@Suite("Master key rotation covers every wrapped secret")
+struct MasterWrappedSecretTests {
+    @Test("after rotate-master and destroy-master of the old version, MFA sign-in and signed ingest still work")
+    func totpAndIngestSurvive() async throws {
+        try await LeadsFixture.with { fixture in
+            let keys = try await fixture.base.keys.keys()
+            // Before re-wrapping, the old version may not be destroyed: secrets depend on it.
+            let added = try keys.masterKeys.addingVersion()
+            try await MasterKeyRegistry.activate(added.version, provider: added.file, pool: keys.maintenance.pool)
+            let midway = try await fixture.base.keys.keys()
+            _ = try await midway.rotateMaster()
+            let rotated = try await fixture.base.keys.keys()
+            try await rotated.destroyMaster(version: 1)
+            #expect(try MasterKeyFile.load(path: fixture.base.keys.keyFile).versions == [2])
+
+            // A fresh process: new key caches, only master key version 2 on disk.
+            let fresh = try await fixture.base.keys.keys()
+            let identity = IdentityService(
+                pool: fixture.base.identity.pool, masterKeys: fresh.masterKeys,
+                masterKeyVersion: fresh.activeMasterVersion,
+                policy: .init(passwordCost: .testing))
+            let login = try await identity.login(email: "member@agency.test", password: IdentityFixture.password)
+            try await identity.verifyMFA(
+                login.token, code: try await IdentityFixture.code(fixture.base.keys, "member@agency.test", step: 3),
+                at: IdentityFixture.start.addingTimeInterval(90))
+            let ingest = IngestService(
+                pool: fixture.base.identity.pool, keys: TenantKeyStore(provider: fresh.masterKeys))
+            let result = try await ingest.ingestCall(try fixture.request(fixture.call("After Rotation")))
+            #expect(result.created)
         }
     }
 }

@@ -1,8 +1,9 @@
-@testable import Enclave
 import EnclaveTestSupport
 import Foundation
 import Postgres
 import Testing
+
+@testable import Enclave
 
 func fixtureDirectory(_ name: String) throws -> URL {
     try #require(Bundle.module.url(forResource: name, withExtension: nil, subdirectory: "Fixtures"))
@@ -17,9 +18,12 @@ struct TenantMigrationTests {
             let seeding = ContinuousClock.now
             let practices = try await Seeder(keys: keys).seed(practices: 2000, leadsPerPractice: 0)
             let seeded = ContinuousClock.now - seeding
-            let pool = ConnectionPool(configuration: try fixture.database.configuration("ENCLAVE_MAINT_DATABASE_URL"), options: .init(maxConnections: 5))
+            let pool = ConnectionPool(
+                configuration: try fixture.database.configuration("ENCLAVE_MAINT_DATABASE_URL"),
+                options: .init(maxConnections: 5))
             let migrator = try TenantMigrator(
-                maintenance: MaintenanceContext(pool: pool), directory: try fixtureDirectory("tenants-trivial"), options: .init(jobs: 4))
+                maintenance: MaintenanceContext(pool: pool), directory: try fixtureDirectory("tenants-trivial"),
+                options: .init(jobs: 4))
             let started = ContinuousClock.now
             let outcomes = try await migrator.run()
             let took = ContinuousClock.now - started
@@ -33,7 +37,8 @@ struct TenantMigrationTests {
             let superuser = try await fixture.database.connect()
             defer { Task { await superuser.close() } }
             let rows = try await superuser.query(
-                "select count(*)::int8 as n, count(distinct tenant_id)::int8 as d, max(attempts) as a from enclave.tenant_migrations")
+                "select count(*)::int8 as n, count(distinct tenant_id)::int8 as d, max(attempts) as a from enclave.tenant_migrations"
+            )
             #expect(try rows.first?.decode(Int.self, "n") == 2000)
             #expect(try rows.first?.decode(Int.self, "d") == 2000)
             #expect(try rows.first?.decode(Int32.self, "a") == 1)
@@ -44,7 +49,9 @@ struct TenantMigrationTests {
         }
     }
 
-    @Test("a migration that fails for 3 practices: the others are done, the 3 are named with the error; after the fix only they run")
+    @Test(
+        "a migration that fails for 3 practices: the others are done, the 3 are named with the error; after the fix only they run"
+    )
     func failingTenants() async throws {
         try await KeyFixture.with { fixture in
             let keys = try await fixture.keys()
@@ -52,10 +59,13 @@ struct TenantMigrationTests {
             let poisoned = Array(practices.shuffled().prefix(3))
             for practice in poisoned {
                 try await keys.maintenance.withTenant(practice) {
-                    try await $0.query("insert into enclave.tracking_sources (tenant_id, kind, label) values ($1, 'call', 'poison')", [practice])
+                    try await $0.query(
+                        "insert into enclave.tracking_sources (tenant_id, kind, label) values ($1, 'call', 'poison')",
+                        [practice])
                 }
             }
-            let migrator = try TenantMigrator(maintenance: keys.maintenance, directory: try fixtureDirectory("tenants-poison"))
+            let migrator = try TenantMigrator(
+                maintenance: keys.maintenance, directory: try fixtureDirectory("tenants-poison"))
             let first = try await migrator.run()
             let failed = first.filter { if case .failed = $0.result { true } else { false } }
             #expect(Set(failed.map(\.tenant)) == Set(poisoned))
@@ -88,13 +98,15 @@ struct TenantMigrationTests {
         try await KeyFixture.with { fixture in
             let keys = try await fixture.keys()
             let practices = try await Seeder(keys: keys).seed(practices: 2, leadsPerPractice: 5)
-            let migrator = try TenantMigrator(maintenance: keys.maintenance, directory: try fixtureDirectory("tenants-confined"))
+            let migrator = try TenantMigrator(
+                maintenance: keys.maintenance, directory: try fixtureDirectory("tenants-confined"))
             let outcomes = try await migrator.run(tenants: [practices[0]])
             #expect(outcomes.first?.result == .applied(rows: 5))
             let superuser = try await fixture.database.connect()
             defer { Task { await superuser.close() } }
             let touched = try await superuser.query(
-                "select tenant_id, count(*)::int8 as n from enclave.leads where disposition = 'touched-by-migration' group by 1")
+                "select tenant_id, count(*)::int8 as n from enclave.leads where disposition = 'touched-by-migration' group by 1"
+            )
             #expect(touched.count == 1)
             #expect(try touched.first?.decode(UUID.self, "tenant_id") == practices[0])
             #expect(try touched.first?.decode(Int.self, "n") == 5)

@@ -110,6 +110,13 @@ public struct KeyManagement: Sendable {
             )
             return try rows.first?.decode(Int.self, "n") ?? 0
         }
+        let secrets = try await wrappedSecrets().filter { $0.masterVersion == version }.count
+        guard secrets == 0 else {
+            throw ConfigurationError(
+                "refusing to destroy master key version \(version): it still wraps \(secrets) TOTP or ingest secrets; "
+                    + "run `enclave keys rotate-master` to re-wrap them first"
+            )
+        }
         let total = dependents.reduce(0, +)
         guard total == 0 else {
             let practices = zip(tenants, dependents).filter { $0.1 > 0 }.count
@@ -164,8 +171,49 @@ public struct KeyManagement: Sendable {
 
     private func rewrapAll(_ tenants: [UUID], to version: UInt32, file: MasterKeyFile) async throws -> Int {
         let store = TenantKeyStore(provider: file)
-        return try await maintenance.forEachTenant(tenants, progress: log) { tenantID, transaction in
+        let dataKeys = try await maintenance.forEachTenant(tenants, progress: log) { tenantID, transaction in
             try await store.rewrap(tenantID, to: version, in: transaction)
         }.reduce(0, +)
+        return dataKeys + (try await rewrapSecrets(to: version, file: file))
+    }
+
+    /// Secrets wrapped by a master key outside the tenant tables (TOTP seeds, ingest secrets).
+    struct WrappedSecret: Sendable {
+        let kind: String
+        let id: UUID
+        let wrapped: [UInt8]
+        let masterVersion: UInt32
+
+        /// What the secret is bound to when wrapped (see IdentityService and TrackingSources).
+        var context: KeyWrapContext {
+            KeyWrapContext(tenantID: id, purpose: kind == "ingest" ? "ingest" : "totp", version: 1)
+        }
+    }
+
+    func wrappedSecrets() async throws -> [WrappedSecret] {
+        try await maintenance.pool.query(
+            "select kind, id, wrapped, master_version from enclave_private.master_wrapped_secrets()"
+        ).map {
+            WrappedSecret(
+                kind: try $0.decode(String.self, "kind"), id: try $0.decode(UUID.self, "id"),
+                wrapped: try $0.decode([UInt8].self, "wrapped"),
+                masterVersion: UInt32(try $0.decode(Int32.self, "master_version")))
+        }
+    }
+
+    /// Re-wraps every such secret not under `version`, each with compare-and-set.
+    private func rewrapSecrets(to version: UInt32, file: MasterKeyFile) async throws -> Int {
+        var count = 0
+        for secret in try await wrappedSecrets() where secret.masterVersion != version {
+            let material = try await file.unwrap(secret.wrapped, context: secret.context)
+            let rewrapped = try await file.wrap(material, version: version, context: secret.context)
+            let done =
+                try await maintenance.pool.query(
+                    "select enclave_private.rewrap_master_secret($1, $2, $3, $4) as done",
+                    [secret.kind, secret.id, secret.wrapped, rewrapped]
+                ).first?.decode(Bool.self, "done") ?? false
+            if done { count += 1 }
+        }
+        return count
     }
 }

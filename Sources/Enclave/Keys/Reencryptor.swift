@@ -61,7 +61,8 @@ public struct Reencryptor: Sendable {
                 try await transaction.audit(
                     AuditEvent(
                         tenant: tenant, action: .keyDestroyed, objectType: "data_key",
-                        objectID: versions.map(String.init).joined(separator: ","), reason: "no row uses it after re-encryption"))
+                        objectID: versions.map(String.init).joined(separator: ","),
+                        reason: "no row uses it after re-encryption"))
             }
             try await transaction.audit(
                 AuditEvent(
@@ -118,7 +119,8 @@ public struct Reencryptor: Sendable {
                     where l.tenant_id = $1 and l.id = u.id and l.xmin::text = u.row_version
                     """,
                     // NULL travels as '' (a sealed value is never empty): the array codec has no NULLs.
-                    [tenant, Int32(active.version), ids, versions] + columns.map { column -> any PostgresEncodable in column.map { $0 ?? "" } })
+                    [tenant, Int32(active.version), ids, versions]
+                        + columns.map { column -> any PostgresEncodable in column.map { $0 ?? "" } })
                 return (updated, ids.last)
             }
             changed += batchChanged
@@ -161,7 +163,8 @@ public struct Reencryptor: Sendable {
                 let active = try await keySet.activeDataKey()
                 let context = FieldContext(tenantID: tenant, table: "recordings", column: "audio", rowID: lead)
                 let opener = try StreamOpener(
-                    header: header, key: try await keySet.dataKey(version: StreamCipher.keyVersion(ofHeader: header)), context: context)
+                    header: header, key: try await keySet.dataKey(version: StreamCipher.keyVersion(ofHeader: header)),
+                    context: context)
                 var sealer = try StreamSealer(key: active, context: context, chunkSize: opener.plaintextChunkSize)
                 var index: Int32 = 0
                 while index < chunks {
@@ -175,7 +178,8 @@ public struct Reencryptor: Sendable {
                     for chunk in batch {
                         let at = try chunk.decode(Int32.self, "chunk_index")
                         let isLast = at == chunks - 1
-                        let plain = try opener.openChunk(try chunk.decode([UInt8].self, "ciphertext"), index: UInt32(at), isLast: isLast)
+                        let plain = try opener.openChunk(
+                            try chunk.decode([UInt8].self, "ciphertext"), index: UInt32(at), isLast: isLast)
                         try await transaction.query(
                             "update enclave.recordings set ciphertext = $1, dek_version = $2 where tenant_id = $3 and lead_id = $4 and chunk_index = $5",
                             [try sealer.seal(plain, isLast: isLast), Int32(active.version), tenant, lead, at])
@@ -183,7 +187,8 @@ public struct Reencryptor: Sendable {
                     }
                 }
                 try await transaction.query(
-                    "update enclave.leads set recording_header = $1 where tenant_id = $2 and id = $3", [sealer.header, tenant, lead])
+                    "update enclave.leads set recording_header = $1 where tenant_id = $2 and id = $3",
+                    [sealer.header, tenant, lead])
                 return true
             }
             if moved { done += 1 }

@@ -36,7 +36,8 @@ public struct MigrationFile: Sendable, Equatable {
         self.transactional = marker != Self.noTransactionMarker
         if marker.hasPrefix(Self.batchMarker) {
             guard let size = Int(marker.dropFirst(Self.batchMarker.count)), (1...1_000_000).contains(size) else {
-                throw MigrationError(code: .badFile, file: name, line: 1, message: "the batch size must be 1 to 1000000")
+                throw MigrationError(
+                    code: .badFile, file: name, line: 1, message: "the batch size must be 1 to 1000000")
             }
             batchSize = size
         } else {

@@ -1,5 +1,6 @@
 import Foundation
 import Postgres
+import Synchronization
 
 /// Runs `tenants/NNNN_description.sql` once per tenant, as `enclave_maint`, inside that tenant's
 /// context, so row-level security confines every statement to the tenant.
@@ -22,7 +23,10 @@ public struct TenantMigrator: Sendable {
         public var lockRetries: Int
         public var dryRun: Bool
 
-        public init(jobs: Int = 4, lockTimeout: String = "5s", statementTimeout: String = "5min", lockRetries: Int = 3, dryRun: Bool = false) {
+        public init(
+            jobs: Int = 4, lockTimeout: String = "5s", statementTimeout: String = "5min", lockRetries: Int = 3,
+            dryRun: Bool = false
+        ) {
             self.jobs = max(1, jobs)
             self.lockTimeout = lockTimeout
             self.statementTimeout = statementTimeout
@@ -60,9 +64,12 @@ public struct TenantMigrator: Sendable {
     public let options: Options
 
     public init(maintenance: MaintenanceContext, directory: URL, options: Options = Options()) throws {
-        for (name, value) in [("--lock-timeout", options.lockTimeout), ("--statement-timeout", options.statementTimeout)] {
+        for (name, value) in [
+            ("--lock-timeout", options.lockTimeout), ("--statement-timeout", options.statementTimeout),
+        ] {
             guard value.wholeMatch(of: /[0-9]+(ms|s|min|h)?/) != nil else {
-                throw MigrationError(code: .invalidOption, message: "\(name) \(value) is not a duration such as 500ms, 5s or 10min")
+                throw MigrationError(
+                    code: .invalidOption, message: "\(name) \(value) is not a duration such as 500ms, 5s or 10min")
             }
         }
         self.maintenance = maintenance
@@ -75,21 +82,26 @@ public struct TenantMigrator: Sendable {
         let files = try MigrationFile.load(from: directory)
         for file in files where file.batchSize != nil {
             guard SQLScript(file.source).statements.count == 1 else {
-                throw MigrationError(code: .badFile, file: file.name, message: "a batched migration holds exactly one statement")
+                throw MigrationError(
+                    code: .badFile, file: file.name, message: "a batched migration holds exactly one statement")
             }
         }
         return files
     }
 
     /// Migrates `tenants` (default: every active practice), `options.jobs` at a time.
-    public func run(tenants: [UUID]? = nil, progress: @escaping @Sendable (Progress) -> Void = { _ in }) async throws -> [Outcome] {
+    public func run(tenants: [UUID]? = nil, progress: @escaping @Sendable (Progress) -> Void = { _ in }) async throws
+        -> [Outcome]
+    {
         let files = try files()
         let ids: [UUID]
         if let tenants {
             ids = tenants
         } else {
-            ids = try await maintenance.pool.query("select id from enclave.practices where status = 'active' order by id")
-                .map { try $0.decode(UUID.self, "id") }
+            ids = try await maintenance.pool.query(
+                "select id from enclave.practices where status = 'active' order by id"
+            )
+            .map { try $0.decode(UUID.self, "id") }
         }
         let queue = WorkQueue(ids)
         let started = ContinuousClock.now
@@ -102,7 +114,10 @@ public struct TenantMigrator: Sendable {
                         outcomes += results
                         let failed = results.contains { if case .failed = $0.result { true } else { false } }
                         let counts = queue.finish(failed: failed)
-                        progress(Progress(finished: counts.finished, failed: counts.failed, total: ids.count, elapsed: ContinuousClock.now - started))
+                        progress(
+                            Progress(
+                                finished: counts.finished, failed: counts.failed, total: ids.count,
+                                elapsed: ContinuousClock.now - started))
                     }
                     return outcomes
                 }
@@ -114,12 +129,17 @@ public struct TenantMigrator: Sendable {
     /// Per migration, how many active tenants are done, failed, running and pending.
     public func status() async throws -> [(migration: String, done: Int, failed: Int, running: Int, pending: Int)] {
         let files = try files()
-        let tenants = try await maintenance.pool.query("select count(*)::int8 as n from enclave.practices where status = 'active'")
+        let tenants =
+            try await maintenance.pool.query(
+                "select count(*)::int8 as n from enclave.practices where status = 'active'"
+            )
             .first?.decode(Int.self, "n") ?? 0
-        let rows = try await maintenance.pool.query("select migration, status, tenants from enclave_private.tenant_migration_summary()")
+        let rows = try await maintenance.pool.query(
+            "select migration, status, tenants from enclave_private.tenant_migration_summary()")
         var counts: [String: [String: Int]] = [:]
         for row in rows {
-            counts[try row.decode(String.self, "migration"), default: [:]][try row.decode(String.self, "status")] = try row.decode(Int.self, "tenants")
+            counts[try row.decode(String.self, "migration"), default: [:]][try row.decode(String.self, "status")] =
+                try row.decode(Int.self, "tenants")
         }
         return files.map { file in
             let byStatus = counts[file.name] ?? [:]
@@ -137,9 +157,10 @@ public struct TenantMigrator: Sendable {
             var outcomes: [Outcome] = []
             for file in files {
                 let key = "enclave.tenant_migration:\(tenant.uuidString.lowercased()):\(file.name)"
-                let locked = try await connection.query(
-                    "select pg_try_advisory_lock(hashtextextended($1, 0)) as locked", [key]
-                ).first?.decode(Bool.self, "locked") ?? false
+                let locked =
+                    try await connection.query(
+                        "select pg_try_advisory_lock(hashtextextended($1, 0)) as locked", [key]
+                    ).first?.decode(Bool.self, "locked") ?? false
                 guard locked else {
                     // Another runner is on this tenant; it will do the rest in order.
                     outcomes.append(Outcome(tenant: tenant, migration: file.name, result: .busy))
@@ -210,7 +231,9 @@ public struct TenantMigrator: Sendable {
         }
     }
 
-    private func apply(_ tenant: UUID, _ file: MigrationFile, resumeFrom cursor: String?, _ connection: Connection) async throws -> Result {
+    private func apply(_ tenant: UUID, _ file: MigrationFile, resumeFrom cursor: String?, _ connection: Connection)
+        async throws -> Result
+    {
         let statements = SQLScript(file.source).statements
         guard let batchSize = file.batchSize else {
             return try await inTenant(tenant, connection) { transaction in
@@ -283,12 +306,15 @@ public struct TenantMigrator: Sendable {
             """,
             [tenant, file.name, rows])
         try await transaction.audit(
-            AuditEvent(tenant: tenant, action: .tenantMigrationApplied, objectType: "tenant_migration", objectID: file.name))
+            AuditEvent(
+                tenant: tenant, action: .tenantMigrationApplied, objectType: "tenant_migration", objectID: file.name))
     }
 
     /// One transaction in `tenant`'s context with the migration timeouts.
     @discardableResult
-    private func inTenant<T: Sendable>(_ tenant: UUID, _ connection: Connection, _ body: (Transaction) async throws -> T) async throws -> T {
+    private func inTenant<T: Sendable>(
+        _ tenant: UUID, _ connection: Connection, _ body: (Transaction) async throws -> T
+    ) async throws -> T {
         try await connection.withTransaction { transaction in
             try await transaction.query(
                 """
@@ -353,5 +379,3 @@ fileprivate final class Locked<Value: Sendable>: Sendable {
     init(_ value: Value) { mutex = Mutex(value) }
     func withLock<T>(_ body: (inout Value) -> T) -> T { mutex.withLock { body(&$0) } }
 }
-
-import Synchronization

@@ -23,7 +23,9 @@ public enum ExportArchive {
 
         /// Creates `path` (mode 0600; it must not exist).
         public init(path: String, practice: UUID, passphrase: String, cost: PasswordHasher.Cost = .owasp) throws {
-            guard passphrase.count >= 12 else { throw ConfigurationError("the export passphrase has at least 12 characters") }
+            guard passphrase.count >= 12 else {
+                throw ConfigurationError("the export passphrase has at least 12 characters")
+            }
             guard !FileManager.default.fileExists(atPath: path) else {
                 throw ConfigurationError("--export \(path) already exists; not overwriting it")
             }
@@ -93,7 +95,9 @@ public enum ExportArchive {
     /// Opens and reads a whole archive (for the practice, or a test); wrong passphrases and any
     /// tampering are refused.
     public static func read(path: String, passphrase: String) throws -> Contents {
-        guard let data = FileManager.default.contents(atPath: path) else { throw ConfigurationError("\(path): cannot be read") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigurationError("\(path): cannot be read")
+        }
         let bytes = [UInt8](data)
         let headerSize = magic.count + 16 + 16 + 3 + StreamCipher.headerSize
         guard bytes.count >= headerSize, Array(bytes[0..<magic.count]) == magic else {
@@ -110,13 +114,16 @@ public enum ExportArchive {
         offset += StreamCipher.headerSize
         let key = try PasswordHasher.scrypt(password: Array(passphrase.utf8), salt: salt, cost: cost, length: 32)
         var opener = try StreamOpener(
-            header: streamHeader, key: DataKey(version: 1, material: SecretBytes(copying: key)), context: context(practice))
+            header: streamHeader, key: DataKey(version: 1, material: SecretBytes(copying: key)),
+            context: context(practice))
         var plain: [UInt8] = []
         while offset < bytes.count {
             guard offset + 4 <= bytes.count else { throw SealingError(.streamIncomplete, "the export is truncated") }
             let length = Int(UInt32(bigEndianBytes: bytes[offset..<offset + 4]))
             offset += 4
-            guard offset + length <= bytes.count else { throw SealingError(.streamIncomplete, "the export is truncated") }
+            guard offset + length <= bytes.count else {
+                throw SealingError(.streamIncomplete, "the export is truncated")
+            }
             let isLast = offset + length == bytes.count
             do {
                 plain += try opener.open(bytes[offset..<offset + length], isLast: isLast)

@@ -28,10 +28,13 @@ public struct Offboarding: Sendable {
 
     /// The practice's name, for the operator to confirm.
     public func name(of practice: UUID) async throws -> String {
-        guard let name = try await keys.maintenance.pool.query(
-            "select name from enclave.practices where id = $1 and status <> 'offboarded'", [practice]
-        ).first?.decode(String.self, "name") else {
-            throw ConfigurationError("no practice \(practice.uuidString.lowercased()) to offboard (unknown, or already offboarded)")
+        guard
+            let name = try await keys.maintenance.pool.query(
+                "select name from enclave.practices where id = $1 and status <> 'offboarded'", [practice]
+            ).first?.decode(String.self, "name")
+        else {
+            throw ConfigurationError(
+                "no practice \(practice.uuidString.lowercased()) to offboard (unknown, or already offboarded)")
         }
         return name
     }
@@ -52,21 +55,25 @@ public struct Offboarding: Sendable {
             "select agreements, sessions, credentials from enclave_private.close_practice_access($1)", [practice]
         ).first
         let store = keys.store
-        let (deleted, destroyed, versions) = try await keys.maintenance.withTenant(practice) { transaction -> (Int, Int, [UInt32]) in
+        let (deleted, destroyed, versions) = try await keys.maintenance.withTenant(practice) {
+            transaction -> (Int, Int, [UInt32]) in
             let versions = try await transaction.query(
                 "select distinct kek_version from enclave.tenant_keys where tenant_id = $1 and state <> 'destroyed' order by 1",
                 [practice]
             ).map { UInt32(try $0.decode(Int32.self, "kek_version")) }
             try await transaction.query("delete from enclave.recordings where tenant_id = $1", [practice])
             let deleted = try await transaction.execute("delete from enclave.leads where tenant_id = $1", [practice])
-            for table in ["enclave.ingest_replays", "enclave.outbox", "enclave.webhook_endpoints", "enclave.tracking_sources"] {
+            for table in [
+                "enclave.ingest_replays", "enclave.outbox", "enclave.webhook_endpoints", "enclave.tracking_sources",
+            ] {
                 // Table names are fixed here, never input.
                 try await transaction.query("delete from \(table) where tenant_id = $1", [practice])
             }
             let destroyed = try await store.destroyAll(practice, in: transaction)
             try await transaction.audit(
                 AuditEvent(
-                    tenant: practice, action: .tenantOffboarded, objectType: "practice", objectID: practice.uuidString.lowercased(),
+                    tenant: practice, action: .tenantOffboarded, objectType: "practice",
+                    objectID: practice.uuidString.lowercased(),
                     details: ["leads_deleted": .int(deleted), "keys_destroyed": .int(destroyed)]))
             try await transaction.query("select enclave_private.finish_offboarding($1)", [practice])
             return (deleted, destroyed, versions)
@@ -79,7 +86,9 @@ public struct Offboarding: Sendable {
             leadsDeleted: deleted, keysDestroyed: destroyed, masterKeyVersions: versions)
     }
 
-    private func write(_ practice: UUID, to path: String, passphrase: String, cost: PasswordHasher.Cost) async throws -> (Int, Int) {
+    private func write(_ practice: UUID, to path: String, passphrase: String, cost: PasswordHasher.Cost) async throws
+        -> (Int, Int)
+    {
         let writer = try ExportArchive.Writer(path: path, practice: practice, passphrase: passphrase, cost: cost)
         let store = keys.store
         do {
@@ -99,29 +108,41 @@ public struct Offboarding: Sendable {
                     for row in rows {
                         let id = try row.decode(UUID.self, "id")
                         cursor = id
-                        var lead: [String: String] = ["id": id.uuidString.lowercased(), "kind": try row.decode(String.self, "kind")]
-                        lead["occurred_at"] = ISO8601DateFormatter().string(from: try row.decode(Date.self, "occurred_at"))
-                        for column in ["source", "medium", "campaign", "keyword", "landing_page", "gclid", "called_number", "disposition"] {
+                        var lead: [String: String] = [
+                            "id": id.uuidString.lowercased(), "kind": try row.decode(String.self, "kind"),
+                        ]
+                        lead["occurred_at"] = ISO8601DateFormatter().string(
+                            from: try row.decode(Date.self, "occurred_at"))
+                        for column in [
+                            "source", "medium", "campaign", "keyword", "landing_page", "gclid", "called_number",
+                            "disposition",
+                        ] {
                             lead[column] = try row.decode(String?.self, column)
                         }
                         lead["duration_seconds"] = try row.decode(Int32?.self, "duration_seconds").map(String.init)
                         for column in ["caller_number", "caller_name", "transcript", "form_fields", "page_url"] {
                             guard let sealed = try row.decode([UInt8]?.self, column) else { continue }
                             let plain = try await keySet.open(
-                                sealed, for: FieldContext(tenantID: practice, table: "leads", column: column, rowID: id))
+                                sealed, for: FieldContext(tenantID: practice, table: "leads", column: column, rowID: id)
+                            )
                             lead[column] = String(decoding: plain, as: UTF8.self)
                         }
-                        try writer.add(lead: Array(try JSONSerialization.data(withJSONObject: lead, options: [.sortedKeys])))
+                        try writer.add(
+                            lead: Array(try JSONSerialization.data(withJSONObject: lead, options: [.sortedKeys])))
                         if let header = try row.decode([UInt8]?.self, "recording_header"),
                             let chunks = try row.decode(Int32?.self, "recording_chunks"),
                             let bytes = try row.decode(Int64?.self, "recording_bytes")
                         {
                             let opener = try StreamOpener(
-                                header: header, key: try await keySet.dataKey(version: StreamCipher.keyVersion(ofHeader: header)),
-                                context: FieldContext(tenantID: practice, table: "recordings", column: "audio", rowID: id))
+                                header: header,
+                                key: try await keySet.dataKey(version: StreamCipher.keyVersion(ofHeader: header)),
+                                context: FieldContext(
+                                    tenantID: practice, table: "recordings", column: "audio", rowID: id))
                             var index: Int32 = 0
                             try writer.startRecording(
-                                lead: id, contentType: try row.decode(String?.self, "recording_content_type") ?? "audio/*", bytes: bytes)
+                                lead: id,
+                                contentType: try row.decode(String?.self, "recording_content_type") ?? "audio/*",
+                                bytes: bytes)
                             // Chunks are read in batches and written as they come.
                             while index < chunks {
                                 let batch = try await transaction.query(
@@ -130,10 +151,14 @@ public struct Offboarding: Sendable {
                                     where tenant_id = $1 and lead_id = $2 and chunk_index between $3 and $4 order by chunk_index
                                     """,
                                     [practice, id, index, index + 15])
-                                guard !batch.isEmpty else { throw SealingError(.streamIncomplete, "a recording chunk is missing") }
+                                guard !batch.isEmpty else {
+                                    throw SealingError(.streamIncomplete, "a recording chunk is missing")
+                                }
                                 let pieces = try batch.map { chunk in
                                     let at = try chunk.decode(Int32.self, "chunk_index")
-                                    return try opener.openChunk(try chunk.decode([UInt8].self, "ciphertext"), index: UInt32(at), isLast: at == chunks - 1)
+                                    return try opener.openChunk(
+                                        try chunk.decode([UInt8].self, "ciphertext"), index: UInt32(at),
+                                        isLast: at == chunks - 1)
                                 }
                                 try writer.addRecordingPieces(pieces)
                                 index += Int32(batch.count)
@@ -143,8 +168,10 @@ public struct Offboarding: Sendable {
                 }
                 try await transaction.audit(
                     AuditEvent(
-                        tenant: practice, action: .phiExport, objectType: "practice", objectID: practice.uuidString.lowercased(),
-                        reason: "offboarding export", details: ["leads": .int(writer.leads), "recordings": .int(writer.recordings)]))
+                        tenant: practice, action: .phiExport, objectType: "practice",
+                        objectID: practice.uuidString.lowercased(),
+                        reason: "offboarding export",
+                        details: ["leads": .int(writer.leads), "recordings": .int(writer.recordings)]))
             }
             try writer.finish()
         } catch {

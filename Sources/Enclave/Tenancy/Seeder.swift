@@ -34,7 +34,9 @@ public struct Seeder: Sendable {
             try await keys.maintenance.withTenant(practice) { transaction in
                 try await store.provision(practice, masterKeyVersion: master, in: transaction)
                 try await transaction.audit(
-                    AuditEvent(tenant: practice, action: .tenantCreated, objectType: "practice", objectID: practice.uuidString.lowercased()))
+                    AuditEvent(
+                        tenant: practice, action: .tenantCreated, objectType: "practice",
+                        objectID: practice.uuidString.lowercased()))
                 let source = UUID()
                 try await transaction.query(
                     """
@@ -56,8 +58,16 @@ public struct Seeder: Sendable {
                         let id = UUID()
                         let number = String(format: "+1555%07d", (batchStart + offset) % 10_000_000)
                         leadIDs.append(id)
-                        numbers.append(try FieldCipher.seal(Array(number.utf8), with: key, for: FieldContext(tenantID: practice, table: "leads", column: "caller_number", rowID: id)))
-                        names.append(try FieldCipher.seal(Array("Synthetic Caller \(batchStart + offset)".utf8), with: key, for: FieldContext(tenantID: practice, table: "leads", column: "caller_name", rowID: id)))
+                        numbers.append(
+                            try FieldCipher.seal(
+                                Array(number.utf8), with: key,
+                                for: FieldContext(
+                                    tenantID: practice, table: "leads", column: "caller_number", rowID: id)))
+                        names.append(
+                            try FieldCipher.seal(
+                                Array("Synthetic Caller \(batchStart + offset)".utf8), with: key,
+                                for: FieldContext(tenantID: practice, table: "leads", column: "caller_name", rowID: id))
+                        )
                         indexes.append(try index.index(normalized: number))
                     }
                     // Arrays of bytea go as hex text: the binary array codec here covers text and uuid.
@@ -69,7 +79,10 @@ public struct Seeder: Sendable {
                                30 + (u.n % 300), 'answered', decode(u.number, 'hex'), decode(u.name, 'hex'), decode(u.idx, 'hex'), $7
                         from unnest($3::uuid[], $4::text[], $5::text[], $6::text[]) with ordinality as u(id, number, name, idx, n)
                         """,
-                        [practice, source, leadIDs, numbers.map(\.hexString), names.map(\.hexString), indexes.map(\.hexString), Int32(key.version)])
+                        [
+                            practice, source, leadIDs, numbers.map(\.hexString), names.map(\.hexString),
+                            indexes.map(\.hexString), Int32(key.version),
+                        ])
                 }
             }
             progress(index + 1)
