@@ -7,15 +7,7 @@ import Sealing
 /// Audit appends per second, on one chain and across 16, next to plain inserts of the same rows
 /// into a table with no chain (the reference), in one run against the dev cluster.
 func auditBenchmark() async throws {
-    try await ScratchDatabase.with { database in
-        let sql = TestEnvironment.packageRoot.appendingPathComponent("sql")
-        try await SchemaMigrator(configuration: database.configuration("ENCLAVE_ADMIN_DATABASE_URL"), directory: sql)
-            .up()
-        let keyFile = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "enclave-bench-\(UUID().uuidString)"
-        ).path
-        defer { try? FileManager.default.removeItem(atPath: keyFile) }
-        _ = try MasterKeyFile.create(path: keyFile)
+    try await withBenchDatabase { database, keyFile in
         let pool = ConnectionPool(
             configuration: try database.configuration("ENCLAVE_MAINT_DATABASE_URL"), options: .init(maxConnections: 16))
         let maintenance = MaintenanceContext(pool: pool)

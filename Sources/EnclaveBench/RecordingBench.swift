@@ -57,15 +57,7 @@ func peakResidentMiB() -> Double {
 /// paths, checking every byte, and prints times and the process's peak resident memory.
 func recordingBenchmark(megabytes: Int) async throws {
     let size = megabytes * 1_000_000
-    try await ScratchDatabase.with { database in
-        let sql = TestEnvironment.packageRoot.appendingPathComponent("sql")
-        try await SchemaMigrator(configuration: database.configuration("ENCLAVE_ADMIN_DATABASE_URL"), directory: sql)
-            .up()
-        let keyFile = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "enclave-bench-\(UUID().uuidString)"
-        ).path
-        defer { try? FileManager.default.removeItem(atPath: keyFile) }
-        _ = try MasterKeyFile.create(path: keyFile)
+    try await withBenchDatabase { database, keyFile in
         let maint = ConnectionPool(
             configuration: try database.configuration("ENCLAVE_MAINT_DATABASE_URL"), options: .init(maxConnections: 2))
         let app = ConnectionPool(

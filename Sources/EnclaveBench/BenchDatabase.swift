@@ -1,0 +1,20 @@
+import Enclave
+import EnclaveTestSupport
+import Foundation
+import Sealing
+
+/// Runs `body` with a freshly migrated scratch database on the dev cluster and a new master key
+/// file; both are removed afterwards.
+func withBenchDatabase(_ body: (ScratchDatabase, String) async throws -> Void) async throws {
+    try await ScratchDatabase.with { database in
+        let sql = TestEnvironment.packageRoot.appendingPathComponent("sql")
+        try await SchemaMigrator(configuration: database.configuration("ENCLAVE_ADMIN_DATABASE_URL"), directory: sql)
+            .up()
+        let keyFile = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "enclave-bench-\(UUID().uuidString)"
+        ).path
+        defer { try? FileManager.default.removeItem(atPath: keyFile) }
+        _ = try MasterKeyFile.create(path: keyFile)
+        try await body(database, keyFile)
+    }
+}
