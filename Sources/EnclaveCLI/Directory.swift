@@ -105,7 +105,19 @@ extension EnclaveCommand {
     /// `enclave baa`.
     struct Agreements: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "baa", abstract: "Business Associate Agreements.", subcommands: [List.self])
+            commandName: "baa", abstract: "Business Associate Agreements.", subcommands: [List.self, Sweep.self])
+
+        struct Sweep: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Record baa.expired once for each agreement whose expiry passed (run periodically).")
+            @OptionGroup var options: MaintenanceOptions
+
+            func run() async throws {
+                try await reportingErrors {
+                    print("recorded \(try await options.directory().recordExpiredAgreements()) expired agreements")
+                }
+            }
+        }
 
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "List agreements and their states.")

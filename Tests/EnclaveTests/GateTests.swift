@@ -51,6 +51,13 @@ struct GateTests {
                 [fixture.baa])
             try await expectNoAccess(fixture, refusal: .forbidden)
             #expect(try await fixture.agreements.list(fixture.ownerAToken).first?.inForce == false)
+            // The sweep records the expiry once, in the practice's chain.
+            #expect(try await fixture.directory.recordExpiredAgreements() == 1)
+            #expect(try await fixture.directory.recordExpiredAgreements() == 0)
+            let expired = try await AuditLog(identity: fixture.identity).practiceEvents(
+                fixture.ownerAToken, practice: fixture.practiceA, filter: .init(action: .baaExpired))
+            #expect(expired.count == 1)
+            #expect(expired.first?.objectID == fixture.baa.uuidString.lowercased())
         }
     }
 

@@ -193,6 +193,32 @@ struct LeadsTests {
         }
     }
 
+    @Test("rotating a source's secret: the old secret stops working at once, the new one works")
+    func secretRotation() async throws {
+        try await LeadsFixture.with { fixture in
+            let sources = TrackingSources(
+                access: fixture.base.access, masterKeys: fixture.keys.masterKeys,
+                masterKeyVersion: fixture.keys.activeMasterVersion)
+            let newSecret = try await sources.rotateSecret(
+                fixture.base.ownerAToken, practice: fixture.base.practiceA, source: fixture.source)
+            #expect(newSecret != fixture.secret)
+            #expect(newSecret.hasPrefix("whsec_"))
+            await #expect(throws: AccessError(.unauthenticated, "")) {
+                try await fixture.ingest.ingestCall(try fixture.request(fixture.call("Old Secret")))
+            }
+            let accepted = try await fixture.ingest.ingestCall(
+                try fixture.request(fixture.call("New Secret"), secret: newSecret))
+            #expect(accepted.created)
+            // An agency member without tracking.manage cannot rotate it.
+            await #expect(throws: AccessError(.forbidden, "")) {
+                try await sources.rotateSecret(
+                    fixture.base.memberToken, practice: fixture.base.practiceA, source: fixture.source)
+            }
+            let listed = try await sources.list(fixture.base.ownerAToken, practice: fixture.base.practiceA)
+            #expect(listed.map(\.id).contains(fixture.source))
+        }
+    }
+
     @Test("20 concurrent retries with one idempotency key store exactly one lead")
     func idempotency() async throws {
         try await LeadsFixture.with { fixture in

@@ -134,6 +134,14 @@ public struct Directory: Sendable {
         }
     }
 
+    /// Records `baa.expired` once for every agreement whose expiry has passed (they already
+    /// grant nothing); returns how many it recorded. Meant to run periodically.
+    public func recordExpiredAgreements() async throws -> Int {
+        Int(
+            try await pool.query("select enclave_private.record_expired_baas() as n").first?.decode(Int32.self, "n")
+                ?? 0)
+    }
+
     static func checkEmail(_ email: String) throws -> String {
         let trimmed = email.trimmingCharacters(in: .whitespacesAndNewlines)
         let parts = trimmed.split(separator: "@", omittingEmptySubsequences: false)
