@@ -8,18 +8,8 @@ import Synchronization
 /// An evicted or expired key's bytes are wiped (`OPENSSL_cleanse`, in `SecretBytes`' deinit)
 /// as soon as no seal or open in flight still holds it.
 public final class Keyring: Sendable {
-    /// Identifies one data key.
-    public struct KeyID: Hashable, Sendable {
-        public var tenantID: UUID
-        public var purpose: String
-        public var version: UInt32
-
-        public init(tenantID: UUID, purpose: String, version: UInt32) {
-            self.tenantID = tenantID
-            self.purpose = purpose
-            self.version = version
-        }
-    }
+    /// Identifies one cached key: the same triple that binds its wrapping (tenant, purpose, version).
+    public typealias KeyID = KeyWrapContext
 
     private struct Entry {
         let material: SecretBytes
