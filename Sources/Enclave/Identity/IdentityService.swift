@@ -236,6 +236,35 @@ public struct IdentityService: Sendable {
         guard changed else { throw AccessError(.invalidCredentials, "wrong password") }
     }
 
+    /// The caller, with their memberships.
+    public struct Me: Sendable {
+        public let userID: UUID
+        public let email: String
+        public let displayName: String
+        public let mfaVerified: Bool
+        public let memberships: [(role: String, agency: UUID?, practice: UUID?)]
+    }
+
+    /// Who the token belongs to.
+    public func me(_ token: SessionToken) async throws -> Me {
+        try await withSession(token) { transaction in
+            let rows = try await transaction.query(
+                "select user_id, email, display_name, mfa_verified, role, agency_id, practice_id from enclave_private.whoami()"
+            )
+            guard let first = rows.first else {
+                throw AccessError(.unauthenticated, "sign in again: the session is not valid")
+            }
+            return Me(
+                userID: try first.decode(UUID.self, "user_id"), email: try first.decode(String.self, "email"),
+                displayName: try first.decode(String.self, "display_name"),
+                mfaVerified: try first.decode(Bool.self, "mfa_verified"),
+                memberships: try rows.compactMap { row in
+                    guard let role = try row.decode(String?.self, "role") else { return nil }
+                    return (role, try row.decode(UUID?.self, "agency_id"), try row.decode(UUID?.self, "practice_id"))
+                })
+        }
+    }
+
     // MARK: - Internals
 
     func withSession<T: Sendable>(_ token: SessionToken, _ body: (Transaction) async throws -> T) async throws -> T {

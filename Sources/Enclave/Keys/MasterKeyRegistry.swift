@@ -66,6 +66,26 @@ public struct MasterKeyRegistry: Sendable {
         return active.version
     }
 
+    /// Checks `provider` against the registry without writing (for the service role): every
+    /// version the registry uses must be in the provider with the same key id. Returns the
+    /// active version.
+    public static func verify(_ provider: any MasterKeyProvider, pool: ConnectionPool) async throws -> UInt32 {
+        let entries = try await entries(pool)
+        guard let active = entries.first(where: { $0.state == "active" }) else {
+            throw ConfigurationError(
+                "no master key is registered yet: run an operator key command first (enclave keys status)")
+        }
+        for entry in entries where entry.state != "destroyed" {
+            guard provider.versions.contains(entry.version),
+                try provider.keyIdentifier(version: entry.version) == entry.keyID
+            else {
+                throw ConfigurationError(
+                    "master key version \(entry.version) does not match the database. Wrong master key file?")
+            }
+        }
+        return active.version
+    }
+
     /// Registers `version` of `provider` (skipped if already there).
     static func register(
         _ version: UInt32,

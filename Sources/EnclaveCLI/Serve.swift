@@ -1,0 +1,54 @@
+import ArgumentParser
+import Enclave
+import EnclaveHTTP
+import Foundation
+import Postgres
+import Sealing
+
+extension EnclaveCommand {
+    /// `enclave serve`: the HTTPS API.
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Serve the API over TLS (graceful shutdown on SIGTERM or SIGINT).")
+
+        @Option(help: "Address to listen on.") var host: String = "127.0.0.1"
+        @Option(help: "Port to listen on.") var port: Int = 8443
+        @Option(help: "PEM certificate chain.") var tlsCert: String?
+        @Option(help: "PEM private key.") var tlsKey: String?
+        @Flag(help: "Serve plain HTTP (loopback only).") var insecureHTTP = false
+        @Option(help: "The schema migrations this build ships (for /readyz).") var sqlDir: String = "sql"
+        @Option(help: "The master key file (default: $ENCLAVE_MASTER_KEY_FILE).") var masterKeyFile: String?
+        @Option(help: "Database connections.") var connections: Int = 10
+
+        func validate() throws {
+            if !insecureHTTP, tlsCert == nil || tlsKey == nil {
+                throw ValidationError("give --tls-cert and --tls-key (or --insecure-http on loopback)")
+            }
+        }
+
+        func run() async throws {
+            try await reportingErrors {
+                let pool = ConnectionPool(
+                    configuration: try ConnectionConfiguration.forRole(.app),
+                    options: .init(maxConnections: connections))
+                let keys = try MasterKeyFile.load(path: try MaintenanceOptions.masterKeyPath(flag: masterKeyFile))
+                let active = try await MasterKeyRegistry.verify(keys, pool: pool)
+                let store = TenantKeyStore(provider: keys)
+                let identity = IdentityService(pool: pool, masterKeys: keys, masterKeyVersion: active)
+                let access = PracticeAccess(pool: pool)
+                let expected = try MigrationFile.load(from: URL(fileURLWithPath: sqlDir)).map(\.version).max() ?? 0
+                let api = EnclaveAPI(
+                    identity: identity, leads: LeadService(access: access, keys: store),
+                    ingest: IngestService(pool: pool, keys: store), expectedSchemaVersion: expected)
+                let app = try EnclaveServer.application(
+                    api: api,
+                    listen: .init(
+                        host: host, port: port,
+                        tls: insecureHTTP ? nil : tlsCert.flatMap { cert in tlsKey.map { (cert, $0) } }),
+                    onRunning: { port in print("serving on \(insecureHTTP ? "http" : "https")://\(host):\(port)") })
+                try await app.runService()
+                await pool.close()
+            }
+        }
+    }
+}

@@ -1,0 +1,200 @@
+import Enclave
+import Foundation
+import OpenAPIRuntime
+import Postgres
+
+/// The API's handlers over the service layer. Each refusal becomes the problem+json response the
+/// spec declares for the operation; anything else becomes a bare problem from the middleware.
+public struct EnclaveAPI: APIProtocol {
+    public let identity: IdentityService
+    public let leads: LeadService
+    public let ingest: IngestService
+    /// The newest schema migration this build ships, for readiness.
+    public let expectedSchemaVersion: Int
+
+    public init(identity: IdentityService, leads: LeadService, ingest: IngestService, expectedSchemaVersion: Int) {
+        self.identity = identity
+        self.leads = leads
+        self.ingest = ingest
+        self.expectedSchemaVersion = expectedSchemaVersion
+    }
+
+    var values: RequestValues { RequestValues.current }
+
+    func token() throws -> SessionToken {
+        guard let token = values.token else {
+            throw Problem(.unauthorized, "send Authorization: Bearer <token>", type: "unauthenticated")
+        }
+        return token
+    }
+
+    static func problem(_ error: any Error) -> (Int, Components.Responses.Problem) {
+        let problem = Problem(error)
+        return (
+            Int(problem.status.code),
+            .init(
+                body: .application_problem_plus_json(
+                    .init(_type: problem._type, title: problem.title, status: Int(problem.status.code))))
+        )
+    }
+
+    static func uuid(_ text: String, _ name: String) throws -> UUID {
+        guard let id = UUID(uuidString: text) else {
+            throw Problem(.badRequest, "\(name) is not a UUID", type: "invalid-input")
+        }
+        return id
+    }
+
+    func health(_ input: Operations.health.Input) async throws -> Operations.health.Output {
+        .ok(.init(body: .plainText("ok")))
+    }
+
+    func ready(_ input: Operations.ready.Input) async throws -> Operations.ready.Output {
+        let version = try? await identity.pool.query("select enclave_private.schema_version() as v").first?.decode(
+            Int32.self, "v")
+        let masterKey = (try? identity.masterKeys.keyIdentifier(version: identity.masterKeyVersion)) != nil
+        let readiness = Components.Schemas.Readiness(
+            database: version != nil, migrations: version.map { Int($0) >= expectedSchemaVersion } ?? false,
+            master_key: masterKey)
+        if readiness.database && readiness.migrations && readiness.master_key {
+            return .ok(.init(body: .json(readiness)))
+        }
+        return .serviceUnavailable(.init(body: .json(readiness)))
+    }
+
+    func login(_ input: Operations.login.Input) async throws -> Operations.login.Output {
+        guard case .json(let body) = input.body else { throw Problem(.unsupportedMediaType, "send application/json") }
+        do {
+            let login = try await identity.login(
+                email: body.email, password: body.password, client: values.context.client)
+            return .ok(.init(body: .json(.init(token: login.token.value, mfa_enrolled: login.mfaEnrolled))))
+        } catch {
+            switch Self.problem(error) {
+            case (400, let problem): return .badRequest(problem)
+            case (401, let problem): return .unauthorized(problem)
+            case (429, let problem): return .tooManyRequests(problem)
+            default: throw error
+            }
+        }
+    }
+
+    func verifyMFA(_ input: Operations.verifyMFA.Input) async throws -> Operations.verifyMFA.Output {
+        guard case .json(let body) = input.body else { throw Problem(.unsupportedMediaType, "send application/json") }
+        do {
+            try await identity.verifyMFA(try token(), code: body.code)
+            return .noContent(.init())
+        } catch {
+            switch Self.problem(error) {
+            case (400, let problem): return .badRequest(problem)
+            case (401, let problem): return .unauthorized(problem)
+            case (409, let problem): return .conflict(problem)
+            default: throw error
+            }
+        }
+    }
+
+    func logout(_ input: Operations.logout.Input) async throws -> Operations.logout.Output {
+        do {
+            try await identity.logout(try token())
+            return .noContent(.init())
+        } catch {
+            if case (401, let problem) = Self.problem(error) { return .unauthorized(problem) }
+            throw error
+        }
+    }
+
+    func me(_ input: Operations.me.Input) async throws -> Operations.me.Output {
+        do {
+            let me = try await identity.me(try token())
+            return .ok(
+                .init(
+                    body: .json(
+                        .init(
+                            user_id: me.userID.uuidString.lowercased(), email: me.email, display_name: me.displayName,
+                            mfa_verified: me.mfaVerified,
+                            memberships: me.memberships.compactMap { membership in
+                                guard let role = Components.Schemas.Membership.rolePayload(rawValue: membership.role)
+                                else { return nil }
+                                return .init(
+                                    role: role, agency_id: membership.agency?.uuidString.lowercased(),
+                                    practice_id: membership.practice?.uuidString.lowercased())
+                            }))))
+        } catch {
+            if case (401, let problem) = Self.problem(error) { return .unauthorized(problem) }
+            throw error
+        }
+    }
+
+    func listLeads(_ input: Operations.listLeads.Input) async throws -> Operations.listLeads.Output {
+        do {
+            let practice = try Self.uuid(input.path.practiceId, "practiceId")
+            let filter = LeadFilter(
+                since: input.query.since, until: input.query.until, kind: input.query.kind?.rawValue,
+                campaign: input.query.campaign, cursor: input.query.cursor, limit: input.query.limit ?? 50)
+            let page = try await leads.list(try token(), practice: practice, filter: filter, context: values.context)
+            return .ok(.init(body: .json(.init(leads: page.leads.map(Self.lead), next_cursor: page.nextCursor))))
+        } catch {
+            switch Self.problem(error) {
+            case (400, let problem): return .badRequest(problem)
+            case (401, let problem): return .unauthorized(problem)
+            case (403, let problem): return .forbidden(problem)
+            default: throw error
+            }
+        }
+    }
+
+    func getLead(_ input: Operations.getLead.Input) async throws -> Operations.getLead.Output {
+        do {
+            let practice = try Self.uuid(input.path.practiceId, "practiceId")
+            let lead = try await leads.get(
+                try token(), practice: practice, lead: try Self.uuid(input.path.leadId, "leadId"),
+                context: values.context)
+            return .ok(.init(body: .json(Self.lead(lead))))
+        } catch {
+            switch Self.problem(error) {
+            case (400, let problem), (404, let problem): return .notFound(problem)
+            case (401, let problem): return .unauthorized(problem)
+            case (403, let problem): return .forbidden(problem)
+            default: throw error
+            }
+        }
+    }
+
+    func ingestCall(_ input: Operations.ingestCall.Input) async throws -> Operations.ingestCall.Output {
+        do {
+            let request = IngestRequest(
+                sourceID: try Self.uuid(input.headers.Enclave_hyphen_Source, "Enclave-Source"),
+                signature: input.headers.Enclave_hyphen_Signature, idempotencyKey: input.headers.Idempotency_hyphen_Key,
+                body: values.rawBody ?? [], context: values.context)
+            let result = try await ingest.ingestCall(request)
+            let body = Components.Schemas.IngestResult(
+                lead_id: result.leadID.uuidString.lowercased(), created: result.created)
+            return result.created ? .created(.init(body: .json(body))) : .ok(.init(body: .json(body)))
+        } catch {
+            switch Self.problem(error) {
+            case (400, let problem): return .badRequest(problem)
+            case (401, let problem): return .unauthorized(problem)
+            case (413, let problem): return .contentTooLarge(problem)
+            default: throw error
+            }
+        }
+    }
+
+    static func lead(_ lead: Lead) -> Components.Schemas.Lead {
+        .init(
+            id: lead.id.uuidString.lowercased(), kind: .init(rawValue: lead.kind) ?? .call,
+            occurred_at: lead.occurredAt,
+            attribution: .init(
+                source: lead.attribution.source, medium: lead.attribution.medium, campaign: lead.attribution.campaign,
+                keyword: lead.attribution.keyword, landing_page: lead.attribution.landingPage,
+                gclid: lead.attribution.gclid),
+            duration_seconds: lead.durationSeconds, disposition: lead.disposition, caller_number: lead.callerNumber,
+            caller_name: lead.callerName, transcript: lead.transcript,
+            form_fields: lead.formFields.map { .init(additionalProperties: $0) }, page_url: lead.pageURL,
+            recording_bytes: lead.recordingBytes, redacted: lead.redactedAt != nil)
+    }
+}
+
+extension Problem {
+    var _type: String { type }
+}

@@ -1,0 +1,247 @@
+import Enclave
+import EnclaveTestSupport
+import Foundation
+import Postgres
+import Sealing
+import Testing
+
+@testable import EnclaveHTTP
+
+/// A live HTTPS server over a scratch database, with a practice, its owner (MFA enrolled) and a
+/// call source; requests go through curl, trusting the server's self-signed certificate.
+struct LiveServer: Sendable {
+    let port: Int
+    let directory: String
+    let practice: UUID
+    let source: UUID
+    let secret: String
+    let totpSecret: String
+    let database: ScratchDatabase
+
+    struct Reply: Sendable {
+        let status: Int
+        let headers: String
+        let body: String
+        var json: [String: Any] {
+            ((try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any]) ?? [:]
+        }
+    }
+
+    static func with(_ body: (LiveServer) async throws -> Void) async throws {
+        try await ScratchDatabase.with { database in
+            try await SchemaMigrator(
+                configuration: database.configuration("ENCLAVE_ADMIN_DATABASE_URL"),
+                directory: TestEnvironment.packageRoot.appendingPathComponent("sql")
+            ).up()
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "enclave-https-\(UUID().uuidString)"
+            ).path
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let openssl = Process()
+            openssl.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            openssl.arguments = [
+                "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                "-keyout", "\(directory)/key.pem", "-out", "\(directory)/cert.pem", "-days", "1", "-subj",
+                "/CN=localhost",
+                "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            ]
+            openssl.standardError = FileHandle.nullDevice
+            try openssl.run()
+            openssl.waitUntilExit()
+            _ = try MasterKeyFile.create(path: "\(directory)/kek")
+            let maint = ConnectionPool(
+                configuration: try database.configuration("ENCLAVE_MAINT_DATABASE_URL"),
+                options: .init(maxConnections: 2))
+            let app = ConnectionPool(
+                configuration: try database.configuration("ENCLAVE_DATABASE_URL"), options: .init(maxConnections: 4))
+            let keys = try await KeyManagement.open(
+                masterKeyFile: "\(directory)/kek", maintenance: MaintenanceContext(pool: maint))
+            let practice = try await PracticeRegistry(keys: keys).create(name: "Bright Smile")
+            let people = Directory(pool: maint, passwordCost: .testing)
+            let owner = try await people.createUser(
+                email: "owner@smile.test", displayName: "Olga", password: "owner password 12")
+            try await people.grant(user: owner, role: .practiceOwner, practice: practice)
+            let identity = IdentityService(
+                pool: app, masterKeys: keys.masterKeys, masterKeyVersion: keys.activeMasterVersion,
+                policy: .init(passwordCost: .testing))
+            let setup = try await identity.login(email: "owner@smile.test", password: "owner password 12")
+            let enrollment = try await identity.beginMFAEnrollment(setup.token)
+            let totp = try TOTP(secret: SecretBytes(copying: Base32.decode(enrollment.secret) ?? []))
+            try await identity.confirmMFA(
+                setup.token, code: try totp.code(at: Date().addingTimeInterval(-30)), at: Date().addingTimeInterval(-30)
+            )
+            let store = TenantKeyStore(provider: keys.masterKeys)
+            let access = PracticeAccess(pool: app)
+            let (source, secret) = try await TrackingSources(
+                access: access, masterKeys: keys.masterKeys, masterKeyVersion: keys.activeMasterVersion
+            ).create(setup.token, practice: practice, kind: "call", label: "Main line")
+            let api = EnclaveAPI(
+                identity: identity, leads: LeadService(access: access, keys: store),
+                ingest: IngestService(pool: app, keys: store),
+                expectedSchemaVersion: try MigrationFile.load(
+                    from: TestEnvironment.packageRoot.appendingPathComponent("sql")
+                ).count)
+            let port = Locked<Int>(0)
+            let server = try EnclaveServer.application(
+                api: api,
+                listen: .init(host: "127.0.0.1", port: 0, tls: ("\(directory)/cert.pem", "\(directory)/key.pem")),
+                onRunning: { bound in port.withLock { $0 = bound } })
+            let running = Task { try await server.run() }
+            try await waitUntil("the server listens") { port.value != 0 }
+            do {
+                try await body(
+                    LiveServer(
+                        port: port.value, directory: directory, practice: practice, source: source.id, secret: secret,
+                        totpSecret: enrollment.secret, database: database))
+            } catch {
+                running.cancel()
+                throw error
+            }
+            running.cancel()
+            _ = try? await running.value
+            await app.close()
+            await maint.close()
+        }
+    }
+
+    /// One request through curl over HTTPS.
+    func request(
+        _ method: String, _ path: String, token: String? = nil, headers: [String: String] = [:], body: [UInt8]? = nil,
+        contentType: String = "application/json"
+    ) async throws -> Reply {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        let bodyFile = "\(directory)/body-\(UUID().uuidString)"
+        let headerFile = bodyFile + ".headers"
+        var arguments = [
+            "curl", "-sS", "--path-as-is", "--cacert", "\(directory)/cert.pem", "-X", method, "-o", bodyFile, "-D",
+            headerFile,
+            "-w", "%{http_code}", "https://localhost:\(port)\(path)",
+        ]
+        if let token { arguments += ["-H", "Authorization: Bearer \(token)"] }
+        for (name, value) in headers { arguments += ["-H", "\(name): \(value)"] }
+        if let body {
+            let input = bodyFile + ".in"
+            FileManager.default.createFile(atPath: input, contents: Data(body))
+            arguments += ["-H", "Content-Type: \(contentType)", "--data-binary", "@\(input)"]
+        }
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = try await Task.detached { output.fileHandleForReading.readDataToEndOfFile() }.value
+        process.waitUntilExit()
+        return Reply(
+            status: Int(String(decoding: data, as: UTF8.self)) ?? -1,
+            headers: (try? String(contentsOfFile: headerFile, encoding: .utf8)) ?? "",
+            body: (try? String(contentsOfFile: bodyFile, encoding: .utf8)) ?? "")
+    }
+
+    func code(step offset: Int) throws -> String {
+        try TOTP(secret: SecretBytes(copying: Base32.decode(totpSecret) ?? [])).code(
+            at: Date().addingTimeInterval(Double(offset * 30)))
+    }
+
+    func signedCall(_ json: String, key: String?) async throws -> Reply {
+        let body = Array(json.utf8)
+        var headers = [
+            "Enclave-Source": source.uuidString,
+            "Enclave-Signature": try IngestSignature.sign(
+                body, secret: secret, timestamp: Int64(Date().timeIntervalSince1970)),
+        ]
+        if let key { headers["Idempotency-Key"] = key }
+        return try await request("POST", "/v1/ingest/calls", headers: headers, body: body)
+    }
+}
+
+@Suite("The API over real HTTPS")
+struct HTTPSTests {
+    @Test("login with MFA, signed ingest with an idempotent retry, decrypted leads, and problem+json for bad input")
+    func endToEnd() async throws {
+        try await LiveServer.with { server in
+            let health = try await server.request("GET", "/healthz")
+            #expect(health.status == 200)
+            #expect(health.body == "ok")
+            #expect(health.headers.lowercased().contains("strict-transport-security: max-age="))
+            #expect(try await server.request("GET", "/readyz").json["migrations"] as? Bool == true)
+
+            let wrong = try await server.request(
+                "POST", "/v1/auth/login",
+                body: Array(#"{"email": "owner@smile.test", "password": "nope nope nope"}"#.utf8))
+            #expect(wrong.status == 401)
+            #expect(wrong.headers.lowercased().contains("content-type: application/problem+json"))
+            #expect(wrong.json["type"] as? String == "https://enclave.dev/problems/invalid-credentials")
+
+            let login = try await server.request(
+                "POST", "/v1/auth/login",
+                body: Array(#"{"email": "owner@smile.test", "password": "owner password 12"}"#.utf8))
+            #expect(login.status == 200)
+            let token = try #require(login.json["token"] as? String)
+            let beforeMFA = try await server.request("GET", "/v1/practices/\(server.practice)/leads", token: token)
+            #expect(beforeMFA.status == 403)
+            #expect(beforeMFA.json["type"] as? String == "https://enclave.dev/problems/mfa-required")
+            let mfa = try await server.request(
+                "POST", "/v1/auth/mfa", token: token, body: Array("{\"code\": \"\(try server.code(step: 0))\"}".utf8))
+            #expect(mfa.status == 204, "\(mfa.body)")
+            #expect(try await server.request("GET", "/v1/me", token: token).json["mfa_verified"] as? Bool == true)
+
+            let call =
+                #"{"caller_number": "+1 555 867 5309", "caller_name": "Jane Patient", "started_at": "2026-11-29T10:00:00Z"}"#
+            let created = try await server.signedCall(call, key: "abc-1")
+            #expect(created.status == 201, "\(created.body)")
+            let leadID = try #require(created.json["lead_id"] as? String)
+            try await Task.sleep(for: .seconds(1))
+            let retry = try await server.signedCall(call, key: "abc-1")
+            #expect(retry.status == 200)
+            #expect(retry.json["lead_id"] as? String == leadID)
+            #expect(retry.json["created"] as? Bool == false)
+
+            let list = try await server.request("GET", "/v1/practices/\(server.practice)/leads", token: token)
+            #expect(list.status == 200)
+            #expect(list.headers.lowercased().contains("cache-control: no-store"))
+            let leads = try #require(list.json["leads"] as? [[String: Any]])
+            #expect(leads.first?["caller_name"] as? String == "Jane Patient")
+            #expect(
+                try await server.request("GET", "/v1/practices/\(server.practice)/leads/\(leadID)", token: token).status
+                    == 200)
+
+            // Bad input: each gets a documented 4xx problem and changes nothing; never a 500.
+            let cases: [(String, String, [UInt8]?, String, Int)] = [
+                ("POST", "/v1/auth/login", Array(#"{"email": "#.utf8), "application/json", 400),
+                (
+                    "POST", "/v1/auth/login", Array(#"{"email": "a@b.c", "password": "x", "extra": 1}"#.utf8),
+                    "application/json", 400
+                ),
+                ("POST", "/v1/auth/login", [UInt8](repeating: 65, count: 2_000_000), "application/json", 413),
+                ("POST", "/v1/auth/login", Array("email=a".utf8), "application/x-www-form-urlencoded", 415),
+                ("GET", "/v1/practices/\(server.practice)/leads/\(UUID().uuidString)", nil, "", 404),
+                ("GET", "/v1/practices/\(UUID().uuidString)/leads/\(leadID)", nil, "", 403),
+                ("GET", "/v1/practices/../../etc/passwd", nil, "", 404),
+                ("GET", "/v1/practices/not-a-uuid/leads", nil, "", 400),
+                ("GET", "/v1/nowhere", nil, "", 404),
+            ]
+            for (method, path, body, type, status) in cases {
+                let reply = try await server.request(method, path, token: token, body: body, contentType: type)
+                #expect(reply.status == status, "\(method) \(path): \(reply.status) \(reply.body)")
+                #expect(reply.headers.lowercased().contains("application/problem+json"), "\(method) \(path)")
+                // No SQL, schema names, stack traces or input echoed back.
+                for leak in [
+                    "SQLSTATE", "enclave_private", "enclave.leads", "relation", "Fatal", "at /", "AAAA", "etc/passwd",
+                ] {
+                    #expect(!reply.body.contains(leak), "\(method) \(path) leaked \(leak): \(reply.body)")
+                }
+            }
+            let afterBadInput = try await server.request("GET", "/v1/practices/\(server.practice)/leads", token: token)
+            #expect((afterBadInput.json["leads"] as? [Any])?.count == 1)
+
+            // An expired session gets 401.
+            let superuser = try await server.database.connect()
+            try await superuser.query("update enclave.sessions set last_seen_at = now() - interval '16 minutes'")
+            await superuser.close()
+            let expired = try await server.request("GET", "/v1/me", token: token)
+            #expect(expired.status == 401)
+            #expect(expired.json["type"] as? String == "https://enclave.dev/problems/unauthenticated")
+        }
+    }
+}
