@@ -40,11 +40,24 @@ enum CLIProcess {
         try process.run()
         standardInput.fileHandleForWriting.write(Data((input ?? "").utf8))
         try standardInput.fileHandleForWriting.close()
-        // Read both pipes while the process runs so neither can fill up and block it.
-        async let out = Task.detached { output.fileHandleForReading.readDataToEndOfFile() }.value
-        async let err = Task.detached { error.fileHandleForReading.readDataToEndOfFile() }.value
-        let (outData, errData) = await (out, err)
-        process.waitUntilExit()
+        // Read both pipes while the process runs, so neither can fill up and block it, on
+        // Dispatch threads: blocking calls must not hold Swift's cooperative threads.
+        let (outData, errData) = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                let group = DispatchGroup()
+                let errData = Locked(Data())
+                group.enter()
+                DispatchQueue.global().async {
+                    let data = error.fileHandleForReading.readDataToEndOfFile()
+                    errData.withLock { $0 = data }
+                    group.leave()
+                }
+                let outData = output.fileHandleForReading.readDataToEndOfFile()
+                group.wait()
+                process.waitUntilExit()
+                continuation.resume(returning: (outData, errData.value))
+            }
+        }
         return CLIResult(
             status: process.terminationStatus,
             standardOutput: String(decoding: outData, as: UTF8.self),

@@ -115,7 +115,8 @@ struct LiveServer: Sendable {
         let bodyFile = "\(directory)/body-\(UUID().uuidString)"
         let headerFile = bodyFile + ".headers"
         var arguments = [
-            "curl", "-sS", "--path-as-is", "--cacert", "\(directory)/cert.pem", "-X", method, "-o", bodyFile, "-D",
+            "curl", "-sS", "--max-time", "30", "--path-as-is", "--cacert", "\(directory)/cert.pem", "-X", method, "-o",
+            bodyFile, "-D",
             headerFile,
             "-w", "%{http_code}", "https://localhost:\(port)\(path)",
         ]
@@ -130,8 +131,15 @@ struct LiveServer: Sendable {
         let output = Pipe()
         process.standardOutput = output
         try process.run()
-        let data = try await Task.detached { output.fileHandleForReading.readDataToEndOfFile() }.value
-        process.waitUntilExit()
+        // Wait on a Dispatch thread: blocking a cooperative thread here would starve the
+        // in-process server that has to answer this very request.
+        let data = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                let data = output.fileHandleForReading.readDataToEndOfFile()
+                process.waitUntilExit()
+                continuation.resume(returning: data)
+            }
+        }
         return Reply(
             status: Int(String(decoding: data, as: UTF8.self)) ?? -1,
             headers: (try? String(contentsOfFile: headerFile, encoding: .utf8)) ?? "",
@@ -242,6 +250,88 @@ struct HTTPSTests {
             let expired = try await server.request("GET", "/v1/me", token: token)
             #expect(expired.status == 401)
             #expect(expired.json["type"] as? String == "https://enclave.dev/problems/unauthenticated")
+        }
+    }
+}
+
+@Suite("Sessions and agreements over HTTPS")
+struct HTTPSSessionsAndAgreementsTests {
+    @Test(
+        "sessions are listed and revoked; approving needs a fresh re-authentication; approve and revoke change the agreement"
+    )
+    func sessionsAndAgreements() async throws {
+        try await LiveServer.with { server in
+            // An agency proposes an agreement to the practice.
+            let maint = ConnectionPool(configuration: try server.database.configuration("ENCLAVE_MAINT_DATABASE_URL"))
+            let app = ConnectionPool(configuration: try server.database.configuration("ENCLAVE_DATABASE_URL"))
+            let people = Directory(pool: maint, passwordCost: .testing)
+            let agency = try await people.createAgency(name: "Growth Co")
+            let admin = try await people.createUser(
+                email: "admin@growth.test", displayName: "Ada", password: "admin password 12")
+            try await people.grant(user: admin, role: .agencyAdmin, agency: agency)
+            let adminLogin = try await server.request(
+                "POST", "/v1/auth/login",
+                body: Array(#"{"email": "admin@growth.test", "password": "admin password 12"}"#.utf8))
+            let adminToken = try #require(adminLogin.json["token"] as? String)
+            let proposal = try await AgreementService(
+                identity: IdentityService(
+                    pool: app, masterKeys: try MasterKeyFile.load(path: "\(server.directory)/kek"), masterKeyVersion: 1)
+            ).propose(
+                SessionToken(adminToken), agency: agency, practice: server.practice, scopes: [.leadsRead],
+                effectiveAt: Date().addingTimeInterval(-60), expiresAt: nil,
+                documentSHA256: SHA256.hash(Array("signed".utf8)))
+
+            let login = try await server.request(
+                "POST", "/v1/auth/login",
+                body: Array(#"{"email": "owner@smile.test", "password": "owner password 12"}"#.utf8))
+            let token = try #require(login.json["token"] as? String)
+            #expect(
+                try await server.request(
+                    "POST", "/v1/auth/mfa", token: token,
+                    body: Array("{\"code\": \"\(try server.code(step: 0))\"}".utf8)
+                ).status == 204)
+            let other = try await server.request(
+                "POST", "/v1/auth/login",
+                body: Array(#"{"email": "owner@smile.test", "password": "owner password 12"}"#.utf8))
+            let otherToken = try #require(other.json["token"] as? String)
+
+            let sessions = try await server.request("GET", "/v1/sessions", token: token)
+            #expect(sessions.status == 200)
+            let list = try #require(
+                (try? JSONSerialization.jsonObject(with: Data(sessions.body.utf8))) as? [[String: Any]])
+            #expect(list.count >= 3)  // the fixture's, this one and the other
+            #expect(list.filter { $0["current"] as? Bool == true }.count == 1)
+            let otherID = try #require(list.first { $0["current"] as? Bool == false }?["id"] as? String)
+            #expect(try await server.request("DELETE", "/v1/sessions/\(UUID().uuidString)", token: token).status == 404)
+            #expect(try await server.request("DELETE", "/v1/sessions/\(otherID)", token: token).status == 204)
+            _ = otherToken
+
+            // Approval needs a re-authentication in the last five minutes.
+            let superuser = try await server.database.connect()
+            try await superuser.query("update enclave.sessions set authenticated_at = now() - interval '6 minutes'")
+            await superuser.close()
+            let stale = try await server.request("POST", "/v1/agreements/\(proposal)/approve", token: token)
+            #expect(stale.status == 403)
+            #expect(stale.json["type"] as? String == "https://enclave.dev/problems/reauthentication-required")
+            let reauth = try await server.request(
+                "POST", "/v1/auth/reauth", token: token,
+                body: Array("{\"password\": \"owner password 12\", \"code\": \"\(try server.code(step: 1))\"}".utf8))
+            #expect(reauth.status == 200, "\(reauth.body)")
+            let fresh = try #require(reauth.json["token"] as? String)
+            #expect(
+                try await server.request("GET", "/v1/me", token: token).status == 401, "the old token stopped working")
+            #expect(try await server.request("POST", "/v1/agreements/\(proposal)/approve", token: fresh).status == 204)
+            let agreements = try await server.request("GET", "/v1/agreements", token: fresh)
+            let active = try #require(
+                (try? JSONSerialization.jsonObject(with: Data(agreements.body.utf8))) as? [[String: Any]])
+            #expect(active.first?["status"] as? String == "active")
+            #expect(active.first?["in_force"] as? Bool == true)
+            #expect(try await server.request("POST", "/v1/agreements/\(proposal)/revoke", token: fresh).status == 204)
+            #expect(try await server.request("POST", "/v1/agreements/\(proposal)/revoke", token: fresh).status == 409)
+            let revoked = try await server.request("GET", "/v1/agreements", token: fresh)
+            #expect(revoked.body.contains("\"revoked\""))
+            await app.close()
+            await maint.close()
         }
     }
 }

@@ -1,0 +1,104 @@
+import Enclave
+import Foundation
+import OpenAPIRuntime
+
+extension EnclaveAPI {
+    func reauthenticate(_ input: Operations.reauthenticate.Input) async throws -> Operations.reauthenticate.Output {
+        guard case .json(let body) = input.body else { throw Problem(.unsupportedMediaType, "send application/json") }
+        do {
+            let fresh = try await identity.reauthenticate(try token(), password: body.password, code: body.code)
+            return .ok(.init(body: .json(.init(token: fresh.value))))
+        } catch {
+            switch Self.problem(error) {
+            case (400, let problem): return .badRequest(problem)
+            case (401, let problem): return .unauthorized(problem)
+            case (429, let problem): return .tooManyRequests(problem)
+            default: throw error
+            }
+        }
+    }
+
+    func listSessions(_ input: Operations.listSessions.Input) async throws -> Operations.listSessions.Output {
+        do {
+            let sessions = try await identity.sessions(try token())
+            return .ok(
+                .init(
+                    body: .json(
+                        sessions.map {
+                            .init(
+                                id: $0.id.uuidString.lowercased(), created_at: $0.createdAt,
+                                last_seen_at: $0.lastSeenAt,
+                                client_address: $0.clientAddress, user_agent: $0.userAgent, current: $0.current)
+                        })))
+        } catch {
+            if case (401, let problem) = Self.problem(error) { return .unauthorized(problem) }
+            throw error
+        }
+    }
+
+    func revokeSession(_ input: Operations.revokeSession.Input) async throws -> Operations.revokeSession.Output {
+        do {
+            try await identity.revokeSession(try token(), sessionID: try Self.uuid(input.path.sessionId, "sessionId"))
+            return .noContent(.init())
+        } catch {
+            switch Self.problem(error) {
+            case (401, let problem): return .unauthorized(problem)
+            case (400, let problem), (404, let problem): return .notFound(problem)
+            default: throw error
+            }
+        }
+    }
+
+    func listAgreements(_ input: Operations.listAgreements.Input) async throws -> Operations.listAgreements.Output {
+        do {
+            let agreements = try await AgreementService(identity: identity).list(try token())
+            return .ok(
+                .init(
+                    body: .json(
+                        agreements.map {
+                            .init(
+                                id: $0.id.uuidString.lowercased(), agency_id: $0.agencyID.uuidString.lowercased(),
+                                practice_id: $0.practiceID.uuidString.lowercased(),
+                                scopes: $0.scopes.compactMap { .init(rawValue: $0.rawValue) },
+                                status: .init(rawValue: $0.status) ?? .proposed, effective_at: $0.effectiveAt,
+                                expires_at: $0.expiresAt, in_force: $0.inForce)
+                        })))
+        } catch {
+            if case (401, let problem) = Self.problem(error) { return .unauthorized(problem) }
+            throw error
+        }
+    }
+
+    func approveAgreement(_ input: Operations.approveAgreement.Input) async throws -> Operations.approveAgreement.Output
+    {
+        do {
+            try await AgreementService(identity: identity).approve(
+                try token(), agreement: try Self.uuid(input.path.agreementId, "agreementId"))
+            return .noContent(.init())
+        } catch {
+            switch Self.problem(error) {
+            case (400, let problem): return .badRequest(problem)
+            case (401, let problem): return .unauthorized(problem)
+            case (403, let problem): return .forbidden(problem)
+            case (409, let problem): return .conflict(problem)
+            default: throw error
+            }
+        }
+    }
+
+    func revokeAgreement(_ input: Operations.revokeAgreement.Input) async throws -> Operations.revokeAgreement.Output {
+        do {
+            try await AgreementService(identity: identity).revoke(
+                try token(), agreement: try Self.uuid(input.path.agreementId, "agreementId"))
+            return .noContent(.init())
+        } catch {
+            switch Self.problem(error) {
+            case (400, let problem): return .badRequest(problem)
+            case (401, let problem): return .unauthorized(problem)
+            case (403, let problem): return .forbidden(problem)
+            case (409, let problem): return .conflict(problem)
+            default: throw error
+            }
+        }
+    }
+}
