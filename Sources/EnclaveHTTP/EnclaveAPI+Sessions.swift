@@ -9,12 +9,8 @@ extension EnclaveAPI {
             let fresh = try await identity.reauthenticate(try token(), password: body.password, code: body.code)
             return .ok(.init(body: .json(.init(token: fresh.value))))
         } catch {
-            switch Self.problem(error) {
-            case (400, let problem): return .badRequest(problem)
-            case (401, let problem): return .unauthorized(problem)
-            case (429, let problem): return .tooManyRequests(problem)
-            default: throw error
-            }
+            return try Self.declared(
+                error, [400: { .badRequest($0) }, 401: { .unauthorized($0) }, 429: { .tooManyRequests($0) }])
         }
     }
 
@@ -31,8 +27,7 @@ extension EnclaveAPI {
                                 client_address: $0.clientAddress, user_agent: $0.userAgent, current: $0.current)
                         })))
         } catch {
-            if case (401, let problem) = Self.problem(error) { return .unauthorized(problem) }
-            throw error
+            return try Self.declared(error, [401: { .unauthorized($0) }])
         }
     }
 
@@ -41,11 +36,8 @@ extension EnclaveAPI {
             try await identity.revokeSession(try token(), sessionID: try Self.uuid(input.path.sessionId, "sessionId"))
             return .noContent(.init())
         } catch {
-            switch Self.problem(error) {
-            case (401, let problem): return .unauthorized(problem)
-            case (400, let problem), (404, let problem): return .notFound(problem)
-            default: throw error
-            }
+            return try Self.declared(
+                error, [401: { .unauthorized($0) }, 400: { .notFound($0) }, 404: { .notFound($0) }])
         }
     }
 
@@ -64,8 +56,7 @@ extension EnclaveAPI {
                                 expires_at: $0.expiresAt, in_force: $0.inForce)
                         })))
         } catch {
-            if case (401, let problem) = Self.problem(error) { return .unauthorized(problem) }
-            throw error
+            return try Self.declared(error, [401: { .unauthorized($0) }])
         }
     }
 
@@ -76,13 +67,9 @@ extension EnclaveAPI {
                 try token(), agreement: try Self.uuid(input.path.agreementId, "agreementId"))
             return .noContent(.init())
         } catch {
-            switch Self.problem(error) {
-            case (400, let problem): return .badRequest(problem)
-            case (401, let problem): return .unauthorized(problem)
-            case (403, let problem): return .forbidden(problem)
-            case (409, let problem): return .conflict(problem)
-            default: throw error
-            }
+            return try Self.declared(
+                error,
+                [400: { .badRequest($0) }, 401: { .unauthorized($0) }, 403: { .forbidden($0) }, 409: { .conflict($0) }])
         }
     }
 
@@ -92,13 +79,9 @@ extension EnclaveAPI {
                 try token(), agreement: try Self.uuid(input.path.agreementId, "agreementId"))
             return .noContent(.init())
         } catch {
-            switch Self.problem(error) {
-            case (400, let problem): return .badRequest(problem)
-            case (401, let problem): return .unauthorized(problem)
-            case (403, let problem): return .forbidden(problem)
-            case (409, let problem): return .conflict(problem)
-            default: throw error
-            }
+            return try Self.declared(
+                error,
+                [400: { .badRequest($0) }, 401: { .unauthorized($0) }, 403: { .forbidden($0) }, 409: { .conflict($0) }])
         }
     }
 }

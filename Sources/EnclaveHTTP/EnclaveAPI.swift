@@ -38,6 +38,16 @@ public struct EnclaveAPI: APIProtocol {
         )
     }
 
+    /// The response the operation declares for `error`'s status, or `error` itself for the
+    /// middleware to render as problem+json.
+    static func declared<Output>(
+        _ error: any Error, _ responses: [Int: (Components.Responses.Problem) -> Output]
+    ) throws -> Output {
+        let (status, problem) = problem(error)
+        guard let respond = responses[status] else { throw error }
+        return respond(problem)
+    }
+
     static func uuid(_ text: String, _ name: String) throws -> UUID {
         guard let id = UUID(uuidString: text) else {
             throw Problem(.badRequest, "\(name) is not a UUID", type: "invalid-input")
@@ -69,12 +79,8 @@ public struct EnclaveAPI: APIProtocol {
                 email: body.email, password: body.password, client: values.context.client)
             return .ok(.init(body: .json(.init(token: login.token.value, mfa_enrolled: login.mfaEnrolled))))
         } catch {
-            switch Self.problem(error) {
-            case (400, let problem): return .badRequest(problem)
-            case (401, let problem): return .unauthorized(problem)
-            case (429, let problem): return .tooManyRequests(problem)
-            default: throw error
-            }
+            return try Self.declared(
+                error, [400: { .badRequest($0) }, 401: { .unauthorized($0) }, 429: { .tooManyRequests($0) }])
         }
     }
 
@@ -84,12 +90,8 @@ public struct EnclaveAPI: APIProtocol {
             try await identity.verifyMFA(try token(), code: body.code)
             return .noContent(.init())
         } catch {
-            switch Self.problem(error) {
-            case (400, let problem): return .badRequest(problem)
-            case (401, let problem): return .unauthorized(problem)
-            case (409, let problem): return .conflict(problem)
-            default: throw error
-            }
+            return try Self.declared(
+                error, [400: { .badRequest($0) }, 401: { .unauthorized($0) }, 409: { .conflict($0) }])
         }
     }
 
@@ -98,8 +100,7 @@ public struct EnclaveAPI: APIProtocol {
             try await identity.logout(try token())
             return .noContent(.init())
         } catch {
-            if case (401, let problem) = Self.problem(error) { return .unauthorized(problem) }
-            throw error
+            return try Self.declared(error, [401: { .unauthorized($0) }])
         }
     }
 
@@ -120,8 +121,7 @@ public struct EnclaveAPI: APIProtocol {
                                     practice_id: membership.practice?.uuidString.lowercased())
                             }))))
         } catch {
-            if case (401, let problem) = Self.problem(error) { return .unauthorized(problem) }
-            throw error
+            return try Self.declared(error, [401: { .unauthorized($0) }])
         }
     }
 
@@ -134,12 +134,8 @@ public struct EnclaveAPI: APIProtocol {
             let page = try await leads.list(try token(), practice: practice, filter: filter, context: values.context)
             return .ok(.init(body: .json(.init(leads: page.leads.map(Self.lead), next_cursor: page.nextCursor))))
         } catch {
-            switch Self.problem(error) {
-            case (400, let problem): return .badRequest(problem)
-            case (401, let problem): return .unauthorized(problem)
-            case (403, let problem): return .forbidden(problem)
-            default: throw error
-            }
+            return try Self.declared(
+                error, [400: { .badRequest($0) }, 401: { .unauthorized($0) }, 403: { .forbidden($0) }])
         }
     }
 
@@ -151,12 +147,9 @@ public struct EnclaveAPI: APIProtocol {
                 context: values.context)
             return .ok(.init(body: .json(Self.lead(lead))))
         } catch {
-            switch Self.problem(error) {
-            case (400, let problem), (404, let problem): return .notFound(problem)
-            case (401, let problem): return .unauthorized(problem)
-            case (403, let problem): return .forbidden(problem)
-            default: throw error
-            }
+            return try Self.declared(
+                error,
+                [400: { .notFound($0) }, 404: { .notFound($0) }, 401: { .unauthorized($0) }, 403: { .forbidden($0) }])
         }
     }
 
@@ -171,12 +164,8 @@ public struct EnclaveAPI: APIProtocol {
                 lead_id: result.leadID.uuidString.lowercased(), created: result.created)
             return result.created ? .created(.init(body: .json(body))) : .ok(.init(body: .json(body)))
         } catch {
-            switch Self.problem(error) {
-            case (400, let problem): return .badRequest(problem)
-            case (401, let problem): return .unauthorized(problem)
-            case (413, let problem): return .contentTooLarge(problem)
-            default: throw error
-            }
+            return try Self.declared(
+                error, [400: { .badRequest($0) }, 401: { .unauthorized($0) }, 413: { .contentTooLarge($0) }])
         }
     }
 

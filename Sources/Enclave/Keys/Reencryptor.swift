@@ -105,7 +105,7 @@ public struct Reencryptor: Sendable {
                         }
                         let context = FieldContext(tenantID: tenant, table: "leads", column: field, rowID: id)
                         let plain = try await keySet.open(sealed, for: context)
-                        columns[index].append(try FieldCipher.seal(plain, with: active, for: context).hexString)
+                        columns[index].append(try FieldCipher.seal(plain, with: active, for: context).hex)
                     }
                 }
                 let updated = try await transaction.execute(

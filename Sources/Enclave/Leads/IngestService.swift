@@ -141,7 +141,7 @@ public struct IngestService: Sendable {
     func authenticate(_ source: UUID, _ header: String, body: [UInt8]) async throws -> Credential {
         let signature = try IngestSignature(header: header)
         try signature.checkFreshness(now: now())
-        let (credential, _) = try await credential(source)
+        let credential = try await credential(source)
         let expected = try Array(credential.secret.utf8).withUnsafeBytes {
             try HMAC.authenticationCode(.sha256, key: $0, message: Array("\(signature.timestamp).".utf8) + body)
         }
@@ -152,7 +152,7 @@ public struct IngestService: Sendable {
     }
 
     /// The source's practice and secret (unwrapped through the key cache).
-    func credential(_ source: UUID) async throws -> (Credential, disabled: Bool) {
+    func credential(_ source: UUID) async throws -> Credential {
         let row = try await pool.query(
             "select practice_id, wrapped_secret, disabled from enclave_private.ingest_source($1)", [source]
         ).first
@@ -170,7 +170,7 @@ public struct IngestService: Sendable {
             try await keys.provider.unwrap(wrapped, context: TrackingSources.secretContext(source))
         }
         let secret = material.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
-        return (Credential(source: source, practice: try row.decode(UUID.self, "practice_id"), secret: secret), false)
+        return Credential(source: source, practice: try row.decode(UUID.self, "practice_id"), secret: secret)
     }
 
     /// Runs `body` in a transaction bound to the ingest credential.

@@ -22,7 +22,7 @@ extension IngestService {
         }
         let signature = try IngestSignature(header: header)
         try signature.checkFreshness(now: now())
-        let (credential, _) = try await credential(sourceID)
+        let credential = try await credential(sourceID)
         let mac = try HMACStream(key: Array(credential.secret.utf8))
         try mac.update(Array("\(signature.timestamp).".utf8))
         return try await withCredential(credential) { transaction in

@@ -80,8 +80,8 @@ public struct Seeder: Sendable {
                         from unnest($3::uuid[], $4::text[], $5::text[], $6::text[]) with ordinality as u(id, number, name, idx, n)
                         """,
                         [
-                            practice, source, leadIDs, numbers.map(\.hexString), names.map(\.hexString),
-                            indexes.map(\.hexString), Int32(key.version),
+                            practice, source, leadIDs, numbers.map(\.hex), names.map(\.hex),
+                            indexes.map(\.hex), Int32(key.version),
                         ])
                 }
             }
@@ -89,8 +89,4 @@ public struct Seeder: Sendable {
         }
         return ids
     }
-}
-
-extension Array where Element == UInt8 {
-    var hexString: String { map { String(format: "%02x", $0) }.joined() }
 }
