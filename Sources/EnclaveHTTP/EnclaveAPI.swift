@@ -11,6 +11,7 @@ public struct EnclaveAPI: APIProtocol {
     public let ingest: IngestService
     /// The newest schema migration this build ships, for readiness.
     public let expectedSchemaVersion: Int
+    let metrics = Metrics()
 
     public init(identity: IdentityService, leads: LeadService, ingest: IngestService, expectedSchemaVersion: Int) {
         self.identity = identity
@@ -57,6 +58,10 @@ public struct EnclaveAPI: APIProtocol {
 
     func health(_ input: Operations.health.Input) async throws -> Operations.health.Output {
         .ok(.init(body: .plainText("ok")))
+    }
+
+    func metrics(_ input: Operations.metrics.Input) async throws -> Operations.metrics.Output {
+        .ok(.init(body: .plainText(.init(metrics.render(pool: identity.pool)))))
     }
 
     func ready(_ input: Operations.ready.Input) async throws -> Operations.ready.Output {
@@ -128,6 +133,11 @@ public struct EnclaveAPI: APIProtocol {
     func listLeads(_ input: Operations.listLeads.Input) async throws -> Operations.listLeads.Output {
         do {
             let practice = try Self.uuid(input.path.practiceId, "practiceId")
+            if let caller = input.query.caller {
+                let found = try await leads.find(
+                    try token(), practice: practice, callerNumber: caller, context: values.context)
+                return .ok(.init(body: .json(.init(leads: found.map(Self.lead)))))
+            }
             let filter = LeadFilter(
                 since: input.query.since, until: input.query.until, kind: input.query.kind?.rawValue,
                 campaign: input.query.campaign, cursor: input.query.cursor, limit: input.query.limit ?? 50)

@@ -32,7 +32,7 @@ public enum EnclaveServer {
             throw ConfigurationError("plain HTTP is allowed on loopback only; give --tls-cert and --tls-key")
         }
         let router = Router(context: EnclaveRequestContext.self)
-        router.add(middleware: RequestValuesMiddleware())
+        router.add(middleware: RequestValuesMiddleware(metrics: api.metrics))
         try api.registerHandlers(on: router)
         let server: HTTPServerBuilder
         if let tls = listen.tls {

@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import OpenAPIRuntime
+import Synchronization
 
 /// What the generated handlers cannot see themselves: the bearer token, where the request came
 /// from, its id, and (for signed ingest) the raw bytes the signature covers.
@@ -10,6 +11,9 @@ struct RequestValues: Sendable {
     var token: SessionToken?
     var context = Enclave.RequestContext()
     var rawBody: [UInt8]?
+    var contentType: String?
+    /// Headers a handler sets that the generated code cannot (a recording's real content type).
+    var response = ResponseOverrides()
 
     @TaskLocal static var current = RequestValues()
 }
@@ -19,6 +23,7 @@ struct RequestValues: Sendable {
 /// everywhere, no-store under /v1 (responses there may carry PHI).
 struct RequestValuesMiddleware: RouterMiddleware {
     typealias Context = EnclaveRequestContext
+    let metrics: Metrics
     /// The most bytes a signed JSON ingest body may have.
     static let ingestLimit = 1 << 20
     /// The most bytes any other body may have.
@@ -27,7 +32,9 @@ struct RequestValuesMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
     {
+        let started = ContinuousClock.now
         var values = RequestValues()
+        values.contentType = request.headers[.contentType].map { String($0.prefix(100)) }
         if let authorization = request.headers[.authorization], authorization.hasPrefix("Bearer ") {
             values.token = SessionToken(String(authorization.dropFirst(7)))
         }
@@ -39,7 +46,9 @@ struct RequestValuesMiddleware: RouterMiddleware {
         var request = request
         var response: Response
         do {
-            if request.method == .post || request.method == .put {
+            // A recording upload streams into the service; every other body is read here, up to its limit.
+            let streamed = request.method == .put && request.uri.path.hasPrefix("/v1/ingest/calls/")
+            if request.method == .post || request.method == .put, !streamed {
                 let limit = request.uri.path.hasPrefix("/v1/ingest/") ? Self.ingestLimit : Self.bodyLimit
                 var collected: [UInt8] = []
                 for try await piece in request.body {
@@ -56,10 +65,18 @@ struct RequestValuesMiddleware: RouterMiddleware {
         } catch {
             response = Self.problem(for: error).response(requestID: values.context.requestID)
         }
+        for (name, value) in values.response.headers {
+            if let field = HTTPField.Name(name) { response.headers[field] = value }
+        }
         response.headers[.strictTransportSecurity] = "max-age=63072000; includeSubDomains"
         response.headers[.contentTypeOptions] = "nosniff"
         if request.uri.path.hasPrefix("/v1/") { response.headers[.cacheControl] = "no-store" }
         response.headers[.requestID] = values.context.requestID
+        let elapsed = ContinuousClock.now - started
+        metrics.observe(
+            operation: context.endpointPath ?? "unmatched", method: request.method.rawValue,
+            status: Int(response.status.code),
+            seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
         return response
     }
 
@@ -84,4 +101,15 @@ struct RequestValuesMiddleware: RouterMiddleware {
         }
         return Problem(error)
     }
+}
+
+/// Response headers set by a handler, applied by the middleware.
+final class ResponseOverrides: Sendable {
+    private let state = Mutex<[(String, String)]>([])
+
+    func set(header name: String, _ value: String) {
+        state.withLock { $0.append((name, value)) }
+    }
+
+    var headers: [(String, String)] { state.withLock { $0 } }
 }

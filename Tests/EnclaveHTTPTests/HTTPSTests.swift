@@ -17,13 +17,28 @@ struct LiveServer: Sendable {
     let secret: String
     let totpSecret: String
     let database: ScratchDatabase
+    let people: Directory
+    let identity: IdentityService
+    let maintenance: MaintenanceContext
+    let store: TenantKeyStore
 
     struct Reply: Sendable {
         let status: Int
         let headers: String
-        let body: String
+        let data: Data
+        var body: String { String(decoding: data, as: UTF8.self) }
         var json: [String: Any] {
-            ((try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any]) ?? [:]
+            ((try? JSONSerialization.jsonObject(with: data)) as? [String: Any]) ?? [:]
+        }
+        var array: [[String: Any]] {
+            ((try? JSONSerialization.jsonObject(with: data)) as? [[String: Any]]) ?? []
+        }
+
+        /// The value of the last `name` header (the final response's, after any 100 Continue).
+        func header(_ name: String) -> String? {
+            headers.split(separator: "\r\n").last { $0.lowercased().hasPrefix(name.lowercased() + ":") }.map {
+                String($0.dropFirst(name.count + 1)).trimmingCharacters(in: .whitespaces)
+            }
         }
     }
 
@@ -93,7 +108,8 @@ struct LiveServer: Sendable {
                 try await body(
                     LiveServer(
                         port: port.value, directory: directory, practice: practice, source: source.id, secret: secret,
-                        totpSecret: enrollment.secret, database: database))
+                        totpSecret: enrollment.secret, database: database, people: people, identity: identity,
+                        maintenance: keys.maintenance, store: store))
             } catch {
                 running.cancel()
                 throw error
@@ -140,15 +156,42 @@ struct LiveServer: Sendable {
                 continuation.resume(returning: data)
             }
         }
-        return Reply(
+        let reply = Reply(
             status: Int(String(decoding: data, as: UTF8.self)) ?? -1,
             headers: (try? String(contentsOfFile: headerFile, encoding: .utf8)) ?? "",
-            body: (try? String(contentsOfFile: bodyFile, encoding: .utf8)) ?? "")
+            data: (try? Data(contentsOf: URL(fileURLWithPath: bodyFile))) ?? Data())
+        Exchanges.record(method: method, path: path, reply: reply)
+        return reply
     }
 
     func code(step offset: Int) throws -> String {
         try TOTP(secret: SecretBytes(copying: Base32.decode(totpSecret) ?? [])).code(
             at: Date().addingTimeInterval(Double(offset * 30)))
+    }
+
+    /// Signs in through the API and completes TOTP enrollment; returns a token that reaches PHI.
+    func mfaSession(email: String, password: String) async throws -> String {
+        let login = try await request(
+            "POST", "/v1/auth/login", body: Array("{\"email\": \"\(email)\", \"password\": \"\(password)\"}".utf8))
+        guard let token = login.json["token"] as? String else { throw ConfigurationError("login failed: \(login.body)") }
+        let enrollment = try await identity.beginMFAEnrollment(SessionToken(token))
+        let totp = try TOTP(secret: SecretBytes(copying: Base32.decode(enrollment.secret) ?? []))
+        try await identity.confirmMFA(SessionToken(token), code: try totp.code(at: Date()), at: Date())
+        return token
+    }
+
+    /// A signed ingest request (call or form JSON, or a recording).
+    func signed(
+        _ method: String, _ path: String, body: [UInt8], contentType: String = "application/json", key: String? = nil,
+        secret: String? = nil, source: UUID? = nil
+    ) async throws -> Reply {
+        var headers = [
+            "Enclave-Source": (source ?? self.source).uuidString,
+            "Enclave-Signature": try IngestSignature.sign(
+                body, secret: secret ?? self.secret, timestamp: Int64(Date().timeIntervalSince1970)),
+        ]
+        if let key { headers["Idempotency-Key"] = key }
+        return try await request(method, path, headers: headers, body: body, contentType: contentType)
     }
 
     func signedCall(_ json: String, key: String?) async throws -> Reply {
@@ -333,5 +376,32 @@ struct HTTPSSessionsAndAgreementsTests {
             await app.close()
             await maint.close()
         }
+    }
+}
+
+/// Every exchange the tests see, appended to `$ENCLAVE_HTTP_EXCHANGES` (one JSON object per
+/// line) for `scripts/check-openapi`, which checks each response against the spec.
+enum Exchanges {
+    static let lock = NSLock()
+
+    static func record(method: String, path: String, reply: LiveServer.Reply) {
+        guard let file = ProcessInfo.processInfo.environment["ENCLAVE_HTTP_EXCHANGES"], !file.isEmpty else { return }
+        var headers: [String: String] = [:]
+        for name in ["Content-Range", "Accept-Ranges", "Content-Length"] { headers[name] = reply.header(name) }
+        let contentType = reply.header("Content-Type") ?? ""
+        let textual = contentType.contains("json") || contentType.hasPrefix("text/")
+        let entry: [String: Any] = [
+            "method": method, "path": path, "status": reply.status, "content_type": contentType,
+            "headers": headers, "body": textual ? reply.body : (reply.data.isEmpty ? "" : "<\(reply.data.count) bytes>"),
+        ]
+        guard var line = try? JSONSerialization.data(withJSONObject: entry, options: [.sortedKeys]) else { return }
+        line.append(0x0A)
+        lock.lock()
+        defer { lock.unlock() }
+        if !FileManager.default.fileExists(atPath: file) { FileManager.default.createFile(atPath: file, contents: nil) }
+        guard let handle = FileHandle(forWritingAtPath: file) else { return }
+        handle.seekToEndOfFile()
+        handle.write(line)
+        try? handle.close()
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Postgres
 
 /// The fixed vocabulary of audit actions (the database refuses any other).
@@ -36,6 +37,8 @@ public enum AuditAction: String, Sendable, CaseIterable, Codable {
     case userCreated = "user.created"
     case userDisabled = "user.disabled"
     case agencyCreated = "agency.created"
+    case webhookCreated = "webhook.created"
+    case webhookRemoved = "webhook.removed"
 }
 
 /// How an audited attempt ended.
@@ -122,6 +125,15 @@ extension Transaction {
     /// so no access goes unrecorded.
     @discardableResult
     public func audit(_ event: AuditEvent, context: RequestContext = RequestContext()) async throws -> Int64 {
+        do {
+            return try await record(event, context: context)
+        } catch {
+            AuditWriteFailures.count.add(1, ordering: .relaxed)
+            throw error
+        }
+    }
+
+    private func record(_ event: AuditEvent, context: RequestContext) async throws -> Int64 {
         let rows = try await query(
             """
             select enclave_private.record_audit($1, $2, $3, $4, $5, $6, $7, $8, $9::text::inet, $10) as seq
@@ -134,4 +146,10 @@ extension Transaction {
         )
         return try rows.first?.decode(Int64.self, "seq") ?? 0
     }
+}
+
+/// Audit writes that failed in this process (each failed the unit of work it belonged to), for
+/// monitoring: a rising count means accesses are being refused because they cannot be recorded.
+public enum AuditWriteFailures {
+    public static let count = Atomic<Int>(0)
 }

@@ -239,6 +239,7 @@ public struct IngestService: Sendable {
                     tenant: credential.practice, action: .leadCreated, objectType: "lead",
                     objectID: leadID.uuidString.lowercased()),
                 context: request.context)
+            try await Outbox.enqueueNewLead(transaction, practice: credential.practice, lead: leadID)
             return IngestResult(leadID: leadID, practiceID: credential.practice, created: true)
         }
     }

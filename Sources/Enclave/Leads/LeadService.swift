@@ -101,6 +101,24 @@ public struct LeadService: Sendable {
         }
     }
 
+    /// A recording's size and content type (no audio is read, nothing is decrypted), after the
+    /// same access check as streaming it.
+    public func recordingInfo(
+        _ token: SessionToken, practice: UUID, lead: UUID, context: RequestContext = RequestContext()
+    ) async throws -> (bytes: Int64, contentType: String) {
+        try await access.withPractice(token, practice: practice, scope: .recordingsListen, context: context) {
+            transaction in
+            let row = try await transaction.query(
+                "select recording_bytes, recording_content_type from enclave.leads where tenant_id = $1 and id = $2",
+                [practice, lead]
+            ).first
+            guard let row, let bytes = try row.decode(Int64?.self, "recording_bytes"),
+                let contentType = try row.decode(String?.self, "recording_content_type")
+            else { throw AccessError(.notFound, "this lead has no recording") }
+            return (bytes, contentType)
+        }
+    }
+
     /// Streams a call's recording (or a byte range of it) to `sink`, decrypting one chunk at a
     /// time. `recording.played` is recorded first, in the same transaction; if the receiver goes
     /// away midway, the transaction still commits, so the event stays.
@@ -230,7 +248,7 @@ public struct LeadService: Sendable {
 
     // MARK: - Internals
 
-    private func decrypt(_ rows: [PostgresRow], practice: UUID, _ transaction: Transaction) async throws -> [Lead] {
+    func decrypt(_ rows: [PostgresRow], practice: UUID, _ transaction: Transaction) async throws -> [Lead] {
         guard !rows.isEmpty else { return [] }
         let keySet = try await keys.keys(practice, in: transaction)
         return try await rows.asyncMap { row in

@@ -1,0 +1,122 @@
+import Synchronization
+
+/// A one-chunk handoff from the transaction that decrypts a recording to the response body
+/// that sends it: the sender waits until the previous chunk was taken, so memory stays at a
+/// chunk or two however slow the client. When the reader goes away, `send` throws, and the
+/// decrypting transaction ends normally (it commits, keeping its `recording.played` event).
+final class RecordingPipe: Sendable {
+    private struct State {
+        var chunk: [UInt8]?
+        var finished = false
+        var failure: (any Error)?
+        var readerGone = false
+        var reader: CheckedContinuation<Void, Never>?
+        var writer: CheckedContinuation<Void, Never>?
+    }
+
+    struct ReaderGone: Error {}
+
+    private let state = Mutex(State())
+
+    /// Hands over `chunk`; waits while the reader has not taken the previous one.
+    func send(_ chunk: [UInt8]) async throws {
+        while true {
+            let (sent, gone, reader) = state.withLock { state -> (Bool, Bool, CheckedContinuation<Void, Never>?) in
+                if state.readerGone { return (false, true, nil) }
+                guard state.chunk == nil else { return (false, false, nil) }
+                state.chunk = chunk
+                defer { state.reader = nil }
+                return (true, false, state.reader)
+            }
+            if gone { throw ReaderGone() }
+            if sent {
+                reader?.resume()
+                return
+            }
+            await withCheckedContinuation { continuation in
+                let now = state.withLock { state -> Bool in
+                    if state.chunk == nil || state.readerGone { return true }
+                    state.writer = continuation
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        }
+    }
+
+    /// No more chunks; `error` ends the body with a failure.
+    func finish(_ error: (any Error)? = nil) {
+        let reader = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.finished = true
+            state.failure = error
+            defer { state.reader = nil }
+            return state.reader
+        }
+        reader?.resume()
+    }
+
+    /// The next chunk, or nil at the end.
+    func receive() async throws -> [UInt8]? {
+        while true {
+            enum Step {
+                case chunk([UInt8], CheckedContinuation<Void, Never>?)
+                case end((any Error)?)
+                case wait
+            }
+            let step = state.withLock { state -> Step in
+                if let chunk = state.chunk {
+                    state.chunk = nil
+                    defer { state.writer = nil }
+                    return .chunk(chunk, state.writer)
+                }
+                if state.finished { return .end(state.failure) }
+                return .wait
+            }
+            switch step {
+            case .chunk(let chunk, let writer):
+                writer?.resume()
+                return chunk
+            case .end(let failure):
+                if let failure { throw failure }
+                return nil
+            case .wait:
+                await withCheckedContinuation { continuation in
+                    let now = state.withLock { state -> Bool in
+                        if state.chunk != nil || state.finished { return true }
+                        state.reader = continuation
+                        return false
+                    }
+                    if now { continuation.resume() }
+                }
+            }
+        }
+    }
+
+    /// The reader stopped (the client went away): a waiting sender is released and fails.
+    func closeReader() {
+        let writer = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.readerGone = true
+            state.chunk = nil
+            defer { state.writer = nil }
+            return state.writer
+        }
+        writer?.resume()
+    }
+
+    /// The chunks as an async sequence; dropping its iterator closes the reader side.
+    var chunks: Chunks { Chunks(pipe: self) }
+
+    struct Chunks: AsyncSequence, Sendable {
+        typealias Element = ArraySlice<UInt8>
+        let pipe: RecordingPipe
+
+        final class Iterator: AsyncIteratorProtocol {
+            let pipe: RecordingPipe
+            init(pipe: RecordingPipe) { self.pipe = pipe }
+            deinit { pipe.closeReader() }
+            func next() async throws -> ArraySlice<UInt8>? { try await pipe.receive().map { $0[...] } }
+        }
+
+        func makeAsyncIterator() -> Iterator { Iterator(pipe: pipe) }
+    }
+}

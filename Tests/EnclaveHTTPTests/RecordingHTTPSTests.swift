@@ -1,0 +1,113 @@
+import Enclave
+import EnclaveTestSupport
+import Foundation
+import Postgres
+import Sealing
+import Testing
+
+@testable import EnclaveHTTP
+
+/// A playable mono 16-bit PCM WAV file of a tone.
+func wave(seconds: Double, rate: Int = 16_000) -> [UInt8] {
+    let samples = Int(Double(rate) * seconds)
+    func le<T: FixedWidthInteger>(_ value: T) -> [UInt8] { withUnsafeBytes(of: value.littleEndian) { Array($0) } }
+    var bytes = Array("RIFF".utf8) + le(UInt32(36 + samples * 2)) + Array("WAVEfmt ".utf8)
+    bytes += le(UInt32(16)) + le(UInt16(1)) + le(UInt16(1)) + le(UInt32(rate)) + le(UInt32(rate * 2))
+    bytes += le(UInt16(2)) + le(UInt16(16)) + Array("data".utf8) + le(UInt32(samples * 2))
+    for index in 0..<samples {
+        bytes += le(Int16(sin(Double(index) * 2 * .pi * 440 / Double(rate)) * 8000))
+    }
+    return bytes
+}
+
+@Suite("Recordings over HTTPS")
+struct RecordingHTTPSTests {
+    @Test("a signed call with a streamed recording is readable and playable, whole and by range; metrics count it")
+    func recordingRoundTrip() async throws {
+        try await LiveServer.with { server in
+            let token = try await server.mfaSession(email: "owner@smile.test", password: "owner password 12")
+            let call = try await server.signedCall(
+                #"{"caller_number": "+1 555 010 2222", "started_at": "2026-11-29T11:00:00Z", "duration_seconds": 7}"#,
+                key: "rec-1")
+            let lead = try #require(call.json["lead_id"] as? String)
+            let audio = wave(seconds: 7)  // about 220 KB: four sealed chunks
+
+            #expect(
+                try await server.request(
+                    "GET", "/v1/practices/\(server.practice)/leads/\(lead)/recording", token: token
+                ).status == 404, "no recording yet")
+            let wrongType = try await server.signed(
+                "PUT", "/v1/ingest/calls/\(lead)/recording", body: audio, contentType: "text/plain")
+            #expect(wrongType.status == 415)
+            let forged = try await server.signed(
+                "PUT", "/v1/ingest/calls/\(lead)/recording", body: audio, contentType: "audio/wav", secret: "wrong")
+            #expect(forged.status == 401)
+            let unknown = try await server.signed(
+                "PUT", "/v1/ingest/calls/\(UUID())/recording", body: audio, contentType: "audio/wav")
+            #expect(unknown.status == 404)
+
+            let upload = try await server.signed(
+                "PUT", "/v1/ingest/calls/\(lead)/recording", body: audio, contentType: "audio/wav")
+            #expect(upload.status == 201, "\(upload.body)")
+            #expect(upload.json["bytes"] as? Int == audio.count)
+            let again = try await server.signed(
+                "PUT", "/v1/ingest/calls/\(lead)/recording", body: Array(audio.prefix(1000)), contentType: "audio/wav")
+            #expect(again.status == 409)
+
+            let whole = try await server.request(
+                "GET", "/v1/practices/\(server.practice)/leads/\(lead)/recording", token: token)
+            #expect(whole.status == 200)
+            #expect(whole.header("Content-Type") == "audio/wav")
+            #expect(whole.header("Content-Length") == "\(audio.count)")
+            #expect(whole.header("Accept-Ranges") == "bytes")
+            #expect(whole.header("Cache-Control") == "no-store")
+            #expect(Array(whole.data) == audio)
+            #expect(Array(whole.data.prefix(4)) == Array("RIFF".utf8))
+
+            let part = try await server.request(
+                "GET", "/v1/practices/\(server.practice)/leads/\(lead)/recording", token: token,
+                headers: ["Range": "bytes=65000-140000"])
+            #expect(part.status == 206)
+            #expect(part.header("Content-Range") == "bytes 65000-140000/\(audio.count)")
+            #expect(Array(part.data) == Array(audio[65000...140000]))
+            let tail = try await server.request(
+                "GET", "/v1/practices/\(server.practice)/leads/\(lead)/recording", token: token,
+                headers: ["Range": "bytes=-100"])
+            #expect(Array(tail.data) == Array(audio.suffix(100)))
+            let outside = try await server.request(
+                "GET", "/v1/practices/\(server.practice)/leads/\(lead)/recording", token: token,
+                headers: ["Range": "bytes=\(audio.count)-"])
+            #expect(outside.status == 416)
+            #expect(outside.header("Content-Range") == "bytes */\(audio.count)")
+
+            // Each play is in the trail.
+            let plays = try await server.request(
+                "GET", "/v1/practices/\(server.practice)/audit?action=recording.played", token: token)
+            #expect(plays.array.count == 3)
+
+            let metrics = try await server.request("GET", "/metrics")
+            #expect(metrics.status == 200)
+            #expect(metrics.body.contains("enclave_http_requests_total{operation=\""))
+            #expect(metrics.body.contains("recording\",method=\"GET\",status=\"206\"} 2"))
+            #expect(metrics.body.contains("enclave_db_pool_max_connections 4"))
+            #expect(metrics.body.contains("enclave_audit_write_failures_total"))
+            #expect(!metrics.body.contains(lead), "ids never become labels")
+        }
+    }
+
+    @Test("range headers resolve as RFC 9110 says")
+    func ranges() {
+        #expect(ByteRange.resolve(nil, total: 100) == .whole)
+        #expect(ByteRange.resolve("bytes=0-9", total: 100) == .part(0...9))
+        #expect(ByteRange.resolve("bytes=90-", total: 100) == .part(90...99))
+        #expect(ByteRange.resolve("bytes=90-500", total: 100) == .part(90...99))
+        #expect(ByteRange.resolve("bytes=-10", total: 100) == .part(90...99))
+        #expect(ByteRange.resolve("bytes=-500", total: 100) == .part(0...99))
+        #expect(ByteRange.resolve("bytes=100-", total: 100) == .unsatisfiable)
+        #expect(ByteRange.resolve("bytes=-0", total: 100) == .unsatisfiable)
+        #expect(ByteRange.resolve("bytes=5-1", total: 100) == .whole)
+        #expect(ByteRange.resolve("bytes=0-1,5-6", total: 100) == .whole)
+        #expect(ByteRange.resolve("items=0-1", total: 100) == .whole)
+        #expect(ByteRange.resolve("bytes=a-b", total: 100) == .whole)
+    }
+}
