@@ -10,9 +10,15 @@ struct EnclaveCommand: AsyncParsableCommand {
         abstract: "Operate Enclave, the HIPAA-grade data platform for medical call and form tracking.",
         subcommands: [
             Migrate.self, Keys.self, Practices.self, Agencies.self, Users.self, Agreements.self, Audit.self,
-            Tenants.self, Serve.self, Webhooks.self,
+            Tenants.self, Serve.self, Webhooks.self, Demo.self,
         ]
     )
+}
+
+/// Prints `message` to standard output at once (a long-running command's log is a file).
+func printNow(_ message: String) {
+    print(message)
+    fflush(nil)
 }
 
 /// Prints `message` to standard error, prefixed with the tool's name.

@@ -45,7 +45,7 @@ extension EnclaveCommand {
                     listen: .init(
                         host: host, port: port,
                         tls: insecureHTTP ? nil : tlsCert.flatMap { cert in tlsKey.map { (cert, $0) } }),
-                    onRunning: { port in print("serving on \(insecureHTTP ? "http" : "https")://\(host):\(port)") })
+                    onRunning: { port in printNow("serving on \(insecureHTTP ? "http" : "https")://\(host):\(port)") })
                 try await app.runService()
                 await pool.close()
             }

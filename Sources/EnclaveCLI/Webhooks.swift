@@ -40,7 +40,7 @@ extension EnclaveCommand {
                     } else {
                         let service = WebhookDeliveryService(
                             deliverer: deliverer, interval: .milliseconds(Int(interval * 1000)),
-                            report: { print($0) })
+                            report: { printNow($0) })
                         try await ServiceGroup(
                             services: [service], gracefulShutdownSignals: [.sigterm, .sigint],
                             logger: Logger(label: "enclave.webhooks")

@@ -33,7 +33,8 @@ extension EnclaveAPI {
             let id = try await agreements.propose(
                 try token(), agency: try Self.uuid(body.agency_id, "agency_id"),
                 practice: try Self.uuid(body.practice_id, "practice_id"),
-                scopes: body.scopes.compactMap { Scope(rawValue: $0.rawValue) }, effectiveAt: body.effective_at ?? Date(),
+                scopes: body.scopes.compactMap { Scope(rawValue: $0.rawValue) },
+                effectiveAt: body.effective_at ?? Date(),
                 expiresAt: body.expires_at, documentSHA256: digest)
             return .created(.init(body: .json(.init(id: Self.text(id)))))
         } catch {
@@ -119,7 +120,9 @@ extension EnclaveAPI {
                 throw AccessError(.notFound, "no such source")
             }
             return .ok(
-                .init(body: .json(.init(secret: try await sources.rotateSecret(token, practice: practice, source: source))))
+                .init(
+                    body: .json(
+                        .init(secret: try await sources.rotateSecret(token, practice: practice, source: source))))
             )
         } catch {
             return try Self.declared(
@@ -184,7 +187,8 @@ extension EnclaveAPI {
 
     func listWebhooks(_ input: Operations.listWebhooks.Input) async throws -> Operations.listWebhooks.Output {
         do {
-            let list = try await webhooks.list(try token(), practice: try Self.uuid(input.path.practiceId, "practiceId"))
+            let list = try await webhooks.list(
+                try token(), practice: try Self.uuid(input.path.practiceId, "practiceId"))
             return .ok(.init(body: .json(list.map(Self.webhook))))
         } catch {
             return try Self.declared(

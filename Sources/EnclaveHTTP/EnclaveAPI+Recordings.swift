@@ -25,8 +25,9 @@ extension EnclaveAPI {
             // Runs on its own: the response body reads from the pipe as the client takes bytes.
             Task {
                 do {
-                    try await leads.streamRecording(token, practice: practice, lead: lead, range: range, context: context)
-                    {
+                    try await leads.streamRecording(
+                        token, practice: practice, lead: lead, range: range, context: context
+                    ) {
                         try await pipe.send($0)
                     }
                     pipe.finish()
@@ -36,7 +37,9 @@ extension EnclaveAPI {
             }
             let length = range.map { $0.upperBound - $0.lowerBound + 1 } ?? info.bytes
             let body = HTTPBody(pipe.chunks, length: .known(length), iterationBehavior: .single)
-            guard let range else { return .ok(.init(headers: .init(Accept_hyphen_Ranges: "bytes"), body: .audio__ast_(body))) }
+            guard let range else {
+                return .ok(.init(headers: .init(Accept_hyphen_Ranges: "bytes"), body: .audio__ast_(body)))
+            }
             // The generated code percent-encodes header values; the middleware sets the exact one.
             values.response.set(header: "Content-Range", "bytes \(range.lowerBound)-\(range.upperBound)/\(info.bytes)")
             return .partialContent(
@@ -71,7 +74,8 @@ extension EnclaveAPI {
             return try Self.declared(
                 error,
                 [
-                    400: { .badRequest($0) }, 401: { .unauthorized($0) }, 404: { .notFound($0) }, 409: { .conflict($0) },
+                    400: { .badRequest($0) }, 401: { .unauthorized($0) }, 404: { .notFound($0) },
+                    409: { .conflict($0) },
                     413: { .contentTooLarge($0) }, 415: { .unsupportedMediaType($0) },
                 ])
         }

@@ -33,7 +33,9 @@ public enum EnclaveServer {
         }
         let router = Router(context: EnclaveRequestContext.self)
         router.add(middleware: RequestValuesMiddleware(metrics: api.metrics))
-        try api.registerHandlers(on: router)
+        // Compact JSON, URLs unescaped (problem types are URLs).
+        try api.registerHandlers(
+            on: router, configuration: .init(jsonEncodingOptions: [.sortedKeys, .withoutEscapingSlashes]))
         let server: HTTPServerBuilder
         if let tls = listen.tls {
             let configuration = TLSConfiguration.makeServerConfiguration(

@@ -55,7 +55,8 @@ final class Metrics: Sendable {
             let entry = snapshot[key, default: Series()]
             for (index, bound) in Self.buckets.enumerated() {
                 lines.append(
-                    "enclave_http_request_duration_seconds_bucket{\(Self.labels(key)),le=\"\(bound)\"} \(entry.buckets[index])")
+                    "enclave_http_request_duration_seconds_bucket{\(Self.labels(key)),le=\"\(bound)\"} \(entry.buckets[index])"
+                )
             }
             lines.append("enclave_http_request_duration_seconds_bucket{\(Self.labels(key)),le=\"+Inf\"} \(entry.count)")
             lines.append("enclave_http_request_duration_seconds_sum{\(Self.labels(key))} \(entry.sum)")

@@ -25,7 +25,8 @@ struct AgencyAccessHTTPSTests {
             let memberToken = try await server.mfaSession(email: "mel@growth.test", password: "member password 12")
             let ownerToken = try await server.mfaSession(email: "owner@smile.test", password: "owner password 12")
 
-            let call = #"{"caller_number": "+1 555 010 4477", "caller_name": "Pat Doe", "started_at": "2026-11-28T09:30:00Z"}"#
+            let call =
+                #"{"caller_number": "+1 555 010 4477", "caller_name": "Pat Doe", "started_at": "2026-11-28T09:30:00Z"}"#
             #expect(try await server.signedCall(call, key: nil).status == 201)
 
             // Before any agreement the member reaches nothing.
@@ -148,7 +149,9 @@ struct AgencyAccessHTTPSTests {
                     body: Array(#"{"kind": "fax", "label": "x"}"#.utf8)
                 ).status == 400)
 
-            let form = Array(#"{"fields": {"name": "Sam Roe", "phone": "555-010-9999"}, "page_url": "https://smile.test/contact"}"#.utf8)
+            let form = Array(
+                #"{"fields": {"name": "Sam Roe", "phone": "555-010-9999"}, "page_url": "https://smile.test/contact"}"#
+                    .utf8)
             let sourceID = try #require(UUID(uuidString: source))
             let stored = try await server.signed(
                 "POST", "/v1/ingest/forms", body: form, key: "form-1", secret: secret, source: sourceID)

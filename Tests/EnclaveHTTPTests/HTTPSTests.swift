@@ -21,6 +21,7 @@ struct LiveServer: Sendable {
     let identity: IdentityService
     let maintenance: MaintenanceContext
     let store: TenantKeyStore
+    let keys: KeyManagement
 
     struct Reply: Sendable {
         let status: Int
@@ -109,7 +110,7 @@ struct LiveServer: Sendable {
                     LiveServer(
                         port: port.value, directory: directory, practice: practice, source: source.id, secret: secret,
                         totpSecret: enrollment.secret, database: database, people: people, identity: identity,
-                        maintenance: keys.maintenance, store: store))
+                        maintenance: keys.maintenance, store: store, keys: keys))
             } catch {
                 running.cancel()
                 throw error
@@ -173,7 +174,9 @@ struct LiveServer: Sendable {
     func mfaSession(email: String, password: String) async throws -> String {
         let login = try await request(
             "POST", "/v1/auth/login", body: Array("{\"email\": \"\(email)\", \"password\": \"\(password)\"}".utf8))
-        guard let token = login.json["token"] as? String else { throw ConfigurationError("login failed: \(login.body)") }
+        guard let token = login.json["token"] as? String else {
+            throw ConfigurationError("login failed: \(login.body)")
+        }
         let enrollment = try await identity.beginMFAEnrollment(SessionToken(token))
         let totp = try TOTP(secret: SecretBytes(copying: Base32.decode(enrollment.secret) ?? []))
         try await identity.confirmMFA(SessionToken(token), code: try totp.code(at: Date()), at: Date())
@@ -257,8 +260,22 @@ struct HTTPSTests {
                 try await server.request("GET", "/v1/practices/\(server.practice)/leads/\(leadID)", token: token).status
                     == 200)
 
+            // Another practice's lead: invisible under this practice, refused under its own.
+            let other = try #require(try await Seeder(keys: server.keys).seed(practices: 1, leadsPerPractice: 1).first)
+            let superuser = try await server.database.connect()
+            let theirs = try #require(
+                try await superuser.query("select id from enclave.leads where tenant_id = $1", [other]).first?.decode(
+                    UUID.self, "id"))
+            let signed50MB = [UInt8](repeating: 0x20, count: 50 << 20)
+
             // Bad input: each gets a documented 4xx problem and changes nothing; never a 500.
             let cases: [(String, String, [UInt8]?, String, Int)] = [
+                ("GET", "/v1/practices/\(server.practice)/leads/\(theirs)", nil, "", 404),
+                ("GET", "/v1/practices/\(other)/leads/\(theirs)", nil, "", 403),
+                ("POST", "/v1/ingest/calls", signed50MB, "application/json", 413),
+                ("POST", "/v1/ingest/calls", Array("{}".utf8), "text/plain", 415),
+                ("GET", "/v1/practices/%2e%2e/%2e%2e/leads", nil, "", 404),
+                ("GET", "/v1/practices/\(server.practice)/leads/..%2f..%2f..%2fetc%2fpasswd", nil, "", 404),
                 ("POST", "/v1/auth/login", Array(#"{"email": "#.utf8), "application/json", 400),
                 (
                     "POST", "/v1/auth/login", Array(#"{"email": "a@b.c", "password": "x", "extra": 1}"#.utf8),
@@ -273,7 +290,10 @@ struct HTTPSTests {
                 ("GET", "/v1/nowhere", nil, "", 404),
             ]
             for (method, path, body, type, status) in cases {
-                let reply = try await server.request(method, path, token: token, body: body, contentType: type)
+                let reply = try await server.request(
+                    method, path, token: token,
+                    headers: ["Enclave-Source": server.source.uuidString, "Enclave-Signature": "t=1,v1=00"], body: body,
+                    contentType: type)
                 #expect(reply.status == status, "\(method) \(path): \(reply.status) \(reply.body)")
                 #expect(reply.headers.lowercased().contains("application/problem+json"), "\(method) \(path)")
                 // No SQL, schema names, stack traces or input echoed back.
@@ -287,7 +307,6 @@ struct HTTPSTests {
             #expect((afterBadInput.json["leads"] as? [Any])?.count == 1)
 
             // An expired session gets 401.
-            let superuser = try await server.database.connect()
             try await superuser.query("update enclave.sessions set last_seen_at = now() - interval '16 minutes'")
             await superuser.close()
             let expired = try await server.request("GET", "/v1/me", token: token)
@@ -392,7 +411,8 @@ enum Exchanges {
         let textual = contentType.contains("json") || contentType.hasPrefix("text/")
         let entry: [String: Any] = [
             "method": method, "path": path, "status": reply.status, "content_type": contentType,
-            "headers": headers, "body": textual ? reply.body : (reply.data.isEmpty ? "" : "<\(reply.data.count) bytes>"),
+            "headers": headers,
+            "body": textual ? reply.body : (reply.data.isEmpty ? "" : "<\(reply.data.count) bytes>"),
         ]
         guard var line = try? JSONSerialization.data(withJSONObject: entry, options: [.sortedKeys]) else { return }
         line.append(0x0A)

@@ -7,19 +7,6 @@ import Testing
 
 @testable import EnclaveHTTP
 
-/// A playable mono 16-bit PCM WAV file of a tone.
-func wave(seconds: Double, rate: Int = 16_000) -> [UInt8] {
-    let samples = Int(Double(rate) * seconds)
-    func le<T: FixedWidthInteger>(_ value: T) -> [UInt8] { withUnsafeBytes(of: value.littleEndian) { Array($0) } }
-    var bytes = Array("RIFF".utf8) + le(UInt32(36 + samples * 2)) + Array("WAVEfmt ".utf8)
-    bytes += le(UInt32(16)) + le(UInt16(1)) + le(UInt16(1)) + le(UInt32(rate)) + le(UInt32(rate * 2))
-    bytes += le(UInt16(2)) + le(UInt16(16)) + Array("data".utf8) + le(UInt32(samples * 2))
-    for index in 0..<samples {
-        bytes += le(Int16(sin(Double(index) * 2 * .pi * 440 / Double(rate)) * 8000))
-    }
-    return bytes
-}
-
 @Suite("Recordings over HTTPS")
 struct RecordingHTTPSTests {
     @Test("a signed call with a streamed recording is readable and playable, whole and by range; metrics count it")
@@ -30,7 +17,7 @@ struct RecordingHTTPSTests {
                 #"{"caller_number": "+1 555 010 2222", "started_at": "2026-11-29T11:00:00Z", "duration_seconds": 7}"#,
                 key: "rec-1")
             let lead = try #require(call.json["lead_id"] as? String)
-            let audio = wave(seconds: 7)  // about 220 KB: four sealed chunks
+            let audio = SyntheticAudio.wave(seconds: 7, rate: 16_000)  // about 220 KB: four sealed chunks
 
             #expect(
                 try await server.request(

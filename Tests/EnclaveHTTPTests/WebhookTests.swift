@@ -130,13 +130,17 @@ struct WebhookTests {
                     #expect(delivery.text.contains("implants"), "attribution is not PHI")
                 }
                 let plainDelivery = try #require(got.first { $0.endpoint == "plain" })
-                #expect(try IngestSignature(header: plainDelivery.signature).mac == expectedMAC(plainDelivery, plainSecret))
+                #expect(
+                    try IngestSignature(header: plainDelivery.signature).mac == expectedMAC(plainDelivery, plainSecret))
                 let coveredDelivery = try #require(got.first { $0.endpoint == "covered" })
                 #expect(coveredDelivery.text.contains("Jane Patient"))
                 #expect(coveredDelivery.text.contains("I have chest pain"))
-                #expect(try IngestSignature(header: coveredDelivery.signature).mac == expectedMAC(coveredDelivery, coveredSecret))
                 #expect(
-                    try IngestSignature(header: coveredDelivery.signature).mac != expectedMAC(coveredDelivery, plainSecret))
+                    try IngestSignature(header: coveredDelivery.signature).mac
+                        == expectedMAC(coveredDelivery, coveredSecret))
+                #expect(
+                    try IngestSignature(header: coveredDelivery.signature).mac
+                        != expectedMAC(coveredDelivery, plainSecret))
                 let flakyIDs = Set(got.filter { $0.endpoint == "flaky" }.map(\.deliveryID))
                 #expect(flakyIDs.count == 1, "a retry carries the same delivery id")
 
@@ -170,7 +174,8 @@ struct WebhookTests {
     func expectedMAC(_ delivery: Receiver.Delivery, _ secret: String) throws -> [UInt8] {
         let signature = try IngestSignature(header: delivery.signature)
         return try Array(secret.utf8).withUnsafeBytes {
-            try HMAC.authenticationCode(.sha256, key: $0, message: Array("\(signature.timestamp).".utf8) + delivery.body)
+            try HMAC.authenticationCode(
+                .sha256, key: $0, message: Array("\(signature.timestamp).".utf8) + delivery.body)
         }
     }
 }

@@ -1,6 +1,6 @@
 import Foundation
-import Synchronization
 import Postgres
+import Synchronization
 
 /// The fixed vocabulary of audit actions (the database refuses any other).
 public enum AuditAction: String, Sendable, CaseIterable, Codable {

@@ -74,7 +74,8 @@ public struct WebhookDeliverer: Sendable {
             "select tenant_id, id from enclave_private.due_deliveries($1, $2)", [now(), Int32(limit)])
         var summary = Summary()
         for row in due {
-            try await deliver(tenant: try row.decode(UUID.self, "tenant_id"), id: try row.decode(UUID.self, "id"), &summary)
+            try await deliver(
+                tenant: try row.decode(UUID.self, "tenant_id"), id: try row.decode(UUID.self, "id"), &summary)
         }
         return summary
     }
@@ -146,14 +147,17 @@ public struct WebhookDeliverer: Sendable {
                         try await transaction.audit(
                             AuditEvent(
                                 tenant: tenant, action: .phiDisclosed, objectType: "lead",
-                                objectID: lead.uuidString.lowercased(), outcome: (200..<300).contains(status) ? .ok : .error,
+                                objectID: lead.uuidString.lowercased(),
+                                outcome: (200..<300).contains(status) ? .ok : .error,
                                 reason: "webhook",
-                                details: ["endpoint": .ids([endpoint]), "delivery": .ids([id]), "status": .int(status)]))
+                                details: ["endpoint": .ids([endpoint]), "delivery": .ids([id]), "status": .int(status)])
+                        )
                     }
                     outcome =
                         (200..<300).contains(status)
                         ? .delivered(status: status)
-                        : .retry(status: status, reason: "HTTP \(status)", exhausted: attempts >= policy.maximumAttempts)
+                        : .retry(
+                            status: status, reason: "HTTP \(status)", exhausted: attempts >= policy.maximumAttempts)
                 } catch {
                     outcome = .retry(status: nil, reason: "no answer", exhausted: attempts >= policy.maximumAttempts)
                 }
