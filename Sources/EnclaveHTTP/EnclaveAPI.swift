@@ -35,7 +35,9 @@ public struct EnclaveAPI: APIProtocol {
             Int(problem.status.code),
             .init(
                 body: .application_problem_plus_json(
-                    .init(_type: problem._type, title: problem.title, status: Int(problem.status.code))))
+                    .init(
+                        _type: problem._type, title: problem.title, status: Int(problem.status.code),
+                        detail: problem.detail)))
         )
     }
 

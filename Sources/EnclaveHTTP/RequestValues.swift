@@ -68,6 +68,7 @@ struct RequestValuesMiddleware: RouterMiddleware {
         for (name, value) in values.response.headers {
             if let field = HTTPField.Name(name) { response.headers[field] = value }
         }
+        if response.status == .unauthorized { response.headers[.wwwAuthenticate] = "Bearer realm=\"enclave\"" }
         response.headers[.strictTransportSecurity] = "max-age=63072000; includeSubDomains"
         response.headers[.contentTypeOptions] = "nosniff"
         if request.uri.path.hasPrefix("/v1/") { response.headers[.cacheControl] = "no-store" }
@@ -88,10 +89,10 @@ struct RequestValuesMiddleware: RouterMiddleware {
         if let server = error as? ServerError {
             let underlying = server.underlyingError
             if underlying is AccessError || underlying is Problem { return Problem(underlying) }
-            if underlying is DecodingError {
+            if let decoding = underlying as? DecodingError {
                 return Problem(
                     .badRequest, "the body does not match the schema (unknown, missing or mistyped fields)",
-                    type: "invalid-body")
+                    type: "invalid-body", detail: Problem.describe(decoding))
             }
             let text = String(describing: underlying).lowercased()
             if text.contains("content type") || text.contains("content-type") {

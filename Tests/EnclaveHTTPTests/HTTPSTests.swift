@@ -303,6 +303,18 @@ struct HTTPSTests {
                     #expect(!reply.body.contains(leak), "\(method) \(path) leaked \(leak): \(reply.body)")
                 }
             }
+            // Schema errors name the field, never its value.
+            let unknownField = try await server.request(
+                "POST", "/v1/auth/login", body: Array(#"{"email": "a@b.c", "password": "x", "extra": 1}"#.utf8))
+            #expect(unknownField.json["detail"] as? String == "unknown field 'extra'")
+            let mistyped = try await server.request(
+                "POST", "/v1/auth/login", body: Array(#"{"email": "a@b.c", "password": 12345}"#.utf8))
+            #expect(mistyped.json["detail"] as? String == "'password' has the wrong type")
+            #expect(!mistyped.body.contains("12345"))
+            let missing = try await server.request("POST", "/v1/auth/login", body: Array(#"{"email": "a@b.c"}"#.utf8))
+            #expect(missing.json["detail"] as? String == "missing field 'password'")
+            #expect(try await server.request("GET", "/v1/me").header("WWW-Authenticate") == "Bearer realm=\"enclave\"")
+
             let afterBadInput = try await server.request("GET", "/v1/practices/\(server.practice)/leads", token: token)
             #expect((afterBadInput.json["leads"] as? [Any])?.count == 1)
 

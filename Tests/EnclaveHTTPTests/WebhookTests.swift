@@ -76,6 +76,13 @@ struct WebhookTests {
                         body: Array("{\"url\": \"\(url)\", \"baa_covered\": \(covered)}".utf8))
                 }
                 let base = "https://localhost:\(receiver.port)"
+                // Marking an endpoint as BAA-covered needs a re-authentication in the last five minutes.
+                let superuser = try await server.database.connect()
+                try await superuser.query("update enclave.sessions set authenticated_at = now() - interval '6 minutes'")
+                let stale = try await add("\(base)/covered", covered: true)
+                #expect(stale.status == 403)
+                #expect(stale.json["type"] as? String == "https://enclave.dev/problems/reauthentication-required")
+                try await superuser.query("update enclave.sessions set authenticated_at = now()")
                 let plain = try await add("\(base)/plain", covered: false)
                 #expect(plain.status == 201, "\(plain.body)")
                 let covered = try await add("\(base)/covered", covered: true)
@@ -144,7 +151,6 @@ struct WebhookTests {
                 let flakyIDs = Set(got.filter { $0.endpoint == "flaky" }.map(\.deliveryID))
                 #expect(flakyIDs.count == 1, "a retry carries the same delivery id")
 
-                let superuser = try await server.database.connect()
                 let disclosed = try await superuser.query(
                     "select object_id, actor_kind, details from enclave.audit_events where action = 'phi.disclosed'")
                 #expect(disclosed.count == 1)
