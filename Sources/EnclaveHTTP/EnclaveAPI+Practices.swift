@@ -153,7 +153,7 @@ extension EnclaveAPI {
     func practiceAudit(_ input: Operations.practiceAudit.Input) async throws -> Operations.practiceAudit.Output {
         do {
             var action: AuditAction?
-            if let name = input.query.action {
+            if let name = input.query.action?.rawValue {
                 guard let known = AuditAction(rawValue: name) else {
                     throw Problem(.badRequest, "action is not a known audit action", type: "invalid-input")
                 }

@@ -5,6 +5,7 @@ import HummingbirdCore
 import HummingbirdTLS
 import NIOSSL
 import OpenAPIHummingbird
+import OpenAPIRuntime
 
 /// Builds the HTTPS server: TLS by default; plain HTTP only on loopback and only when asked.
 public enum EnclaveServer {
@@ -32,10 +33,14 @@ public enum EnclaveServer {
             throw ConfigurationError("plain HTTP is allowed on loopback only; give --tls-cert and --tls-key")
         }
         let router = Router(context: EnclaveRequestContext.self)
-        router.add(middleware: RequestValuesMiddleware(metrics: api.metrics))
-        // Compact JSON, URLs unescaped (problem types are URLs).
+        let routes = RouteTable()
+        router.add(middleware: RequestValuesMiddleware(metrics: api.metrics, routes: routes))
+        // Compact JSON, URLs unescaped (problem types are URLs); dates with or without fractions.
         try api.registerHandlers(
-            on: router, configuration: .init(jsonEncodingOptions: [.sortedKeys, .withoutEscapingSlashes]))
+            on: router,
+            configuration: .init(
+                dateTranscoder: RFC3339DateTranscoder(), jsonEncodingOptions: [.sortedKeys, .withoutEscapingSlashes]))
+        routes.load(router.routes.map { (path: $0.path.description, method: $0.method.rawValue) })
         let server: HTTPServerBuilder
         if let tls = listen.tls {
             let configuration = TLSConfiguration.makeServerConfiguration(
@@ -49,5 +54,18 @@ public enum EnclaveServer {
             router: router, server: server,
             configuration: .init(address: .hostname(listen.host, port: listen.port), serverName: "enclave"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? listen.port) })
+    }
+}
+
+/// RFC 3339 dates: read with or without fractional seconds (clients send both), written
+/// without.
+struct RFC3339DateTranscoder: DateTranscoder {
+    func encode(_ date: Date) throws -> String {
+        date.formatted(.iso8601)
+    }
+
+    func decode(_ text: String) throws -> Date {
+        if let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text) { return date }
+        return try Date.ISO8601FormatStyle().parse(text)
     }
 }

@@ -24,6 +24,7 @@ struct RequestValues: Sendable {
 struct RequestValuesMiddleware: RouterMiddleware {
     typealias Context = EnclaveRequestContext
     let metrics: Metrics
+    let routes: RouteTable
     /// The most bytes a signed JSON ingest body may have.
     static let ingestLimit = 1 << 20
     /// The most bytes any other body may have.
@@ -62,6 +63,18 @@ struct RequestValuesMiddleware: RouterMiddleware {
                 request.body = RequestBody(buffer: ByteBuffer(bytes: collected))
             }
             response = try await RequestValues.$current.withValue(values) { try await next(request, context) }
+        } catch let error as HTTPError where error.status == .notFound {
+            // The router found no route: a known path with another method gets 405 and Allow.
+            let allowed = routes.methods(for: request.uri.path)
+            if allowed.isEmpty {
+                response = Self.problem(for: error).response(requestID: values.context.requestID)
+            } else {
+                response = Problem(
+                    .methodNotAllowed, "this path does not support \(request.method.rawValue)",
+                    type: "method-not-allowed"
+                ).response(requestID: values.context.requestID)
+                response.headers[.allow] = allowed.joined(separator: ", ")
+            }
         } catch {
             response = Self.problem(for: error).response(requestID: values.context.requestID)
         }

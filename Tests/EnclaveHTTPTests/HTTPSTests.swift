@@ -303,6 +303,15 @@ struct HTTPSTests {
                     #expect(!reply.body.contains(leak), "\(method) \(path) leaked \(leak): \(reply.body)")
                 }
             }
+            // A known path with another method: 405 and Allow. Dates with fractional seconds are read.
+            let wrongMethod = try await server.request("DELETE", "/v1/me", token: token)
+            #expect(wrongMethod.status == 405)
+            #expect(wrongMethod.header("Allow") == "GET")
+            #expect(
+                try await server.request(
+                    "GET", "/v1/practices/\(server.practice)/leads?since=2026-01-01T00:00:00.250Z", token: token
+                ).status == 200)
+
             // Schema errors name the field, never its value.
             let unknownField = try await server.request(
                 "POST", "/v1/auth/login", body: Array(#"{"email": "a@b.c", "password": "x", "extra": 1}"#.utf8))
