@@ -103,20 +103,26 @@ final class RecordingPipe: Sendable {
         writer?.resume()
     }
 
-    /// The chunks as an async sequence; dropping its iterator closes the reader side.
-    var chunks: Chunks { Chunks(pipe: self) }
+    /// The chunks as an async sequence. When the sequence and its iterators are all gone (the
+    /// body was sent, or dropped unsent when the client went away), the reader side closes.
+    var chunks: Chunks { Chunks(reader: Reader(pipe: self)) }
+
+    /// Closes the reader side when the last holder lets go.
+    final class Reader: Sendable {
+        let pipe: RecordingPipe
+        init(pipe: RecordingPipe) { self.pipe = pipe }
+        deinit { pipe.closeReader() }
+    }
 
     struct Chunks: AsyncSequence, Sendable {
         typealias Element = ArraySlice<UInt8>
-        let pipe: RecordingPipe
+        let reader: Reader
 
-        final class Iterator: AsyncIteratorProtocol {
-            let pipe: RecordingPipe
-            init(pipe: RecordingPipe) { self.pipe = pipe }
-            deinit { pipe.closeReader() }
-            func next() async throws -> ArraySlice<UInt8>? { try await pipe.receive().map { $0[...] } }
+        struct Iterator: AsyncIteratorProtocol {
+            let reader: Reader
+            func next() async throws -> ArraySlice<UInt8>? { try await reader.pipe.receive().map { $0[...] } }
         }
 
-        func makeAsyncIterator() -> Iterator { Iterator(pipe: pipe) }
+        func makeAsyncIterator() -> Iterator { Iterator(reader: reader) }
     }
 }

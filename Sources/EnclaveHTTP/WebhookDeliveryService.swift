@@ -17,6 +17,7 @@ public struct WebhookDeliveryService: Service {
     }
 
     public func run() async throws {
+        report("webhooks: delivering every \(interval)")
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 let pass = try await deliverer.deliverDue()

@@ -12,7 +12,7 @@ import Testing
 struct ServeCommandTests {
     /// Starts `enclave arguments…`, waits for a line containing `ready`, returns the process
     /// and that line. Output goes to a file, read without blocking a cooperative thread.
-    func start(_ arguments: [String], environment: [String: String?], ready: String?) async throws
+    func start(_ arguments: [String], environment: [String: String?], ready: String) async throws
         -> (Process, String, String)
     {
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("enclave-serve-\(UUID())").path
@@ -29,7 +29,6 @@ struct ServeCommandTests {
         process.standardError = handle
         try process.run()
         var line = ""
-        guard let ready else { return (process, line, log) }
         try await waitUntil(timeout: .seconds(60), "\(arguments.first ?? "") is ready") {
             let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
             line = text.split(separator: "\n").first { $0.contains(ready) }.map(String.init) ?? ""
@@ -87,9 +86,8 @@ struct ServeCommandTests {
 
             // The webhook worker runs as a service too, and stops on SIGTERM.
             let (worker, _, workerLog) = try await start(
-                ["webhooks", "deliver", "--interval", "0.2"], environment: maint, ready: nil)
+                ["webhooks", "deliver", "--interval", "0.2"], environment: maint, ready: "webhooks: delivering")
             defer { try? FileManager.default.removeItem(atPath: workerLog) }
-            try await Task.sleep(for: .milliseconds(500))
             #expect(worker.isRunning, "\((try? String(contentsOfFile: workerLog, encoding: .utf8)) ?? "")")
             worker.terminate()
             #expect(await exitStatus(worker, within: 20) == 0)

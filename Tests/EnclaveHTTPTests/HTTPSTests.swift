@@ -125,7 +125,7 @@ struct LiveServer: Sendable {
     /// One request through curl over HTTPS.
     func request(
         _ method: String, _ path: String, token: String? = nil, headers: [String: String] = [:], body: [UInt8]? = nil,
-        contentType: String = "application/json"
+        contentType: String = "application/json", extraArguments: [String] = []
     ) async throws -> Reply {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -137,6 +137,7 @@ struct LiveServer: Sendable {
             headerFile,
             "-w", "%{http_code}", "https://localhost:\(port)\(path)",
         ]
+        arguments += extraArguments
         if let token { arguments += ["-H", "Authorization: Bearer \(token)"] }
         for (name, value) in headers { arguments += ["-H", "\(name): \(value)"] }
         if let body {

@@ -82,6 +82,40 @@ struct RecordingHTTPSTests {
         }
     }
 
+    @Test("a client that goes away mid-download releases its database connection; the play stays audited")
+    func abandonedDownload() async throws {
+        try await LiveServer.with { server in
+            let token = try await server.mfaSession(email: "owner@smile.test", password: "owner password 12")
+            let call = try await server.signedCall(
+                #"{"caller_number": "+1 555 010 3333", "started_at": "2026-11-29T11:30:00Z"}"#, key: "long-1")
+            let lead = try #require(call.json["lead_id"] as? String)
+            // 8 MB: far more than the socket buffers hold, so the sender really waits on the client.
+            let audio = SyntheticAudio.wave(seconds: 250, rate: 16_000)
+            let upload = try await server.signed(
+                "PUT", "/v1/ingest/calls/\(lead)/recording", body: audio, contentType: "audio/wav")
+            #expect(upload.status == 201, "\(upload.body)")
+
+            // A slow client that gives up after a second.
+            let aborted = try await server.request(
+                "GET", "/v1/practices/\(server.practice)/leads/\(lead)/recording", token: token,
+                extraArguments: ["--limit-rate", "64K", "--max-time", "1"])
+            #expect(aborted.data.count < audio.count)
+
+            try await waitUntil(timeout: .seconds(30), "the download's connection returns to the pool") {
+                let metrics = try await server.request("GET", "/metrics")
+                return metrics.body.contains("enclave_db_pool_connections{state=\"in_use\"} 0")
+            }
+            let plays = try await server.request(
+                "GET", "/v1/practices/\(server.practice)/audit?action=recording.played", token: token)
+            #expect(plays.array.count == 1)
+            // And the service still answers.
+            let whole = try await server.request(
+                "GET", "/v1/practices/\(server.practice)/leads/\(lead)/recording", token: token,
+                headers: ["Range": "bytes=0-99"])
+            #expect(Array(whole.data) == Array(audio.prefix(100)))
+        }
+    }
+
     @Test("range headers resolve as RFC 9110 says")
     func ranges() {
         #expect(ByteRange.resolve(nil, total: 100) == .whole)
