@@ -83,13 +83,10 @@ extension EnclaveAPI {
 
     func ingestForm(_ input: Operations.ingestForm.Input) async throws -> Operations.ingestForm.Output {
         do {
-            let request = IngestRequest(
-                sourceID: try Self.uuid(input.headers.Enclave_hyphen_Source, "Enclave-Source"),
-                signature: input.headers.Enclave_hyphen_Signature, idempotencyKey: input.headers.Idempotency_hyphen_Key,
-                body: values.rawBody ?? [], context: values.context)
-            let result = try await ingest.ingestForm(request)
-            let body = Components.Schemas.IngestResult(lead_id: Self.text(result.leadID), created: result.created)
-            return result.created ? .created(.init(body: .json(body))) : .ok(.init(body: .json(body)))
+            let (created, body) = try await signedIngest(
+                source: input.headers.Enclave_hyphen_Source, signature: input.headers.Enclave_hyphen_Signature,
+                idempotencyKey: input.headers.Idempotency_hyphen_Key, store: ingest.ingestForm)
+            return created ? .created(.init(body: .json(body))) : .ok(.init(body: .json(body)))
         } catch {
             return try Self.declared(
                 error, [400: { .badRequest($0) }, 401: { .unauthorized($0) }, 413: { .contentTooLarge($0) }])

@@ -167,18 +167,27 @@ public struct EnclaveAPI: APIProtocol {
 
     func ingestCall(_ input: Operations.ingestCall.Input) async throws -> Operations.ingestCall.Output {
         do {
-            let request = IngestRequest(
-                sourceID: try Self.uuid(input.headers.Enclave_hyphen_Source, "Enclave-Source"),
-                signature: input.headers.Enclave_hyphen_Signature, idempotencyKey: input.headers.Idempotency_hyphen_Key,
-                body: values.rawBody ?? [], context: values.context)
-            let result = try await ingest.ingestCall(request)
-            let body = Components.Schemas.IngestResult(
-                lead_id: result.leadID.uuidString.lowercased(), created: result.created)
-            return result.created ? .created(.init(body: .json(body))) : .ok(.init(body: .json(body)))
+            let (created, body) = try await signedIngest(
+                source: input.headers.Enclave_hyphen_Source, signature: input.headers.Enclave_hyphen_Signature,
+                idempotencyKey: input.headers.Idempotency_hyphen_Key, store: ingest.ingestCall)
+            return created ? .created(.init(body: .json(body))) : .ok(.init(body: .json(body)))
         } catch {
             return try Self.declared(
                 error, [400: { .badRequest($0) }, 401: { .unauthorized($0) }, 413: { .contentTooLarge($0) }])
         }
+    }
+
+    /// A signed JSON ingest request (its raw body is what the signature covers), stored by
+    /// `store`; returns whether it was new, and the response body.
+    func signedIngest(
+        source: String, signature: String, idempotencyKey: String?,
+        store: (IngestRequest) async throws -> IngestResult
+    ) async throws -> (Bool, Components.Schemas.IngestResult) {
+        let request = IngestRequest(
+            sourceID: try Self.uuid(source, "Enclave-Source"), signature: signature, idempotencyKey: idempotencyKey,
+            body: values.rawBody ?? [], context: values.context)
+        let result = try await store(request)
+        return (result.created, .init(lead_id: Self.text(result.leadID), created: result.created))
     }
 
     static func lead(_ lead: Lead) -> Components.Schemas.Lead {

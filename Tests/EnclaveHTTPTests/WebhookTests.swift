@@ -166,6 +166,34 @@ struct WebhookTests {
                 #expect(notice.contains(lead))
                 await superuser.close()
 
+                // After a key rotation and a re-encryption that destroys the old version, the
+                // endpoints still sign (their secrets were re-sealed), and PHI still reaches only the covered one.
+                _ = try await server.keys.rotate(tenants: [server.practice])
+                let report = try await Reencryptor(keys: server.keys).reencrypt(server.practice, destroyUnused: true)
+                #expect(report.unusedVersions == [1])
+                let later = try await server.signedCall(
+                    #"{"caller_number": "+1 555 010 7799", "caller_name": "Jo Patient", "started_at": "2026-11-29T12:30:00Z"}"#,
+                    key: "hook-2")
+                let laterLead = try #require(later.json["lead_id"] as? String)
+                let transport2 = try HTTPWebhookTransport(caFile: "\(server.directory)/cert.pem")
+                let third = try await WebhookDeliverer(
+                    maintenance: server.maintenance, keys: server.store, transport: transport2,
+                    now: { clock.value }
+                ).deliverDue()
+                try await transport2.shutdown()
+                #expect(third.delivered == 3)
+                let fresh = receiver.deliveries.value.filter { $0.text.contains(laterLead) }
+                #expect(fresh.count == 3)
+                for delivery in fresh {
+                    let secret =
+                        delivery.endpoint == "covered"
+                        ? coveredSecret : delivery.endpoint == "plain" ? plainSecret : nil
+                    if let secret {
+                        #expect(try IngestSignature(header: delivery.signature).mac == expectedMAC(delivery, secret))
+                    }
+                    #expect(delivery.text.contains("Jo Patient") == (delivery.endpoint == "covered"))
+                }
+
                 // A removed endpoint gets nothing more.
                 let plainID = try #require((plain.json["endpoint"] as? [String: Any])?["id"] as? String)
                 #expect(

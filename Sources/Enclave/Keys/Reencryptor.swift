@@ -40,6 +40,7 @@ public struct Reencryptor: Sendable {
             if moved.remaining == 0 || pass > 20 { break }
         }
         let recordings = try await reencryptRecordings(tenant)
+        try await resealWebhookSecrets(tenant)
         let unused = try await keys.maintenance.withTenant(tenant) { transaction -> [UInt32] in
             let unusedRows = try await transaction.query(
                 """
@@ -47,6 +48,10 @@ public struct Reencryptor: Sendable {
                 where k.tenant_id = $1 and k.purpose = 'data' and k.state = 'retired'
                   and not exists (select from enclave.leads l where l.tenant_id = $1 and l.dek_version = k.version)
                   and not exists (select from enclave.recordings r where r.tenant_id = $1 and r.dek_version = k.version)
+                  and not exists (
+                      select from enclave.webhook_endpoints w where w.tenant_id = $1
+                        and ((get_byte(w.signing_secret, 1) << 24) | (get_byte(w.signing_secret, 2) << 16)
+                             | (get_byte(w.signing_secret, 3) << 8) | get_byte(w.signing_secret, 4)) = k.version)
                 order by 1
                 """,
                 [tenant])
@@ -72,6 +77,32 @@ public struct Reencryptor: Sendable {
         }
         if destroyUnused { keys.store.keyring.remove(tenantID: tenant) }
         return Report(tenant: tenant, rows: rows, recordings: recordings, unusedVersions: unused)
+    }
+
+    /// Re-seals webhook signing secrets under the active version (compare-and-set on the old
+    /// bytes), so destroying an old version never leaves an endpoint unable to sign.
+    private func resealWebhookSecrets(_ tenant: UUID) async throws {
+        let store = keys.store
+        try await keys.maintenance.withTenant(tenant) { transaction in
+            let keySet = try await store.keys(tenant, in: transaction)
+            let active = try await keySet.activeDataKey()
+            for row in try await transaction.query(
+                "select id, signing_secret from enclave.webhook_endpoints where tenant_id = $1", [tenant])
+            {
+                let sealed = try row.decode([UInt8].self, "signing_secret")
+                guard try FieldCipher.keyVersion(of: sealed) != active.version else { continue }
+                let id = try row.decode(UUID.self, "id")
+                let context = WebhookEndpoints.secretContext(practice: tenant, endpoint: id)
+                let resealed = try FieldCipher.seal(
+                    try await keySet.open(sealed, for: context), with: active, for: context)
+                try await transaction.query(
+                    """
+                    update enclave.webhook_endpoints set signing_secret = $3
+                    where tenant_id = $1 and id = $2 and signing_secret = $4
+                    """,
+                    [tenant, id, resealed, sealed])
+            }
+        }
     }
 
     /// One pass over the practice's leads; returns rows changed and rows still on an old version.
