@@ -2,6 +2,7 @@ import Enclave
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
 import OpenAPIRuntime
 import Synchronization
 
@@ -25,6 +26,7 @@ struct RequestValuesMiddleware: RouterMiddleware {
     typealias Context = EnclaveRequestContext
     let metrics: Metrics
     let routes: RouteTable
+    let logger = Logger(label: "enclave.http")
     /// The most bytes a signed JSON ingest body may have.
     static let ingestLimit = 1 << 20
     /// The most bytes any other body may have.
@@ -46,6 +48,7 @@ struct RequestValuesMiddleware: RouterMiddleware {
             userAgent: request.headers[.userAgent].map { String($0.prefix(300)) })
         var request = request
         var response: Response
+        var failure: (any Error)?
         do {
             // A recording upload streams into the service; every other body is read here, up to its limit.
             let streamed = request.method == .put && request.uri.path.hasPrefix("/v1/ingest/calls/")
@@ -64,6 +67,7 @@ struct RequestValuesMiddleware: RouterMiddleware {
             }
             response = try await RequestValues.$current.withValue(values) { try await next(request, context) }
         } catch let error as HTTPError where error.status == .notFound {
+            failure = error
             // The router found no route: a known path with another method gets 405 and Allow.
             let allowed = routes.methods(for: request.uri.path)
             if allowed.isEmpty {
@@ -76,6 +80,7 @@ struct RequestValuesMiddleware: RouterMiddleware {
                 response.headers[.allow] = allowed.joined(separator: ", ")
             }
         } catch {
+            failure = error
             response = Self.problem(for: error).response(requestID: values.context.requestID)
         }
         for (name, value) in values.response.headers {
@@ -87,11 +92,29 @@ struct RequestValuesMiddleware: RouterMiddleware {
         if request.uri.path.hasPrefix("/v1/") { response.headers[.cacheControl] = "no-store" }
         response.headers[.requestID] = values.context.requestID
         let elapsed = ContinuousClock.now - started
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let operation = context.endpointPath ?? "unmatched"
         metrics.observe(
-            operation: context.endpointPath ?? "unmatched", method: request.method.rawValue,
-            status: Int(response.status.code),
-            seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+            operation: operation, method: request.method.rawValue, status: Int(response.status.code), seconds: seconds)
+        // The access log names the route pattern, never the path (ids) or the query; a failure
+        // is logged by its safe description only.
+        var metadata: Logger.Metadata = [
+            "request_id": "\(values.context.requestID ?? "")", "method": "\(request.method.rawValue)",
+            "route": "\(operation)", "status": "\(response.status.code)",
+            "ms": "\(Int((seconds * 1000).rounded()))",
+        ]
+        if response.status.code >= 500 {
+            metadata["error"] = "\(failure.map(Self.safeDescription) ?? "none")"
+            logger.error("request failed", metadata: metadata)
+        } else {
+            logger.info("request", metadata: metadata)
+        }
         return response
+    }
+
+    /// What may be logged about an unexpected error (see `LoggableError`).
+    static func safeDescription(_ error: any Error) -> String {
+        LoggableError.describe((error as? ServerError)?.underlyingError ?? error)
     }
 
     /// Errors from the router and the generated glue: unknown routes, bodies that do not decode,

@@ -81,8 +81,21 @@ struct ServeCommandTests {
                 from: try #require(URL(string: "http://127.0.0.1:\(port)/readyz")))
             #expect((response as? HTTPURLResponse)?.statusCode == 200)
             #expect(String(decoding: data, as: UTF8.self).contains("true"))
+            var login = URLRequest(url: try #require(URL(string: "http://127.0.0.1:\(port)/v1/auth/login")))
+            login.httpMethod = "POST"
+            login.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            login.httpBody = Data(#"{"email": "jane.patient@example.test", "password": "correct horse battery"}"#.utf8)
+            let (_, refused401) = try await URLSession.shared.data(for: login)
+            #expect((refused401 as? HTTPURLResponse)?.statusCode == 401)
             server.terminate()  // SIGTERM
             #expect(await exitStatus(server, within: 20) == 0)
+            // The access log has the route and status, never the body, the email or the password.
+            let logged = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            #expect(logged.contains("route=/v1/auth/login"), "\(logged)")
+            #expect(logged.contains("status=401"))
+            for secret in ["jane.patient", "correct horse", "example.test"] {
+                #expect(!logged.contains(secret), "the log holds \(secret)")
+            }
 
             // The webhook worker runs as a service too, and stops on SIGTERM.
             let (worker, _, workerLog) = try await start(
