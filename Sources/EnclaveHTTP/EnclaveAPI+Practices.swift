@@ -27,7 +27,7 @@ extension EnclaveAPI {
     {
         guard case .json(let body) = input.body else { throw Problem(.unsupportedMediaType, "send application/json") }
         do {
-            guard let digest = Hex.decode(body.document_sha256), digest.count == 32 else {
+            guard let digest = [UInt8](hex: body.document_sha256), digest.count == 32 else {
                 throw Problem(.badRequest, "document_sha256 is 64 hex digits", type: "invalid-input")
             }
             let id = try await agreements.propose(
@@ -246,21 +246,5 @@ extension EnclaveAPI {
         .init(
             id: text(endpoint.id), url: endpoint.url, baa_covered: endpoint.baaCovered, active: endpoint.active,
             created_at: endpoint.createdAt)
-    }
-}
-
-/// Lowercase or uppercase hex to bytes.
-enum Hex {
-    static func decode(_ text: String) -> [UInt8]? {
-        guard text.utf8.count % 2 == 0 else { return nil }
-        var bytes: [UInt8] = []
-        var index = text.startIndex
-        while index < text.endIndex {
-            let next = text.index(index, offsetBy: 2)
-            guard let byte = UInt8(text[index..<next], radix: 16) else { return nil }
-            bytes.append(byte)
-            index = next
-        }
-        return bytes
     }
 }

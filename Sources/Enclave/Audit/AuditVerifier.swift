@@ -189,12 +189,8 @@ public struct AuditVerifier: Sendable {
     }
 }
 
-func hexBytes(_ hex: String) -> [UInt8] {
-    let characters = Array(hex)
-    return stride(from: 0, to: characters.count - 1, by: 2).compactMap {
-        UInt8(String(characters[$0...$0 + 1]), radix: 16)
-    }
-}
+/// The bytes of hex text, or none when the text is not hex (then no comparison can match).
+func hexBytes(_ hex: String) -> [UInt8] { [UInt8](hex: hex) ?? [] }
 
 /// Chain heads at a moment, authenticated with an HMAC key kept outside the database, so that
 /// a later `verify --checkpoint` catches a tail that was cut off or rewritten since.
@@ -265,8 +261,4 @@ public struct Checkpoint: Sendable, Codable {
         }
         return try key.authenticationCode(version: 1, message: Array(text.utf8))
     }
-}
-
-extension Array where Element == UInt8 {
-    var hex: String { map { String(format: "%02x", $0) }.joined() }
 }
