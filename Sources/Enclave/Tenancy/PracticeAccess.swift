@@ -33,14 +33,17 @@ public struct PracticeAccess: Sendable {
             return try await mappingAccessErrors {
                 try await pool.withTransaction { transaction in
                     try await transaction.bind(token, tenant: practice)
+                    // One round trip: the session is touched, then the gate asked, per request.
                     let session = try await transaction.query(
-                        "select mfa_verified from enclave_private.touch_session()")
+                        """
+                        select t.mfa_verified, enclave_private.reachable_tenant($1) as tenant
+                        from enclave_private.touch_session() t
+                        """,
+                        [scope.rawValue])
                     guard let row = session.first else {
                         throw AccessError(.unauthenticated, "sign in again: the session is not valid")
                     }
-                    let gate = try await transaction.query(
-                        "select enclave_private.reachable_tenant($1) as tenant", [scope.rawValue])
-                    guard try gate.first?.decode(UUID?.self, "tenant") == practice else {
+                    guard try row.decode(UUID?.self, "tenant") == practice else {
                         if try !row.decode(Bool.self, "mfa_verified") {
                             throw AccessError(.mfaRequired, "verify a one-time code before opening practice data")
                         }
