@@ -8,6 +8,44 @@ import Testing
 
 @Suite("Sign-in, MFA, re-authentication and agreements")
 struct IdentityTests {
+    @Test("activity keeps a session alive; idleness ends it; a burst of requests writes the session row once")
+    func idleTimeout() async throws {
+        try await IdentityFixture.with { fixture in
+            func lastSeen() async throws -> Date {
+                let connection = try await fixture.keys.database.connect()
+                defer { Task { await connection.close() } }
+                return try #require(
+                    try await connection.query(
+                        "select last_seen_at from enclave.sessions where user_id = $1 and revoked_at is null",
+                        [fixture.member]
+                    ).first?.decode(Date.self, "last_seen_at"))
+            }
+            // Fourteen idle minutes, then a request: the session lives on, seen now.
+            try await fixture.superuser(
+                "update enclave.sessions set last_seen_at = now() - interval '14 minutes' where user_id = $1",
+                [fixture.member])
+            _ = try await fixture.identity.me(fixture.memberToken)
+            #expect(try await lastSeen() > Date().addingTimeInterval(-60))
+            // Seen five seconds ago: further requests read the row without writing it.
+            try await fixture.superuser(
+                "update enclave.sessions set last_seen_at = now() - interval '5 seconds' where user_id = $1",
+                [fixture.member])
+            let before = try await lastSeen()
+            _ = try await fixture.identity.me(fixture.memberToken)
+            _ = try await fixture.access.withPractice(
+                fixture.memberToken, practice: fixture.practiceA, scope: .leadsRead
+            ) { _ in true }
+            #expect(try await lastSeen() == before)
+            // Sixteen idle minutes: the same token is refused.
+            try await fixture.superuser(
+                "update enclave.sessions set last_seen_at = now() - interval '16 minutes' where user_id = $1",
+                [fixture.member])
+            await #expect(throws: AccessError(.unauthenticated, "")) {
+                _ = try await fixture.identity.me(fixture.memberToken)
+            }
+        }
+    }
+
     @Test("approving a BAA needs a fresh re-authentication")
     func approvalNeedsReauthentication() async throws {
         try await IdentityFixture.with { fixture in

@@ -15,6 +15,32 @@ struct SchemaCatalogTests {
         order by 1
         """
 
+    @Test("the audit vocabulary in Swift is exactly the one the database accepts")
+    func auditVocabulary() async throws {
+        try await ScratchDatabase.with { database in
+            try await migrator(database).up()
+            let connection = try await database.connect()
+            defer { Task { await connection.close() } }
+            let definition = try #require(
+                try await connection.query(
+                    "select pg_get_constraintdef(oid) as def from pg_constraint where conname = 'audit_events_action_check'"
+                ).first?.decode(String.self, "def"))
+            let accepted = Set(
+                definition.split(separator: "'").enumerated().filter { $0.offset % 2 == 1 }.map { String($0.element) })
+            #expect(accepted == Set(AuditAction.allCases.map(\.rawValue)))
+        }
+    }
+
+    @Test("hex text decodes strictly")
+    func hex() {
+        #expect([UInt8](hex: "00ffA0") == [0x00, 0xff, 0xa0])
+        #expect([UInt8](hex: "") == [])
+        #expect([UInt8](hex: "abc") == nil)
+        #expect([UInt8](hex: "zz") == nil)
+        #expect([UInt8](hex: "0g") == nil)
+        #expect([0x01, 0xab].hex == "01ab")
+    }
+
     @Test("enclave_app and enclave_maint are not superuser, do not bypass RLS, and own nothing")
     func roles() async throws {
         try await ScratchDatabase.with { database in
