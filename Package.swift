@@ -73,7 +73,7 @@ let package = Package(
         .executableTarget(
             name: "EnclaveBench", dependencies: ["Sealing", "Enclave", "Postgres", "EnclaveTestSupport"],
             swiftSettings: strict),
-        .target(name: "EnclaveTestSupport", dependencies: ["Postgres"], swiftSettings: strict),
+        .target(name: "EnclaveTestSupport", dependencies: ["Postgres", "Sealing", "Enclave"], swiftSettings: strict),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "EnclaveTestSupport"], swiftSettings: strict),
         .testTarget(name: "SealingTests", dependencies: ["Sealing"], swiftSettings: strict),
         .testTarget(

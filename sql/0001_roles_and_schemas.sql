@@ -35,4 +35,6 @@ create schema enclave;
 create schema enclave_private;
 revoke all on schema enclave, enclave_private from public;
 grant usage on schema enclave, enclave_private to enclave_app, enclave_maint;
-alter default privileges in schema enclave, enclave_private revoke execute on functions from public;
+-- Functions are not executable by PUBLIC unless granted. (A per-schema default privilege can
+-- only add to the global defaults, so the revoke must be global, for the owner's functions.)
+alter default privileges revoke execute on functions from public;

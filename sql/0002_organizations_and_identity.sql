@@ -1,6 +1,7 @@
--- Global tables: the tenants (practices), agencies, people, agreements and sessions.
--- These hold no PHI. The service reaches them through functions added by the identity work;
--- until then enclave_app has no privilege on them at all.
+-- Global tables: the tenants (practices), agencies, people, agreements, sessions, the ingest
+-- credentials and the audit vocabulary. They hold no PHI. The service role has no privilege on
+-- them: it reaches them only through the SECURITY DEFINER functions in sql/functions/, which
+-- check the caller's credential themselves (grants: 0005_privileges.sql).
 
 create table enclave.practices (
     id uuid primary key default gen_random_uuid(),
@@ -17,21 +18,27 @@ create table enclave.agencies (
     created_at timestamptz not null default now()
 );
 
+-- Passwords: the service derives K = scrypt(password, salt) with the PHC parameters in
+-- password_phc; the database keeps only SHA-256(K) and compares it, so reading this table does
+-- not let anyone sign in, and the expensive scrypt stays in the service.
 create table enclave.users (
     id uuid primary key default gen_random_uuid(),
     email text not null check (email like '_%@_%' and length(email) <= 320),
     display_name text not null check (length(display_name) between 1 and 200),
-    -- scrypt, PHC string format
-    password_hash text,
     password_changed_at timestamptz not null default now(),
-    -- TOTP secret sealed with the platform key; the last accepted time step refuses replays
+    -- TOTP secret wrapped by the master key; the last accepted time step refuses replays
     totp_secret bytea,
     totp_last_step bigint,
     mfa_enrolled_at timestamptz,
     failed_logins integer not null default 0,
     locked_until timestamptz,
     disabled_at timestamptz,
-    created_at timestamptz not null default now()
+    created_at timestamptz not null default now(),
+    -- scrypt, PHC string format, without the hash
+    password_phc text,
+    password_verifier bytea check (length(password_verifier) = 32),
+    -- an enrollment not yet confirmed with a code
+    totp_pending_secret bytea
 );
 create unique index users_email_key on enclave.users (lower(email));
 
@@ -71,6 +78,17 @@ create table enclave.baas (
 );
 create index baas_practice on enclave.baas (practice_id, agency_id);
 
+-- Every state an agreement went through, and who moved it.
+create table enclave.baa_events (
+    id bigint generated always as identity primary key,
+    baa_id uuid not null references enclave.baas (id),
+    at timestamptz not null default now(),
+    actor_id uuid references enclave.users (id),
+    from_status text,
+    to_status text not null
+);
+create index baa_events_by_baa on enclave.baa_events (baa_id, at);
+
 create table enclave.agency_assignments (
     agency_id uuid not null references enclave.agencies (id),
     practice_id uuid not null references enclave.practices (id),
@@ -98,6 +116,13 @@ create table enclave.sessions (
 );
 create index sessions_user on enclave.sessions (user_id);
 
+-- Failed sign-ins per subject ('email:…' or 'ip:…'), for throttling.
+create table enclave.login_failures (
+    subject text primary key,
+    failures integer not null,
+    window_started timestamptz not null
+);
+
 -- Master key (KEK) versions: identifiers and states only, never key material.
 create table enclave.master_keys (
     version integer primary key check (version > 0),
@@ -108,3 +133,82 @@ create table enclave.master_keys (
     destroyed_at timestamptz
 );
 create unique index master_keys_one_active on enclave.master_keys (state) where state = 'active';
+
+create table enclave_private.instance (
+    singleton boolean primary key default true check (singleton),
+    -- salts fake login parameters for unknown emails, so the answer does not reveal existence
+    secret bytea not null
+);
+insert into enclave_private.instance (secret)
+values (sha256(convert_to(gen_random_uuid()::text || gen_random_uuid()::text || clock_timestamp()::text, 'UTF8')));
+revoke all on enclave_private.instance from public;
+
+-- A tracking source's ingest credential: the secret a provider signs requests with. It lives
+-- outside the tenant tables, like sessions, because the gate reads it and the gate must not
+-- read row-level-secured tables. The database keeps SHA-256 of the secret, to check the
+-- credential a unit of work binds, and the secret wrapped by the master key, for the service to
+-- check request signatures; never the secret in clear.
+create table enclave_private.ingest_credentials (
+    source_id uuid primary key,
+    practice_id uuid not null references enclave.practices (id),
+    secret_hash bytea not null check (length(secret_hash) = 32),
+    wrapped_secret bytea not null,
+    created_at timestamptz not null default now(),
+    rotated_at timestamptz,
+    disabled_at timestamptz
+);
+revoke all on enclave_private.ingest_credentials from public;
+
+-- The head of each audit chain (a practice's id, or the all-zero id for the platform):
+-- appending an event locks it (sql/functions/audit.sql).
+create table enclave_private.audit_heads (
+    chain_id uuid primary key,
+    seq bigint not null,
+    hash bytea not null
+);
+revoke all on enclave_private.audit_heads from public;
+
+-- The audit vocabulary: every action an event may record, and who may record it through
+-- enclave_private.record_audit. An empty list means only the database's own functions record
+-- it (sign-ins, agreements, assignments). A new action is one insert; the Swift enum
+-- AuditAction is tested against this table.
+create table enclave.audit_actions (
+    action text primary key check (action ~ '^[a-z_]+\.[a-z_]+$'),
+    recorded_by text[] not null default '{}' check (recorded_by <@ array['session', 'ingest', 'maintenance'])
+);
+insert into enclave.audit_actions (action, recorded_by) values
+    ('auth.login', '{}'),
+    ('auth.login_failed', '{}'),
+    ('auth.logout', '{}'),
+    ('auth.mfa_enrolled', '{}'),
+    ('auth.mfa_verified', '{}'),
+    ('auth.reauth', '{}'),
+    ('auth.password_changed', '{}'),
+    ('session.expired', '{}'),
+    ('session.revoked', '{}'),
+    ('baa.proposed', '{}'),
+    ('baa.approved', '{}'),
+    ('baa.declined', '{}'),
+    ('baa.revoked', '{}'),
+    ('baa.expired', '{}'),
+    ('assignment.granted', '{}'),
+    ('assignment.removed', '{}'),
+    ('phi.read', '{session}'),
+    ('phi.export', '{session,maintenance}'),
+    ('phi.disclosed', '{session,maintenance}'),
+    ('recording.played', '{session}'),
+    ('lead.created', '{session,ingest}'),
+    ('lead.redacted', '{session}'),
+    ('key.rotated', '{maintenance}'),
+    ('key.master_rotated', '{maintenance}'),
+    ('key.destroyed', '{maintenance}'),
+    ('tenant.created', '{maintenance}'),
+    ('tenant.offboarded', '{maintenance}'),
+    ('tenant_migration.applied', '{maintenance}'),
+    ('access.denied', '{session,ingest}'),
+    ('audit.retention', '{}'),
+    ('user.created', '{maintenance}'),
+    ('user.disabled', '{maintenance}'),
+    ('agency.created', '{maintenance}'),
+    ('webhook.created', '{}'),
+    ('webhook.removed', '{}');

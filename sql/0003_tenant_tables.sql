@@ -1,25 +1,7 @@
--- Per-tenant tables. `tenant_id` leads every primary key, unique constraint, foreign key and
--- index, so each table can be distributed by tenant (Citus) and no constraint spans tenants.
--- Every table has ENABLE and FORCE ROW LEVEL SECURITY with one policy that compares
--- `tenant_id` with the gate, enclave_private.reachable_tenant(scope).
-
--- The gate: the tenant the current transaction's credential may reach for `required_scope`,
--- or NULL. Policies call it as (select ...) so it runs once per statement. Until the identity
--- work validates credentials, no credential exists and it admits nothing: a tenant_id set by
--- hand in a GUC must never be enough.
-create function enclave_private.reachable_tenant(required_scope text)
-returns uuid
-language plpgsql
-stable
-security definer
-set search_path = pg_catalog, pg_temp
-as $$
-begin
-    return null;
-end
-$$;
-revoke all on function enclave_private.reachable_tenant(text) from public;
-grant execute on function enclave_private.reachable_tenant(text) to enclave_app, enclave_maint;
+-- Per-tenant tables. `tenant_id` leads every primary key, unique constraint, foreign key between
+-- tenant tables and index, so each table can be distributed by tenant (Citus) and no constraint
+-- spans tenants. Row-level security is in 0004_row_level_security.sql, grants in
+-- 0005_privileges.sql.
 
 create table enclave.tracking_sources (
     tenant_id uuid not null references enclave.practices (id),
@@ -30,9 +12,6 @@ create table enclave.tracking_sources (
     default_source text,
     default_medium text,
     default_campaign text,
-    -- ingest credential: only a hash of the secret
-    secret_hash bytea,
-    secret_rotated_at timestamptz,
     created_at timestamptz not null default now(),
     disabled_at timestamptz,
     primary key (tenant_id, id)
@@ -84,6 +63,11 @@ create table enclave.leads (
     idempotency_key text,
     created_at timestamptz not null default now(),
     redacted_at timestamptz,
+    -- the recording's stream header and size; its chunks are in enclave.recordings
+    recording_header bytea,
+    recording_bytes bigint,
+    recording_chunks integer,
+    recording_content_type text,
     primary key (tenant_id, id),
     foreign key (tenant_id, source_id) references enclave.tracking_sources (tenant_id, id),
     unique (tenant_id, source_id, idempotency_key)
@@ -102,8 +86,20 @@ create table enclave.recordings (
     foreign key (tenant_id, lead_id) references enclave.leads (tenant_id, id) on delete cascade
 );
 
--- The audit trail. The all-zero tenant id is the platform chain. No foreign key to practices:
--- the trail outlives an offboarded practice. Events carry ids, never PHI.
+-- Signatures already used, so a captured ingest request cannot be replayed within the
+-- tolerance window.
+create table enclave.ingest_replays (
+    tenant_id uuid not null references enclave.practices (id),
+    source_id uuid not null,
+    signature_hash bytea not null,
+    seen_at timestamptz not null default now(),
+    primary key (tenant_id, source_id, signature_hash)
+);
+create index ingest_replays_by_age on enclave.ingest_replays (tenant_id, seen_at);
+
+-- The audit trail: append-only, hash-chained per tenant (sql/functions/audit.sql). The all-zero
+-- tenant id is the platform chain. No foreign key to practices: the trail outlives an
+-- offboarded practice. Events carry ids, never PHI.
 create table enclave.audit_events (
     tenant_id uuid not null,
     seq bigint not null check (seq > 0),
@@ -111,7 +107,7 @@ create table enclave.audit_events (
     actor_id uuid,
     actor_kind text not null check (actor_kind in ('user', 'ingest', 'operator', 'system')),
     session_id uuid,
-    action text not null,
+    action text not null references enclave.audit_actions (action),
     object_type text,
     object_id text,
     outcome text not null check (outcome in ('ok', 'denied', 'error')),
@@ -119,7 +115,7 @@ create table enclave.audit_events (
     client_ip inet,
     user_agent text,
     request_id text,
-    details jsonb not null default '{}',
+    details jsonb not null default '{}' constraint audit_events_details_size check (octet_length(details::text) <= 4096),
     prev_hash bytea not null check (length(prev_hash) = 32),
     hash bytea not null check (length(hash) = 32),
     primary key (tenant_id, seq)
@@ -127,6 +123,9 @@ create table enclave.audit_events (
 create index audit_events_by_time on enclave.audit_events (tenant_id, at);
 create index audit_events_by_actor on enclave.audit_events (tenant_id, actor_id, at);
 
+-- Tenant migrations: progress per (tenant, migration), including the keyset cursor of a
+-- batched backfill, written in the same transaction as each batch so that an interrupted run
+-- resumes exactly where it stopped.
 create table enclave.tenant_migrations (
     tenant_id uuid not null references enclave.practices (id),
     migration text not null,
@@ -136,15 +135,19 @@ create table enclave.tenant_migrations (
     rows_affected bigint not null default 0,
     attempts integer not null default 0,
     error text,
+    checksum text,
+    batch_cursor text,
+    batches integer not null default 0,
     primary key (tenant_id, migration)
 );
 create index tenant_migrations_by_status on enclave.tenant_migrations (tenant_id, status);
 
+-- Outbound webhooks (HIPAA mode): PHI goes only to active HTTPS endpoints marked covered by a
+-- BAA. Endpoints change only through sql/functions/webhooks.sql.
 create table enclave.webhook_endpoints (
     tenant_id uuid not null references enclave.practices (id),
     id uuid not null default gen_random_uuid(),
     url text not null,
-    -- PHI goes only to HTTPS endpoints covered by a BAA
     baa_covered boolean not null default false,
     -- HMAC signing secret, sealed with the tenant's data key
     signing_secret bytea not null,
@@ -153,58 +156,22 @@ create table enclave.webhook_endpoints (
     primary key (tenant_id, id)
 );
 
+-- PHI-free payloads, written in the transaction that stores the lead; the delivery worker adds
+-- PHI at delivery time, only for a covered endpoint.
 create table enclave.outbox (
     tenant_id uuid not null references enclave.practices (id),
     id uuid not null default gen_random_uuid(),
     kind text not null check (kind in ('webhook', 'notification')),
     endpoint_id uuid,
-    -- PHI-free payload
     payload jsonb not null,
     status text not null default 'pending' check (status in ('pending', 'delivered', 'failed')),
     attempts integer not null default 0,
     next_attempt_at timestamptz not null default now(),
     created_at timestamptz not null default now(),
     delivered_at timestamptz,
+    last_status integer,
+    last_error text check (octet_length(last_error) <= 200),
     primary key (tenant_id, id),
     foreign key (tenant_id, endpoint_id) references enclave.webhook_endpoints (tenant_id, id)
 );
 create index outbox_due on enclave.outbox (tenant_id, status, next_attempt_at);
-
--- Row-level security: forced for the owner too; one policy per table, same expression for
--- reading (USING) and writing (WITH CHECK).
-do $$
-declare
-    spec record;
-begin
-    for spec in
-        select * from (values
-            ('tracking_sources', 'leads.read'),
-            ('tenant_keys', 'leads.read'),
-            ('leads', 'leads.read'),
-            ('recordings', 'recordings.listen'),
-            ('audit_events', 'leads.read'),
-            ('tenant_migrations', 'leads.read'),
-            ('webhook_endpoints', 'leads.read'),
-            ('outbox', 'leads.read')
-        ) as t (table_name, scope)
-    loop
-        execute format('alter table enclave.%I enable row level security', spec.table_name);
-        execute format('alter table enclave.%I force row level security', spec.table_name);
-        execute format(
-            'create policy tenant_gate on enclave.%I for all '
-            'using (tenant_id = (select enclave_private.reachable_tenant(%L))) '
-            'with check (tenant_id = (select enclave_private.reachable_tenant(%L)))',
-            spec.table_name, spec.scope, spec.scope
-        );
-    end loop;
-end
-$$;
-
-grant select, insert, update, delete on
-    enclave.tracking_sources, enclave.leads, enclave.recordings, enclave.webhook_endpoints, enclave.outbox
-    to enclave_app, enclave_maint;
-grant select, insert, update on enclave.tenant_keys to enclave_app, enclave_maint;
--- The trail is append-only for both roles.
-grant select, insert on enclave.audit_events to enclave_app, enclave_maint;
-grant select on enclave.tenant_migrations to enclave_app;
-grant select, insert, update on enclave.tenant_migrations to enclave_maint;

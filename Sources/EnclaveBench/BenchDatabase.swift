@@ -6,10 +6,7 @@ import Sealing
 /// Runs `body` with a freshly migrated scratch database on the dev cluster and a new master key
 /// file; both are removed afterwards.
 func withBenchDatabase(_ body: (ScratchDatabase, String) async throws -> Void) async throws {
-    try await ScratchDatabase.with { database in
-        let sql = TestEnvironment.packageRoot.appendingPathComponent("sql")
-        try await SchemaMigrator(configuration: database.configuration("ENCLAVE_ADMIN_DATABASE_URL"), directory: sql)
-            .up()
+    try await ScratchDatabase.migrated { database in
         let keyFile = FileManager.default.temporaryDirectory.appendingPathComponent(
             "enclave-bench-\(UUID().uuidString)"
         ).path

@@ -7,7 +7,9 @@ extension EnclaveCommand {
     /// `enclave migrate`: schema migrations from `sql/`, as the owner role.
     struct Migrate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Apply and inspect schema migrations (sql/NNNN_description.sql) as the owner role.",
+            abstract:
+                "Apply and inspect schema migrations (sql/NNNN_description.sql) and function files "
+                + "(sql/functions/) as the owner role.",
             subcommands: [Up.self, Status.self, Plan.self, Verify.self]
         )
     }
@@ -56,7 +58,8 @@ struct MigrationOptions: ParsableArguments {
 
 extension EnclaveCommand.Migrate {
     struct Up: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Apply every pending migration, in order.")
+        static let configuration = CommandConfiguration(
+            abstract: "Apply every pending migration in order, then every changed function file.")
         @OptionGroup var options: MigrationOptions
 
         func run() async throws {
@@ -70,12 +73,13 @@ extension EnclaveCommand.Migrate {
 
         func run() async throws {
             try await reportingErrors {
-                let pending = try await options.migrator().plan()
-                if pending.isEmpty { print("nothing to apply") }
-                for file in pending {
+                let plan = try await options.migrator().plan()
+                if plan.isEmpty { print("nothing to apply") }
+                for file in plan.migrations {
                     let mode = file.transactional ? "" : " (no transaction)"
                     print("would apply \(file.name)\(mode)")
                 }
+                for file in plan.functions { print("would apply \(file.name)") }
             }
         }
     }
@@ -86,9 +90,9 @@ extension EnclaveCommand.Migrate {
 
         func run() async throws {
             try await reportingErrors {
-                let entries = try await options.migrator().status()
+                let status = try await options.migrator().status()
                 let formatter = ISO8601DateFormatter()
-                let rows = entries.map { entry in
+                let rows = status.migrations.map { entry in
                     [
                         String(format: "%04d", entry.version),
                         entry.name,
@@ -99,7 +103,21 @@ extension EnclaveCommand.Migrate {
                     ]
                 }
                 print(table(header: ["version", "name", "state", "checksum", "applied at", "took"], rows: rows))
-                if entries.contains(where: { $0.state == .changed || $0.state == .missingFile }) {
+                if !status.functions.isEmpty {
+                    let functionRows = status.functions.map { entry in
+                        [
+                            entry.name,
+                            entry.state.rawValue,
+                            String((entry.fileChecksum ?? entry.applied?.checksum ?? "").prefix(16)),
+                            entry.applied.map { formatter.string(from: $0.appliedAt) } ?? "",
+                            entry.applied?.appliedBy ?? "",
+                        ]
+                    }
+                    print("")
+                    print(
+                        table(header: ["function file", "state", "checksum", "applied at", "by"], rows: functionRows))
+                }
+                if status.migrations.contains(where: { $0.state == .changed || $0.state == .missingFile }) {
                     throw ExitCode.failure
                 }
             }
@@ -108,7 +126,8 @@ extension EnclaveCommand.Migrate {
 
     struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Check that every applied migration's file is present and unchanged."
+            abstract: "Check that every applied migration's file is present and unchanged, and that the "
+                + "database's functions are exactly those of sql/functions/."
         )
         @OptionGroup var options: MigrationOptions
 
@@ -117,7 +136,7 @@ extension EnclaveCommand.Migrate {
                 let problems = try await options.migrator().verify()
                 for problem in problems { printError("\(problem)") }
                 if !problems.isEmpty { throw ExitCode.failure }
-                print("ok: every applied migration matches its file")
+                print("ok: every applied migration matches its file, and every function its function file")
             }
         }
     }

@@ -36,13 +36,28 @@ public struct ScratchDatabase: Sendable {
     /// The database's name.
     public let name: String
 
+    init(name: String) { self.name = name }
+
     /// Creates an empty database and runs `body` with it; drops it afterwards.
     public static func with<T: Sendable>(_ body: (ScratchDatabase) async throws -> T) async throws -> T {
+        try await with(template: nil, body)
+    }
+
+    /// Creates a database, empty or as a copy of `template`, and runs `body` with it; drops it
+    /// afterwards.
+    static func with<T: Sendable>(template: String?, _ body: (ScratchDatabase) async throws -> T) async throws -> T {
         let name = "enclave_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
         let database = ScratchDatabase(name: String(name))
         let superuser = try await Connection.connect(TestEnvironment.configuration("ENCLAVE_SUPERUSER_DATABASE_URL"))
-        // CREATE DATABASE takes no parameters; the name is generated above, never input.
-        try await superuser.query("CREATE DATABASE \(database.name) OWNER enclave_owner")
+        // CREATE DATABASE takes no parameters; the names are generated, never input.
+        if let template {
+            try await superuser.query("CREATE DATABASE \(database.name) OWNER enclave_owner TEMPLATE \(template)")
+            // A copy does not inherit the template's database privileges: restore what 0001 set.
+            try await superuser.query("REVOKE ALL ON DATABASE \(database.name) FROM PUBLIC")
+            try await superuser.query("GRANT CONNECT ON DATABASE \(database.name) TO enclave_app, enclave_maint")
+        } else {
+            try await superuser.query("CREATE DATABASE \(database.name) OWNER enclave_owner")
+        }
         do {
             let value = try await body(database)
             try await database.drop(using: superuser)

@@ -11,13 +11,9 @@ struct KeysCommandTests {
         FileManager.default.temporaryDirectory.appendingPathComponent("enclave-\(name)-\(UUID().uuidString)").path
     }
 
-    /// Migrates `database` and returns the environment for maintenance commands.
+    /// The environment for maintenance commands on the migrated `database`.
     func environment(_ database: ScratchDatabase, keyFile: String) async throws -> [String: String?] {
-        let migrate = try await CLIProcess.run(
-            ["migrate", "up", "--dir", TestEnvironment.packageRoot.appendingPathComponent("sql").path],
-            environment: ["ENCLAVE_ADMIN_DATABASE_URL": try database.url("ENCLAVE_ADMIN_DATABASE_URL")])
-        #expect(migrate.status == 0, "\(migrate.output)")
-        return [
+        [
             "ENCLAVE_MAINT_DATABASE_URL": try database.url("ENCLAVE_MAINT_DATABASE_URL"),
             "ENCLAVE_MASTER_KEY_FILE": keyFile,
         ]
@@ -42,7 +38,7 @@ struct KeysCommandTests {
         "a missing, unreadable, world-readable or wrong master key file stops the process at start-up, changing nothing"
     )
     func badMasterKeyFiles() async throws {
-        try await ScratchDatabase.with { database in
+        try await ScratchDatabase.migrated { database in
             let good = temporaryPath("kek")
             let wrong = temporaryPath("kek-wrong")
             let open = temporaryPath("kek-open")
@@ -81,7 +77,7 @@ struct KeysCommandTests {
 
     @Test("no key material appears in any output of the key lifecycle, in hex or base64")
     func noKeyMaterialInOutput() async throws {
-        try await ScratchDatabase.with { database in
+        try await ScratchDatabase.migrated { database in
             let keyFile = temporaryPath("kek")
             defer { try? FileManager.default.removeItem(atPath: keyFile) }
             let env = try await environment(database, keyFile: keyFile)
@@ -162,13 +158,11 @@ struct DirectoryCommandTests {
         "an operator creates an agency and a user (password from stdin, never echoed), grants a role, disables the user"
     )
     func directory() async throws {
-        try await ScratchDatabase.with { database in
+        try await ScratchDatabase.migrated { database in
             let env: [String: String?] = [
                 "ENCLAVE_ADMIN_DATABASE_URL": try database.url("ENCLAVE_ADMIN_DATABASE_URL"),
                 "ENCLAVE_MAINT_DATABASE_URL": try database.url("ENCLAVE_MAINT_DATABASE_URL"),
             ]
-            let sql = TestEnvironment.packageRoot.appendingPathComponent("sql").path
-            #expect(try await CLIProcess.run(["migrate", "up", "--dir", sql], environment: env).status == 0)
             let agency = try await CLIProcess.run(["agencies", "create", "--name", "Growth Co"], environment: env)
             #expect(agency.status == 0)
             let agencyID = agency.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -211,7 +205,7 @@ struct AuditCommandTests {
         "verify passes an intact trail, and exits 1 naming chain and sequence for an edit or a truncation caught by a checkpoint"
     )
     func verifyAndCheckpoint() async throws {
-        try await ScratchDatabase.with { database in
+        try await ScratchDatabase.migrated { database in
             let keyFile = FileManager.default.temporaryDirectory.appendingPathComponent(
                 "enclave-kek-\(UUID().uuidString)"
             ).path
@@ -223,8 +217,6 @@ struct AuditCommandTests {
                 "ENCLAVE_MAINT_DATABASE_URL": try database.url("ENCLAVE_MAINT_DATABASE_URL"),
                 "ENCLAVE_MASTER_KEY_FILE": keyFile, "ENCLAVE_AUDIT_KEY_FILE": auditKey,
             ]
-            let sql = TestEnvironment.packageRoot.appendingPathComponent("sql").path
-            #expect(try await CLIProcess.run(["migrate", "up", "--dir", sql], environment: env).status == 0)
             #expect(try await CLIProcess.run(["keys", "init"], environment: env).status == 0)
             let practice = try await CLIProcess.run(["practices", "create", "--name", "Audited"], environment: env)
             let id = practice.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)

@@ -18,7 +18,13 @@ struct MigrateCommandTests {
             let up = try await CLIProcess.run(["migrate", "up", "--dir", sql], environment: env)
             #expect(up.status == 0, "\(up.output)")
             #expect(up.standardOutput.contains("applied 0003_tenant_tables.sql"))
-            #expect(up.standardOutput.contains("applied 0004_maintenance_context_and_keys.sql"))
+            #expect(up.standardOutput.contains("applied 0004_row_level_security.sql"))
+            #expect(up.standardOutput.contains("applied functions/gate.sql"))
+            // The policies of 0004 call the gate: the function files apply before it.
+            let output = up.standardOutput
+            let gate = try #require(output.range(of: "applied functions/gate.sql"))
+            let policies = try #require(output.range(of: "applied 0004_row_level_security.sql"))
+            #expect(gate.lowerBound < policies.lowerBound)
             let again = try await CLIProcess.run(["migrate", "up", "--dir", sql], environment: env)
             #expect(again.status == 0)
             #expect(again.standardOutput.contains("nothing to apply"))
@@ -29,8 +35,36 @@ struct MigrateCommandTests {
                     status.standardOutput.contains(String(file.checksum.prefix(16))), "\(file.name) checksum missing")
             }
             #expect(status.standardOutput.split(separator: "\n").filter { $0.contains(" applied ") }.count >= 3)
+            #expect(status.standardOutput.contains("functions/gate.sql"))
             let verify = try await CLIProcess.run(["migrate", "verify", "--dir", sql], environment: env)
-            #expect(verify.status == 0)
+            #expect(verify.status == 0, "\(verify.output)")
+        }
+    }
+
+    @Test("a function changed in the database by hand makes verify exit non-zero, naming the function and its file")
+    func functionChangedByHand() async throws {
+        try await ScratchDatabase.with { database in
+            let env: [String: String?] = ["ENCLAVE_ADMIN_DATABASE_URL": try database.url("ENCLAVE_ADMIN_DATABASE_URL")]
+            #expect(try await CLIProcess.run(["migrate", "up", "--dir", sql], environment: env).status == 0)
+            let owner = try await database.connect("ENCLAVE_ADMIN_DATABASE_URL")
+            defer { Task { await owner.close() } }
+            // What an attacker with the owner's password, or a hurried DBA, might do.
+            try await owner.query(
+                """
+                create or replace function enclave_private.has_role(person uuid, role_name text, agency uuid, practice uuid)
+                returns boolean language sql stable security definer set search_path = pg_catalog, pg_temp
+                as $$ select true $$
+                """)
+            let verify = try await CLIProcess.run(["migrate", "verify", "--dir", sql], environment: env)
+            #expect(verify.status != 0)
+            #expect(verify.standardError.contains("functions/gate.sql"), "\(verify.output)")
+            #expect(verify.standardError.contains("enclave_private.has_role(uuid,text,uuid,uuid)"), "\(verify.output)")
+            #expect(verify.standardError.contains("changed by hand"), "\(verify.output)")
+            // The verify left the hand edit in place: it changes nothing.
+            let still = try await owner.query(
+                "select prosrc from pg_proc where proname = 'has_role' and pronamespace = 'enclave_private'::regnamespace"
+            )
+            #expect(try still.first?.decode(String.self, "prosrc").contains("select true") == true)
         }
     }
 
@@ -51,6 +85,11 @@ struct MigrateCommandTests {
                 "select count(*)::int8 as n, count(distinct version)::int8 as d from enclave_meta.schema_migrations")
             #expect(try rows.first?.decode(Int.self, "n") == files)
             #expect(try rows.first?.decode(Int.self, "d") == files)
+            let functionFiles = try FunctionFile.load(from: URL(fileURLWithPath: sql)).count
+            let history = try await connection.query(
+                "select count(*)::int8 as n, count(distinct name)::int8 as d from enclave_meta.function_migrations")
+            #expect(try history.first?.decode(Int.self, "n") == functionFiles)
+            #expect(try history.first?.decode(Int.self, "d") == functionFiles)
         }
     }
 

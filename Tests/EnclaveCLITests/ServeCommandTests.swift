@@ -50,13 +50,9 @@ struct ServeCommandTests {
 
     @Test("serve answers, then shuts down gracefully on SIGTERM; plain HTTP off loopback is refused")
     func gracefulShutdown() async throws {
-        try await ScratchDatabase.with { database in
+        try await ScratchDatabase.migrated { database in
             let keyFile = FileManager.default.temporaryDirectory.appendingPathComponent("enclave-kek-\(UUID())").path
             defer { try? FileManager.default.removeItem(atPath: keyFile) }
-            let migrate = try await CLIProcess.run(
-                ["migrate", "up", "--dir", TestEnvironment.packageRoot.appendingPathComponent("sql").path],
-                environment: ["ENCLAVE_ADMIN_DATABASE_URL": try database.url("ENCLAVE_ADMIN_DATABASE_URL")])
-            #expect(migrate.status == 0, "\(migrate.output)")
             let maint: [String: String?] = [
                 "ENCLAVE_MAINT_DATABASE_URL": try database.url("ENCLAVE_MAINT_DATABASE_URL"),
                 "ENCLAVE_MASTER_KEY_FILE": keyFile,

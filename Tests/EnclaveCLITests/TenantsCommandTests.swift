@@ -15,8 +15,6 @@ struct TenantsCommandTests {
             "ENCLAVE_MAINT_DATABASE_URL": try database.url("ENCLAVE_MAINT_DATABASE_URL"),
             "ENCLAVE_MASTER_KEY_FILE": keyFile,
         ]
-        let sql = TestEnvironment.packageRoot.appendingPathComponent("sql").path
-        #expect(try await CLIProcess.run(["migrate", "up", "--dir", sql], environment: env).status == 0)
         #expect(try await CLIProcess.run(["keys", "init"], environment: env).status == 0)
         let seed = try await CLIProcess.run(
             ["tenants", "seed", "--practices", "\(practices)", "--leads", "0"], environment: env)
@@ -26,7 +24,7 @@ struct TenantsCommandTests {
 
     @Test("two runners at once with --jobs 4 each apply every (practice, migration) exactly once")
     func twoRunners() async throws {
-        try await ScratchDatabase.with { database in
+        try await ScratchDatabase.migrated { database in
             let keyFile = FileManager.default.temporaryDirectory.appendingPathComponent(
                 "enclave-kek-\(UUID().uuidString)"
             ).path
@@ -52,7 +50,7 @@ struct TenantsCommandTests {
 
     @Test("a batched backfill over 1,000,000 rows, killed midway and resumed, applies every batch exactly once")
     func killedBackfill() async throws {
-        try await ScratchDatabase.with { database in
+        try await ScratchDatabase.migrated { database in
             let keyFile = FileManager.default.temporaryDirectory.appendingPathComponent(
                 "enclave-kek-\(UUID().uuidString)"
             ).path

@@ -10,8 +10,7 @@ struct KeyFixture: Sendable {
     let keyFile: String
 
     static func with<T: Sendable>(_ body: (KeyFixture) async throws -> T) async throws -> T {
-        try await ScratchDatabase.with { database in
-            try await migrator(database).up()
+        try await ScratchDatabase.migrated { database in
             let path = FileManager.default.temporaryDirectory.appendingPathComponent("enclave-kek-\(UUID().uuidString)")
                 .path
             defer { try? FileManager.default.removeItem(atPath: path) }

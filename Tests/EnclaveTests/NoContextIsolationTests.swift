@@ -37,8 +37,7 @@ struct NoContextIsolationTests {
         arguments: [DatabaseRole.app, DatabaseRole.maint]
     )
     func isolated(role: DatabaseRole) async throws {
-        try await ScratchDatabase.with { database in
-            try await migrator(database).up()
+        try await ScratchDatabase.migrated { database in
             let superuser = try await database.connect()
             defer { Task { await superuser.close() } }
             for statement in SQLScript(Self.seed).statements { try await superuser.query(statement.text) }
@@ -92,8 +91,7 @@ struct NoContextIsolationTests {
 
     @Test("the service role cannot read global tables or create objects")
     func noGlobalAccess() async throws {
-        try await ScratchDatabase.with { database in
-            try await migrator(database).up()
+        try await ScratchDatabase.migrated { database in
             let app = try await database.connect(DatabaseRole.app.variable)
             defer { Task { await app.close() } }
             for statement in [

@@ -48,7 +48,7 @@ public struct AccessError: Error, Sendable, Equatable, CustomStringConvertible {
         switch error.sqlState {
         case "28000": return AccessError(.unauthenticated, "sign in again: the session is not valid")
         case "28P01": return AccessError(.reauthenticationRequired, "confirm your password to continue")
-        // These messages are written in 0005_identity_and_gate.sql and carry no data.
+        // These messages are written in sql/functions/ and carry no data.
         case "42501": return AccessError(.forbidden, error.message)
         case "55000": return AccessError(.conflict, error.message)
         case "23503": return AccessError(.invalidInput, error.message)

@@ -21,6 +21,12 @@ public struct MigrationError: Error, CustomStringConvertible, Sendable {
         public static let lockWaitExpired = Code("lockWaitExpired")
         /// An option has a value that cannot be used.
         public static let invalidOption = Code("invalidOption")
+        /// A function in the database differs from its file in `functions/` (changed by hand).
+        public static let functionChanged = Code("functionChanged")
+        /// A function its file in `functions/` defines is missing from the database.
+        public static let functionMissing = Code("functionMissing")
+        /// A function in the application schemas that no file in `functions/` defines.
+        public static let functionUndeclared = Code("functionUndeclared")
         public var description: String { name }
     }
 

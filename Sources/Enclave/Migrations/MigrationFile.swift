@@ -17,11 +17,17 @@ public struct MigrationFile: Sendable, Equatable {
     /// For tenant migrations marked `-- enclave:batch N`: run in batches of N rows, each in its
     /// own transaction, until a batch changes nothing.
     public let batchSize: Int?
+    /// True when marked `-- enclave:after-functions`: the file needs the functions of
+    /// `functions/` (a policy or trigger that calls one), so the runner applies changed
+    /// function files first.
+    public let runsAfterFunctions: Bool
 
     /// The marker that makes a file run outside a transaction.
     public static let noTransactionMarker = "-- enclave:no-transaction"
     /// The marker of a batched tenant migration, followed by the batch size.
     public static let batchMarker = "-- enclave:batch "
+    /// The marker of a schema migration that needs the function files applied before it.
+    public static let afterFunctionsMarker = "-- enclave:after-functions"
 
     init(version: Int, name: String, data: Data) throws {
         guard let source = String(data: data, encoding: .utf8) else {
@@ -31,13 +37,17 @@ public struct MigrationFile: Sendable, Equatable {
         self.name = name
         self.source = source
         self.checksum = SHA256.hexDigest(data)
-        let firstLine = source.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-        let marker = firstLine.trimmingCharacters(in: .whitespaces)
-        self.transactional = marker != Self.noTransactionMarker
-        if marker.hasPrefix(Self.batchMarker) {
-            guard let size = Int(marker.dropFirst(Self.batchMarker.count)), (1...1_000_000).contains(size) else {
+        // Markers are the file's leading `-- enclave:` lines.
+        let markers = source.split(separator: "\n", omittingEmptySubsequences: false)
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+            .prefix { $0.hasPrefix("-- enclave:") }
+        self.transactional = !markers.contains(Self.noTransactionMarker)
+        self.runsAfterFunctions = markers.contains(Self.afterFunctionsMarker)
+        if let index = markers.firstIndex(where: { $0.hasPrefix(Self.batchMarker) }) {
+            guard let size = Int(markers[index].dropFirst(Self.batchMarker.count)), (1...1_000_000).contains(size)
+            else {
                 throw MigrationError(
-                    code: .badFile, file: name, line: 1, message: "the batch size must be 1 to 1000000")
+                    code: .badFile, file: name, line: index + 1, message: "the batch size must be 1 to 1000000")
             }
             batchSize = size
         } else {

@@ -1,68 +1,23 @@
 import Foundation
 import Postgres
 
-/// Applies `sql/NNNN_description.sql` files in order, as the owner role.
+/// Applies `sql/NNNN_description.sql` files in order, then the function files of
+/// `sql/functions/` whose checksum changed, as the owner role.
 ///
-/// Each file runs in its own transaction (unless marked `-- enclave:no-transaction`) together
-/// with its `enclave_meta.schema_migrations` row, so a failing file leaves nothing behind. A
-/// PostgreSQL advisory lock keeps concurrent runners apart; an applied file whose checksum
-/// changed is refused.
+/// Each numbered file runs in its own transaction (unless marked `-- enclave:no-transaction`)
+/// together with its `enclave_meta.schema_migrations` row, so a failing file leaves nothing
+/// behind; an applied file whose checksum changed is refused. Function files are source, not
+/// history: each runs in its own transaction whenever its checksum changes, recorded in
+/// `enclave_meta.function_migrations`, after the numbered files (and before any numbered file
+/// marked `-- enclave:after-functions`). A PostgreSQL advisory lock keeps runners apart.
 public struct SchemaMigrator: Sendable {
-    /// Timeouts for the migration session.
-    public struct Options: Sendable {
-        /// PostgreSQL `lock_timeout` for every statement, such as `5s`.
-        public var lockTimeout: String
-        /// PostgreSQL `statement_timeout` for every statement, such as `10min`; `0` disables it.
-        public var statementTimeout: String
-        /// How long to wait for another runner to finish before giving up.
-        public var lockWait: Duration
-
-        public init(lockTimeout: String = "5s", statementTimeout: String = "10min", lockWait: Duration = .seconds(600))
-        {
-            self.lockTimeout = lockTimeout
-            self.statementTimeout = statementTimeout
-            self.lockWait = lockWait
-        }
-    }
-
-    /// A row of `schema_migrations`.
-    public struct AppliedMigration: Sendable, Equatable {
-        public let version: Int
-        public let name: String
-        public let checksum: String
-        public let appliedAt: Date
-        public let appliedBy: String
-        public let durationMilliseconds: Int
-    }
-
-    /// A migration's state, for `status`.
-    public enum State: String, Sendable {
-        case applied
-        case pending
-        /// Applied, but the file's content changed since.
-        case changed
-        /// Applied, but the file is gone.
-        case missingFile = "missing file"
-    }
-
-    /// One line of `status`.
-    public struct Entry: Sendable {
-        public let version: Int
-        public let name: String
-        public let state: State
-        /// The checksum of the file on disk, if it exists.
-        public let fileChecksum: String?
-        /// The applied record, if any.
-        public let applied: AppliedMigration?
-    }
-
     /// The advisory lock key shared by every runner ("enclave" in ASCII).
     static let lockKey: Int64 = 0x656E_636C_6176_65
 
     public let configuration: ConnectionConfiguration
     public let directory: URL
     public let options: Options
-    private let log: @Sendable (String) -> Void
+    let log: @Sendable (String) -> Void
 
     public init(
         configuration: ConnectionConfiguration,
@@ -86,43 +41,70 @@ public struct SchemaMigrator: Sendable {
         self.log = log
     }
 
-    /// Applies every pending file, in order; returns what it applied.
+    /// Applies every pending numbered file in order and every changed function file; returns
+    /// what it applied.
     @discardableResult
-    public func up() async throws -> [AppliedMigration] {
+    public func up() async throws -> Outcome {
         let files = try MigrationFile.load(from: directory)
+        let functionFiles = try FunctionFile.load(from: directory)
         return try await withSession { connection in
             try await acquireLock(connection)
-            try await ensureTable(connection)
+            try await ensureTables(connection)
             let applied = try await loadApplied(connection)
             if let problem = problems(files: files, applied: applied).first { throw problem }
+            var functionChecksums = try await loadAppliedFunctions(connection).mapValues(\.checksum)
+            var migrations: [AppliedMigration] = []
+            var functions: [AppliedFunctionFile] = []
+            func applyChangedFunctions() async throws {
+                for file in functionFiles where functionChecksums[file.name] != file.checksum {
+                    log("applying \(file.name)")
+                    let record = try await apply(file, connection)
+                    log("applied \(file.name) in \(record.durationMilliseconds) ms")
+                    functionChecksums[file.name] = file.checksum
+                    functions.append(record)
+                }
+            }
             let appliedVersions = Set(applied.map(\.version))
-            var done: [AppliedMigration] = []
             for file in files where !appliedVersions.contains(file.version) {
+                if file.runsAfterFunctions { try await applyChangedFunctions() }
                 log("applying \(file.name)")
                 let record = try await apply(file, connection)
                 log("applied \(file.name) in \(record.durationMilliseconds) ms")
-                done.append(record)
+                migrations.append(record)
             }
-            if done.isEmpty { log("nothing to apply: \(applied.count) migrations are current") }
-            return done
+            try await applyChangedFunctions()
+            if migrations.isEmpty && functions.isEmpty {
+                log(
+                    "nothing to apply: \(applied.count) migrations and \(functionFiles.count) function files are current"
+                )
+            }
+            return Outcome(migrations: migrations, functions: functions)
         }
     }
 
     /// What `up` would apply, changing nothing.
-    public func plan() async throws -> [MigrationFile] {
+    public func plan() async throws -> Plan {
         let files = try MigrationFile.load(from: directory)
+        let functionFiles = try FunctionFile.load(from: directory)
         return try await withSession { connection in
             let applied = try await loadApplied(connection)
             if let problem = problems(files: files, applied: applied).first { throw problem }
             let appliedVersions = Set(applied.map(\.version))
-            return files.filter { !appliedVersions.contains($0.version) }
+            let functionChecksums = try await loadAppliedFunctions(connection).mapValues(\.checksum)
+            return Plan(
+                migrations: files.filter { !appliedVersions.contains($0.version) },
+                functions: functionFiles.filter { functionChecksums[$0.name] != $0.checksum }
+            )
         }
     }
 
     /// Every file and every applied record, with its state.
-    public func status() async throws -> [Entry] {
+    public func status() async throws -> Status {
         let files = try MigrationFile.load(from: directory)
-        let applied = try await withSession { try await loadApplied($0) }
+        let functionFiles = try FunctionFile.load(from: directory)
+        let (applied, appliedFunctions) = try await withSession {
+            (try await loadApplied($0), try await loadAppliedFunctions($0))
+        }
         var entries: [Entry] = []
         for version in Set(files.map(\.version)).union(applied.map(\.version)).sorted() {
             let file = files.first { $0.version == version }
@@ -144,20 +126,39 @@ public struct SchemaMigrator: Sendable {
                 )
             )
         }
-        return entries
+        var functions = functionFiles.map { file in
+            let record = appliedFunctions[file.name]
+            let state: FunctionState =
+                record == nil ? .pending : record?.checksum == file.checksum ? .applied : .changed
+            return FunctionEntry(name: file.name, state: state, fileChecksum: file.checksum, applied: record)
+        }
+        for (name, record) in appliedFunctions.sorted(by: { $0.key < $1.key })
+        where !functionFiles.contains(where: { $0.name == name }) {
+            functions.append(FunctionEntry(name: name, state: .unlisted, fileChecksum: nil, applied: record))
+        }
+        return Status(migrations: entries, functions: functions)
     }
 
     /// Problems between the files and the database: changed or missing applied files, pending
-    /// files older than applied ones. Empty when all is consistent.
+    /// files older than applied ones, and functions that differ from their applied file (changed
+    /// by hand), are missing, or that no file defines. Empty when all is consistent.
     public func verify() async throws -> [MigrationError] {
         let files = try MigrationFile.load(from: directory)
-        let applied = try await withSession { try await loadApplied($0) }
-        return problems(files: files, applied: applied)
+        let functionFiles = try FunctionFile.load(from: directory)
+        return try await withSession { connection in
+            let applied = try await loadApplied(connection)
+            var found = problems(files: files, applied: applied)
+            let appliedFunctions = try await loadAppliedFunctions(connection)
+            guard !appliedFunctions.isEmpty || !functionFiles.isEmpty else { return found }
+            try await acquireLock(connection)
+            found += try await catalogProblems(functionFiles, appliedFunctions: appliedFunctions, connection)
+            return found
+        }
     }
 
     // MARK: - Internals
 
-    private func withSession<T: Sendable>(_ body: (Connection) async throws -> T) async throws -> T {
+    func withSession<T: Sendable>(_ body: (Connection) async throws -> T) async throws -> T {
         let connection = try await Connection.connect(configuration)
         do {
             try await connection.query("select set_config('lock_timeout', $1, false)", [options.lockTimeout])
@@ -171,7 +172,7 @@ public struct SchemaMigrator: Sendable {
         }
     }
 
-    private func acquireLock(_ connection: Connection) async throws {
+    func acquireLock(_ connection: Connection) async throws {
         let deadline = ContinuousClock.now + options.lockWait
         var announced = false
         while true {
@@ -191,12 +192,24 @@ public struct SchemaMigrator: Sendable {
         }
     }
 
-    private func ensureTable(_ connection: Connection) async throws {
+    private func ensureTables(_ connection: Connection) async throws {
         try await connection.query("create schema if not exists enclave_meta")
         try await connection.query(
             """
             create table if not exists enclave_meta.schema_migrations (
                 version integer primary key,
+                name text not null,
+                checksum text not null,
+                applied_at timestamptz not null default now(),
+                applied_by text not null default current_user,
+                duration_ms bigint not null
+            )
+            """
+        )
+        try await connection.query(
+            """
+            create table if not exists enclave_meta.function_migrations (
+                id bigint generated always as identity primary key,
                 name text not null,
                 checksum text not null,
                 applied_at timestamptz not null default now(),
@@ -263,68 +276,5 @@ public struct SchemaMigrator: Sendable {
             )
         }
         return problems
-    }
-
-    private func apply(_ file: MigrationFile, _ connection: Connection) async throws -> AppliedMigration {
-        let script = SQLScript(file.source)
-        for statement in script.statements {
-            let keyword = statement.text.prefix(while: { $0.isLetter }).lowercased()
-            if ["begin", "commit", "rollback", "start", "end", "savepoint", "release"].contains(keyword) {
-                throw MigrationError(
-                    code: .badFile,
-                    file: file.name,
-                    line: statement.line,
-                    message: "controls transactions itself; the runner wraps each file in a transaction "
-                        + "(first line \(MigrationFile.noTransactionMarker) to run without one)"
-                )
-            }
-        }
-        let started = ContinuousClock.now
-        func run(_ statement: SQLScript.Statement, on connection: Connection) async throws {
-            do {
-                try await connection.query(statement.text)
-            } catch let error as PostgresError {
-                var message = error.code == .server ? error.message : error.description
-                if let hint = error.hint { message += " (hint: \(hint))" }
-                if !file.transactional {
-                    message += "; statements before this line were applied and the file is not recorded as applied"
-                }
-                throw MigrationError(
-                    code: .statementFailed,
-                    file: file.name,
-                    line: statement.line(atPosition: error.position ?? 1),
-                    sqlState: error.sqlState,
-                    message: message
-                )
-            }
-        }
-        func record(_ transaction: Transaction) async throws -> AppliedMigration {
-            let elapsed = ContinuousClock.now - started
-            let milliseconds = Int(
-                elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
-            let rows = try await transaction.query(
-                """
-                insert into enclave_meta.schema_migrations (version, name, checksum, duration_ms)
-                values ($1, $2, $3, $4) returning applied_at, applied_by
-                """,
-                [file.version, file.name, file.checksum, milliseconds]
-            )
-            return AppliedMigration(
-                version: file.version,
-                name: file.name,
-                checksum: file.checksum,
-                appliedAt: try rows.first?.decode(Date.self, "applied_at") ?? Date(),
-                appliedBy: try rows.first?.decode(String.self, "applied_by") ?? "",
-                durationMilliseconds: milliseconds
-            )
-        }
-        if file.transactional {
-            return try await connection.withTransaction { transaction in
-                for statement in script.statements { try await run(statement, on: transaction.connection) }
-                return try await record(transaction)
-            }
-        }
-        for statement in script.statements { try await run(statement, on: connection) }
-        return try await connection.withTransaction { try await record($0) }
     }
 }

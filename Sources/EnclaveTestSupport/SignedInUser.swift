@@ -1,0 +1,32 @@
+import Enclave
+import Foundation
+import Sealing
+
+/// A synthetic user signed in with TOTP enrolled and confirmed: a session that reaches PHI.
+public struct SignedInUser: Sendable {
+    /// The session.
+    public let token: SessionToken
+    /// The TOTP secret (Base32), to make later codes with.
+    public let totpSecret: String
+
+    /// The TOTP code at `date`.
+    public func code(at date: Date) throws -> String {
+        guard let secret = Base32.decode(totpSecret) else { throw TestSetupError("the TOTP secret is not Base32") }
+        return try TOTP(secret: SecretBytes(copying: secret)).code(at: date)
+    }
+}
+
+extension IdentityService {
+    /// Signs in with a password, enrolls TOTP and confirms the code of `date`, as a person with
+    /// an authenticator app would. The default is the previous step, so the current code is
+    /// still unused for a re-authentication.
+    public func signInEnrollingMFA(
+        email: String, password: String, at date: Date = Date().addingTimeInterval(-30)
+    ) async throws -> SignedInUser {
+        let login = try await login(email: email, password: password)
+        let enrollment = try await beginMFAEnrollment(login.token)
+        let user = SignedInUser(token: login.token, totpSecret: enrollment.secret)
+        try await confirmMFA(login.token, code: try user.code(at: date), at: date)
+        return user
+    }
+}

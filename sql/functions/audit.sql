@@ -1,0 +1,273 @@
+-- The audit trail: append-only, hash-chained per tenant, written in the same transaction as
+-- the access it records.
+--
+-- Each chain (a practice's id, or the all-zero id for the platform) has a head row in
+-- enclave_private.audit_heads. Appending locks the head, so events of one chain get gapless,
+-- ordered sequence numbers and each event's hash covers the one before:
+--     hash = SHA-256(prev_hash || canonical(event))
+-- canonical() is length-prefixed text of every field, reproduced by `enclave audit verify`.
+-- Nobody updates or deletes events: the service and maintenance roles have no such privilege,
+-- and a trigger (0004_row_level_security.sql) refuses it even for the owner, except inside the
+-- retention procedure, which records what it removed in the chain itself.
+
+-- Length-prefixed text of every field: no two different events encode the same.
+create or replace function enclave_private.audit_field(value text)
+returns text language sql immutable set search_path = pg_catalog
+as $$ select case when value is null then '-1:' else octet_length(value)::text || ':' || value end $$;
+revoke all on function enclave_private.audit_field(text) from public;
+
+create or replace function enclave_private.audit_canonical(
+    tenant_id uuid, seq bigint, at_micros bigint, actor_id uuid, actor_kind text, session_id uuid,
+    action text, object_type text, object_id text, outcome text, reason text, client_ip text,
+    user_agent text, request_id text, details text
+)
+returns bytea language sql immutable set search_path = pg_catalog
+as $$
+    select convert_to(
+        'enclave.audit.v1'
+        || enclave_private.audit_field(tenant_id::text) || enclave_private.audit_field(seq::text)
+        || enclave_private.audit_field(at_micros::text) || enclave_private.audit_field(actor_id::text)
+        || enclave_private.audit_field(actor_kind) || enclave_private.audit_field(session_id::text)
+        || enclave_private.audit_field(action) || enclave_private.audit_field(object_type)
+        || enclave_private.audit_field(object_id) || enclave_private.audit_field(outcome)
+        || enclave_private.audit_field(reason) || enclave_private.audit_field(client_ip)
+        || enclave_private.audit_field(user_agent) || enclave_private.audit_field(request_id)
+        || enclave_private.audit_field(details),
+        'UTF8')
+$$;
+revoke all on function enclave_private.audit_canonical(uuid,bigint,bigint,uuid,text,uuid,text,text,text,text,text,text,text,text,text) from public;
+
+-- Appends one event to `chain`; returns its sequence number. Internal: callers are the
+-- functions that perform or validate the access.
+create or replace function enclave_private.append_audit_event(
+    chain uuid, actor uuid, actor_kind text, session uuid, action text, object_type text, object_id text,
+    outcome text, reason text, client_ip inet, user_agent text, request_id text, details jsonb
+)
+returns bigint
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    head record;
+    at timestamptz := clock_timestamp();
+    next_seq bigint;
+    next_hash bytea;
+    canonical_details jsonb := coalesce(details, '{}'::jsonb);
+begin
+    insert into enclave_private.audit_heads (chain_id, seq, hash)
+    values (chain, 0, decode(repeat('00', 32), 'hex'))
+    on conflict (chain_id) do nothing;
+    select h.seq, h.hash into head from enclave_private.audit_heads h where h.chain_id = chain for update;
+    -- The stored value is what verify reads back: truncate to microseconds first.
+    at := date_trunc('microseconds', at);
+    next_seq := head.seq + 1;
+    next_hash := sha256(head.hash || enclave_private.audit_canonical(
+        chain, next_seq, (extract(epoch from at) * 1000000)::bigint, actor, actor_kind, session, action,
+        object_type, object_id, outcome, reason, host(client_ip), left(user_agent, 300), left(request_id, 100),
+        canonical_details::text));
+    insert into enclave.audit_events (
+        tenant_id, seq, at, actor_id, actor_kind, session_id, action, object_type, object_id, outcome, reason,
+        client_ip, user_agent, request_id, details, prev_hash, hash)
+    values (
+        chain, next_seq, at, actor, actor_kind, session, action, object_type, object_id, outcome, reason,
+        client_ip, left(user_agent, 300), left(request_id, 100), canonical_details, head.hash, next_hash);
+    update enclave_private.audit_heads set seq = next_seq, hash = next_hash where chain_id = chain;
+    return next_seq;
+end
+$$;
+revoke all on function enclave_private.append_audit_event(uuid,uuid,text,uuid,text,text,text,text,text,inet,text,text,jsonb) from public;
+
+-- The chain heads, for `enclave audit verify` and `checkpoint`.
+create or replace function enclave_private.audit_chain_heads()
+returns table (chain_id uuid, seq bigint, hash bytea)
+language sql stable security definer set search_path = pg_catalog, pg_temp
+as $$ select h.chain_id, h.seq, h.hash from enclave_private.audit_heads h order by h.chain_id $$;
+revoke all on function enclave_private.audit_chain_heads() from public;
+grant execute on function enclave_private.audit_chain_heads() to enclave_maint;
+
+-- Refuses UPDATE and DELETE of events, even for the owner, outside the retention procedure.
+create or replace function enclave_private.audit_events_immutable()
+returns trigger language plpgsql set search_path = pg_catalog
+as $$
+begin
+    if tg_op = 'DELETE' and current_setting('enclave.audit_retention', true) = 'on'
+        and current_user = 'enclave_owner' then
+        return old;
+    end if;
+    raise exception 'audit events are append-only' using errcode = '42501';
+end
+$$;
+revoke all on function enclave_private.audit_events_immutable() from public;
+
+-- Retention: removes the oldest events of a chain up to `through_seq` and records, in the same
+-- chain, how many and the hash the next remaining event links to, so that verify still holds.
+create or replace function enclave_private.apply_audit_retention(chain uuid, through_seq bigint)
+returns bigint
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    removed bigint;
+    last_hash bytea;
+    first_seq bigint;
+begin
+    select e.hash into last_hash from enclave.audit_events e where e.tenant_id = chain and e.seq = through_seq;
+    if last_hash is null then
+        raise exception 'no event % in that chain', through_seq using errcode = '22023';
+    end if;
+    select min(e.seq) into first_seq from enclave.audit_events e where e.tenant_id = chain;
+    perform set_config('enclave.audit_retention', 'on', true);
+    delete from enclave.audit_events e where e.tenant_id = chain and e.seq <= through_seq;
+    get diagnostics removed = row_count;
+    perform set_config('enclave.audit_retention', 'off', true);
+    perform enclave_private.append_audit_event(
+        chain, null, 'operator', null, 'audit.retention', 'audit_chain', chain::text, 'ok', 'retention policy',
+        null, null, null,
+        jsonb_build_object('removed_from_seq', first_seq, 'removed_through_seq', through_seq, 'removed', removed,
+                           'last_removed_hash', encode(last_hash, 'hex')));
+    return removed;
+end
+$$;
+revoke all on function enclave_private.apply_audit_retention(uuid,bigint) from public;
+
+-- The service's way to write the trail, inside the unit of work that performs the access. The
+-- actor comes from the bound credential, never from the caller. Each kind of caller may record
+-- only the actions enclave.audit_actions lists for it: 'maintenance' (the enclave_maint login),
+-- 'ingest' (an ingest credential) or 'session'. An `ok` event about a practice needs the caller
+-- to reach it now; refusals may be recorded for any practice.
+create or replace function enclave_private.record_audit(
+    tenant uuid, action text, object_type text, object_id text, outcome text, reason text, details jsonb,
+    request_id text, client_ip inet, user_agent text
+)
+returns bigint
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    caller record;
+    platform constant uuid := '00000000-0000-0000-0000-000000000000';
+    source uuid;
+    recorder text;
+begin
+    recorder := case
+        when session_user = 'enclave_maint' then 'maintenance'
+        when nullif(current_setting('enclave.ingest_source', true), '') is not null then 'ingest'
+        else 'session'
+    end;
+    if not exists (
+        select from enclave.audit_actions a where a.action = record_audit.action and recorder = any (a.recorded_by)
+    ) then
+        raise exception 'the % role may not record %', recorder, action using errcode = '42501';
+    end if;
+    if recorder = 'maintenance' then
+        if tenant <> platform and tenant is distinct from enclave_private.maintenance_tenant() then
+            raise exception 'record events only for the tenant in context' using errcode = '42501';
+        end if;
+        return enclave_private.append_audit_event(
+            tenant, null, 'operator', null, action, object_type, object_id, outcome, reason, client_ip, user_agent,
+            request_id, details);
+    end if;
+    if recorder = 'ingest' then
+        if outcome = 'ok' and not enclave_private.caller_reaches(tenant) then
+            raise exception 'an access can only be recorded by a caller who may perform it' using errcode = '42501';
+        end if;
+        begin
+            source := current_setting('enclave.ingest_source', true)::uuid;
+        exception when invalid_text_representation then
+            source := null;
+        end;
+        return enclave_private.append_audit_event(
+            tenant, source, 'ingest', null, action, object_type, object_id, outcome, reason, client_ip, user_agent,
+            request_id, details);
+    end if;
+    select * into caller from enclave_private.current_session();
+    if outcome = 'ok' and (tenant = platform or not enclave_private.caller_reaches(tenant)) then
+        raise exception 'an access can only be recorded by a caller who may perform it' using errcode = '42501';
+    end if;
+    return enclave_private.append_audit_event(
+        tenant, caller.user_id, 'user', caller.session_id, action, object_type, object_id, outcome, reason, client_ip,
+        user_agent, request_id, details);
+end
+$$;
+revoke all on function enclave_private.record_audit(uuid,text,text,text,text,text,jsonb,text,inet,text) from public;
+grant execute on function enclave_private.record_audit(uuid,text,text,text,text,text,jsonb,text,inet,text) to enclave_app, enclave_maint;
+
+-- A practice owner's view of the practice's trail, newest first, with filters.
+create or replace function enclave_private.practice_audit(
+    practice uuid, since timestamptz, until timestamptz, actor uuid, action_filter text, before_seq bigint, max_rows integer
+)
+returns table (seq bigint, at timestamptz, actor_id uuid, actor_email text, actor_kind text, action text,
+               object_type text, object_id text, outcome text, reason text, request_id text, details jsonb)
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    caller record := enclave_private.require_session();
+begin
+    if not enclave_private.has_role(caller.user_id, 'practice_owner', null, practice) then
+        raise exception 'only an owner of the practice may read its audit trail' using errcode = '42501';
+    end if;
+    return query
+    select e.seq, e.at, e.actor_id, u.email, e.actor_kind, e.action, e.object_type, e.object_id, e.outcome, e.reason,
+           e.request_id, e.details
+    from enclave.audit_events e left join enclave.users u on u.id = e.actor_id
+    where e.tenant_id = practice
+      and (since is null or e.at >= since) and (until is null or e.at < until)
+      and (actor is null or e.actor_id = actor) and (action_filter is null or e.action = action_filter)
+      and (before_seq is null or e.seq < before_seq)
+    order by e.seq desc
+    limit least(greatest(coalesce(max_rows, 100), 1), 1000);
+end
+$$;
+revoke all on function enclave_private.practice_audit(uuid,timestamp with time zone,timestamp with time zone,uuid,text,bigint,integer) from public;
+grant execute on function enclave_private.practice_audit(uuid,timestamp with time zone,timestamp with time zone,uuid,text,bigint,integer) to enclave_app;
+
+-- Accounting of disclosures: who outside the practice received its PHI, when and why
+-- (agency users' reads, exports and webhook disclosures).
+create or replace function enclave_private.practice_disclosures(practice uuid, since timestamptz, until timestamptz)
+returns table (seq bigint, at timestamptz, recipient_id uuid, recipient_email text, agency_name text, action text,
+               object_type text, object_id text, reason text, details jsonb)
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    caller record := enclave_private.require_session();
+begin
+    if not enclave_private.has_role(caller.user_id, 'practice_owner', null, practice) then
+        raise exception 'only an owner of the practice may read its disclosures' using errcode = '42501';
+    end if;
+    return query
+    select e.seq, e.at, e.actor_id, u.email,
+           (select string_agg(a.name, ', ') from enclave.memberships m join enclave.agencies a on a.id = m.agency_id
+            where m.user_id = e.actor_id),
+           e.action, e.object_type, e.object_id, e.reason, e.details
+    from enclave.audit_events e left join enclave.users u on u.id = e.actor_id
+    where e.tenant_id = practice and e.outcome = 'ok'
+      and (since is null or e.at >= since) and (until is null or e.at < until)
+      and (e.action in ('phi.export', 'phi.disclosed')
+           or (e.action in ('phi.read', 'recording.played')
+               and not exists (select from enclave.memberships m where m.user_id = e.actor_id and m.practice_id = practice)))
+    order by e.seq;
+end
+$$;
+revoke all on function enclave_private.practice_disclosures(uuid,timestamp with time zone,timestamp with time zone) from public;
+grant execute on function enclave_private.practice_disclosures(uuid,timestamp with time zone,timestamp with time zone) to enclave_app;
+
+-- An agency admin's view: events of the agency's own people, in every chain.
+create or replace function enclave_private.agency_audit(agency uuid, since timestamptz, until timestamptz, max_rows integer)
+returns table (tenant_id uuid, seq bigint, at timestamptz, actor_id uuid, actor_email text, action text,
+               object_type text, object_id text, outcome text, reason text)
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    caller record := enclave_private.require_session();
+begin
+    if not enclave_private.has_role(caller.user_id, 'agency_admin', agency, null) then
+        raise exception 'only an admin of the agency may read its audit events' using errcode = '42501';
+    end if;
+    return query
+    select e.tenant_id, e.seq, e.at, e.actor_id, u.email, e.action, e.object_type, e.object_id, e.outcome, e.reason
+    from enclave.audit_events e join enclave.users u on u.id = e.actor_id
+    where e.actor_id in (select m.user_id from enclave.memberships m where m.agency_id = agency)
+      and (since is null or e.at >= since) and (until is null or e.at < until)
+    order by e.at desc
+    limit least(greatest(coalesce(max_rows, 100), 1), 1000);
+end
+$$;
+revoke all on function enclave_private.agency_audit(uuid,timestamp with time zone,timestamp with time zone,integer) from public;
+grant execute on function enclave_private.agency_audit(uuid,timestamp with time zone,timestamp with time zone,integer) to enclave_app;

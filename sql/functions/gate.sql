@@ -1,0 +1,202 @@
+-- Who reaches what. The gate (reachable_tenant) and the small functions it is composed of,
+-- and the role checks the definer functions share. See also sessions.sql (current_session).
+
+create or replace function enclave_private.has_role(person uuid, role_name text, agency uuid, practice uuid)
+returns boolean
+language sql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+    select exists (
+        select from enclave.memberships m
+        where m.user_id = person and m.role = role_name
+          and (agency is null or m.agency_id = agency) and (practice is null or m.practice_id = practice)
+    )
+$$;
+revoke all on function enclave_private.has_role(uuid,text,uuid,uuid) from public;
+
+-- The maintenance context: for a connection that logged in as enclave_maint (session_user
+-- cannot be changed without superuser), the tenant named by enclave.maint_tenant. For this role
+-- the login is the credential; the setting names one tenant per transaction.
+create or replace function enclave_private.maintenance_tenant()
+returns uuid
+language plpgsql stable set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if session_user <> 'enclave_maint' then
+        return null;
+    end if;
+    return nullif(current_setting('enclave.maint_tenant', true), '')::uuid;
+end
+$$;
+revoke all on function enclave_private.maintenance_tenant() from public;
+
+-- The tenant the unit of work bound in enclave.tenant_id, or NULL when it is missing or not a
+-- uuid. Binding it proves nothing: the credential must still reach it.
+create or replace function enclave_private.bound_tenant()
+returns uuid
+language plpgsql stable set search_path = pg_catalog, pg_temp
+as $$
+begin
+    return nullif(current_setting('enclave.tenant_id', true), '')::uuid;
+exception when invalid_text_representation then
+    return null;
+end
+$$;
+revoke all on function enclave_private.bound_tenant() from public;
+
+-- An ingest credential's reach: the source in enclave.ingest_source, with the secret in
+-- enclave.ingest_secret matching the stored hash, enabled, of an active practice. It reaches
+-- only its own practice's lead and recording tables.
+create or replace function enclave_private.ingest_reach(tenant uuid, required_scope text)
+returns boolean
+language plpgsql stable set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if required_scope not in ('leads.read', 'recordings.listen') then
+        return false;
+    end if;
+    return exists (
+        select from enclave_private.ingest_credentials c join enclave.practices p on p.id = c.practice_id
+        where c.source_id = current_setting('enclave.ingest_source', true)::uuid
+          and c.practice_id = tenant and c.disabled_at is null and p.status = 'active'
+          and c.secret_hash = sha256(convert_to(coalesce(current_setting('enclave.ingest_secret', true), ''), 'UTF8'))
+    );
+exception when invalid_text_representation then
+    return false;
+end
+$$;
+revoke all on function enclave_private.ingest_reach(uuid, text) from public;
+
+-- A session's reach: a live session (sessions.sql), of a user who is a member of the practice,
+-- or an agency user assigned to it whose agency holds an active, unexpired BAA with the scope.
+-- A HIPAA-mode practice also needs MFA done in the session.
+create or replace function enclave_private.session_reach(tenant uuid, required_scope text)
+returns boolean
+language plpgsql stable set search_path = pg_catalog, pg_temp
+as $$
+declare
+    caller record;
+    practice record;
+begin
+    select * into caller from enclave_private.current_session();
+    if not found then
+        return false;
+    end if;
+    select p.hipaa_mode, p.status into practice from enclave.practices p where p.id = tenant;
+    if not found or practice.status <> 'active' then
+        return false;
+    end if;
+    if practice.hipaa_mode and not caller.mfa_verified then
+        return false;
+    end if;
+    return exists (
+        select from enclave.memberships m where m.user_id = caller.user_id and m.practice_id = tenant
+    ) or exists (
+        select
+        from enclave.agency_assignments a
+        join enclave.memberships m on m.user_id = a.user_id and m.agency_id = a.agency_id
+        join enclave.baas b on b.agency_id = a.agency_id and b.practice_id = a.practice_id
+        where a.user_id = caller.user_id
+          and a.practice_id = tenant
+          and b.status = 'active'
+          and b.effective_at <= now()
+          and (b.expires_at is null or now() < b.expires_at)
+          and required_scope = any (b.scopes)
+    );
+end
+$$;
+revoke all on function enclave_private.session_reach(uuid, text) from public;
+
+-- The gate. Returns the tenant the current transaction's credential may reach for
+-- required_scope now, or NULL. Every tenant table's policy calls it as (select ...), once per
+-- statement. No cache: a revocation, an expiry or a timeout takes effect on the next statement.
+-- A tenant id set by hand without a credential that reaches it yields NULL: zero rows, refused
+-- writes. The credentials, in order: the maintenance login, an ingest credential, a session.
+create or replace function enclave_private.reachable_tenant(required_scope text)
+returns uuid
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    tenant uuid;
+begin
+    if session_user = 'enclave_maint' then
+        return enclave_private.maintenance_tenant();
+    end if;
+    tenant := enclave_private.bound_tenant();
+    if tenant is null then
+        return null;
+    end if;
+    if nullif(current_setting('enclave.ingest_source', true), '') is not null then
+        return case when enclave_private.ingest_reach(tenant, required_scope) then tenant end;
+    end if;
+    return case when enclave_private.session_reach(tenant, required_scope) then tenant end;
+end
+$$;
+revoke all on function enclave_private.reachable_tenant(text) from public;
+grant execute on function enclave_private.reachable_tenant(text) to enclave_app, enclave_maint;
+
+-- True when the caller's credential reaches `tenant` now, for any scope.
+create or replace function enclave_private.caller_reaches(tenant uuid)
+returns boolean
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    scope text;
+begin
+    if tenant is distinct from nullif(current_setting('enclave.tenant_id', true), '')::uuid
+        and session_user <> 'enclave_maint' then
+        return false;
+    end if;
+    foreach scope in array array['leads.read', 'recordings.listen', 'leads.export', 'tracking.manage'] loop
+        if enclave_private.reachable_tenant(scope) = tenant then
+            return true;
+        end if;
+    end loop;
+    return false;
+end
+$$;
+revoke all on function enclave_private.caller_reaches(uuid) from public;
+
+-- Whether the caller holds `role` in the practice bound to this unit of work.
+create or replace function enclave_private.caller_has_practice_role(role_name text)
+returns boolean
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    caller record;
+begin
+    select * into caller from enclave_private.current_session();
+    if not found then
+        return false;
+    end if;
+    return enclave_private.has_role(
+        caller.user_id, role_name, null, nullif(current_setting('enclave.tenant_id', true), '')::uuid);
+end
+$$;
+revoke all on function enclave_private.caller_has_practice_role(text) from public;
+grant execute on function enclave_private.caller_has_practice_role(text) to enclave_app;
+
+-- Practices the caller can reach now for a scope (for agency dashboards).
+create or replace function enclave_private.reachable_practices(required_scope text)
+returns table (practice_id uuid, name text, via text)
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    caller record := enclave_private.require_session();
+begin
+    return query
+    select p.id, p.name, 'membership'::text
+    from enclave.practices p join enclave.memberships m on m.practice_id = p.id
+    where m.user_id = caller.user_id and p.status = 'active' and (caller.mfa_verified or not p.hipaa_mode)
+    union
+    select p.id, p.name, 'agreement'::text
+    from enclave.agency_assignments a
+    join enclave.memberships m on m.user_id = a.user_id and m.agency_id = a.agency_id
+    join enclave.baas b on b.agency_id = a.agency_id and b.practice_id = a.practice_id
+    join enclave.practices p on p.id = a.practice_id
+    where a.user_id = caller.user_id and p.status = 'active' and (caller.mfa_verified or not p.hipaa_mode)
+      and b.status = 'active' and b.effective_at <= now() and (b.expires_at is null or now() < b.expires_at)
+      and required_scope = any (b.scopes);
+end
+$$;
+revoke all on function enclave_private.reachable_practices(text) from public;
+grant execute on function enclave_private.reachable_practices(text) to enclave_app;

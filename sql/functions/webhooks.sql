@@ -1,0 +1,86 @@
+-- Outbound webhooks (HIPAA mode). An endpoint can receive PHI, so only a practice owner adds
+-- or removes one, through these functions; marking one covered by a BAA also needs a fresh
+-- re-authentication, and a plain-HTTP endpoint is refused outright in HIPAA mode. The delivery
+-- worker (maintenance role) finds due deliveries across tenants here, then opens each in its
+-- own tenant context and records phi.disclosed in the transaction that marks it delivered.
+
+create or replace function enclave_private.create_webhook_endpoint(endpoint uuid, url text, covered boolean, sealed_secret bytea)
+returns void
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    caller record;
+    tenant uuid := nullif(current_setting('enclave.tenant_id', true), '')::uuid;
+    hipaa boolean;
+begin
+    if covered then
+        caller := enclave_private.require_fresh_session();
+    else
+        caller := enclave_private.require_session();
+    end if;
+    if tenant is null or not enclave_private.has_role(caller.user_id, 'practice_owner', null, tenant) then
+        raise exception 'only an owner of the practice may add webhook endpoints' using errcode = '42501';
+    end if;
+    if url !~ '^https?://[^/?#@[:space:]]+' or octet_length(url) > 2000 then
+        raise exception 'the endpoint must be an absolute http(s) URL' using errcode = '22023';
+    end if;
+    select p.hipaa_mode into hipaa from enclave.practices p where p.id = tenant;
+    if url !~ '^https://' and (hipaa or covered) then
+        raise exception 'plain-HTTP endpoints are refused in HIPAA mode' using errcode = '22023';
+    end if;
+    insert into enclave.webhook_endpoints (tenant_id, id, url, baa_covered, signing_secret)
+    values (tenant, endpoint, url, covered, sealed_secret);
+    perform enclave_private.append_audit_event(
+        tenant, caller.user_id, 'user', caller.session_id, 'webhook.created', 'webhook_endpoint',
+        endpoint::text, 'ok', null, null, null, null,
+        jsonb_build_object('baa_covered', covered, 'host', substring(url from '^https?://([^/?#:]+)')));
+end
+$$;
+revoke all on function enclave_private.create_webhook_endpoint(uuid,text,boolean,bytea) from public;
+grant execute on function enclave_private.create_webhook_endpoint(uuid,text,boolean,bytea) to enclave_app;
+
+create or replace function enclave_private.remove_webhook_endpoint(endpoint uuid)
+returns boolean
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    caller record := enclave_private.require_session();
+    tenant uuid := nullif(current_setting('enclave.tenant_id', true), '')::uuid;
+begin
+    if tenant is null or not enclave_private.has_role(caller.user_id, 'practice_owner', null, tenant) then
+        raise exception 'only an owner of the practice may remove webhook endpoints' using errcode = '42501';
+    end if;
+    update enclave.webhook_endpoints set active = false where tenant_id = tenant and id = endpoint and active;
+    if not found then
+        return false;
+    end if;
+    -- Pending deliveries to it will never go out.
+    update enclave.outbox set status = 'failed', last_error = 'endpoint removed'
+    where tenant_id = tenant and endpoint_id = endpoint and status = 'pending';
+    perform enclave_private.append_audit_event(
+        tenant, caller.user_id, 'user', caller.session_id, 'webhook.removed', 'webhook_endpoint',
+        endpoint::text, 'ok', null, null, null, null, '{}'::jsonb);
+    return true;
+end
+$$;
+revoke all on function enclave_private.remove_webhook_endpoint(uuid) from public;
+grant execute on function enclave_private.remove_webhook_endpoint(uuid) to enclave_app;
+
+-- Deliveries that are due, across tenants: ids only, for the worker, which then opens each in
+-- its own tenant context.
+create or replace function enclave_private.due_deliveries(at timestamptz, max_rows integer)
+returns table (tenant_id uuid, id uuid)
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if session_user <> 'enclave_maint' then
+        raise exception 'operators only' using errcode = '42501';
+    end if;
+    return query
+    select o.tenant_id, o.id from enclave.outbox o
+    where o.kind = 'webhook' and o.status = 'pending' and o.next_attempt_at <= at
+    order by o.next_attempt_at limit max_rows;
+end
+$$;
+revoke all on function enclave_private.due_deliveries(timestamp with time zone,integer) from public;
+grant execute on function enclave_private.due_deliveries(timestamp with time zone,integer) to enclave_maint;
