@@ -60,27 +60,20 @@ func recordingBenchmark(megabytes: Int) async throws {
     try await withBenchDatabase { database, keyFile in
         let maint = ConnectionPool(
             configuration: try database.configuration("ENCLAVE_MAINT_DATABASE_URL"), options: .init(maxConnections: 2))
-        let app = ConnectionPool(
-            configuration: try database.configuration("ENCLAVE_DATABASE_URL"), options: .init(maxConnections: 2))
         let keys = try await KeyManagement.open(masterKeyFile: keyFile, maintenance: MaintenanceContext(pool: maint))
+        let services = try await EnclaveServices.open(
+            database: try database.configuration("ENCLAVE_DATABASE_URL"), masterKeyFile: keyFile,
+            options: .init(connections: 2, identity: .init(passwordCost: .testing)))
         let practice = try await PracticeRegistry(keys: keys).create(name: "Recording Bench")
         let directory = Directory(pool: maint, passwordCost: .testing)
         let owner = try await directory.createUser(
             email: "owner@bench.test", displayName: "Owner", password: "bench password 123")
         try await directory.grant(user: owner, role: .practiceOwner, practice: practice)
-        let identity = IdentityService(
-            pool: app, masterKeys: keys.masterKeys, masterKeyVersion: keys.activeMasterVersion,
-            policy: .init(passwordCost: .testing))
-        let login = try await identity.login(email: "owner@bench.test", password: "bench password 123")
-        let enrollment = try await identity.beginMFAEnrollment(login.token)
-        let totp = try TOTP(secret: SecretBytes(copying: Base32.decode(enrollment.secret) ?? []))
-        try await identity.confirmMFA(login.token, code: try totp.code(at: Date()))
-        let access = PracticeAccess(pool: app)
-        let store = TenantKeyStore(provider: keys.masterKeys)
-        let (source, secret) = try await TrackingSources(
-            access: access, masterKeys: keys.masterKeys, masterKeyVersion: keys.activeMasterVersion
-        ).create(login.token, practice: practice, kind: "call", label: "Bench line")
-        let ingest = IngestService(pool: app, keys: store)
+        let login = try await services.identity.signInEnrollingMFA(
+            email: "owner@bench.test", password: "bench password 123")
+        let (source, secret) = try await services.sources.create(
+            login.token, practice: practice, kind: "call", label: "Bench line")
+        let ingest = services.ingest
         let body = Array(#"{"caller_number": "+15550001111", "started_at": "2026-11-29T10:00:00Z"}"#.utf8)
         let now = Int64(Date().timeIntervalSince1970)
         let lead = try await ingest.ingestCall(
@@ -103,7 +96,7 @@ func recordingBenchmark(megabytes: Int) async throws {
         let streamStart = Date()
         var offset = 0
         var mismatch = false
-        try await LeadService(access: access, keys: store).streamRecording(
+        try await services.leads.streamRecording(
             login.token, practice: practice, lead: lead.leadID
         ) { piece in
             let expected = GeneratedAudio.bytes(at: offset, count: piece.count)
@@ -119,7 +112,7 @@ func recordingBenchmark(megabytes: Int) async throws {
             offset += piece.count
         }
         let streamed = Date().timeIntervalSince(streamStart)
-        await app.close()
+        await services.close()
         await maint.close()
         guard !mismatch, offset == size else {
             throw ConfigurationError("the recording did not stream back byte-identical (\(offset) of \(size) bytes)")

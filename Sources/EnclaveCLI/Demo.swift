@@ -81,15 +81,14 @@ extension EnclaveCommand {
             }
 
             func seed(_ keys: KeyManagement) async throws {
-                let app = ConnectionPool(
-                    configuration: try ConnectionConfiguration.forRole(.app), options: .init(maxConnections: 4))
-                let identity = IdentityService(
-                    pool: app, masterKeys: keys.masterKeys, masterKeyVersion: keys.activeMasterVersion)
+                let services = EnclaveServices(
+                    pool: ConnectionPool(
+                        configuration: try ConnectionConfiguration.forRole(.app), options: .init(maxConnections: 4)),
+                    masterKeys: keys.masterKeys, masterKeyVersion: keys.activeMasterVersion)
+                let identity = services.identity
                 let people = Directory(pool: keys.maintenance.pool)
-                let access = PracticeAccess(pool: app)
-                let agreements = AgreementService(identity: identity)
-                let sources = TrackingSources(
-                    access: access, masterKeys: keys.masterKeys, masterKeyVersion: keys.activeMasterVersion)
+                let agreements = services.agreements
+                let sources = services.sources
                 let password = "demo password 2026"
                 var users: [Credentials.User] = []
 
@@ -144,7 +143,7 @@ extension EnclaveCommand {
                     print("demo: \(name): owner \(email), agreement with Brightline Marketing \(state)")
                 }
 
-                let ingest = IngestService(pool: app, keys: keys.store)
+                let ingest = services.ingest
                 var total = 0
                 for practice in practices {
                     let call = try sourceEntries.first { $0.practice == practice.id && $0.kind == "call" }.orThrow()
@@ -166,7 +165,7 @@ extension EnclaveCommand {
                 guard
                     FileManager.default.createFile(atPath: path, contents: data, attributes: [.posixPermissions: 0o600])
                 else { throw ConfigurationError("could not write \(path)") }
-                await app.close()
+                await services.close()
                 print("demo: \(total) leads in 3 practices; credentials in \(path)")
             }
         }

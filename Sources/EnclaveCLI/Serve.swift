@@ -16,7 +16,6 @@ extension EnclaveCommand {
         @Option(help: "PEM certificate chain.") var tlsCert: String?
         @Option(help: "PEM private key.") var tlsKey: String?
         @Flag(help: "Serve plain HTTP (loopback only).") var insecureHTTP = false
-        @Option(help: "The schema migrations this build ships (for /readyz).") var sqlDir: String = "sql"
         @Option(help: "The master key file (default: $ENCLAVE_MASTER_KEY_FILE).") var masterKeyFile: String?
         @Option(help: "Database connections.") var connections: Int = 10
 
@@ -28,18 +27,11 @@ extension EnclaveCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let pool = ConnectionPool(
-                    configuration: try ConnectionConfiguration.forRole(.app),
-                    options: .init(maxConnections: connections))
-                let keys = try MasterKeyFile.load(path: try MaintenanceOptions.masterKeyPath(flag: masterKeyFile))
-                let active = try await MasterKeyRegistry.verify(keys, pool: pool)
-                let store = TenantKeyStore(provider: keys)
-                let identity = IdentityService(pool: pool, masterKeys: keys, masterKeyVersion: active)
-                let access = PracticeAccess(pool: pool)
-                let expected = try MigrationFile.load(from: URL(fileURLWithPath: sqlDir)).map(\.version).max() ?? 0
-                let api = EnclaveAPI(
-                    identity: identity, leads: LeadService(access: access, keys: store),
-                    ingest: IngestService(pool: pool, keys: store), expectedSchemaVersion: expected)
+                let services = try await EnclaveServices.open(
+                    database: try ConnectionConfiguration.forRole(.app),
+                    masterKeyFile: try MaintenanceOptions.masterKeyPath(flag: masterKeyFile),
+                    options: .init(connections: connections))
+                let api = EnclaveAPI(services: services)
                 let app = try EnclaveServer.application(
                     api: api,
                     listen: .init(
@@ -47,7 +39,7 @@ extension EnclaveCommand {
                         tls: insecureHTTP ? nil : tlsCert.flatMap { cert in tlsKey.map { (cert, $0) } }),
                     onRunning: { port in printNow("serving on \(insecureHTTP ? "http" : "https")://\(host):\(port)") })
                 try await app.runService()
-                await pool.close()
+                await services.close()
             }
         }
     }

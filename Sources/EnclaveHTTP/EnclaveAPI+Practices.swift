@@ -6,12 +6,9 @@ import Sealing
 /// Agencies and practices: reachable practices, agreements, assignments, tracking sources,
 /// reports, the audit trail and webhook endpoints.
 extension EnclaveAPI {
-    var agreements: AgreementService { AgreementService(identity: identity) }
-    var sources: TrackingSources {
-        TrackingSources(
-            access: leads.access, masterKeys: identity.masterKeys, masterKeyVersion: identity.masterKeyVersion)
-    }
-    var webhooks: WebhookEndpoints { WebhookEndpoints(access: leads.access, keys: leads.keys) }
+    var agreements: AgreementService { services.agreements }
+    var sources: TrackingSources { services.sources }
+    var webhooks: WebhookEndpoints { services.webhooks }
 
     func listPractices(_ input: Operations.listPractices.Input) async throws -> Operations.listPractices.Output {
         do {

@@ -43,7 +43,7 @@ extension EnclaveAPI {
 
     func listAgreements(_ input: Operations.listAgreements.Input) async throws -> Operations.listAgreements.Output {
         do {
-            let agreements = try await AgreementService(identity: identity).list(try token())
+            let agreements = try await services.agreements.list(try token())
             return .ok(
                 .init(
                     body: .json(
@@ -63,7 +63,7 @@ extension EnclaveAPI {
     func approveAgreement(_ input: Operations.approveAgreement.Input) async throws -> Operations.approveAgreement.Output
     {
         do {
-            try await AgreementService(identity: identity).approve(
+            try await services.agreements.approve(
                 try token(), agreement: try Self.uuid(input.path.agreementId, "agreementId"))
             return .noContent(.init())
         } catch {
@@ -75,7 +75,7 @@ extension EnclaveAPI {
 
     func revokeAgreement(_ input: Operations.revokeAgreement.Input) async throws -> Operations.revokeAgreement.Output {
         do {
-            try await AgreementService(identity: identity).revoke(
+            try await services.agreements.revoke(
                 try token(), agreement: try Self.uuid(input.path.agreementId, "agreementId"))
             return .noContent(.init())
         } catch {

@@ -6,19 +6,20 @@ import Postgres
 /// The API's handlers over the service layer. Each refusal becomes the problem+json response the
 /// spec declares for the operation; anything else becomes a bare problem from the middleware.
 public struct EnclaveAPI: APIProtocol {
-    public let identity: IdentityService
-    public let leads: LeadService
-    public let ingest: IngestService
-    /// The newest schema migration this build ships, for readiness.
+    /// The service layer the handlers call.
+    public let services: EnclaveServices
+    /// The newest schema migration this build expects, for readiness.
     public let expectedSchemaVersion: Int
     let metrics = Metrics()
 
-    public init(identity: IdentityService, leads: LeadService, ingest: IngestService, expectedSchemaVersion: Int) {
-        self.identity = identity
-        self.leads = leads
-        self.ingest = ingest
+    public init(services: EnclaveServices, expectedSchemaVersion: Int = SchemaVersion.expected) {
+        self.services = services
         self.expectedSchemaVersion = expectedSchemaVersion
     }
+
+    var identity: IdentityService { services.identity }
+    var leads: LeadService { services.leads }
+    var ingest: IngestService { services.ingest }
 
     var values: RequestValues { RequestValues.current }
 

@@ -44,11 +44,7 @@ struct LiveServer: Sendable {
     }
 
     static func with(_ body: (LiveServer) async throws -> Void) async throws {
-        try await ScratchDatabase.with { database in
-            try await SchemaMigrator(
-                configuration: database.configuration("ENCLAVE_ADMIN_DATABASE_URL"),
-                directory: TestEnvironment.packageRoot.appendingPathComponent("sql")
-            ).up()
+        try await ScratchDatabase.migrated { database in
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
                 "enclave-https-\(UUID().uuidString)"
             ).path
@@ -69,35 +65,23 @@ struct LiveServer: Sendable {
             let maint = ConnectionPool(
                 configuration: try database.configuration("ENCLAVE_MAINT_DATABASE_URL"),
                 options: .init(maxConnections: 2))
-            let app = ConnectionPool(
-                configuration: try database.configuration("ENCLAVE_DATABASE_URL"), options: .init(maxConnections: 4))
             let keys = try await KeyManagement.open(
                 masterKeyFile: "\(directory)/kek", maintenance: MaintenanceContext(pool: maint))
+            let services = try await EnclaveServices.open(
+                database: try database.configuration("ENCLAVE_DATABASE_URL"), masterKeyFile: "\(directory)/kek",
+                options: .init(connections: 4, identity: .init(passwordCost: .testing)))
+            let app = services.pool
+            let identity = services.identity
+            let store = services.keys
             let practice = try await PracticeRegistry(keys: keys).create(name: "Bright Smile")
             let people = Directory(pool: maint, passwordCost: .testing)
             let owner = try await people.createUser(
                 email: "owner@smile.test", displayName: "Olga", password: "owner password 12")
             try await people.grant(user: owner, role: .practiceOwner, practice: practice)
-            let identity = IdentityService(
-                pool: app, masterKeys: keys.masterKeys, masterKeyVersion: keys.activeMasterVersion,
-                policy: .init(passwordCost: .testing))
-            let setup = try await identity.login(email: "owner@smile.test", password: "owner password 12")
-            let enrollment = try await identity.beginMFAEnrollment(setup.token)
-            let totp = try TOTP(secret: SecretBytes(copying: Base32.decode(enrollment.secret) ?? []))
-            try await identity.confirmMFA(
-                setup.token, code: try totp.code(at: Date().addingTimeInterval(-30)), at: Date().addingTimeInterval(-30)
-            )
-            let store = TenantKeyStore(provider: keys.masterKeys)
-            let access = PracticeAccess(pool: app)
-            let (source, secret) = try await TrackingSources(
-                access: access, masterKeys: keys.masterKeys, masterKeyVersion: keys.activeMasterVersion
-            ).create(setup.token, practice: practice, kind: "call", label: "Main line")
-            let api = EnclaveAPI(
-                identity: identity, leads: LeadService(access: access, keys: store),
-                ingest: IngestService(pool: app, keys: store),
-                expectedSchemaVersion: try MigrationFile.load(
-                    from: TestEnvironment.packageRoot.appendingPathComponent("sql")
-                ).count)
+            let setup = try await identity.signInEnrollingMFA(email: "owner@smile.test", password: "owner password 12")
+            let (source, secret) = try await services.sources.create(
+                setup.token, practice: practice, kind: "call", label: "Main line")
+            let api = EnclaveAPI(services: services)
             let port = Locked<Int>(0)
             let server = try EnclaveServer.application(
                 api: api,
@@ -109,7 +93,7 @@ struct LiveServer: Sendable {
                 try await body(
                     LiveServer(
                         port: port.value, directory: directory, practice: practice, source: source.id, secret: secret,
-                        totpSecret: enrollment.secret, database: database, people: people, identity: identity,
+                        totpSecret: setup.totpSecret, database: database, people: people, identity: identity,
                         maintenance: keys.maintenance, store: store, keys: keys))
             } catch {
                 running.cancel()
@@ -347,7 +331,6 @@ struct HTTPSSessionsAndAgreementsTests {
         try await LiveServer.with { server in
             // An agency proposes an agreement to the practice.
             let maint = ConnectionPool(configuration: try server.database.configuration("ENCLAVE_MAINT_DATABASE_URL"))
-            let app = ConnectionPool(configuration: try server.database.configuration("ENCLAVE_DATABASE_URL"))
             let people = Directory(pool: maint, passwordCost: .testing)
             let agency = try await people.createAgency(name: "Growth Co")
             let admin = try await people.createUser(
@@ -357,10 +340,7 @@ struct HTTPSSessionsAndAgreementsTests {
                 "POST", "/v1/auth/login",
                 body: Array(#"{"email": "admin@growth.test", "password": "admin password 12"}"#.utf8))
             let adminToken = try #require(adminLogin.json["token"] as? String)
-            let proposal = try await AgreementService(
-                identity: IdentityService(
-                    pool: app, masterKeys: try MasterKeyFile.load(path: "\(server.directory)/kek"), masterKeyVersion: 1)
-            ).propose(
+            let proposal = try await AgreementService(identity: server.identity).propose(
                 SessionToken(adminToken), agency: agency, practice: server.practice, scopes: [.leadsRead],
                 effectiveAt: Date().addingTimeInterval(-60), expiresAt: nil,
                 documentSHA256: SHA256.hash(Array("signed".utf8)))
@@ -414,7 +394,6 @@ struct HTTPSSessionsAndAgreementsTests {
             #expect(try await server.request("POST", "/v1/agreements/\(proposal)/revoke", token: fresh).status == 409)
             let revoked = try await server.request("GET", "/v1/agreements", token: fresh)
             #expect(revoked.body.contains("\"revoked\""))
-            await app.close()
             await maint.close()
         }
     }

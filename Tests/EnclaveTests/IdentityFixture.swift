@@ -10,6 +10,7 @@ import Testing
 /// an owner for each practice; everyone signed in with MFA. One lead and one recording each.
 struct IdentityFixture: Sendable {
     let keys: KeyFixture
+    let services: EnclaveServices
     let identity: IdentityService
     let agreements: AgreementService
     let access: PracticeAccess
@@ -35,13 +36,14 @@ struct IdentityFixture: Sendable {
     ) async throws -> T {
         try await KeyFixture.with { keyFixture in
             let keys = try await keyFixture.keys()
-            let app = ConnectionPool(
-                configuration: try keyFixture.database.configuration("ENCLAVE_DATABASE_URL"),
-                options: .init(maxConnections: 4))
-            let identity = IdentityService(
-                pool: app, masterKeys: keys.masterKeys, masterKeyVersion: keys.activeMasterVersion,
-                policy: .init(passwordCost: .testing))
-            let agreements = AgreementService(identity: identity)
+            let services = EnclaveServices(
+                pool: ConnectionPool(
+                    configuration: try keyFixture.database.configuration("ENCLAVE_DATABASE_URL"),
+                    options: .init(maxConnections: 4)),
+                masterKeys: keys.masterKeys, masterKeyVersion: keys.activeMasterVersion,
+                options: .init(identity: .init(passwordCost: .testing)))
+            let identity = services.identity
+            let agreements = services.agreements
             let directory = Directory(pool: keys.maintenance.pool, passwordCost: .testing)
             let registry = PracticeRegistry(keys: keys)
             let practiceA = try await registry.create(name: "Practice A")
@@ -80,7 +82,8 @@ struct IdentityFixture: Sendable {
             try await agreements.assign(adminToken, agency: agency, practice: practiceA, member: member)
             return try await body(
                 IdentityFixture(
-                    keys: keyFixture, identity: identity, agreements: agreements, access: PracticeAccess(pool: app),
+                    keys: keyFixture, services: services, identity: identity, agreements: agreements,
+                    access: services.access,
                     directory: directory, practiceA: practiceA, practiceB: practiceB, agency: agency, admin: admin,
                     member: member, ownerA: ownerA, ownerB: ownerB, memberToken: memberToken, adminToken: adminToken,
                     ownerAToken: ownerAToken, baa: baa))
@@ -91,12 +94,9 @@ struct IdentityFixture: Sendable {
     static func signInWithMFA(_ identity: IdentityService, _ fixture: KeyFixture, _ email: String) async throws
         -> SessionToken
     {
-        let login = try await identity.login(email: email, password: password)
-        let enrollment = try await identity.beginMFAEnrollment(login.token)
-        secrets.withLock { $0[fixture.database.name + email] = enrollment.secret }
-        let totp = try TOTP(secret: SecretBytes(copying: try #require(Base32.decode(enrollment.secret))))
-        try await identity.confirmMFA(login.token, code: try totp.code(at: start), at: start)
-        return login.token
+        let user = try await identity.signInEnrollingMFA(email: email, password: password, at: start)
+        secrets.withLock { $0[fixture.database.name + email] = user.totpSecret }
+        return user.token
     }
 
     /// The TOTP code of `email` `step` periods after the fixture's start.

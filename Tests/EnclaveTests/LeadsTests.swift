@@ -20,17 +20,14 @@ struct LeadsFixture: Sendable {
     ) async throws -> T {
         try await IdentityFixture.with(scopes: scopes) { base in
             let keys = try await base.keys.keys()
-            let store = TenantKeyStore(provider: keys.masterKeys)
-            let sources = TrackingSources(
-                access: base.access, masterKeys: keys.masterKeys, masterKeyVersion: keys.activeMasterVersion)
-            let (source, secret) = try await sources.create(
+            let (source, secret) = try await base.services.sources.create(
                 base.ownerAToken, practice: base.practiceA, kind: "call", label: "Main line",
                 trackingNumber: "+1 555 000 1111",
                 defaults: Attribution(source: "google", medium: "cpc", campaign: "implants"))
             return try await body(
                 LeadsFixture(
-                    base: base, keys: keys, ingest: IngestService(pool: base.identity.pool, keys: store),
-                    leads: LeadService(access: base.access, keys: store), source: source.id, secret: secret))
+                    base: base, keys: keys, ingest: base.services.ingest, leads: base.services.leads, source: source.id,
+                    secret: secret))
         }
     }
 

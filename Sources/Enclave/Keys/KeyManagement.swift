@@ -10,6 +10,8 @@ public struct KeyManagement: Sendable {
     public let masterKeys: MasterKeyFile
     /// The master key version new wraps use, as the registry says.
     public let activeMasterVersion: UInt32
+    /// The key store over this master key file, with the one key cache every operation shares.
+    public let store: TenantKeyStore
     private let log: @Sendable (String) -> Void
 
     /// Loads the master key file and checks it against the registry before any work.
@@ -20,11 +22,11 @@ public struct KeyManagement: Sendable {
     ) async throws -> KeyManagement {
         let file = try MasterKeyFile.load(path: path)
         let active = try await MasterKeyRegistry.reconcile(file, pool: maintenance.pool)
-        return KeyManagement(maintenance: maintenance, masterKeys: file, activeMasterVersion: active, log: log)
+        return KeyManagement(
+            maintenance: maintenance, masterKeys: file, activeMasterVersion: active,
+            store: TenantKeyStore(provider: file),
+            log: log)
     }
-
-    /// The key store over this master key file.
-    public var store: TenantKeyStore { TenantKeyStore(provider: masterKeys) }
 
     /// Rotates the data key of each tenant; returns each tenant's new version.
     public func rotate(tenants: [UUID]) async throws -> [(tenantID: UUID, version: UInt32)] {

@@ -1,0 +1,86 @@
+import Foundation
+import Postgres
+import Sealing
+
+/// The service layer, wired once: the service role's connection pool, the master keys checked
+/// against the registry, one key store (so one cache of unwrapped data keys), and every service
+/// over them. `enclave serve`, the demo, the benchmarks and the test fixtures all build it here.
+public struct EnclaveServices: Sendable {
+    /// What may differ between a deployment, a demo and a test.
+    public struct Options: Sendable {
+        /// Connections in the service role's pool.
+        public var connections: Int
+        /// Session timeouts, password cost, TOTP window.
+        public var identity: IdentityService.Policy
+        /// The clock signatures and codes are checked against.
+        public var clock: @Sendable () -> Date
+
+        public init(
+            connections: Int = 10, identity: IdentityService.Policy = .init(),
+            clock: @escaping @Sendable () -> Date = Date.init
+        ) {
+            self.connections = connections
+            self.identity = identity
+            self.clock = clock
+        }
+    }
+
+    /// The service role's pool (`enclave_app`).
+    public let pool: ConnectionPool
+    /// The master keys that wrap data keys, TOTP seeds and ingest secrets.
+    public let masterKeys: any MasterKeyProvider
+    /// The master key version new wraps use.
+    public let masterKeyVersion: UInt32
+    /// Data keys, unwrapped through one bounded cache.
+    public let keys: TenantKeyStore
+    public let identity: IdentityService
+    public let access: PracticeAccess
+    public let agreements: AgreementService
+    public let sources: TrackingSources
+    public let leads: LeadService
+    public let ingest: IngestService
+    public let webhooks: WebhookEndpoints
+
+    /// Wires the services over a pool and master keys the caller already checked.
+    public init(
+        pool: ConnectionPool, masterKeys: any MasterKeyProvider, masterKeyVersion: UInt32,
+        options: Options = Options()
+    ) {
+        self.pool = pool
+        self.masterKeys = masterKeys
+        self.masterKeyVersion = masterKeyVersion
+        keys = TenantKeyStore(provider: masterKeys)
+        identity = IdentityService(
+            pool: pool, masterKeys: masterKeys, masterKeyVersion: masterKeyVersion, policy: options.identity)
+        access = PracticeAccess(pool: pool)
+        agreements = AgreementService(identity: identity)
+        sources = TrackingSources(access: access, masterKeys: masterKeys, masterKeyVersion: masterKeyVersion)
+        leads = LeadService(access: access, keys: keys)
+        ingest = IngestService(pool: pool, keys: keys, now: options.clock)
+        webhooks = WebhookEndpoints(access: access, keys: keys)
+    }
+
+    /// Connects as the service role, loads the master key file and checks it against the
+    /// registry, then wires the services.
+    ///
+    /// - Throws: a `ConfigurationError` for a missing, too-open or wrong key file, or a database
+    ///   without a registered master key; the pool is closed again.
+    public static func open(
+        database: ConnectionConfiguration, masterKeyFile path: String, options: Options = Options()
+    ) async throws -> EnclaveServices {
+        let pool = ConnectionPool(configuration: database, options: .init(maxConnections: options.connections))
+        do {
+            let file = try MasterKeyFile.load(path: path)
+            let active = try await MasterKeyRegistry.verify(file, pool: pool)
+            return EnclaveServices(pool: pool, masterKeys: file, masterKeyVersion: active, options: options)
+        } catch {
+            await pool.close()
+            throw error
+        }
+    }
+
+    /// Closes the pool once work in flight has finished.
+    public func close() async {
+        await pool.close()
+    }
+}
