@@ -76,6 +76,9 @@ let package = Package(
         .target(name: "EnclaveTestSupport", dependencies: ["Postgres", "Sealing", "Enclave"], swiftSettings: strict),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "EnclaveTestSupport"], swiftSettings: strict),
         .testTarget(name: "SealingTests", dependencies: ["Sealing"], swiftSettings: strict),
+        // Tests that need no database.
+        .testTarget(name: "PostgresUnitTests", dependencies: ["Postgres"], swiftSettings: strict),
+        .testTarget(name: "EnclaveUnitTests", dependencies: ["Enclave", "Postgres"], swiftSettings: strict),
         .testTarget(
             name: "EnclaveTests",
             dependencies: ["Enclave", "Postgres", "EnclaveTestSupport"],

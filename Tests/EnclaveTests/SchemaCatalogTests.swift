@@ -34,16 +34,6 @@ struct SchemaCatalogTests {
         }
     }
 
-    @Test("hex text decodes strictly")
-    func hex() {
-        #expect([UInt8](hex: "00ffA0") == [0x00, 0xff, 0xa0])
-        #expect([UInt8](hex: "") == [])
-        #expect([UInt8](hex: "abc") == nil)
-        #expect([UInt8](hex: "zz") == nil)
-        #expect([UInt8](hex: "0g") == nil)
-        #expect([0x01, 0xab].hex == "01ab")
-    }
-
     @Test("enclave_app and enclave_maint are not superuser, do not bypass RLS, and own nothing")
     func roles() async throws {
         try await ScratchDatabase.migrated { database in

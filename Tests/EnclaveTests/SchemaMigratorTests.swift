@@ -65,25 +65,12 @@ struct SchemaMigratorTests {
         }
     }
 
-    @Test("every function in the application schemas is defined in exactly one file of sql/, and only in functions/")
-    func everyFunctionOnce() async throws {
-        // Statically: no function name in two files, none in a numbered file.
-        var definedIn: [String: [String]] = [:]
-        for file in try MigrationFile.load(from: schemaDirectory) {
-            for name in FunctionFile.definedFunctions(in: file.source) {
-                definedIn[name, default: []].append(file.name)
-            }
+    @Test("every function in the application schemas is defined by a function file, and every one defined is there")
+    func everyFunctionFromAFile() async throws {
+        let defined = try FunctionFile.load(from: schemaDirectory).reduce(into: Set<String>()) {
+            $0.formUnion($1.functionNames)
         }
-        for file in try FunctionFile.load(from: schemaDirectory) {
-            for name in file.functionNames { definedIn[name, default: []].append(file.name) }
-        }
-        for (name, files) in definedIn {
-            #expect(files.count == 1, "\(name) is defined in \(files.joined(separator: ", "))")
-            #expect(files.allSatisfy { $0.hasPrefix("functions/") }, "\(name) is defined in a numbered migration")
-        }
-        // In the database: every function of the application schemas comes from one of them.
-        try await ScratchDatabase.with { database in
-            try await migrator(database).up()
+        try await ScratchDatabase.migrated { database in
             let connection = try await database.connect()
             defer { Task { await connection.close() } }
             let rows = try await connection.query(
@@ -94,8 +81,7 @@ struct SchemaMigratorTests {
                 [SchemaMigrator.applicationSchemas])
             let inDatabase = Set(try rows.map { try $0.decode(String.self, "name") })
             #expect(inDatabase.count >= 50)
-            #expect(
-                inDatabase == Set(definedIn.keys), "functions defined in no file, or files whose functions are gone")
+            #expect(inDatabase == defined, "functions defined in no file, or files whose functions are gone")
         }
     }
 
@@ -187,25 +173,6 @@ struct SchemaMigratorTests {
         }
     }
 
-    @Test("function files not in the manifest, or listed but missing, are refused by name")
-    func badManifest() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("enclave-fn-\(UUID().uuidString)")
-        let functions = directory.appendingPathComponent("functions")
-        try FileManager.default.createDirectory(at: functions, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        try "a.sql\n".write(to: functions.appendingPathComponent("order"), atomically: true, encoding: .utf8)
-        try "select 1;".write(to: functions.appendingPathComponent("b.sql"), atomically: true, encoding: .utf8)
-        #expect { try FunctionFile.load(from: directory) } throws: {
-            ($0 as? MigrationError)?.file == "functions/b.sql"
-        }
-        try "a.sql\nb.sql\n".write(to: functions.appendingPathComponent("order"), atomically: true, encoding: .utf8)
-        #expect { try FunctionFile.load(from: directory) } throws: {
-            ($0 as? MigrationError)?.file == "functions/a.sql"
-        }
-        try "select 1;".write(to: functions.appendingPathComponent("a.sql"), atomically: true, encoding: .utf8)
-        #expect(try FunctionFile.load(from: directory).map(\.name) == ["functions/a.sql", "functions/b.sql"])
-    }
-
     @Test(
         "a failing migration leaves the database and schema_migrations unchanged; the error names file, SQLSTATE and line"
     )
@@ -251,35 +218,6 @@ struct SchemaMigratorTests {
             } throws: { error in
                 let error = error as? MigrationError
                 return error?.file == "0001_roles_and_schemas.sql" && error?.sqlState == "P0001"
-            }
-        }
-    }
-
-    @Test("a bad timeout option is refused before anything runs")
-    func badOption() throws {
-        #expect(throws: MigrationError.self) {
-            try SchemaMigrator(
-                configuration: ConnectionConfiguration("postgresql://x@127.0.0.1/db"),
-                directory: schemaDirectory,
-                options: .init(lockTimeout: "5 seconds; drop table x")
-            )
-        }
-    }
-
-    @Test("a misnamed file and a duplicate version are refused, naming the file")
-    func badNames() throws {
-        for names in [["1_short.sql"], ["0001_Upper.sql"], ["0001_a.sql", "0001_b.sql"]] {
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-                "enclave-bad-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(at: directory) }
-            for name in names {
-                try "select 1;".write(to: directory.appendingPathComponent(name), atomically: true, encoding: .utf8)
-            }
-            #expect {
-                try MigrationFile.load(from: directory)
-            } throws: { error in
-                (error as? MigrationError)?.file == names.last
             }
         }
     }
