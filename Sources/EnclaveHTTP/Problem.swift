@@ -22,26 +22,17 @@ struct Problem: Error, Sendable {
         status.reasonPhrase.lowercased().replacingOccurrences(of: " ", with: "-")
     }
 
-    /// The problem for an error from the service layer; anything unexpected becomes a bare 500
-    /// with no detail (the detail never leaves the process).
+    /// The problem for an error from the service layer, as the error describes itself
+    /// (`DescribedError`); anything else becomes a bare 500 with no detail (the detail never
+    /// leaves the process).
     init(_ error: any Error) {
-        switch error {
-        case let problem as Problem:
+        if let problem = error as? Problem {
             self = problem
-        case let access as AccessError:
-            switch access.code {
-            case .unauthenticated: self.init(.unauthorized, access.message, type: "unauthenticated")
-            case .invalidCredentials: self.init(.unauthorized, access.message, type: "invalid-credentials")
-            case .throttled: self.init(.tooManyRequests, access.message, type: "throttled")
-            case .mfaRequired: self.init(.forbidden, access.message, type: "mfa-required")
-            case .reauthenticationRequired: self.init(.forbidden, access.message, type: "reauthentication-required")
-            case .forbidden: self.init(.forbidden, access.message, type: "forbidden")
-            case .invalidInput: self.init(.badRequest, access.message, type: "invalid-input")
-            case .notFound: self.init(.notFound, access.message, type: "not-found")
-            case .conflict: self.init(.conflict, access.message, type: "conflict")
-            default: self.init(.internalServerError, "the request could not be completed", type: "internal")
-            }
-        default:
+        } else if let described = (error as? any DescribedError)?.problem {
+            self.init(
+                HTTPResponse.Status(code: described.status), described.title, type: described.type,
+                detail: described.detail)
+        } else {
             self.init(.internalServerError, "the request could not be completed", type: "internal")
         }
     }

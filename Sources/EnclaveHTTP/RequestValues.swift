@@ -112,9 +112,9 @@ struct RequestValuesMiddleware: RouterMiddleware {
         return response
     }
 
-    /// What may be logged about an unexpected error (see `LoggableError`).
+    /// What may be logged about an unexpected error (see `DescribedError`).
     static func safeDescription(_ error: any Error) -> String {
-        LoggableError.describe((error as? ServerError)?.underlyingError ?? error)
+        logSafeDescription(of: (error as? ServerError)?.underlyingError ?? error)
     }
 
     /// Errors from the router and the generated glue: unknown routes, bodies that do not decode,

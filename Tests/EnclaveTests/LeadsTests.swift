@@ -160,7 +160,8 @@ struct LeadsTests {
     func signatures() async throws {
         try await LeadsFixture.with { fixture in
             let body = fixture.call()
-            var good = try fixture.request(body)
+            let now = Date()
+            var good = try fixture.request(body, at: now)
             _ = try await fixture.ingest.ingestCall(good)
             let before = try await fixture.leadCount()
             var cases: [(String, IngestRequest)] = []
@@ -169,8 +170,9 @@ struct LeadsTests {
             cases.append(("modified body", good))
             cases.append(("stale", try fixture.request(body, at: Date().addingTimeInterval(-400))))
             cases.append(("future", try fixture.request(body, at: Date().addingTimeInterval(400))))
-            // Signed two seconds earlier than `good`, so it differs from it; sent twice below.
-            cases.append(("replay", try fixture.request(body, at: Date().addingTimeInterval(-2))))
+            // Signed a minute before `good` (so it differs from it, however slow the machine);
+            // sent twice below.
+            cases.append(("replay", try fixture.request(body, at: now.addingTimeInterval(-60))))
             var garbled = try fixture.request(body)
             garbled.signature = "v1=abc"
             cases.append(("garbled", garbled))

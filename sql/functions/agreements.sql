@@ -33,7 +33,7 @@ declare
     new_baa uuid;
 begin
     if not enclave_private.has_role(caller.user_id, 'agency_admin', agency, null) then
-        raise exception 'only an admin of the agency may propose an agreement' using errcode = '42501';
+        raise exception 'propose_needs_agency_admin' using errcode = '42501';
     end if;
     insert into enclave.baas (agency_id, practice_id, scopes, effective_at, expires_at, document_sha256, proposed_by)
     values (agency, practice, scopes, effective_at, expires_at, document_sha256, caller.user_id)
@@ -56,13 +56,13 @@ declare
 begin
     select * into agreement from enclave.baas b where b.id = baa for update;
     if not found or not enclave_private.has_role(caller.user_id, 'practice_owner', null, agreement.practice_id) then
-        raise exception 'only an owner of the practice may decide on this agreement' using errcode = '42501';
+        raise exception 'decide_needs_practice_owner' using errcode = '42501';
     end if;
     if agreement.proposed_by = caller.user_id then
-        raise exception 'the proposer of an agreement cannot approve or decline it' using errcode = '42501';
+        raise exception 'proposer_cannot_decide' using errcode = '42501';
     end if;
     if agreement.status <> 'proposed' then
-        raise exception 'the agreement is % and can no longer be decided', agreement.status using errcode = '55000';
+        raise exception 'agreement_not_proposed' using errcode = '55000', detail = agreement.status;
     end if;
     update enclave.baas
     set status = case when approve then 'active' else 'declined' end, decided_by = caller.user_id, decided_at = now()
@@ -87,10 +87,10 @@ begin
         enclave_private.has_role(caller.user_id, 'practice_owner', null, agreement.practice_id)
         or enclave_private.has_role(caller.user_id, 'agency_admin', agreement.agency_id, null)
     ) then
-        raise exception 'only an owner of the practice or an admin of the agency may revoke this agreement' using errcode = '42501';
+        raise exception 'revoke_needs_owner_or_agency_admin' using errcode = '42501';
     end if;
     if agreement.status not in ('proposed', 'active') then
-        raise exception 'the agreement is % and cannot be revoked', agreement.status using errcode = '55000';
+        raise exception 'agreement_not_revocable' using errcode = '55000', detail = agreement.status;
     end if;
     update enclave.baas set status = 'revoked', revoked_by = caller.user_id, revoked_at = now() where id = baa;
     perform enclave_private.record_baa_event(baa, caller.user_id, agreement.status, 'revoked');
@@ -132,11 +132,11 @@ declare
     caller record := enclave_private.require_session();
 begin
     if not enclave_private.has_role(caller.user_id, 'agency_admin', agency, null) then
-        raise exception 'only an admin of the agency may assign its members' using errcode = '42501';
+        raise exception 'assign_needs_agency_admin' using errcode = '42501';
     end if;
     if assign then
         if not exists (select from enclave.memberships m where m.user_id = member and m.agency_id = agency) then
-            raise exception 'the user is not a member of the agency' using errcode = '23503';
+            raise exception 'not_agency_member' using errcode = '23503';
         end if;
         insert into enclave.agency_assignments (agency_id, practice_id, user_id, assigned_by)
         values (agency, practice, member, caller.user_id)

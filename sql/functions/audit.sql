@@ -201,7 +201,7 @@ declare
     caller record := enclave_private.require_session();
 begin
     if not enclave_private.has_role(caller.user_id, 'practice_owner', null, practice) then
-        raise exception 'only an owner of the practice may read its audit trail' using errcode = '42501';
+        raise exception 'audit_needs_practice_owner' using errcode = '42501';
     end if;
     return query
     select e.seq, e.at, e.actor_id, u.email, e.actor_kind, e.action, e.object_type, e.object_id, e.outcome, e.reason,
@@ -229,7 +229,7 @@ declare
     caller record := enclave_private.require_session();
 begin
     if not enclave_private.has_role(caller.user_id, 'practice_owner', null, practice) then
-        raise exception 'only an owner of the practice may read its disclosures' using errcode = '42501';
+        raise exception 'disclosures_need_practice_owner' using errcode = '42501';
     end if;
     return query
     select e.seq, e.at, e.actor_id, u.email,
@@ -258,7 +258,7 @@ declare
     caller record := enclave_private.require_session();
 begin
     if not enclave_private.has_role(caller.user_id, 'agency_admin', agency, null) then
-        raise exception 'only an admin of the agency may read its audit events' using errcode = '42501';
+        raise exception 'agency_audit_needs_agency_admin' using errcode = '42501';
     end if;
     return query
     select e.tenant_id, e.seq, e.at, e.actor_id, u.email, e.action, e.object_type, e.object_id, e.outcome, e.reason

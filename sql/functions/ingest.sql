@@ -24,7 +24,7 @@ declare
 begin
     select s.tenant_id into practice from enclave.tracking_sources s where s.id = source;
     if practice is null or practice is distinct from enclave_private.reachable_tenant('tracking.manage') then
-        raise exception 'no such tracking source for this practice' using errcode = '42501';
+        raise exception 'unknown_tracking_source' using errcode = '42501';
     end if;
     insert into enclave_private.ingest_credentials (source_id, practice_id, secret_hash, wrapped_secret)
     values (source, practice, secret_hash, wrapped_secret)

@@ -19,14 +19,14 @@ begin
         caller := enclave_private.require_session();
     end if;
     if tenant is null or not enclave_private.has_role(caller.user_id, 'practice_owner', null, tenant) then
-        raise exception 'only an owner of the practice may add webhook endpoints' using errcode = '42501';
+        raise exception 'webhooks_need_practice_owner' using errcode = '42501';
     end if;
     if url !~ '^https?://[^/?#@[:space:]]+' or octet_length(url) > 2000 then
-        raise exception 'the endpoint must be an absolute http(s) URL' using errcode = '22023';
+        raise exception 'webhook_url_invalid' using errcode = '22023';
     end if;
     select p.hipaa_mode into hipaa from enclave.practices p where p.id = tenant;
     if url !~ '^https://' and (hipaa or covered) then
-        raise exception 'plain-HTTP endpoints are refused in HIPAA mode' using errcode = '22023';
+        raise exception 'webhook_plain_http_refused' using errcode = '22023';
     end if;
     insert into enclave.webhook_endpoints (tenant_id, id, url, baa_covered, signing_secret)
     values (tenant, endpoint, url, covered, sealed_secret);
@@ -48,7 +48,7 @@ declare
     tenant uuid := nullif(current_setting('enclave.tenant_id', true), '')::uuid;
 begin
     if tenant is null or not enclave_private.has_role(caller.user_id, 'practice_owner', null, tenant) then
-        raise exception 'only an owner of the practice may remove webhook endpoints' using errcode = '42501';
+        raise exception 'webhooks_need_practice_owner' using errcode = '42501';
     end if;
     update enclave.webhook_endpoints set active = false where tenant_id = tenant and id = endpoint and active;
     if not found then

@@ -45,13 +45,16 @@ public struct AccessError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Maps the SQLSTATEs raised by the identity functions; other errors pass through.
     static func mapping(_ error: any Error) -> any Error {
         guard let error = error as? PostgresError, error.code == .server else { return error }
+        // The functions of sql/functions/ raise stable codes; the words are DatabaseRefusal's.
+        if let refusal = DatabaseRefusal(rawValue: error.message) {
+            return refusal.accessError(detail: error.detail)
+        }
         switch error.sqlState {
         case "28000": return AccessError(.unauthenticated, "sign in again: the session is not valid")
         case "28P01": return AccessError(.reauthenticationRequired, "confirm your password to continue")
-        // These messages are written in sql/functions/ and carry no data.
-        case "42501": return AccessError(.forbidden, error.message)
-        case "55000": return AccessError(.conflict, error.message)
-        case "23503": return AccessError(.invalidInput, error.message)
+        case "42501": return AccessError(.forbidden, "you may not do that")
+        case "55000": return AccessError(.conflict, "that is no longer possible")
+        case "23503": return AccessError(.invalidInput, "the request refers to something that does not exist")
         case "23505": return AccessError(.conflict, "that already exists")
         case "23514", "22023", "22P02", "22007", "22008":
             return AccessError(.invalidInput, "the request has an invalid value")

@@ -1,0 +1,49 @@
+import Postgres
+
+/// A refusal a function in `sql/functions/` raises, by the stable code it raises as the
+/// message. SQL names the case; the words shown to people live here.
+enum DatabaseRefusal: String, CaseIterable, Sendable {
+    case proposeNeedsAgencyAdmin = "propose_needs_agency_admin"
+    case decideNeedsPracticeOwner = "decide_needs_practice_owner"
+    case proposerCannotDecide = "proposer_cannot_decide"
+    case agreementNotProposed = "agreement_not_proposed"
+    case revokeNeedsOwnerOrAgencyAdmin = "revoke_needs_owner_or_agency_admin"
+    case agreementNotRevocable = "agreement_not_revocable"
+    case assignNeedsAgencyAdmin = "assign_needs_agency_admin"
+    case notAgencyMember = "not_agency_member"
+    case auditNeedsPracticeOwner = "audit_needs_practice_owner"
+    case disclosuresNeedPracticeOwner = "disclosures_need_practice_owner"
+    case agencyAuditNeedsAgencyAdmin = "agency_audit_needs_agency_admin"
+    case unknownTrackingSource = "unknown_tracking_source"
+    case webhooksNeedPracticeOwner = "webhooks_need_practice_owner"
+    case webhookURLInvalid = "webhook_url_invalid"
+    case webhookPlainHTTPRefused = "webhook_plain_http_refused"
+
+    /// The refusal as the person who asked sees it. `detail` is the database's DETAIL, where
+    /// the code has one (an agreement's status; never data).
+    func accessError(detail: String?) -> AccessError {
+        let state = detail ?? "closed"
+        return switch self {
+        case .proposeNeedsAgencyAdmin: AccessError(.forbidden, "only an admin of the agency may propose an agreement")
+        case .decideNeedsPracticeOwner:
+            AccessError(.forbidden, "only an owner of the practice may decide on this agreement")
+        case .proposerCannotDecide: AccessError(.forbidden, "the proposer of an agreement cannot approve or decline it")
+        case .agreementNotProposed: AccessError(.conflict, "the agreement is \(state) and can no longer be decided")
+        case .revokeNeedsOwnerOrAgencyAdmin:
+            AccessError(.forbidden, "only an owner of the practice or an admin of the agency may revoke this agreement")
+        case .agreementNotRevocable: AccessError(.conflict, "the agreement is \(state) and cannot be revoked")
+        case .assignNeedsAgencyAdmin: AccessError(.forbidden, "only an admin of the agency may assign its members")
+        case .notAgencyMember: AccessError(.invalidInput, "the user is not a member of the agency")
+        case .auditNeedsPracticeOwner: AccessError(.forbidden, "only an owner of the practice may read its audit trail")
+        case .disclosuresNeedPracticeOwner:
+            AccessError(.forbidden, "only an owner of the practice may read its disclosures")
+        case .agencyAuditNeedsAgencyAdmin:
+            AccessError(.forbidden, "only an admin of the agency may read its audit events")
+        case .unknownTrackingSource: AccessError(.forbidden, "no such tracking source for this practice")
+        case .webhooksNeedPracticeOwner:
+            AccessError(.forbidden, "only an owner of the practice may add or remove webhook endpoints")
+        case .webhookURLInvalid: AccessError(.invalidInput, "the endpoint must be an absolute http(s) URL")
+        case .webhookPlainHTTPRefused: AccessError(.invalidInput, "plain-HTTP endpoints are refused in HIPAA mode")
+        }
+    }
+}

@@ -1,0 +1,29 @@
+import Foundation
+import Postgres
+import Testing
+
+@testable import Enclave
+
+@Suite("Refusals raised by SQL, worded in Swift (no database)")
+struct DatabaseRefusalTests {
+    @Test("every code a function raises has words in Swift, and every worded code is raised")
+    func catalogMatchesSQL() throws {
+        var raised: Set<String> = []
+        for file in try FunctionFile.load(from: schemaDirectory) {
+            for match in file.source.matches(of: /raise exception '([a-z_]+)'/) { raised.insert(String(match.1)) }
+        }
+        #expect(raised.count >= 10)
+        #expect(raised == Set(DatabaseRefusal.allCases.map(\.rawValue)))
+    }
+
+    @Test("a refusal's code becomes its words; an unknown message never reaches a person")
+    func mapping() {
+        let error = PostgresError(
+            code: .server, message: "agreement_not_proposed", sqlState: "55000", detail: "revoked")
+        let mapped = AccessError.mapping(error) as? AccessError
+        #expect(mapped?.code == .conflict)
+        #expect(mapped?.message == "the agreement is revoked and can no longer be decided")
+        let prose = PostgresError(code: .server, message: "permission denied for table users", sqlState: "42501")
+        #expect((AccessError.mapping(prose) as? AccessError)?.message == "you may not do that")
+    }
+}
