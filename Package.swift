@@ -74,7 +74,8 @@ let package = Package(
             name: "EnclaveBench", dependencies: ["Sealing", "Enclave", "Postgres", "EnclaveTestSupport"],
             swiftSettings: strict),
         .target(name: "EnclaveTestSupport", dependencies: ["Postgres", "Sealing", "Enclave"], swiftSettings: strict),
-        .testTarget(name: "PostgresTests", dependencies: ["Postgres", "EnclaveTestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "PostgresTests", dependencies: ["Postgres", "Enclave", "EnclaveTestSupport"], swiftSettings: strict),
         .testTarget(name: "SealingTests", dependencies: ["Sealing"], swiftSettings: strict),
         // Tests that need no database.
         .testTarget(name: "PostgresUnitTests", dependencies: ["Postgres"], swiftSettings: strict),

@@ -23,41 +23,6 @@ extension MaintenanceOptions {
     }
 }
 
-/// Draws progress: a bar redrawn in place on a terminal, a line per tenth otherwise.
-final class ProgressDisplay: @unchecked Sendable {
-    // Only touched under `lock`.
-    private let lock = NSLock()
-    private var lastTenth = -1
-    private let terminal = isatty(STDOUT_FILENO) == 1
-    private let label: String
-
-    init(_ label: String) { self.label = label }
-
-    func update(finished: Int, failed: Int, total: Int, elapsed: Duration) {
-        lock.lock()
-        defer { lock.unlock() }
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        let rate = seconds > 0 ? Double(finished) / seconds : 0
-        let eta = rate > 0 ? Double(total - finished) / rate : 0
-        if terminal {
-            let width = 30
-            let filled = total > 0 ? width * finished / total : width
-            let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-            let line = String(
-                format: "\r%@ [%@] %d/%d, %d failed, %.0f/s, ETA %.0fs ", label, bar, finished, total, failed, rate, eta
-            )
-            FileHandle.standardOutput.write(Data(line.utf8))
-            if finished == total { FileHandle.standardOutput.write(Data("\n".utf8)) }
-        } else {
-            let tenth = total > 0 ? finished * 10 / total : 10
-            if tenth != lastTenth {
-                lastTenth = tenth
-                print(String(format: "%@: %d/%d tenants, %d failed, %.0f/s", label, finished, total, failed, rate))
-            }
-        }
-    }
-}
-
 extension EnclaveCommand.Tenants {
     struct Migrate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -189,25 +154,11 @@ extension EnclaveCommand.Tenants {
                 } else {
                     tenants = try await keys.maintenance.tenantIDs()
                 }
-                let reencryptor = Reencryptor(keys: keys)
                 let display = ProgressDisplay("re-encrypting")
                 let started = ContinuousClock.now
-                let queue = AsyncQueue(tenants)
-                let reports = try await withThrowingTaskGroup(of: [Reencryptor.Report].self) { group in
-                    for _ in 0..<min(jobs, max(tenants.count, 1)) {
-                        group.addTask {
-                            var done: [Reencryptor.Report] = []
-                            while let tenant = queue.next() {
-                                done.append(try await reencryptor.reencrypt(tenant, destroyUnused: destroyRetired))
-                                display.update(
-                                    finished: queue.finished(), failed: 0, total: tenants.count,
-                                    elapsed: ContinuousClock.now - started)
-                            }
-                            return done
-                        }
-                    }
-                    return try await group.reduce(into: [Reencryptor.Report]()) { $0 += $1 }
-                }
+                let reports = try await Reencryptor(keys: keys).reencrypt(
+                    tenants: tenants, jobs: jobs, destroyUnused: destroyRetired
+                ) { display.update(finished: $0.finished, failed: 0, total: $0.total, elapsed: $0.elapsed) }
                 let elapsed = ContinuousClock.now - started
                 let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
                 let rows = reports.map(\.rows).reduce(0, +)
@@ -305,47 +256,13 @@ extension EnclaveCommand.Tenants {
                     let passphrase = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .newlines)
                 else { throw ConfigurationError("--passphrase-file \(passphraseFile): cannot be read") }
                 let contents = try ExportArchive.read(path: archive, passphrase: passphrase)
-                let directory = URL(fileURLWithPath: out)
-                guard !FileManager.default.fileExists(atPath: out) else {
-                    throw ConfigurationError("--out \(out) already exists")
-                }
-                try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: false)
-                try FileManager.default.createDirectory(
-                    at: directory.appendingPathComponent("recordings"), withIntermediateDirectories: false)
-                var lines = Data()
-                for lead in contents.leads {
-                    lines += try JSONSerialization.data(withJSONObject: lead, options: [.sortedKeys]) + Data("\n".utf8)
-                }
-                try lines.write(to: directory.appendingPathComponent("leads.jsonl"))
-                for (lead, bytes) in contents.recordings {
-                    try Data(bytes).write(
-                        to: directory.appendingPathComponent("recordings/\(lead.uuidString.lowercased())"))
+                do {
+                    try contents.write(to: URL(fileURLWithPath: out))
+                } catch let error as ConfigurationError {
+                    throw ConfigurationError("--out \(error.description)")
                 }
                 print("wrote \(contents.leads.count) leads and \(contents.recordings.count) recordings to \(out)")
             }
         }
-    }
-}
-
-/// Items handed out to workers.
-final class AsyncQueue: @unchecked Sendable {
-    // Guarded by `lock`.
-    private let lock = NSLock()
-    private var items: [UUID]
-    private var done = 0
-
-    init(_ items: [UUID]) { self.items = items.reversed() }
-
-    func next() -> UUID? {
-        lock.lock()
-        defer { lock.unlock() }
-        return items.popLast()
-    }
-
-    func finished() -> Int {
-        lock.lock()
-        defer { lock.unlock() }
-        done += 1
-        return done
     }
 }

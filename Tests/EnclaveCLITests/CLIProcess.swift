@@ -1,3 +1,4 @@
+import Enclave
 import EnclaveTestSupport
 import Foundation
 

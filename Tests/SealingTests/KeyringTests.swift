@@ -6,7 +6,7 @@ import Testing
 @Suite("Keyring cache")
 struct KeyringTests {
     final class Counter: Sendable {
-        let loads = Locked(0)
+        let loads = Atomic(0)
     }
 
     @Test("a cached key is loaded once")
@@ -16,11 +16,11 @@ struct KeyringTests {
         let id = Keyring.KeyID(tenantID: UUID(), purpose: "data", version: 1)
         for _ in 0..<10 {
             _ = try await keyring.material(for: id) {
-                counter.loads.withLock { $0 += 1 }
+                counter.loads.add(1, ordering: .relaxed)
                 return try SecretBytes(randomCount: 32)
             }
         }
-        #expect(counter.loads.value == 1)
+        #expect(counter.loads.load(ordering: .relaxed) == 1)
     }
 
     @Test("the cache holds at most its capacity, dropping the least recently used")
@@ -35,10 +35,10 @@ struct KeyringTests {
         #expect(keyring.count == 3)
         let counter = Counter()
         _ = try await keyring.material(for: .init(tenantID: tenant, purpose: "data", version: 1)) {
-            counter.loads.withLock { $0 += 1 }
+            counter.loads.add(1, ordering: .relaxed)
             return try SecretBytes(randomCount: 32)
         }
-        #expect(counter.loads.value == 1)
+        #expect(counter.loads.load(ordering: .relaxed) == 1)
     }
 
     @Test("an expired key is loaded again; removing a tenant drops its keys")
@@ -47,22 +47,14 @@ struct KeyringTests {
         let counter = Counter()
         let id = Keyring.KeyID(tenantID: UUID(), purpose: "data", version: 1)
         let load: @Sendable () async throws -> SecretBytes = {
-            counter.loads.withLock { $0 += 1 }
+            counter.loads.add(1, ordering: .relaxed)
             return try SecretBytes(randomCount: 32)
         }
         _ = try await keyring.material(for: id, load: load)
         try await Task.sleep(for: .milliseconds(60))
         _ = try await keyring.material(for: id, load: load)
-        #expect(counter.loads.value == 2)
+        #expect(counter.loads.load(ordering: .relaxed) == 2)
         keyring.remove(tenantID: id.tenantID)
         #expect(keyring.count == 0)
     }
-}
-
-/// A lock-protected value for tests.
-final class Locked<Value: Sendable>: Sendable {
-    private let mutex: Mutex<Value>
-    init(_ value: Value) { mutex = Mutex(value) }
-    func withLock<T: Sendable>(_ body: (inout Value) -> T) -> T { mutex.withLock { body(&$0) } }
-    var value: Value { mutex.withLock { $0 } }
 }

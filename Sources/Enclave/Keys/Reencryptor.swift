@@ -30,6 +30,17 @@ public struct Reencryptor: Sendable {
     static let fields = ["caller_number", "caller_name", "transcript", "form_fields", "page_url"]
 
     /// Re-encrypts `tenant`; with `destroyUnused`, destroys versions left sealing nothing.
+    /// Re-encrypts each of `tenants`, `jobs` at a time; `progress` hears of each as it finishes.
+    /// Returns the reports in the order of `tenants`.
+    public func reencrypt(
+        tenants: [UUID], jobs: Int = 1, destroyUnused: Bool = false,
+        progress: @escaping @Sendable (MaintenanceContext.Progress) -> Void = { _ in }
+    ) async throws -> [Report] {
+        try await keys.maintenance.forEachTenant(
+            tenants, jobs: jobs, progress: { (state: MaintenanceContext.Progress, _: Report) in progress(state) },
+            { tenant in try await reencrypt(tenant, destroyUnused: destroyUnused) })
+    }
+
     public func reencrypt(_ tenant: UUID, destroyUnused: Bool = false) async throws -> Report {
         var rows = 0
         var pass = 0

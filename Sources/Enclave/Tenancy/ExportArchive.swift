@@ -90,6 +90,28 @@ public enum ExportArchive {
         public let leads: [[String: String]]
         /// Each recording's bytes by lead id.
         public let recordings: [UUID: [UInt8]]
+
+        /// Writes the contents into a new directory: `leads.jsonl` (one lead a line) and
+        /// `recordings/<lead id>`.
+        ///
+        /// - Throws: `ConfigurationError` when `directory` already exists.
+        public func write(to directory: URL) throws {
+            guard !FileManager.default.fileExists(atPath: directory.path) else {
+                throw ConfigurationError("\(directory.path) already exists")
+            }
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: false)
+            try FileManager.default.createDirectory(
+                at: directory.appendingPathComponent("recordings"), withIntermediateDirectories: false)
+            var lines = Data()
+            for lead in leads {
+                lines += try JSONSerialization.data(withJSONObject: lead, options: [.sortedKeys]) + Data("\n".utf8)
+            }
+            try lines.write(to: directory.appendingPathComponent("leads.jsonl"))
+            for (lead, bytes) in recordings {
+                try Data(bytes).write(
+                    to: directory.appendingPathComponent("recordings/\(lead.uuidString.lowercased())"))
+            }
+        }
     }
 
     /// Opens and reads a whole archive (for the practice, or a test); wrong passphrases and any
