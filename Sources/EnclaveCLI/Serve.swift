@@ -2,8 +2,10 @@ import ArgumentParser
 import Enclave
 import EnclaveHTTP
 import Foundation
+import Logging
 import Postgres
 import Sealing
+import ServiceLifecycle
 
 extension EnclaveCommand {
     /// `enclave serve`: the HTTPS API.
@@ -18,6 +20,9 @@ extension EnclaveCommand {
         @Flag(help: "Serve plain HTTP (loopback only).") var insecureHTTP = false
         @Option(help: "The master key file (default: $ENCLAVE_MASTER_KEY_FILE).") var masterKeyFile: String?
         @Option(help: "Database connections.") var connections: Int = 10
+        @Option(help: "Address of the metrics listener (plain HTTP; keep it off public networks).")
+        var metricsHost: String = "127.0.0.1"
+        @Option(help: "Port of the metrics listener (GET /metrics, Prometheus text).") var metricsPort: Int = 9464
 
         func validate() throws {
             if !insecureHTTP, tlsCert == nil || tlsKey == nil {
@@ -38,8 +43,15 @@ extension EnclaveCommand {
                         host: host, port: port,
                         tls: insecureHTTP ? nil : tlsCert.flatMap { cert in tlsKey.map { (cert, $0) } }),
                     onRunning: { port in printNow("serving on \(insecureHTTP ? "http" : "https")://\(host):\(port)") })
-                try await app.runService()
-                await services.close()
+                let metrics = EnclaveServer.metricsApplication(
+                    api: api, host: metricsHost, port: metricsPort,
+                    onRunning: { port in printNow("metrics on http://\(metricsHost):\(port)/metrics") })
+                // Services stop in reverse order: the listeners finish their requests, then the
+                // pool closes.
+                try await ServiceGroup(
+                    services: [services.pool, app, metrics], gracefulShutdownSignals: [.sigterm, .sigint],
+                    logger: Logger(label: "enclave.serve")
+                ).run()
             }
         }
     }

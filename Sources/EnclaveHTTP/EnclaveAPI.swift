@@ -10,11 +10,12 @@ public struct EnclaveAPI: APIProtocol {
     public let services: EnclaveServices
     /// The newest schema migration this build expects, for readiness.
     public let expectedSchemaVersion: Int
-    let metrics = Metrics()
+    let metrics: Metrics
 
     public init(services: EnclaveServices, expectedSchemaVersion: Int = SchemaVersion.expected) {
         self.services = services
         self.expectedSchemaVersion = expectedSchemaVersion
+        metrics = Metrics(pool: services.pool)
     }
 
     var identity: IdentityService { services.identity }
@@ -61,10 +62,6 @@ public struct EnclaveAPI: APIProtocol {
 
     func health(_ input: Operations.health.Input) async throws -> Operations.health.Output {
         .ok(.init(body: .plainText("ok")))
-    }
-
-    func metrics(_ input: Operations.metrics.Input) async throws -> Operations.metrics.Output {
-        .ok(.init(body: .plainText(.init(metrics.render(pool: identity.pool)))))
     }
 
     func ready(_ input: Operations.ready.Input) async throws -> Operations.ready.Output {

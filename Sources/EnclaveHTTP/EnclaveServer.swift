@@ -57,6 +57,30 @@ public enum EnclaveServer {
     }
 }
 
+extension EnclaveServer {
+    /// The metrics listener: `GET /metrics` in Prometheus text, plain HTTP, apart from the API so
+    /// that metrics are never public. Loopback only unless the operator names another address.
+    public static func metricsApplication(
+        api: EnclaveAPI,
+        host: String,
+        port: Int,
+        onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        let router = Router()
+        let metrics = api.metrics
+        router.get("/metrics") { _, _ in
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain; version=0.0.4"
+            return Response(
+                status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: metrics.render())))
+        }
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(host, port: port), serverName: "enclave-metrics"),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) })
+    }
+}
+
 /// RFC 3339 dates: read with or without fractional seconds (clients send both), written
 /// without.
 struct RFC3339DateTranscoder: DateTranscoder {

@@ -95,7 +95,7 @@ struct RequestValuesMiddleware: RouterMiddleware {
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         let operation = context.endpointPath ?? "unmatched"
         metrics.observe(
-            operation: operation, method: request.method.rawValue, status: Int(response.status.code), seconds: seconds)
+            operation: operation, method: request.method.rawValue, status: Int(response.status.code), duration: elapsed)
         // The access log names the route pattern, never the path (ids) or the query; a failure
         // is logged by its safe description only.
         var metadata: Logger.Metadata = [

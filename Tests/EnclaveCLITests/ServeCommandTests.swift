@@ -65,12 +65,14 @@ struct ServeCommandTests {
             ]
 
             let refused = try await CLIProcess.run(
-                ["serve", "--insecure-http", "--host", "0.0.0.0", "--port", "0"], environment: app)
+                ["serve", "--insecure-http", "--host", "0.0.0.0", "--port", "0", "--metrics-port", "0"],
+                environment: app)
             #expect(refused.status != 0)
             #expect(refused.standardError.contains("loopback"))
 
             let (server, line, log) = try await start(
-                ["serve", "--insecure-http", "--port", "0"], environment: app, ready: "serving on")
+                ["serve", "--insecure-http", "--port", "0", "--metrics-port", "0"], environment: app,
+                ready: "serving on")
             defer { try? FileManager.default.removeItem(atPath: log) }
             let port = try #require(line.split(separator: ":").last.flatMap { Int($0) }, "\(line)")
             let (data, response) = try await URLSession.shared.data(

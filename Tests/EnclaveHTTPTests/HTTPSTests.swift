@@ -11,6 +11,8 @@ import Testing
 /// call source; requests go through curl, trusting the server's self-signed certificate.
 struct LiveServer: Sendable {
     let port: Int
+    /// The metrics listener's port (plain HTTP, loopback).
+    let metricsPort: Int
     let directory: String
     let practice: UUID
     let source: UUID
@@ -87,12 +89,18 @@ struct LiveServer: Sendable {
                 api: api,
                 listen: .init(host: "127.0.0.1", port: 0, tls: ("\(directory)/cert.pem", "\(directory)/key.pem")),
                 onRunning: { bound in port.withLock { $0 = bound } })
+            let metricsPort = Locked<Int>(0)
+            let metricsServer = EnclaveServer.metricsApplication(
+                api: api, host: "127.0.0.1", port: 0, onRunning: { bound in metricsPort.withLock { $0 = bound } })
             let running = Task { try await server.run() }
-            try await waitUntil("the server listens") { port.value != 0 }
+            let metricsRunning = Task { try await metricsServer.run() }
+            defer { metricsRunning.cancel() }
+            try await waitUntil("the server listens") { port.value != 0 && metricsPort.value != 0 }
             do {
                 try await body(
                     LiveServer(
-                        port: port.value, directory: directory, practice: practice, source: source.id, secret: secret,
+                        port: port.value, metricsPort: metricsPort.value, directory: directory, practice: practice,
+                        source: source.id, secret: secret,
                         totpSecret: setup.totpSecret, database: database, people: people, identity: identity,
                         maintenance: keys.maintenance, store: store, keys: keys))
             } catch {
@@ -104,6 +112,19 @@ struct LiveServer: Sendable {
             await app.close()
             await maint.close()
         }
+    }
+
+    /// The metrics listener's exposition text (plain HTTP on loopback, never the API's port).
+    func metrics() async throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["curl", "-sS", "--max-time", "10", "http://127.0.0.1:\(metricsPort)/metrics"]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// One request through curl over HTTPS.
