@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-openapi-async-http-client", from: "1.5.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
@@ -80,7 +81,24 @@ let package = Package(
         .executableTarget(
             name: "EnclaveBench", dependencies: ["Sealing", "Enclave", "Postgres", "EnclaveTestSupport"],
             swiftSettings: strict),
-        .target(name: "EnclaveTestSupport", dependencies: ["Postgres", "Sealing", "Enclave"], swiftSettings: strict),
+        // A client generated from the API's spec, for tests.
+        .target(
+            name: "EnclaveAPIClient",
+            dependencies: [.product(name: "OpenAPIRuntime", package: "swift-openapi-runtime")],
+            swiftSettings: strict,
+            plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
+        ),
+        .target(
+            name: "EnclaveTestSupport",
+            dependencies: [
+                "Postgres", "Sealing", "Enclave", "EnclaveHTTP", "EnclaveAPIClient",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "OpenAPIAsyncHTTPClient", package: "swift-openapi-async-http-client"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "PostgresTests", dependencies: ["Postgres", "Enclave", "EnclaveTestSupport"], swiftSettings: strict),
         .testTarget(name: "SealingTests", dependencies: ["Sealing"], swiftSettings: strict),
@@ -96,7 +114,8 @@ let package = Package(
         .testTarget(
             name: "EnclaveHTTPTests",
             dependencies: [
-                "EnclaveHTTP", "Enclave", "Postgres", "Sealing", "EnclaveTestSupport",
+                "EnclaveHTTP", "Enclave", "Postgres", "Sealing", "EnclaveTestSupport", "EnclaveAPIClient",
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -1,11 +1,10 @@
 import Enclave
+import EnclaveAPIClient
 import EnclaveTestSupport
 import Foundation
 import Postgres
 import Sealing
 import Testing
-
-@testable import EnclaveHTTP
 
 @Suite("Agencies over HTTPS")
 struct AgencyAccessHTTPSTests {
@@ -15,12 +14,12 @@ struct AgencyAccessHTTPSTests {
     func agencyMemberLosesAccessOnRevocation() async throws {
         try await LiveServer.with { server in
             let agency = try await server.people.createAgency(name: "Growth Co")
-            let admin = try await server.people.createUser(
+            let adminID = try await server.people.createUser(
                 email: "admin@growth.test", displayName: "Ada", password: "admin password 12")
-            try await server.people.grant(user: admin, role: .agencyAdmin, agency: agency)
-            let member = try await server.people.createUser(
+            try await server.people.grant(user: adminID, role: .agencyAdmin, agency: agency)
+            let memberID = try await server.people.createUser(
                 email: "mel@growth.test", displayName: "Mel", password: "member password 12")
-            try await server.people.grant(user: member, role: .agencyMember, agency: agency)
+            try await server.people.grant(user: memberID, role: .agencyMember, agency: agency)
             let adminToken = try await server.mfaSession(email: "admin@growth.test", password: "admin password 12")
             let memberToken = try await server.mfaSession(email: "mel@growth.test", password: "member password 12")
             let ownerToken = try await server.mfaSession(email: "owner@smile.test", password: "owner password 12")
@@ -29,102 +28,76 @@ struct AgencyAccessHTTPSTests {
                 #"{"caller_number": "+1 555 010 4477", "caller_name": "Pat Doe", "started_at": "2026-11-28T09:30:00Z"}"#
             #expect(try await server.signedCall(call, key: nil).status == 201)
 
+            // Through the client generated from the spec: a spec change that breaks a call
+            // fails to compile here.
+            let admin = try server.client(token: adminToken)
+            let member = try server.client(token: memberToken)
+            let owner = try server.client(token: ownerToken)
+            let practice = server.practice.uuidString.lowercased()
+            let leadsPath = Operations.listLeads.Input.Path(practiceId: practice)
+            let assignment = Operations.assignMember.Input.Path(
+                agencyId: agency.uuidString, practiceId: practice, userId: memberID.uuidString)
+            let unassignment = Operations.unassignMember.Input.Path(
+                agencyId: agency.uuidString, practiceId: practice, userId: memberID.uuidString)
+            func proposal(_ digest: String, _ scopes: Components.Schemas.AgreementProposal.scopesPayload)
+                -> Operations.proposeAgreement.Input.Body
+            {
+                .json(
+                    .init(agency_id: agency.uuidString, practice_id: practice, scopes: scopes, document_sha256: digest))
+            }
+
             // Before any agreement the member reaches nothing.
-            let none = try await server.request("GET", "/v1/practices", token: memberToken)
-            #expect(none.status == 200)
-            #expect(none.array.isEmpty)
-            let early = try await server.request("GET", "/v1/practices/\(server.practice)/leads", token: memberToken)
-            #expect(early.status == 403)
+            #expect(try await member.listPractices().ok.body.json.isEmpty)
+            _ = try await member.listLeads(path: leadsPath).forbidden
 
             // The agency admin proposes; bad proposals change nothing.
-            let badProposal = try await server.request(
-                "POST", "/v1/agreements/proposals", token: adminToken,
-                body: Array(
-                    "{\"agency_id\": \"\(agency)\", \"practice_id\": \"\(server.practice)\", \"scopes\": [\"leads.read\"], \"document_sha256\": \"zz\"}"
-                        .utf8))
-            #expect(badProposal.status == 400)
+            _ = try await admin.proposeAgreement(body: proposal("zz", [.leads_period_read])).badRequest
             let digest = SHA256.hash(Array("signed BAA".utf8)).map { String(format: "%02x", $0) }.joined()
-            let proposal = try await server.request(
-                "POST", "/v1/agreements/proposals", token: adminToken,
-                body: Array(
-                    "{\"agency_id\": \"\(agency)\", \"practice_id\": \"\(server.practice)\", \"scopes\": [\"leads.read\", \"recordings.listen\"], \"document_sha256\": \"\(digest)\"}"
-                        .utf8))
-            #expect(proposal.status == 201, "\(proposal.body)")
-            let agreement = try #require(proposal.json["id"] as? String)
-            #expect(
-                try await server.request(
-                    "PUT", "/v1/agencies/\(agency)/practices/\(server.practice)/members/\(member)", token: adminToken
-                ).status == 204)
-            #expect(
-                try await server.request(
-                    "PUT", "/v1/agencies/\(agency)/practices/\(server.practice)/members/\(member)", token: memberToken
-                ).status == 403, "only an agency admin assigns")
-            // Proposed is not in force.
-            #expect(
-                try await server.request("GET", "/v1/practices/\(server.practice)/leads", token: memberToken).status
-                    == 403)
-            #expect(
-                try await server.request("POST", "/v1/agreements/\(agreement)/approve", token: adminToken).status
-                    == 403, "the agency cannot approve its own proposal")
-            #expect(
-                try await server.request("POST", "/v1/agreements/\(agreement)/approve", token: ownerToken).status
-                    == 204)
+            let agreement = try await admin.proposeAgreement(
+                body: proposal(digest, [.leads_period_read, .recordings_period_listen])
+            ).created.body.json.id
+            _ = try await admin.assignMember(path: assignment).noContent
+            // Only an agency admin assigns.
+            _ = try await member.assignMember(path: assignment).forbidden
+            // Proposed is not in force; the agency cannot approve its own proposal.
+            _ = try await member.listLeads(path: leadsPath).forbidden
+            _ = try await admin.approveAgreement(path: .init(agreementId: agreement)).forbidden
+            _ = try await owner.approveAgreement(path: .init(agreementId: agreement)).noContent
 
-            let reachable = try await server.request("GET", "/v1/practices", token: memberToken)
-            #expect(reachable.array.first?["id"] as? String == server.practice.uuidString.lowercased())
-            #expect(reachable.array.first?["via"] as? String == "agreement")
-            let leads = try await server.request("GET", "/v1/practices/\(server.practice)/leads", token: memberToken)
-            #expect(leads.status == 200)
-            #expect(leads.headers.lowercased().contains("cache-control: no-store"))
-            #expect((leads.json["leads"] as? [[String: Any]])?.first?["caller_name"] as? String == "Pat Doe")
-            let byCaller = try await server.request(
-                "GET", "/v1/practices/\(server.practice)/leads?caller=%2B15550104477", token: memberToken)
-            #expect((byCaller.json["leads"] as? [[String: Any]])?.count == 1, "\(byCaller.body)")
+            let reachable = try await member.listPractices().ok.body.json
+            #expect(reachable.map(\.id) == [practice])
+            #expect(reachable.first?.via == "agreement")
+            let leads = try await member.listLeads(path: leadsPath).ok.body.json.leads
+            #expect(leads.first?.caller_name == "Pat Doe")
+            let byCaller = try await member.listLeads(path: leadsPath, query: .init(caller: "+15550104477"))
+            #expect(try byCaller.ok.body.json.leads.count == 1)
+            // The headers on the wire, through an outside client.
+            let raw = try await server.request("GET", "/v1/practices/\(server.practice)/leads", token: memberToken)
+            #expect(raw.headers.lowercased().contains("cache-control: no-store"))
 
             // The owner sees the member's reads in the trail and in the accounting of disclosures.
-            let trail = try await server.request(
-                "GET", "/v1/practices/\(server.practice)/audit?action=phi.read", token: ownerToken)
-            #expect(trail.status == 200)
-            #expect(trail.array.contains { $0["actor_email"] as? String == "mel@growth.test" })
-            let disclosures = try await server.request(
-                "GET", "/v1/practices/\(server.practice)/disclosures", token: ownerToken)
-            #expect(disclosures.status == 200)
-            #expect(disclosures.array.contains { $0["agency"] as? String == "Growth Co" })
-            #expect(
-                try await server.request("GET", "/v1/practices/\(server.practice)/audit", token: memberToken).status
-                    == 403, "only owners read the trail")
+            let trail = try await owner.practiceAudit(
+                path: .init(practiceId: practice), query: .init(action: .phi_period_read)
+            ).ok.body.json
+            #expect(trail.contains { $0.actor_email == "mel@growth.test" })
+            let disclosures = try await owner.practiceDisclosures(path: .init(practiceId: practice)).ok.body.json
+            #expect(disclosures.contains { $0.agency == "Growth Co" })
+            // Only owners read the trail.
+            _ = try await member.practiceAudit(path: .init(practiceId: practice)).forbidden
 
             // Revoked: the very next request with the same token is refused.
-            #expect(
-                try await server.request("POST", "/v1/agreements/\(agreement)/revoke", token: ownerToken).status
-                    == 204)
-            let after = try await server.request("GET", "/v1/practices/\(server.practice)/leads", token: memberToken)
-            #expect(after.status == 403)
-            #expect(after.headers.lowercased().contains("content-type: application/problem+json"))
-            #expect(after.json["type"] as? String == "https://enclave.dev/problems/forbidden")
-            #expect(!after.body.contains("Pat Doe"))
-            #expect(
-                try await server.request(
-                    "DELETE", "/v1/agencies/\(agency)/practices/\(server.practice)/members/\(member)", token: adminToken
-                ).status == 204)
-            #expect(
-                try await server.request(
-                    "DELETE", "/v1/agencies/\(agency)/practices/\(server.practice)/members/\(member)", token: adminToken
-                ).status == 404)
+            _ = try await owner.revokeAgreement(path: .init(agreementId: agreement)).noContent
+            let problem = try await member.listLeads(path: leadsPath).forbidden.body.application_problem_plus_json
+            #expect(problem._type == "https://enclave.dev/problems/forbidden")
+            #expect(!"\(problem)".contains("Pat Doe"))
+            _ = try await admin.unassignMember(path: unassignment).noContent
+            _ = try await admin.unassignMember(path: unassignment).notFound
 
             // A second proposal, declined by the owner.
-            let second = try await server.request(
-                "POST", "/v1/agreements/proposals", token: adminToken,
-                body: Array(
-                    "{\"agency_id\": \"\(agency)\", \"practice_id\": \"\(server.practice)\", \"scopes\": [\"leads.read\"], \"document_sha256\": \"\(digest)\"}"
-                        .utf8))
-            let secondID = try #require(second.json["id"] as? String)
-            #expect(
-                try await server.request("POST", "/v1/agreements/\(secondID)/decline", token: ownerToken).status
-                    == 204)
-            #expect(
-                try await server.request("POST", "/v1/agreements/\(secondID)/decline", token: ownerToken).status
-                    == 409)
+            let second = try await admin.proposeAgreement(body: proposal(digest, [.leads_period_read])).created.body
+                .json
+            _ = try await owner.declineAgreement(path: .init(agreementId: second.id)).noContent
+            _ = try await owner.declineAgreement(path: .init(agreementId: second.id)).conflict
         }
     }
 
