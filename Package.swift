@@ -88,10 +88,14 @@ let package = Package(
             swiftSettings: strict,
             plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
         ),
+        .target(name: "EnclaveTestSupport", dependencies: ["Postgres", "Sealing", "Enclave"], swiftSettings: strict),
+        // The live HTTPS server fixture and the generated client, apart from the database
+        // fixtures so that the benchmarks and the database tests neither wait for nor link the
+        // HTTP stack.
         .target(
-            name: "EnclaveTestSupport",
+            name: "EnclaveHTTPTestSupport",
             dependencies: [
-                "Postgres", "Sealing", "Enclave", "EnclaveHTTP", "EnclaveAPIClient",
+                "Enclave", "EnclaveHTTP", "EnclaveAPIClient", "EnclaveTestSupport", "Postgres", "Sealing",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
@@ -114,7 +118,8 @@ let package = Package(
         .testTarget(
             name: "EnclaveHTTPTests",
             dependencies: [
-                "EnclaveHTTP", "Enclave", "Postgres", "Sealing", "EnclaveTestSupport", "EnclaveAPIClient",
+                "EnclaveHTTP", "Enclave", "Postgres", "Sealing", "EnclaveTestSupport", "EnclaveHTTPTestSupport",
+                "EnclaveAPIClient",
                 .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),

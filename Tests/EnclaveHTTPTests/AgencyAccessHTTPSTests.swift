@@ -1,5 +1,6 @@
 import Enclave
 import EnclaveAPIClient
+import EnclaveHTTPTestSupport
 import EnclaveTestSupport
 import Foundation
 import Postgres

@@ -1,4 +1,5 @@
 import Enclave
+import EnclaveHTTPTestSupport
 import EnclaveTestSupport
 import Foundation
 import Postgres

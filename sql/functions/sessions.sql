@@ -37,6 +37,7 @@ $$;
 revoke all on function enclave_private.current_session() from public;
 grant execute on function enclave_private.current_session() to enclave_app;
 
+-- The current session, or an error (28000) when there is none.
 create or replace function enclave_private.require_session()
 returns record
 language plpgsql stable security definer set search_path = pg_catalog, pg_temp
@@ -59,12 +60,8 @@ returns record
 language plpgsql stable security definer set search_path = pg_catalog, pg_temp
 as $$
 declare
-    caller record;
+    caller record := enclave_private.require_session();
 begin
-    select * into caller from enclave_private.current_session();
-    if not found then
-        raise exception 'no valid session' using errcode = '28000';
-    end if;
     if caller.authenticated_at < now() - interval '5 minutes' then
         raise exception 're-authentication required' using errcode = '28P01';
     end if;

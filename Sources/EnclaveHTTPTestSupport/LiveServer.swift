@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Enclave
 import EnclaveAPIClient
 import EnclaveHTTP
+import EnclaveTestSupport
 import Foundation
 import NIOSSL
 import OpenAPIAsyncHTTPClient
@@ -177,17 +178,9 @@ public struct LiveServer: Sendable {
             at: Date().addingTimeInterval(Double(offset * 30)))
     }
 
-    /// Signs in through the API and completes TOTP enrollment; returns a token that reaches PHI.
+    /// Signs in and completes TOTP enrollment (the shared helper); returns a token that reaches PHI.
     public func mfaSession(email: String, password: String) async throws -> String {
-        let login = try await request(
-            "POST", "/v1/auth/login", body: Array("{\"email\": \"\(email)\", \"password\": \"\(password)\"}".utf8))
-        guard let token = login.json["token"] as? String else {
-            throw ConfigurationError("login failed: \(login.body)")
-        }
-        let enrollment = try await identity.beginMFAEnrollment(SessionToken(token))
-        let totp = try TOTP(secret: SecretBytes(copying: Base32.decode(enrollment.secret) ?? []))
-        try await identity.confirmMFA(SessionToken(token), code: try totp.code(at: Date()), at: Date())
-        return token
+        try await identity.signInEnrollingMFA(email: email, password: password, at: Date()).token.value
     }
 
     /// A signed ingest request (call or form JSON, or a recording).

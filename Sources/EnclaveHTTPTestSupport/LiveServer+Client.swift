@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import EnclaveAPIClient
+import EnclaveTestSupport
 import Foundation
 import HTTPTypes
 import NIOSSL
