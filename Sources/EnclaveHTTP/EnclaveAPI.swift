@@ -53,8 +53,11 @@ public struct EnclaveAPI: APIProtocol {
         return respond(problem)
     }
 
+    /// A path, query or header id: a canonical UUID (8-4-4-4-12 hex digits) and nothing before
+    /// or after it. Foundation's parser alone accepts trailing bytes (`…%00`).
     static func uuid(_ text: String, _ name: String) throws -> UUID {
-        guard let id = UUID(uuidString: text) else {
+        let canonical = /[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}/
+        guard text.wholeMatch(of: canonical) != nil, let id = UUID(uuidString: text) else {
             throw Problem(.badRequest, "\(name) is not a UUID", type: "invalid-input")
         }
         return id

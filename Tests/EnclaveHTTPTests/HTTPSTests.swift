@@ -86,6 +86,15 @@ struct HTTPSTests {
                 ("GET", "/v1/practices/\(UUID().uuidString)/leads/\(leadID)", nil, "", 403),
                 ("GET", "/v1/practices/../../etc/passwd", nil, "", 404),
                 ("GET", "/v1/practices/not-a-uuid/leads", nil, "", 400),
+                // Ids are canonical UUIDs, nothing before or after (a NUL once slipped through).
+                ("GET", "/v1/practices/\(server.practice)%00/leads", nil, "", 400),
+                ("GET", "/v1/practices/\(server.practice)x/leads", nil, "", 400),
+                ("GET", "/v1/practices/%20\(server.practice)/leads", nil, "", 400),
+                ("GET", "/v1/practices/%7B\(server.practice)%7D/leads", nil, "", 400),
+                (
+                    "GET", "/v1/practices/\(server.practice.uuidString.replacingOccurrences(of: "-", with: ""))/leads",
+                    nil, "", 400
+                ),
                 ("GET", "/v1/nowhere", nil, "", 404),
             ]
             for (method, path, body, type, status) in cases {
