@@ -13,12 +13,16 @@ as $$
 $$;
 revoke all on function enclave_private.has_role(uuid,text,uuid,uuid) from public;
 
+-- The helpers below run only inside the gate, with its rights and its pinned search_path; they
+-- pin none of their own, because a SET clause costs a GUC save and restore on every call (the
+-- gate runs once per statement). Only the owner may execute them.
+
 -- The maintenance context: for a connection that logged in as enclave_maint (session_user
 -- cannot be changed without superuser), the tenant named by enclave.maint_tenant. For this role
 -- the login is the credential; the setting names one tenant per transaction.
 create or replace function enclave_private.maintenance_tenant()
 returns uuid
-language plpgsql stable set search_path = pg_catalog, pg_temp
+language plpgsql stable
 as $$
 begin
     if session_user <> 'enclave_maint' then
@@ -33,7 +37,7 @@ revoke all on function enclave_private.maintenance_tenant() from public;
 -- uuid. Binding it proves nothing: the credential must still reach it.
 create or replace function enclave_private.bound_tenant()
 returns uuid
-language plpgsql stable set search_path = pg_catalog, pg_temp
+language plpgsql stable
 as $$
 begin
     return nullif(current_setting('enclave.tenant_id', true), '')::uuid;
@@ -48,7 +52,7 @@ revoke all on function enclave_private.bound_tenant() from public;
 -- only its own practice's lead and recording tables.
 create or replace function enclave_private.ingest_reach(tenant uuid, required_scope text)
 returns boolean
-language plpgsql stable set search_path = pg_catalog, pg_temp
+language plpgsql stable
 as $$
 begin
     if required_scope not in ('leads.read', 'recordings.listen') then
@@ -71,7 +75,7 @@ revoke all on function enclave_private.ingest_reach(uuid, text) from public;
 -- A HIPAA-mode practice also needs MFA done in the session.
 create or replace function enclave_private.session_reach(tenant uuid, required_scope text)
 returns boolean
-language plpgsql stable set search_path = pg_catalog, pg_temp
+language plpgsql stable
 as $$
 declare
     caller record;
