@@ -17,6 +17,14 @@ final class Metrics: Sendable {
     private let auditFailures: CoreMetrics.Counter
     /// The audit failures already counted into `auditFailures`.
     private let auditFailuresReported = Locked(0)
+    /// One counter and one timer per series, made once: the request path only looks them up.
+    private let series = Locked<[SeriesKey: (CoreMetrics.Counter, CoreMetrics.Timer)]>([:])
+
+    private struct SeriesKey: Hashable, Sendable {
+        let operation: String
+        let method: String
+        let status: Int
+    }
 
     init(pool: ConnectionPool) {
         self.pool = pool
@@ -26,13 +34,21 @@ final class Metrics: Sendable {
 
     /// Counts a request and its time to the response head.
     func observe(operation: String, method: String, status: Int, duration: Duration) {
-        let labels = [("operation", operation), ("method", method)]
-        CoreMetrics.Counter(
-            label: "enclave_http_requests_total", dimensions: labels + [("status", String(status))], factory: factory
-        )
-        .increment()
-        CoreMetrics.Timer(label: "enclave_http_request_duration_seconds", dimensions: labels, factory: factory)
-            .recordNanoseconds(duration.nanoseconds)
+        let key = SeriesKey(operation: operation, method: method, status: status)
+        let (requests, latency) = series.withLock { all in
+            if let made = all[key] { return made }
+            let labels = [("operation", operation), ("method", method)]
+            let made = (
+                CoreMetrics.Counter(
+                    label: "enclave_http_requests_total", dimensions: labels + [("status", String(status))],
+                    factory: factory),
+                CoreMetrics.Timer(label: "enclave_http_request_duration_seconds", dimensions: labels, factory: factory)
+            )
+            all[key] = made
+            return made
+        }
+        requests.increment()
+        latency.recordNanoseconds(duration.nanoseconds)
     }
 
     /// The exposition text, with the pool's usage and the audit failures read now.

@@ -174,8 +174,7 @@ public struct LiveServer: Sendable {
     }
 
     public func code(step offset: Int) throws -> String {
-        try TOTP(secret: SecretBytes(copying: Base32.decode(totpSecret) ?? [])).code(
-            at: Date().addingTimeInterval(Double(offset * 30)))
+        try SignedInUser.code(secret: totpSecret, at: Date().addingTimeInterval(Double(offset * 30)))
     }
 
     /// Signs in and completes TOTP enrollment (the shared helper); returns a token that reaches PHI.

@@ -11,8 +11,13 @@ public struct SignedInUser: Sendable {
 
     /// The TOTP code at `date`.
     public func code(at date: Date) throws -> String {
-        guard let secret = Base32.decode(totpSecret) else { throw TestSetupError("the TOTP secret is not Base32") }
-        return try TOTP(secret: SecretBytes(copying: secret)).code(at: date)
+        try Self.code(secret: totpSecret, at: date)
+    }
+
+    /// The TOTP code of a Base32 `secret` at `date`, as an authenticator app shows it.
+    public static func code(secret: String, at date: Date) throws -> String {
+        guard let bytes = Base32.decode(secret) else { throw TestSetupError("the TOTP secret is not Base32") }
+        return try TOTP(secret: SecretBytes(copying: bytes)).code(at: date)
     }
 }
 

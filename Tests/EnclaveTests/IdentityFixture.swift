@@ -102,8 +102,7 @@ struct IdentityFixture: Sendable {
     /// The TOTP code of `email` `step` periods after the fixture's start.
     static func code(_ fixture: KeyFixture, _ email: String, step: Int) async throws -> String {
         let secret = try #require(secrets.withLock { $0[fixture.database.name + email] })
-        let totp = try TOTP(secret: SecretBytes(copying: try #require(Base32.decode(secret))))
-        return try totp.code(at: start.addingTimeInterval(Double(step * 30)))
+        return try SignedInUser.code(secret: secret, at: start.addingTimeInterval(Double(step * 30)))
     }
 
     static let secrets = Locked<[String: String]>([:])

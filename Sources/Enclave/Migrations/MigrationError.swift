@@ -27,6 +27,18 @@ public struct MigrationError: Error, CustomStringConvertible, Sendable {
         public static let functionMissing = Code("functionMissing")
         /// A function in the application schemas that no file in `functions/` defines.
         public static let functionUndeclared = Code("functionUndeclared")
+        /// Refuses a `--lock-timeout` or `--statement-timeout` value PostgreSQL would not read as a
+        /// duration, before anything runs (the values are set with `set_config`, never spliced).
+        static func checkTimeouts(lockTimeout: String, statementTimeout: String) throws {
+            for (name, value) in [("--lock-timeout", lockTimeout), ("--statement-timeout", statementTimeout)] {
+                guard value.wholeMatch(of: /[0-9]+(ms|s|min|h)?/) != nil else {
+                    throw MigrationError(
+                        code: .invalidOption,
+                        message: "\(name) \(value) is not a duration such as 500ms, 5s, 10min or 1h")
+                }
+            }
+        }
+
         public var description: String { name }
     }
 
@@ -45,6 +57,17 @@ public struct MigrationError: Error, CustomStringConvertible, Sendable {
         self.line = line
         self.sqlState = sqlState
         self.message = message
+    }
+
+    /// Refuses a `--lock-timeout` or `--statement-timeout` value PostgreSQL would not read as a
+    /// duration, before anything runs (the values are set with `set_config`, never spliced).
+    static func checkTimeouts(lockTimeout: String, statementTimeout: String) throws {
+        for (name, value) in [("--lock-timeout", lockTimeout), ("--statement-timeout", statementTimeout)] {
+            guard value.wholeMatch(of: /[0-9]+(ms|s|min|h)?/) != nil else {
+                throw MigrationError(
+                    code: .invalidOption, message: "\(name) \(value) is not a duration such as 500ms, 5s, 10min or 1h")
+            }
+        }
     }
 
     public var description: String {

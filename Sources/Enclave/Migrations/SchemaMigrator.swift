@@ -25,16 +25,7 @@ public struct SchemaMigrator: Sendable {
         options: Options = Options(),
         log: @escaping @Sendable (String) -> Void = { _ in }
     ) throws {
-        for (name, value) in [
-            ("--lock-timeout", options.lockTimeout), ("--statement-timeout", options.statementTimeout),
-        ] {
-            guard value.wholeMatch(of: /[0-9]+(ms|s|min|h)?/) != nil else {
-                throw MigrationError(
-                    code: .invalidOption,
-                    message: "\(name) \(value) is not a duration such as 500ms, 5s, 10min or 1h"
-                )
-            }
-        }
+        try MigrationError.checkTimeouts(lockTimeout: options.lockTimeout, statementTimeout: options.statementTimeout)
         self.configuration = configuration
         self.directory = directory
         self.options = options

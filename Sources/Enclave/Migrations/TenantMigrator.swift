@@ -63,14 +63,7 @@ public struct TenantMigrator: Sendable {
     public let options: Options
 
     public init(maintenance: MaintenanceContext, directory: URL, options: Options = Options()) throws {
-        for (name, value) in [
-            ("--lock-timeout", options.lockTimeout), ("--statement-timeout", options.statementTimeout),
-        ] {
-            guard value.wholeMatch(of: /[0-9]+(ms|s|min|h)?/) != nil else {
-                throw MigrationError(
-                    code: .invalidOption, message: "\(name) \(value) is not a duration such as 500ms, 5s or 10min")
-            }
-        }
+        try MigrationError.checkTimeouts(lockTimeout: options.lockTimeout, statementTimeout: options.statementTimeout)
         self.maintenance = maintenance
         self.directory = directory
         self.options = options
