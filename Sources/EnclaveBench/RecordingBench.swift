@@ -62,14 +62,15 @@ func recordingBenchmark(megabytes: Int) async throws {
             configuration: try database.configuration("ENCLAVE_MAINT_DATABASE_URL"), options: .init(maxConnections: 2))
         let keys = try await KeyManagement.open(masterKeyFile: keyFile, maintenance: MaintenanceContext(pool: maint))
         let services = try await EnclaveServices.open(
-            database: try database.configuration("ENCLAVE_DATABASE_URL"), masterKeyFile: keyFile,
+            database: try database.configuration("ENCLAVE_DATABASE_URL"),
+            authDatabase: try database.configuration("ENCLAVE_AUTH_DATABASE_URL"), masterKeyFile: keyFile,
             options: .init(connections: 2, identity: .init(passwordCost: .testing)))
         let practice = try await PracticeRegistry(keys: keys).create(name: "Recording Bench")
         let directory = Directory(pool: maint, passwordCost: .testing)
         let owner = try await directory.createUser(
             email: "owner@bench.test", displayName: "Owner", password: "bench password 123")
         try await directory.grant(user: owner, role: .practiceOwner, practice: practice)
-        let login = try await services.identity.signInEnrollingMFA(
+        let login = try await services.identity.signInFresh(
             email: "owner@bench.test", password: "bench password 123")
         let (source, secret) = try await services.sources.create(
             login.token, practice: practice, kind: "call", label: "Bench line")

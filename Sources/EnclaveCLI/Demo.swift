@@ -84,6 +84,8 @@ extension EnclaveCommand {
                 let services = EnclaveServices(
                     pool: ConnectionPool(
                         configuration: try ConnectionConfiguration.forRole(.app), options: .init(maxConnections: 4)),
+                    authPool: ConnectionPool(
+                        configuration: try ConnectionConfiguration.forRole(.auth), options: .init(maxConnections: 1)),
                     masterKeys: keys.masterKeys, masterKeyVersion: keys.activeMasterVersion)
                 let identity = services.identity
                 let people = Directory(pool: keys.maintenance.pool)
@@ -92,7 +94,8 @@ extension EnclaveCommand {
                 let password = "demo password 2026"
                 var users: [Credentials.User] = []
 
-                /// Creates a user, signs in, enrolls TOTP; returns a session that reaches PHI.
+                /// Creates a user, signs in, enrolls TOTP and re-authenticates; returns a session that
+                /// reaches PHI and may take sensitive actions for five minutes.
                 func person(
                     _ email: String, _ name: String, _ role: Directory.Role, agency: UUID? = nil, practice: UUID? = nil
                 )
@@ -103,12 +106,17 @@ extension EnclaveCommand {
                     let token = try await identity.login(email: email, password: password).token
                     let enrollment = try await identity.beginMFAEnrollment(token, issuer: "Enclave demo")
                     let totp = try TOTP(secret: SecretBytes(copying: Base32.decode(enrollment.secret) ?? []))
-                    // The previous step, so the current code is still unused when the demo prints it.
-                    let earlier = Date().addingTimeInterval(-30)
+                    // Earlier steps, so the current code is still unused when the demo prints it: one
+                    // completes MFA, the next re-authenticates (proposing, approving, assigning and
+                    // creating sources are sensitive actions).
+                    let earlier = Date().addingTimeInterval(-60)
                     try await identity.confirmMFA(token, code: try totp.code(at: earlier), at: earlier)
+                    let previous = earlier.addingTimeInterval(30)
+                    let fresh = try await identity.reauthenticate(
+                        token, password: password, code: try totp.code(at: previous), at: previous)
                     users.append(
                         .init(email: email, password: password, role: role.rawValue, totpSecret: enrollment.secret))
-                    return token
+                    return fresh
                 }
 
                 let names = [

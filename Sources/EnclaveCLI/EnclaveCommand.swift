@@ -35,6 +35,9 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
         try await body()
     } catch let exit as ExitCode {
         throw exit
+    } catch  where isDatabaseUnreachable(error) {
+        printError("the database is unreachable: \(error)")
+        throw ExitCode.failure
     } catch {
         printError("\(error)")
         throw ExitCode.failure

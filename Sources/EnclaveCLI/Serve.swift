@@ -34,6 +34,7 @@ extension EnclaveCommand {
             try await reportingErrors {
                 let services = try await EnclaveServices.open(
                     database: try ConnectionConfiguration.forRole(.app),
+                    authDatabase: try ConnectionConfiguration.forRole(.auth),
                     masterKeyFile: try MaintenanceOptions.masterKeyPath(flag: masterKeyFile),
                     options: .init(connections: connections))
                 let api = EnclaveAPI(services: services)
@@ -49,7 +50,8 @@ extension EnclaveCommand {
                 // Services stop in reverse order: the listeners finish their requests, then the
                 // pool closes.
                 try await ServiceGroup(
-                    services: [services.pool, app, metrics], gracefulShutdownSignals: [.sigterm, .sigint],
+                    services: [services.pool, services.authPool, app, metrics],
+                    gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: Logger(label: "enclave.serve")
                 ).run()
             }

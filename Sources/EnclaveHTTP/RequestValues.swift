@@ -87,6 +87,9 @@ struct RequestValuesMiddleware: RouterMiddleware {
             if let field = HTTPField.Name(name) { response.headers[field] = value }
         }
         if response.status == .unauthorized { response.headers[.wwwAuthenticate] = "Bearer realm=\"enclave\"" }
+        if response.status == .serviceUnavailable, response.headers[.retryAfter] == nil {
+            response.headers[.retryAfter] = "5"
+        }
         response.headers[.strictTransportSecurity] = "max-age=63072000; includeSubDomains"
         response.headers[.contentTypeOptions] = "nosniff"
         if request.uri.path.hasPrefix("/v1/") { response.headers[.cacheControl] = "no-store" }
@@ -125,6 +128,8 @@ struct RequestValuesMiddleware: RouterMiddleware {
         if let server = error as? ServerError {
             let underlying = server.underlyingError
             if underlying is AccessError || underlying is Problem { return Problem(underlying) }
+            // A database out of reach is 503, not the request's fault.
+            if (underlying as? any DescribedError)?.problem != nil { return Problem(underlying) }
             if let decoding = underlying as? DecodingError {
                 return Problem(
                     .badRequest, "the body does not match the schema (unknown, missing or mistyped fields)",

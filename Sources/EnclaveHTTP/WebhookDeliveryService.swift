@@ -22,8 +22,11 @@ public struct WebhookDeliveryService: Service {
             do {
                 let pass = try await deliverer.deliverDue()
                 if pass != WebhookDeliverer.Summary() { report(Self.describe(pass)) }
+            } catch  where isDatabaseUnreachable(error) {
+                report(
+                    "webhooks: the database is unreachable (\(logSafeDescription(of: error))); retrying in \(interval)")
             } catch {
-                report("webhooks: pass failed (\(error)); retrying")
+                report("webhooks: pass failed (\(logSafeDescription(of: error))); retrying")
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }

@@ -75,7 +75,9 @@ public struct LiveServer: Sendable {
             let keys = try await KeyManagement.open(
                 masterKeyFile: "\(directory)/kek", maintenance: MaintenanceContext(pool: maint))
             let services = try await EnclaveServices.open(
-                database: try database.configuration("ENCLAVE_DATABASE_URL"), masterKeyFile: "\(directory)/kek",
+                database: try database.configuration("ENCLAVE_DATABASE_URL"),
+                authDatabase: try database.configuration("ENCLAVE_AUTH_DATABASE_URL"),
+                masterKeyFile: "\(directory)/kek",
                 options: .init(connections: 4, identity: .init(passwordCost: .testing)))
             let app = services.pool
             let identity = services.identity
@@ -85,7 +87,7 @@ public struct LiveServer: Sendable {
             let owner = try await people.createUser(
                 email: "owner@smile.test", displayName: "Olga", password: "owner password 12")
             try await people.grant(user: owner, role: .practiceOwner, practice: practice)
-            let setup = try await identity.signInEnrollingMFA(email: "owner@smile.test", password: "owner password 12")
+            let setup = try await identity.signInFresh(email: "owner@smile.test", password: "owner password 12")
             let (source, secret) = try await services.sources.create(
                 setup.token, practice: practice, kind: "call", label: "Main line")
             let api = EnclaveAPI(services: services)
@@ -177,9 +179,23 @@ public struct LiveServer: Sendable {
         try SignedInUser.code(secret: totpSecret, at: Date().addingTimeInterval(Double(offset * 30)))
     }
 
-    /// Signs in and completes TOTP enrollment (the shared helper); returns a token that reaches PHI.
+    /// Signs in with MFA and re-authenticates; returns a token that reaches PHI and may take
+    /// sensitive actions for five minutes. A new user enrolls TOTP (the shared helper). The
+    /// practice owner, enrolled already, verifies codes of later steps instead (replacing an
+    /// authenticator needs a fresh session): two and three steps ahead, leaving the current and
+    /// next codes (`code(step:)` 0 and 1) to the test.
     public func mfaSession(email: String, password: String) async throws -> String {
-        try await identity.signInEnrollingMFA(email: email, password: password, at: Date()).token.value
+        guard email == "owner@smile.test" else {
+            return try await identity.signInFresh(email: email, password: password).token.value
+        }
+        let login = try await identity.login(email: email, password: password)
+        let verified = Date().addingTimeInterval(60)
+        try await identity.verifyMFA(
+            login.token, code: try SignedInUser.code(secret: totpSecret, at: verified), at: verified)
+        let fresh = verified.addingTimeInterval(30)
+        return try await identity.reauthenticate(
+            login.token, password: password, code: try SignedInUser.code(secret: totpSecret, at: fresh), at: fresh
+        ).value
     }
 
     /// A signed ingest request (call or form JSON, or a recording).

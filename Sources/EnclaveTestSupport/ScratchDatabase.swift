@@ -54,7 +54,8 @@ public struct ScratchDatabase: Sendable {
             try await superuser.query("CREATE DATABASE \(database.name) OWNER enclave_owner TEMPLATE \(template)")
             // A copy does not inherit the template's database privileges: restore what 0001 set.
             try await superuser.query("REVOKE ALL ON DATABASE \(database.name) FROM PUBLIC")
-            try await superuser.query("GRANT CONNECT ON DATABASE \(database.name) TO enclave_app, enclave_maint")
+            try await superuser.query(
+                "GRANT CONNECT ON DATABASE \(database.name) TO enclave_app, enclave_maint, enclave_auth")
         } else {
             try await superuser.query("CREATE DATABASE \(database.name) OWNER enclave_owner")
         }

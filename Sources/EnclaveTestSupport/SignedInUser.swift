@@ -34,4 +34,16 @@ extension IdentityService {
         try await confirmMFA(login.token, code: try user.code(at: date), at: date)
         return user
     }
+
+    /// Signs in with MFA as `signInEnrollingMFA` does at `date`, then re-authenticates with the
+    /// code of the step after: a session that may take sensitive actions for five minutes. The
+    /// default leaves the current step's code unused.
+    public func signInFresh(
+        email: String, password: String, at date: Date = Date().addingTimeInterval(-60)
+    ) async throws -> SignedInUser {
+        let user = try await signInEnrollingMFA(email: email, password: password, at: date)
+        let later = date.addingTimeInterval(30)
+        let token = try await reauthenticate(user.token, password: password, code: try user.code(at: later), at: later)
+        return SignedInUser(token: token, totpSecret: user.totpSecret)
+    }
 }

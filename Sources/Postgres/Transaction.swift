@@ -36,12 +36,18 @@ public enum IsolationLevel: String, Sendable {
 extension Connection {
     /// Runs `body` in a transaction: commits when it returns, rolls back when it throws or when
     /// the task is cancelled.
+    ///
+    /// Every transaction commits durably: it sets `synchronous_commit` on for itself (in the same
+    /// round trip as `BEGIN`), whatever the server's or the session's setting, so that a commit
+    /// that returned, and any answer given after it, survives a crash of PostgreSQL.
     @discardableResult
     public func withTransaction<T: Sendable>(
         isolation: IsolationLevel = .readCommitted,
         _ body: (Transaction) async throws -> T
     ) async throws -> T {
-        try await query("BEGIN ISOLATION LEVEL \(isolation.rawValue)")
+        _ = try await run(
+            "BEGIN ISOLATION LEVEL \(isolation.rawValue); SET LOCAL synchronous_commit TO on", [], timeout: nil,
+            honorsCancellation: true, simple: true)
         let value: T
         do {
             value = try await body(Transaction(connection: self))

@@ -20,9 +20,8 @@ struct SessionsHTTPSTests {
             let admin = try await server.people.createUser(
                 email: "admin@growth.test", displayName: "Ada", password: "admin password 12")
             try await server.people.grant(user: admin, role: .agencyAdmin, agency: agency)
-            let adminToken = try await anonymous.login(
-                body: .json(.init(email: "admin@growth.test", password: "admin password 12"))
-            ).ok.body.json.token
+            // Proposing is sensitive: MFA and a re-authentication in the last five minutes.
+            let adminToken = try await server.mfaSession(email: "admin@growth.test", password: "admin password 12")
             let proposal = try await AgreementService(identity: server.identity).propose(
                 SessionToken(adminToken), agency: agency, practice: server.practice, scopes: [.leadsRead],
                 effectiveAt: Date().addingTimeInterval(-60), expiresAt: nil,

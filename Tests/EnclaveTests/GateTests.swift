@@ -8,12 +8,13 @@ import Testing
 
 @Suite("The BAA gate, enforced by PostgreSQL")
 struct GateTests {
-    /// The member reads practice A, through the service and through raw SQL.
+    /// The member reads practice A, through the service and through raw SQL, and writes nothing
+    /// directly: agency members read; leads arrive only through ingest credentials.
     func expectAccess(_ fixture: IdentityFixture) async throws {
         #expect(try await fixture.serviceCount(fixture.memberToken, practice: fixture.practiceA) == 1)
         let raw = try await fixture.rawAccess(fixture.memberToken, practice: fixture.practiceA)
         #expect(raw.rows == 1)
-        #expect(raw.inserted)
+        #expect(!raw.inserted)
     }
 
     /// The member sees zero rows of practice A and cannot write, whichever way it asks.
@@ -28,7 +29,7 @@ struct GateTests {
         #expect(!raw.inserted)
     }
 
-    @Test("an assigned agency member under an active BAA reads and writes the practice's rows")
+    @Test("an assigned agency member under an active BAA reads the practice's rows and writes none directly")
     func baseline() async throws {
         try await IdentityFixture.with { try await expectAccess($0) }
     }
@@ -99,6 +100,10 @@ struct GateTests {
             try await expectAccess(fixture)
             let other = try await fixture.identity.login(
                 email: "member@agency.test", password: IdentityFixture.password)
+            // Listing and revoking sessions needs MFA done in the session that asks.
+            try await fixture.identity.verifyMFA(
+                other.token, code: try await IdentityFixture.code(fixture.keys, "member@agency.test", step: 1),
+                at: IdentityFixture.start.addingTimeInterval(30))
             let sessions = try await fixture.identity.sessions(other.token)
             #expect(sessions.count == 2)
             let target = try #require(sessions.first { !$0.current })
@@ -158,8 +163,12 @@ struct GateTests {
                         "insert into enclave.tracking_sources (tenant_id, kind, label) values ($1, 'call', 'x')",
                         [fixture.practiceB])
                 }
-                let updated = try await app.execute(
-                    "update enclave.leads set disposition = 'x' where tenant_id = $1", [fixture.practiceB])
+                // The service role may not update leads at all now; before, row security kept it
+                // to zero rows. Either way nothing of B changes.
+                let updated = try await visibleRows(
+                    app,
+                    "with changed as (update enclave.leads set disposition = 'x' where tenant_id = $1 returning 1) select count(*)::int8 as n from changed",
+                    [fixture.practiceB])
                 #expect(updated == 0)
             }
         }

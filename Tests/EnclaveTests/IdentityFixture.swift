@@ -40,6 +40,9 @@ struct IdentityFixture: Sendable {
                 pool: ConnectionPool(
                     configuration: try keyFixture.database.configuration("ENCLAVE_DATABASE_URL"),
                     options: .init(maxConnections: 4)),
+                authPool: ConnectionPool(
+                    configuration: try keyFixture.database.configuration("ENCLAVE_AUTH_DATABASE_URL"),
+                    options: .init(maxConnections: 2)),
                 masterKeys: keys.masterKeys, masterKeyVersion: keys.activeMasterVersion,
                 options: .init(identity: .init(passwordCost: .testing)))
             let identity = services.identity
@@ -69,8 +72,12 @@ struct IdentityFixture: Sendable {
             await superuser.close()
 
             let memberToken = try await signInWithMFA(identity, keyFixture, "member@agency.test")
-            let adminToken = try await signInWithMFA(identity, keyFixture, "admin@agency.test")
+            var adminToken = try await signInWithMFA(identity, keyFixture, "admin@agency.test")
             var ownerAToken = try await signInWithMFA(identity, keyFixture, "owner@a.test")
+            // Proposing and assigning are sensitive: password and TOTP in the last five minutes.
+            adminToken = try await identity.reauthenticate(
+                adminToken, password: password, code: try await code(keyFixture, "admin@agency.test", step: 1),
+                at: start.addingTimeInterval(30))
             let baa = try await agreements.propose(
                 adminToken, agency: agency, practice: practiceA, scopes: scopes,
                 effectiveAt: Date().addingTimeInterval(-60), expiresAt: nil,

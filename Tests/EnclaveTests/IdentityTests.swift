@@ -88,8 +88,8 @@ struct IdentityTests {
                 effectiveAt: Date(), expiresAt: nil, documentSHA256: SHA256.hash([2]))
             let fresh = try await fixture.identity.reauthenticate(
                 fixture.adminToken, password: IdentityFixture.password,
-                code: try await IdentityFixture.code(fixture.keys, "admin@agency.test", step: 1),
-                at: IdentityFixture.start.addingTimeInterval(30))
+                code: try await IdentityFixture.code(fixture.keys, "admin@agency.test", step: 2),
+                at: IdentityFixture.start.addingTimeInterval(60))
             await #expect {
                 try await fixture.agreements.approve(fresh, agreement: proposal)
             } throws: { error in

@@ -217,7 +217,8 @@ struct MasterWrappedSecretTests {
             // A fresh process: new key caches, only master key version 2 on disk.
             let fresh = try await fixture.base.keys.keys()
             let identity = IdentityService(
-                pool: fixture.base.identity.pool, masterKeys: fresh.masterKeys,
+                pool: fixture.base.identity.pool, authPool: fixture.base.identity.authPool,
+                masterKeys: fresh.masterKeys,
                 masterKeyVersion: fresh.activeMasterVersion,
                 policy: .init(passwordCost: .testing))
             let login = try await identity.login(email: "member@agency.test", password: IdentityFixture.password)

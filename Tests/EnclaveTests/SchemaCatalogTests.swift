@@ -66,7 +66,9 @@ struct SchemaCatalogTests {
         }
     }
 
-    @Test("every tenant table has row security enabled and forced, with a policy that has USING and WITH CHECK")
+    @Test(
+        "every tenant table forces row security with per-command, per-role policies; the service role reads through the gate and only ingest inserts"
+    )
     func rowSecurity() async throws {
         try await ScratchDatabase.migrated { database in
             let connection = try await database.connect()
@@ -79,17 +81,41 @@ struct SchemaCatalogTests {
                 #expect(try table.decode(Bool.self, "forced"), "\(name) does not force row security")
                 let policies = try await connection.query(
                     """
-                    select p.polcmd::text as command, p.polqual is not null as has_using,
-                           p.polwithcheck is not null as has_check, p.polpermissive as permissive
+                    select p.polname as policy, p.polcmd::text as command, p.polqual is not null as has_using,
+                           p.polwithcheck is not null as has_check, p.polpermissive as permissive,
+                           array(select r.rolname from pg_roles r where r.oid = any (p.polroles) order by 1)::text[] as roles
                     from pg_policy p where p.polrelid = ('enclave.' || $1)::regclass
                     """,
                     [name]
                 )
                 #expect(!policies.isEmpty, "\(name) has no policy")
                 for policy in policies {
-                    #expect(try policy.decode(String.self, "command") == "*", "\(name): policy is not FOR ALL")
-                    #expect(try policy.decode(Bool.self, "has_using"), "\(name): policy lacks USING")
-                    #expect(try policy.decode(Bool.self, "has_check"), "\(name): policy lacks WITH CHECK")
+                    let label = "\(name).\(try policy.decode(String.self, "policy"))"
+                    let command = try policy.decode(String.self, "command")
+                    let roles = try policy.decode([String].self, "roles")
+                    #expect(command != "*", "\(label) is FOR ALL")
+                    #expect(roles.count == 1, "\(label) applies to \(roles), not one role")
+                    // SELECT and DELETE filter rows (USING); INSERT checks new rows (WITH CHECK);
+                    // UPDATE does both.
+                    #expect(try policy.decode(Bool.self, "has_using") == (command != "a"), "\(label): USING")
+                    #expect(
+                        try policy.decode(Bool.self, "has_check") == ["a", "w"].contains(command),
+                        "\(label): WITH CHECK")
+                    if roles == ["enclave_app"] {
+                        #expect(
+                            command == "r" || (command == "a" && ["leads", "recordings"].contains(name)),
+                            "\(label): the service role writes \(name) directly")
+                    }
+                }
+                // Table privileges agree: the service role selects (where a read scope exists)
+                // and inserts leads and recordings, nothing else.
+                for privilege in ["INSERT", "UPDATE", "DELETE", "TRUNCATE"] {
+                    let granted = try await connection.query(
+                        "select has_table_privilege('enclave_app', ('enclave.' || $1)::regclass, $2) as granted",
+                        [name, privilege]
+                    ).first?.decode(Bool.self, "granted")
+                    let expected = privilege == "INSERT" && ["leads", "recordings"].contains(name)
+                    #expect(granted == expected, "enclave_app \(privilege) on \(name)")
                 }
             }
         }

@@ -1,6 +1,6 @@
 -- Business Associate Agreements and agency assignments: an agency admin proposes and assigns,
--- a practice owner (freshly re-authenticated, never the proposer) approves or declines, either
--- side revokes. Every change is kept in enclave.baa_events and the practice's audit chain.
+-- a practice owner (never the proposer) approves or declines, either side revokes; every one of
+-- these needs a re-authentication (password and TOTP) in the last five minutes. Every change is kept in enclave.baa_events and the practice's audit chain.
 
 -- Keeps the agreement's history and writes the change to the practice's audit chain.
 create or replace function enclave_private.record_baa_event(baa uuid, actor uuid, from_status text, to_status text)
@@ -22,6 +22,7 @@ end
 $$;
 revoke all on function enclave_private.record_baa_event(uuid,uuid,text,text) from public;
 
+-- Propose: an admin of the agency, freshly re-authenticated.
 create or replace function enclave_private.propose_baa(
     agency uuid, practice uuid, scopes text[], effective_at timestamptz, expires_at timestamptz, document_sha256 bytea
 )
@@ -35,6 +36,7 @@ begin
     if not enclave_private.has_role(caller.user_id, 'agency_admin', agency, null) then
         raise exception 'propose_needs_agency_admin' using errcode = '42501';
     end if;
+    perform enclave_private.require_fresh_session();
     insert into enclave.baas (agency_id, practice_id, scopes, effective_at, expires_at, document_sha256, proposed_by)
     values (agency, practice, scopes, effective_at, expires_at, document_sha256, caller.user_id)
     returning id into new_baa;
@@ -123,7 +125,8 @@ $$;
 revoke all on function enclave_private.list_baas() from public;
 grant execute on function enclave_private.list_baas() to enclave_app;
 
--- Assignments: an agency admin assigns members of the same agency to practices.
+-- Assignments: an agency admin, freshly re-authenticated, assigns members of the same agency to
+-- practices, or removes them.
 create or replace function enclave_private.assign_member(agency uuid, practice uuid, member uuid, assign boolean)
 returns boolean
 language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
@@ -134,6 +137,7 @@ begin
     if not enclave_private.has_role(caller.user_id, 'agency_admin', agency, null) then
         raise exception 'assign_needs_agency_admin' using errcode = '42501';
     end if;
+    perform enclave_private.require_fresh_session();
     if assign then
         if not exists (select from enclave.memberships m where m.user_id = member and m.agency_id = agency) then
             raise exception 'not_agency_member' using errcode = '23503';

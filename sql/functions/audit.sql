@@ -132,7 +132,8 @@ revoke all on function enclave_private.apply_audit_retention(uuid,bigint) from p
 -- actor comes from the bound credential, never from the caller. Each kind of caller may record
 -- only the actions enclave.audit_actions lists for it: 'maintenance' (the enclave_maint login),
 -- 'ingest' (an ingest credential) or 'session'. An `ok` event about a practice needs the caller
--- to reach it now; refusals may be recorded for any practice.
+-- to reach it now; a refusal (access.denied, a fixed reason code and at most a scope) may be
+-- recorded for any practice.
 create or replace function enclave_private.record_audit(
     tenant uuid, action text, object_type text, object_id text, outcome text, reason text, details jsonb,
     request_id text, client_ip inet, user_agent text
@@ -155,6 +156,22 @@ begin
         select from enclave.audit_actions a where a.action = record_audit.action and recorder = any (a.recorded_by)
     ) then
         raise exception 'the % role may not record %', recorder, action using errcode = '42501';
+    end if;
+    -- A refusal is recorded as a fixed reason code with bounded, typed details: the caller may
+    -- write into any practice's chain that it was turned away, and nothing else.
+    if action = 'access.denied' then
+        if outcome is distinct from 'denied'
+            or reason is null or reason not in ('unauthenticated', 'mfaRequired', 'forbidden', 'reauthenticationRequired')
+            or object_type is distinct from 'practice' or object_id is distinct from tenant::text
+            or tenant = platform
+            or coalesce(details, '{}'::jsonb) not in (
+                '{}'::jsonb, jsonb_build_object('scope', details ->> 'scope'))
+            or coalesce(details ->> 'scope', 'leads.read') not in ('leads.read', 'recordings.listen', 'leads.export', 'tracking.manage', 'ingest')
+            or octet_length(coalesce(request_id, '')) > 100 or octet_length(coalesce(user_agent, '')) > 300 then
+            raise exception 'access_denied_event_invalid' using errcode = '22023';
+        end if;
+    elsif outcome is distinct from 'ok' and recorder <> 'maintenance' then
+        raise exception 'only access.denied records a refusal' using errcode = '22023';
     end if;
     if recorder = 'maintenance' then
         if tenant <> platform and tenant is distinct from enclave_private.maintenance_tenant() then
@@ -180,6 +197,10 @@ begin
     select * into caller from enclave_private.current_session();
     if outcome = 'ok' and (tenant = platform or not enclave_private.caller_reaches(tenant)) then
         raise exception 'an access can only be recorded by a caller who may perform it' using errcode = '42501';
+    end if;
+    -- An export is a sensitive action: password and TOTP in the last five minutes.
+    if action = 'phi.export' then
+        perform enclave_private.require_fresh_session();
     end if;
     return enclave_private.append_audit_event(
         tenant, caller.user_id, 'user', caller.session_id, action, object_type, object_id, outcome, reason, client_ip,

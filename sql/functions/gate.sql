@@ -48,14 +48,16 @@ $$;
 revoke all on function enclave_private.bound_tenant() from public;
 
 -- An ingest credential's reach: the source in enclave.ingest_source, with the secret in
--- enclave.ingest_secret matching the stored hash, enabled, of an active practice. It reaches
--- only its own practice's lead and recording tables.
+-- enclave.ingest_secret matching the stored hash, enabled, of an active practice. It reaches its
+-- practice for the scope 'ingest' only: it inserts its own source's leads and recordings (the
+-- insert policies) and reads nothing; what idempotency needs comes through the definer
+-- functions of ingest.sql.
 create or replace function enclave_private.ingest_reach(tenant uuid, required_scope text)
 returns boolean
 language plpgsql stable
 as $$
 begin
-    if required_scope not in ('leads.read', 'recordings.listen') then
+    if required_scope is distinct from 'ingest' and required_scope is not null then
         return false;
     end if;
     return exists (
@@ -70,26 +72,25 @@ end
 $$;
 revoke all on function enclave_private.ingest_reach(uuid, text) from public;
 
--- A session's reach: a live session (sessions.sql), of a user who is a member of the practice,
--- or an agency user assigned to it whose agency holds an active, unexpired BAA with the scope.
--- A HIPAA-mode practice also needs MFA done in the session.
+-- A session's reach: a live session (sessions.sql) that completed MFA, of a user who is a
+-- member of the practice, or an agency user assigned to it whose agency holds an active,
+-- unexpired BAA with the scope (any scope when required_scope is NULL). A session never reaches
+-- for 'ingest'. A session without MFA reaches nothing: it may only complete MFA or sign out.
 create or replace function enclave_private.session_reach(tenant uuid, required_scope text)
 returns boolean
 language plpgsql stable
 as $$
 declare
     caller record;
-    practice record;
 begin
+    if required_scope = 'ingest' then
+        return false;
+    end if;
     select * into caller from enclave_private.current_session();
-    if not found then
+    if not found or not caller.mfa_verified then
         return false;
     end if;
-    select p.hipaa_mode, p.status into practice from enclave.practices p where p.id = tenant;
-    if not found or practice.status <> 'active' then
-        return false;
-    end if;
-    if practice.hipaa_mode and not caller.mfa_verified then
+    if not exists (select from enclave.practices p where p.id = tenant and p.status = 'active') then
         return false;
     end if;
     return exists (
@@ -104,7 +105,7 @@ begin
           and b.status = 'active'
           and b.effective_at <= now()
           and (b.expires_at is null or now() < b.expires_at)
-          and required_scope = any (b.scopes)
+          and (required_scope is null or required_scope = any (b.scopes))
     );
 end
 $$;
@@ -138,27 +139,58 @@ $$;
 revoke all on function enclave_private.reachable_tenant(text) from public;
 grant execute on function enclave_private.reachable_tenant(text) to enclave_app, enclave_maint;
 
--- True when the caller's credential reaches `tenant` now, for any scope.
-create or replace function enclave_private.caller_reaches(tenant uuid)
-returns boolean
+-- The tenant the caller's credential reaches now for any purpose: the maintenance tenant, an
+-- ingest credential's practice, or a practice an MFA-verified session reaches for any scope.
+-- The owner's policies use it, so that a definer function working for the caller touches only
+-- rows of the caller's practice (0007_per_command_policies.sql). Only the owner executes it.
+create or replace function enclave_private.caller_tenant()
+returns uuid
 language plpgsql stable security definer set search_path = pg_catalog, pg_temp
 as $$
 declare
-    scope text;
+    tenant uuid;
 begin
-    if tenant is distinct from nullif(current_setting('enclave.tenant_id', true), '')::uuid
-        and session_user <> 'enclave_maint' then
-        return false;
+    if session_user = 'enclave_maint' then
+        return enclave_private.maintenance_tenant();
     end if;
-    foreach scope in array array['leads.read', 'recordings.listen', 'leads.export', 'tracking.manage'] loop
-        if enclave_private.reachable_tenant(scope) = tenant then
-            return true;
-        end if;
-    end loop;
-    return false;
+    tenant := enclave_private.bound_tenant();
+    if tenant is null then
+        return null;
+    end if;
+    if nullif(current_setting('enclave.ingest_source', true), '') is not null then
+        return case when enclave_private.ingest_reach(tenant, 'ingest') then tenant end;
+    end if;
+    return case when enclave_private.session_reach(tenant, null) then tenant end;
 end
 $$;
+revoke all on function enclave_private.caller_tenant() from public;
+
+-- True when the caller's credential reaches `tenant` now, for any purpose.
+create or replace function enclave_private.caller_reaches(tenant uuid)
+returns boolean
+language sql stable security definer set search_path = pg_catalog, pg_temp
+as $$ select coalesce(tenant = enclave_private.caller_tenant(), false) $$;
 revoke all on function enclave_private.caller_reaches(uuid) from public;
+
+-- The validated ingest credential of this unit of work: its practice and source, or no row.
+-- The insert policies of leads and recordings compare with it.
+create or replace function enclave_private.ingest_credential()
+returns table (tenant_id uuid, source_id uuid)
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    tenant uuid := enclave_private.bound_tenant();
+begin
+    if session_user = 'enclave_maint' or tenant is null
+        or nullif(current_setting('enclave.ingest_source', true), '') is null
+        or not enclave_private.ingest_reach(tenant, 'ingest') then
+        return;
+    end if;
+    return query select tenant, current_setting('enclave.ingest_source', true)::uuid;
+end
+$$;
+revoke all on function enclave_private.ingest_credential() from public;
+grant execute on function enclave_private.ingest_credential() to enclave_app;
 
 -- Whether the caller holds `role` in the practice bound to this unit of work.
 create or replace function enclave_private.caller_has_practice_role(role_name text)
@@ -169,7 +201,7 @@ declare
     caller record;
 begin
     select * into caller from enclave_private.current_session();
-    if not found then
+    if not found or not caller.mfa_verified then
         return false;
     end if;
     return enclave_private.has_role(
@@ -179,7 +211,7 @@ $$;
 revoke all on function enclave_private.caller_has_practice_role(text) from public;
 grant execute on function enclave_private.caller_has_practice_role(text) to enclave_app;
 
--- Practices the caller can reach now for a scope (for agency dashboards).
+-- Practices the caller can reach now for a scope (for agency dashboards). Needs MFA done.
 create or replace function enclave_private.reachable_practices(required_scope text)
 returns table (practice_id uuid, name text, via text)
 language plpgsql stable security definer set search_path = pg_catalog, pg_temp
@@ -190,14 +222,14 @@ begin
     return query
     select p.id, p.name, 'membership'::text
     from enclave.practices p join enclave.memberships m on m.practice_id = p.id
-    where m.user_id = caller.user_id and p.status = 'active' and (caller.mfa_verified or not p.hipaa_mode)
+    where m.user_id = caller.user_id and p.status = 'active'
     union
     select p.id, p.name, 'agreement'::text
     from enclave.agency_assignments a
     join enclave.memberships m on m.user_id = a.user_id and m.agency_id = a.agency_id
     join enclave.baas b on b.agency_id = a.agency_id and b.practice_id = a.practice_id
     join enclave.practices p on p.id = a.practice_id
-    where a.user_id = caller.user_id and p.status = 'active' and (caller.mfa_verified or not p.hipaa_mode)
+    where a.user_id = caller.user_id and p.status = 'active'
       and b.status = 'active' and b.effective_at <= now() and (b.expires_at is null or now() < b.expires_at)
       and required_scope = any (b.scopes);
 end

@@ -1,5 +1,11 @@
--- Ingest credentials: the secret a provider signs requests with, per tracking source. The gate
--- checks the hash (gate.sql, ingest_reach); the service checks signatures with the wrapped copy.
+-- Ingest credentials and what an ingest credential may do. The secret a provider signs requests
+-- with is kept per tracking source: the gate checks its hash (gate.sql, ingest_reach), the
+-- service checks signatures with the wrapped copy.
+--
+-- An ingest credential inserts its own source's leads and recordings (the insert policies of
+-- 0007_per_command_policies.sql) and reads no table. What it needs to know comes through the
+-- functions below, each confined to its own source: the lead an idempotency key already made,
+-- the replay marker of a signature, the practice's active keys, the source's defaults.
 
 -- A source's practice and wrapped secret, for the service to check a request's signature
 -- before it binds the credential. The wrapped secret opens only with the master key.
@@ -13,13 +19,221 @@ $$;
 revoke all on function enclave_private.ingest_source(uuid) from public;
 grant execute on function enclave_private.ingest_source(uuid) to enclave_app;
 
--- Sets (or rotates) a source's credential. The caller must reach the source's practice for
--- tracking.manage: the row of tracking_sources is visible only then.
+-- The validated credential, or 'ingest_credential_required' (42501).
+create or replace function enclave_private.require_ingest_credential()
+returns record
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    credential record;
+begin
+    select * into credential from enclave_private.ingest_credential();
+    if not found then
+        raise exception 'ingest_credential_required' using errcode = '42501';
+    end if;
+    return credential;
+end
+$$;
+revoke all on function enclave_private.require_ingest_credential() from public;
+
+-- The lead this source already stored under an idempotency key, if any.
+create or replace function enclave_private.ingest_existing_lead(idempotency_key text)
+returns uuid
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    credential record := enclave_private.require_ingest_credential();
+begin
+    return (select l.id from enclave.leads l
+            where l.tenant_id = credential.tenant_id and l.source_id = credential.source_id
+              and l.idempotency_key = ingest_existing_lead.idempotency_key);
+end
+$$;
+revoke all on function enclave_private.ingest_existing_lead(text) from public;
+grant execute on function enclave_private.ingest_existing_lead(text) to enclave_app;
+
+-- Records a signature as used by this source; false if it was used before. Prunes up to 100
+-- markers older than the 15-minute window of signature freshness.
+create or replace function enclave_private.ingest_mark_signature(replay_hash bytea)
+returns boolean
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    credential record := enclave_private.require_ingest_credential();
+begin
+    if octet_length(replay_hash) <> 32 then
+        raise exception 'invalid signature hash' using errcode = '22023';
+    end if;
+    insert into enclave.ingest_replays (tenant_id, source_id, signature_hash)
+    values (credential.tenant_id, credential.source_id, replay_hash)
+    on conflict do nothing;
+    if not found then
+        return false;
+    end if;
+    delete from enclave.ingest_replays where tenant_id = credential.tenant_id and (tenant_id, source_id, signature_hash) in (
+        select r.tenant_id, r.source_id, r.signature_hash from enclave.ingest_replays r
+        where r.tenant_id = credential.tenant_id and r.seen_at < now() - interval '15 minutes' limit 100);
+    return true;
+end
+$$;
+revoke all on function enclave_private.ingest_mark_signature(bytea) from public;
+grant execute on function enclave_private.ingest_mark_signature(bytea) to enclave_app;
+
+-- The practice's active keys, wrapped by the master key, to seal what this request stores.
+create or replace function enclave_private.ingest_keys()
+returns table (purpose text, version integer, kek_version integer, state text, wrapped bytea)
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    credential record := enclave_private.require_ingest_credential();
+begin
+    return query
+    select k.purpose, k.version, k.kek_version, k.state, k.wrapped from enclave.tenant_keys k
+    where k.tenant_id = credential.tenant_id and k.state = 'active';
+end
+$$;
+revoke all on function enclave_private.ingest_keys() from public;
+grant execute on function enclave_private.ingest_keys() to enclave_app;
+
+-- The source's default attribution, for fields a request leaves out.
+create or replace function enclave_private.ingest_defaults()
+returns table (default_source text, default_medium text, default_campaign text)
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    credential record := enclave_private.require_ingest_credential();
+begin
+    return query
+    select s.default_source, s.default_medium, s.default_campaign from enclave.tracking_sources s
+    where s.tenant_id = credential.tenant_id and s.id = credential.source_id;
+end
+$$;
+revoke all on function enclave_private.ingest_defaults() from public;
+grant execute on function enclave_private.ingest_defaults() to enclave_app;
+
+-- Queues a `lead.created` webhook for each active endpoint of the practice and one notification
+-- (for a mailer), for a lead this source stored. Payloads carry no PHI: the lead's id, kind,
+-- time and marketing attribution, and a link.
+create or replace function enclave_private.enqueue_new_lead(lead uuid)
+returns void
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    credential record := enclave_private.require_ingest_credential();
+    notice jsonb;
+begin
+    select jsonb_build_object(
+        'event', 'lead.created', 'lead_id', l.id, 'practice_id', l.tenant_id, 'kind', l.kind,
+        'occurred_at', l.occurred_at,
+        'attribution', jsonb_strip_nulls(jsonb_build_object(
+            'source', l.source, 'medium', l.medium, 'campaign', l.campaign, 'keyword', l.keyword)),
+        'link', '/v1/practices/' || l.tenant_id || '/leads/' || l.id)
+    into notice
+    from enclave.leads l
+    where l.tenant_id = credential.tenant_id and l.id = lead and l.source_id = credential.source_id;
+    if notice is null then
+        raise exception 'unknown lead' using errcode = '42501';
+    end if;
+    insert into enclave.outbox (tenant_id, kind, endpoint_id, payload)
+    select credential.tenant_id, 'webhook', e.id, notice
+    from enclave.webhook_endpoints e where e.tenant_id = credential.tenant_id and e.active
+    union all
+    select credential.tenant_id, 'notification', null, notice;
+end
+$$;
+revoke all on function enclave_private.enqueue_new_lead(uuid) from public;
+grant execute on function enclave_private.enqueue_new_lead(uuid) to enclave_app;
+
+-- Whether `lead` is a call this source stored (the recordings insert policy).
+create or replace function enclave_private.ingest_owns_call(tenant uuid, lead uuid)
+returns boolean
+language sql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+    select exists (
+        select from enclave.leads l join enclave_private.ingest_credential() c
+            on c.tenant_id = l.tenant_id and c.source_id = l.source_id
+        where l.tenant_id = tenant and l.id = lead and l.kind = 'call')
+$$;
+revoke all on function enclave_private.ingest_owns_call(uuid,uuid) from public;
+grant execute on function enclave_private.ingest_owns_call(uuid,uuid) to enclave_app;
+
+-- Starts a recording upload: locks the call (one upload at a time) and says whether it already
+-- has a recording. No row: not a call of this source.
+create or replace function enclave_private.ingest_begin_recording(lead uuid)
+returns table (has_recording boolean)
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    credential record := enclave_private.require_ingest_credential();
+begin
+    return query
+    select l.recording_chunks is not null from enclave.leads l
+    where l.tenant_id = credential.tenant_id and l.id = lead and l.source_id = credential.source_id and l.kind = 'call'
+    for update;
+end
+$$;
+revoke all on function enclave_private.ingest_begin_recording(uuid) from public;
+grant execute on function enclave_private.ingest_begin_recording(uuid) to enclave_app;
+
+-- Completes a recording upload: its stream header, size and chunk count go on the call.
+create or replace function enclave_private.ingest_finish_recording(
+    lead uuid, header bytea, total_bytes bigint, chunks integer, content_type text
+)
+returns boolean
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    credential record := enclave_private.require_ingest_credential();
+begin
+    if chunks <> (select count(*) from enclave.recordings r where r.tenant_id = credential.tenant_id and r.lead_id = lead) then
+        raise exception 'recording chunks missing' using errcode = '22023';
+    end if;
+    update enclave.leads l
+    set recording_header = header, recording_bytes = total_bytes, recording_chunks = chunks,
+        recording_content_type = content_type
+    where l.tenant_id = credential.tenant_id and l.id = lead and l.source_id = credential.source_id
+      and l.kind = 'call' and l.recording_chunks is null;
+    return found;
+end
+$$;
+revoke all on function enclave_private.ingest_finish_recording(uuid,bytea,bigint,integer,text) from public;
+grant execute on function enclave_private.ingest_finish_recording(uuid,bytea,bigint,integer,text) to enclave_app;
+
+-- Creates a tracking source with its ingest credential: a practice's setting, so through this
+-- function only. The caller reaches the practice for tracking.manage and re-authenticated in
+-- the last five minutes.
+create or replace function enclave_private.create_tracking_source(
+    source uuid, kind text, label text, tracking_number text, default_source text, default_medium text,
+    default_campaign text, secret_hash bytea, wrapped_secret bytea
+)
+returns void
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    caller record := enclave_private.require_fresh_session();
+    practice uuid := enclave_private.reachable_tenant('tracking.manage');
+begin
+    if practice is null then
+        raise exception 'sources_need_tracking_manage' using errcode = '42501';
+    end if;
+    insert into enclave.tracking_sources
+        (tenant_id, id, kind, label, tracking_number, default_source, default_medium, default_campaign)
+    values (practice, source, kind, label, tracking_number, default_source, default_medium, default_campaign);
+    insert into enclave_private.ingest_credentials (source_id, practice_id, secret_hash, wrapped_secret)
+    values (source, practice, secret_hash, wrapped_secret);
+end
+$$;
+revoke all on function enclave_private.create_tracking_source(uuid,text,text,text,text,text,text,bytea,bytea) from public;
+grant execute on function enclave_private.create_tracking_source(uuid,text,text,text,text,text,text,bytea,bytea) to enclave_app;
+
+-- Rotates a source's credential. The caller reaches the source's practice for tracking.manage
+-- and re-authenticated in the last five minutes.
 create or replace function enclave_private.set_ingest_credential(source uuid, secret_hash bytea, wrapped_secret bytea)
 returns void
 language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
 as $$
 declare
+    caller record := enclave_private.require_fresh_session();
     practice uuid;
 begin
     select s.tenant_id into practice from enclave.tracking_sources s where s.id = source;
@@ -34,3 +248,47 @@ end
 $$;
 revoke all on function enclave_private.set_ingest_credential(uuid,bytea,bytea) from public;
 grant execute on function enclave_private.set_ingest_credential(uuid,bytea,bytea) to enclave_app;
+
+-- A practice owner replaces a lead's PHI with nothing; attribution stays; the act is audited in
+-- the same transaction. Redaction changes PHI rows, so through this function only.
+create or replace function enclave_private.redact_lead(lead uuid, fields text[], request_id text, client_ip inet, user_agent text)
+returns boolean
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    caller record := enclave_private.require_session();
+    practice uuid := enclave_private.reachable_tenant('leads.read');
+begin
+    if practice is null or not enclave_private.has_role(caller.user_id, 'practice_owner', null, practice) then
+        raise exception 'redact_needs_practice_owner' using errcode = '42501';
+    end if;
+    if cardinality(fields) = 0 or not fields <@ array['caller_number', 'caller_name', 'transcript', 'form_fields', 'page_url', 'recording'] then
+        raise exception 'invalid redaction fields' using errcode = '22023';
+    end if;
+    update enclave.leads set
+        caller_number = case when 'caller_number' = any (fields) then null else caller_number end,
+        caller_index = case when 'caller_number' = any (fields) then null else caller_index end,
+        caller_name = case when 'caller_name' = any (fields) then null else caller_name end,
+        transcript = case when 'transcript' = any (fields) then null else transcript end,
+        form_fields = case when 'form_fields' = any (fields) then null else form_fields end,
+        page_url = case when 'page_url' = any (fields) then null else page_url end,
+        recording_header = case when 'recording' = any (fields) then null else recording_header end,
+        recording_bytes = case when 'recording' = any (fields) then null else recording_bytes end,
+        recording_chunks = case when 'recording' = any (fields) then null else recording_chunks end,
+        redacted_at = now()
+    where tenant_id = practice and id = lead;
+    if not found then
+        return false;
+    end if;
+    if 'recording' = any (fields) then
+        delete from enclave.recordings where tenant_id = practice and lead_id = lead;
+    end if;
+    perform enclave_private.append_audit_event(
+        practice, caller.user_id, 'user', caller.session_id, 'lead.redacted', 'lead', lead::text, 'ok', null,
+        client_ip, user_agent, request_id,
+        jsonb_build_object('fields', array_to_string(array(select f from unnest(fields) f order by f), ',')));
+    return true;
+end
+$$;
+revoke all on function enclave_private.redact_lead(uuid,text[],text,inet,text) from public;
+grant execute on function enclave_private.redact_lead(uuid,text[],text,inet,text) to enclave_app;

@@ -37,8 +37,9 @@ $$;
 revoke all on function enclave_private.current_session() from public;
 grant execute on function enclave_private.current_session() to enclave_app;
 
--- The current session, or an error (28000) when there is none.
-create or replace function enclave_private.require_session()
+-- The current session, MFA done or not, or an error (28000) when there is none. Only the steps
+-- of completing MFA use it: a session without MFA may complete MFA or sign out, nothing else.
+create or replace function enclave_private.require_any_session()
 returns record
 language plpgsql stable security definer set search_path = pg_catalog, pg_temp
 as $$
@@ -52,9 +53,26 @@ begin
     return caller;
 end
 $$;
+revoke all on function enclave_private.require_any_session() from public;
+
+-- The current session, which must have completed MFA: 'mfa_required' (28000) otherwise.
+create or replace function enclave_private.require_session()
+returns record
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    caller record := enclave_private.require_any_session();
+begin
+    if not caller.mfa_verified then
+        raise exception 'mfa_required' using errcode = '28000';
+    end if;
+    return caller;
+end
+$$;
 revoke all on function enclave_private.require_session() from public;
 
--- The session must have re-authenticated in the last five minutes (sensitive actions).
+-- Sensitive actions: the session completed MFA and re-authenticated with password and TOTP in
+-- the last five minutes. Signing in is not a re-authentication (authenticated_at starts NULL).
 create or replace function enclave_private.require_fresh_session()
 returns record
 language plpgsql stable security definer set search_path = pg_catalog, pg_temp
@@ -62,7 +80,7 @@ as $$
 declare
     caller record := enclave_private.require_session();
 begin
-    if caller.authenticated_at < now() - interval '5 minutes' then
+    if caller.authenticated_at is null or caller.authenticated_at < now() - interval '5 minutes' then
         raise exception 're-authentication required' using errcode = '28P01';
     end if;
     return caller;
@@ -160,9 +178,9 @@ begin
         return;
     end if;
     delete from enclave.login_failures where subject = account_subject;
-    insert into enclave.sessions (user_id, token_hash, client_ip, user_agent, idle_timeout, absolute_timeout)
+    insert into enclave.sessions (user_id, token_hash, client_ip, user_agent, idle_timeout, absolute_timeout, authenticated_at)
     values (person.id, sha256(convert_to(new_token, 'UTF8')), client_ip, left(login.user_agent, 500),
-            login.idle_timeout, login.absolute_timeout)
+            login.idle_timeout, login.absolute_timeout, null)
     returning id into new_session;
     perform enclave_private.append_audit_event(
         '00000000-0000-0000-0000-000000000000'::uuid, person.id, 'user', new_session, 'auth.login', 'session', new_session::text, 'ok', null,
@@ -174,6 +192,8 @@ revoke all on function enclave_private.login(text,bytea,text,inet,text,interval,
 grant execute on function enclave_private.login(text,bytea,text,inet,text,interval,interval) to enclave_app;
 
 -- Marks the current session as seen (resets the idle clock) and returns it; nothing if invalid.
+-- A session without MFA is returned too (with mfa_verified false), so that the service can say
+-- "verify a code" rather than "sign in"; it reaches nothing through it.
 -- It writes last_seen_at only when the stored time is more than ten seconds old: writing on
 -- every request queued one token's concurrent requests on one row lock (scripts/bench-api:
 -- GET /v1/me at 0.07x of /healthz), and the idle timeout is minutes, so the resolution loses
@@ -254,8 +274,24 @@ $$;
 revoke all on function enclave_private.revoke_session(uuid) from public;
 grant execute on function enclave_private.revoke_session(uuid) to enclave_app;
 
--- Re-authentication with the password (and, for enrolled users, a fresh TOTP step checked by
--- the service): a new token replaces the old and the session counts as fresh for five minutes.
+-- The caller's password parameters (PHC string), for the service to derive the key that
+-- reauthenticate checks. The authentication role's.
+create or replace function enclave_private.reauth_parameters()
+returns text
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    caller record := enclave_private.require_session();
+begin
+    return (select u.password_phc from enclave.users u where u.id = caller.user_id);
+end
+$$;
+revoke all on function enclave_private.reauth_parameters() from public;
+
+-- Re-authentication with the password and a TOTP step newer than any accepted before: a new
+-- token replaces the old and the session counts as fresh for five minutes. Only the
+-- authentication role (enclave_auth) may call it: the step is asserted by the process that
+-- checked the code, and the service role, which an injection could drive, cannot assert one.
 create or replace function enclave_private.reauthenticate(derived_key bytea, totp_step bigint, new_token text)
 returns text
 language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
@@ -264,22 +300,23 @@ declare
     caller record := enclave_private.require_session();
     person record;
 begin
+    if length(new_token) < 40 then
+        raise exception 'invalid re-authentication request' using errcode = '22023';
+    end if;
     select u.email, u.password_verifier, u.mfa_enrolled_at, u.totp_last_step into person
-    from enclave.users u where u.id = caller.user_id;
+    from enclave.users u where u.id = caller.user_id for update;
     if enclave_private.locked_until('email:' || lower(person.email), 5, interval '15 minutes') is not null then
         return 'throttled';
     end if;
-    if sha256(derived_key) <> person.password_verifier
-        or (person.mfa_enrolled_at is not null and (totp_step is null or totp_step <= coalesce(person.totp_last_step, -1))) then
+    if sha256(derived_key) is distinct from person.password_verifier or person.mfa_enrolled_at is null
+        or totp_step is null or totp_step <= coalesce(person.totp_last_step, -1) then
         perform enclave_private.record_failure('email:' || lower(person.email), 5, interval '15 minutes');
         perform enclave_private.append_audit_event(
             '00000000-0000-0000-0000-000000000000'::uuid, caller.user_id, 'user', caller.session_id, 'auth.reauth', 'session', caller.session_id::text,
             'denied', 'wrong password or code', null, null, null, '{}');
         return 'invalid';
     end if;
-    if person.mfa_enrolled_at is not null then
-        update enclave.users set totp_last_step = totp_step where id = caller.user_id;
-    end if;
+    update enclave.users set totp_last_step = totp_step where id = caller.user_id;
     update enclave.sessions
     set token_hash = sha256(convert_to(new_token, 'UTF8')), authenticated_at = now(), last_seen_at = now()
     where id = caller.session_id;
@@ -290,29 +327,35 @@ begin
 end
 $$;
 revoke all on function enclave_private.reauthenticate(bytea,bigint,text) from public;
-grant execute on function enclave_private.reauthenticate(bytea,bigint,text) to enclave_app;
 
 -- TOTP: the secret is stored wrapped by the master key (the service seals and checks codes);
 -- the database keeps the last accepted time step so that no code is accepted twice.
+--
+-- Starting an enrollment needs only a session; replacing the TOTP of a user who already has
+-- one needs a fresh re-authentication, or a password alone would enroll a new authenticator.
 create or replace function enclave_private.begin_mfa_enrollment(wrapped_secret bytea)
 returns void
 language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
 as $$
 declare
-    caller record := enclave_private.require_session();
+    caller record := enclave_private.require_any_session();
 begin
+    if exists (select from enclave.users u where u.id = caller.user_id and u.mfa_enrolled_at is not null) then
+        perform enclave_private.require_fresh_session();
+    end if;
     update enclave.users set totp_pending_secret = wrapped_secret where id = caller.user_id;
 end
 $$;
 revoke all on function enclave_private.begin_mfa_enrollment(bytea) from public;
 grant execute on function enclave_private.begin_mfa_enrollment(bytea) to enclave_app;
 
+-- The wrapped TOTP secret (or the pending one), for the authentication role to check a code.
 create or replace function enclave_private.mfa_secret(pending boolean)
 returns table (user_id uuid, secret bytea)
 language plpgsql stable security definer set search_path = pg_catalog, pg_temp
 as $$
 declare
-    caller record := enclave_private.require_session();
+    caller record := enclave_private.require_any_session();
 begin
     return query
     select u.id, case when pending then u.totp_pending_secret else u.totp_secret end
@@ -320,15 +363,19 @@ begin
 end
 $$;
 revoke all on function enclave_private.mfa_secret(boolean) from public;
-grant execute on function enclave_private.mfa_secret(boolean) to enclave_app;
 
+-- Marks the session MFA-verified for a TOTP step the authentication role checked, newer than
+-- any accepted before (the replay guard). Only enclave_auth may call it (see reauthenticate).
 create or replace function enclave_private.complete_mfa(totp_step bigint, enrolling boolean)
 returns boolean
 language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
 as $$
 declare
-    caller record := enclave_private.require_session();
+    caller record := enclave_private.require_any_session();
 begin
+    if enrolling and exists (select from enclave.users u where u.id = caller.user_id and u.mfa_enrolled_at is not null) then
+        perform enclave_private.require_fresh_session();
+    end if;
     update enclave.users u
     set totp_last_step = totp_step,
         totp_secret = case when enrolling then u.totp_pending_secret else u.totp_secret end,
@@ -349,7 +396,6 @@ begin
 end
 $$;
 revoke all on function enclave_private.complete_mfa(bigint,boolean) from public;
-grant execute on function enclave_private.complete_mfa(bigint,boolean) to enclave_app;
 
 -- A password change ends every session of the user (the service logs in again afterwards).
 create or replace function enclave_private.change_password(derived_key bytea, new_phc text, new_verifier bytea)
@@ -417,3 +463,15 @@ end
 $$;
 revoke all on function enclave_private.whoami() from public;
 grant execute on function enclave_private.whoami() to enclave_app;
+
+-- The authentication role's functions. On a fresh database the function files first apply
+-- before 0006_authentication_role.sql creates the role, which then grants the same itself.
+do $$
+begin
+    if exists (select from pg_roles where rolname = 'enclave_auth') then
+        grant execute on function enclave_private.mfa_secret(boolean), enclave_private.complete_mfa(bigint,boolean),
+            enclave_private.reauth_parameters(), enclave_private.reauthenticate(bytea,bigint,text)
+            to enclave_auth;
+    end if;
+end
+$$;

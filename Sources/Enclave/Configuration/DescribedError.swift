@@ -42,9 +42,34 @@ public func logSafeDescription(of error: any Error) -> String {
     (error as? any DescribedError)?.logDescription ?? String(reflecting: type(of: error))
 }
 
+/// Whether `error` is the database being out of reach (down, restarting, no free connection in
+/// time) rather than a fault of the request: callers say so plainly and retry later.
+public func isDatabaseUnreachable(_ error: any Error) -> Bool {
+    (error as? PostgresError)?.isUnavailable ?? false
+}
+
 extension PostgresError: DescribedError {
     /// The kind of failure and the SQLSTATE, never the server's message.
     public var logDescription: String { description }
+
+    /// A database that cannot be reached (down, restarting, refusing connections) or a pool with
+    /// no free connection in time: 503, so that clients and providers retry. Anything else is
+    /// not the client's to know (500).
+    public var problem: ProblemDescription? {
+        guard isUnavailable else { return nil }
+        return ProblemDescription(
+            status: 503, type: "service-unavailable",
+            title: "the service cannot reach its database right now; nothing was done, try again shortly")
+    }
+
+    /// Whether the failure is the database being out of reach rather than the request's fault:
+    /// no connection, a lost one, a pool timeout, or the server shutting down or starting up
+    /// (SQLSTATE class 08, 57P01 to 57P03).
+    public var isUnavailable: Bool {
+        if [.connectionFailed, .connectionLost, .poolTimeout].contains(code) { return true }
+        guard code == .server, let state = sqlState else { return false }
+        return state.hasPrefix("08") || ["57P01", "57P02", "57P03"].contains(state)
+    }
 }
 
 extension SealingError: DescribedError {

@@ -9,6 +9,8 @@ public enum DatabaseRole: String, Sendable, CaseIterable {
     case app = "ENCLAVE_DATABASE_URL"
     /// `enclave_maint`: runs tenant migrations, one tenant context at a time.
     case maint = "ENCLAVE_MAINT_DATABASE_URL"
+    /// `enclave_auth`: completes MFA and re-authentication, on a small pool of its own.
+    case auth = "ENCLAVE_AUTH_DATABASE_URL"
 
     /// The environment variable that holds this role's connection URL.
     public var variable: String { rawValue }
@@ -52,6 +54,7 @@ extension DatabaseRole {
         case .owner: "enclave_owner"
         case .app: "enclave_app"
         case .maint: "enclave_maint"
+        case .auth: "enclave_auth"
         }
     }
 }

@@ -2,7 +2,8 @@ import Foundation
 import Postgres
 import Sealing
 
-/// The service layer, wired once: the service role's connection pool, the master keys checked
+/// The service layer, wired once: the service role's connection pool, the authentication role's
+/// small pool (MFA and re-authentication only), the master keys checked
 /// against the registry, one key store (so one cache of unwrapped data keys), and every service
 /// over them. `enclave serve`, the demo, the benchmarks and the test fixtures all build it here.
 public struct EnclaveServices: Sendable {
@@ -10,16 +11,19 @@ public struct EnclaveServices: Sendable {
     public struct Options: Sendable {
         /// Connections in the service role's pool.
         public var connections: Int
+        /// Connections in the authentication role's pool.
+        public var authConnections: Int
         /// Session timeouts, password cost, TOTP window.
         public var identity: IdentityService.Policy
         /// The clock signatures and codes are checked against.
         public var clock: @Sendable () -> Date
 
         public init(
-            connections: Int = 10, identity: IdentityService.Policy = .init(),
+            connections: Int = 10, authConnections: Int = 2, identity: IdentityService.Policy = .init(),
             clock: @escaping @Sendable () -> Date = Date.init
         ) {
             self.connections = connections
+            self.authConnections = authConnections
             self.identity = identity
             self.clock = clock
         }
@@ -27,6 +31,9 @@ public struct EnclaveServices: Sendable {
 
     /// The service role's pool (`enclave_app`).
     public let pool: ConnectionPool
+    /// The authentication role's pool (`enclave_auth`): only it marks a session MFA-verified or
+    /// re-authenticated, so an injection through the service role cannot.
+    public let authPool: ConnectionPool
     /// The master keys that wrap data keys, TOTP seeds and ingest secrets.
     public let masterKeys: any MasterKeyProvider
     /// The master key version new wraps use.
@@ -43,15 +50,17 @@ public struct EnclaveServices: Sendable {
 
     /// Wires the services over a pool and master keys the caller already checked.
     public init(
-        pool: ConnectionPool, masterKeys: any MasterKeyProvider, masterKeyVersion: UInt32,
+        pool: ConnectionPool, authPool: ConnectionPool, masterKeys: any MasterKeyProvider, masterKeyVersion: UInt32,
         options: Options = Options()
     ) {
         self.pool = pool
+        self.authPool = authPool
         self.masterKeys = masterKeys
         self.masterKeyVersion = masterKeyVersion
         keys = TenantKeyStore(provider: masterKeys)
         identity = IdentityService(
-            pool: pool, masterKeys: masterKeys, masterKeyVersion: masterKeyVersion, policy: options.identity)
+            pool: pool, authPool: authPool, masterKeys: masterKeys, masterKeyVersion: masterKeyVersion,
+            policy: options.identity)
         access = PracticeAccess(pool: pool)
         agreements = AgreementService(identity: identity)
         sources = TrackingSources(access: access, masterKeys: masterKeys, masterKeyVersion: masterKeyVersion)
@@ -60,27 +69,33 @@ public struct EnclaveServices: Sendable {
         webhooks = WebhookEndpoints(access: access, keys: keys)
     }
 
-    /// Connects as the service role, loads the master key file and checks it against the
-    /// registry, then wires the services.
+    /// Connects as the service and authentication roles, loads the master key file and checks it
+    /// against the registry, then wires the services.
     ///
     /// - Throws: a `ConfigurationError` for a missing, too-open or wrong key file, or a database
     ///   without a registered master key; the pool is closed again.
     public static func open(
-        database: ConnectionConfiguration, masterKeyFile path: String, options: Options = Options()
+        database: ConnectionConfiguration, authDatabase: ConnectionConfiguration, masterKeyFile path: String,
+        options: Options = Options()
     ) async throws -> EnclaveServices {
         let pool = ConnectionPool(configuration: database, options: .init(maxConnections: options.connections))
+        let authPool = ConnectionPool(
+            configuration: authDatabase, options: .init(maxConnections: options.authConnections))
         do {
             let file = try MasterKeyFile.load(path: path)
             let active = try await MasterKeyRegistry.verify(file, pool: pool)
-            return EnclaveServices(pool: pool, masterKeys: file, masterKeyVersion: active, options: options)
+            return EnclaveServices(
+                pool: pool, authPool: authPool, masterKeys: file, masterKeyVersion: active, options: options)
         } catch {
             await pool.close()
+            await authPool.close()
             throw error
         }
     }
 
-    /// Closes the pool once work in flight has finished.
+    /// Closes the pools once work in flight has finished.
     public func close() async {
         await pool.close()
+        await authPool.close()
     }
 }

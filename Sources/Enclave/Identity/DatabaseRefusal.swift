@@ -3,6 +3,11 @@ import Postgres
 /// A refusal a function in `sql/functions/` raises, by the stable code it raises as the
 /// message. SQL names the case; the words shown to people live here.
 enum DatabaseRefusal: String, CaseIterable, Sendable {
+    case mfaRequired = "mfa_required"
+    case sourcesNeedTrackingManage = "sources_need_tracking_manage"
+    case redactNeedsPracticeOwner = "redact_needs_practice_owner"
+    case ingestCredentialRequired = "ingest_credential_required"
+    case accessDeniedEventInvalid = "access_denied_event_invalid"
     case proposeNeedsAgencyAdmin = "propose_needs_agency_admin"
     case decideNeedsPracticeOwner = "decide_needs_practice_owner"
     case proposerCannotDecide = "proposer_cannot_decide"
@@ -24,6 +29,13 @@ enum DatabaseRefusal: String, CaseIterable, Sendable {
     func accessError(detail: String?) -> AccessError {
         let state = detail ?? "closed"
         return switch self {
+        case .mfaRequired: AccessError(.mfaRequired, "verify a one-time code first")
+        case .sourcesNeedTrackingManage:
+            AccessError(.forbidden, "you may not manage this practice's tracking sources")
+        case .redactNeedsPracticeOwner: AccessError(.forbidden, "only an owner of the practice may redact its leads")
+        case .ingestCredentialRequired:
+            AccessError(.unauthenticated, "the signature does not match this source's secret")
+        case .accessDeniedEventInvalid: AccessError(.invalidInput, "a refusal is recorded with a fixed reason code")
         case .proposeNeedsAgencyAdmin: AccessError(.forbidden, "only an admin of the agency may propose an agreement")
         case .decideNeedsPracticeOwner:
             AccessError(.forbidden, "only an owner of the practice may decide on this agreement")

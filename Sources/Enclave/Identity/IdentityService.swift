@@ -6,6 +6,8 @@ import Sealing
 ///
 /// Passwords are checked without the database ever seeing them or storing anything that lets
 /// one sign in: the service derives scrypt(password, salt) and the database compares its SHA-256.
+/// Checking a TOTP code and re-authenticating run on `authPool`, as `enclave_auth`, the only
+/// role that may mark a session MFA-verified or fresh: the service role cannot assert a step.
 public struct IdentityService: Sendable {
     /// Session lifetimes and password cost.
     public struct Policy: Sendable {
@@ -54,14 +56,18 @@ public struct IdentityService: Sendable {
     }
 
     public let pool: ConnectionPool
+    /// The authentication role's pool (`enclave_auth`).
+    public let authPool: ConnectionPool
     public let masterKeys: any MasterKeyProvider
     public let masterKeyVersion: UInt32
     public let policy: Policy
 
     public init(
-        pool: ConnectionPool, masterKeys: any MasterKeyProvider, masterKeyVersion: UInt32, policy: Policy = Policy()
+        pool: ConnectionPool, authPool: ConnectionPool, masterKeys: any MasterKeyProvider, masterKeyVersion: UInt32,
+        policy: Policy = Policy()
     ) {
         self.pool = pool
+        self.authPool = authPool
         self.masterKeys = masterKeys
         self.masterKeyVersion = masterKeyVersion
         self.policy = policy
@@ -144,33 +150,31 @@ public struct IdentityService: Sendable {
         try await checkCode(token, code: code, pending: false, at: date)
     }
 
-    /// Confirms the password (and a TOTP code for enrolled users) and returns a new token; the
-    /// old one stops working. Sensitive actions need this within the last five minutes.
+    /// Confirms the password and a TOTP code, and returns a new token; the old one stops
+    /// working. Sensitive actions need this within the last five minutes; the session must have
+    /// completed MFA.
     public func reauthenticate(_ token: SessionToken, password: String, code: String?, at date: Date = Date())
         async throws
         -> SessionToken
     {
         let newToken = try SessionToken.generate()
-        let outcome: String = try await withSession(token) { transaction in
+        let outcome: String = try await withAuthSession(token) { transaction in
             let secretRow = try await transaction.query(
                 "select user_id, secret from enclave_private.mfa_secret(false)"
             ).first
-            var step: Int64?
-            if let secretRow, let wrapped = try secretRow.decode([UInt8]?.self, "secret") {
-                let totp = try TOTP(
-                    secret: try await unwrapSecret(wrapped, user: try secretRow.decode(UUID.self, "user_id")))
-                guard let code, let matched = try totp.matchingStep(for: code, at: date, window: policy.totpWindow)
-                else {
-                    throw AccessError(.invalidCredentials, "wrong password or code")
-                }
-                step = Int64(matched)
+            guard let secretRow, let wrapped = try secretRow.decode([UInt8]?.self, "secret") else {
+                throw AccessError(.mfaRequired, "set up a one-time code first")
             }
-            let email = try await transaction.query("select email from enclave_private.whoami() limit 1").first?.decode(
-                String.self, "email")
+            let totp = try TOTP(
+                secret: try await unwrapSecret(wrapped, user: try secretRow.decode(UUID.self, "user_id")))
+            guard let code, let matched = try totp.matchingStep(for: code, at: date, window: policy.totpWindow)
+            else {
+                throw AccessError(.invalidCredentials, "wrong password or code")
+            }
+            let step = Int64(matched)
             let parameters = try await transaction.query(
-                "select enclave_private.login_parameters($1, $2) as parameters",
-                [email ?? "", hasher.defaultParameters]
-            ).first?.decode(String.self, "parameters")
+                "select enclave_private.reauth_parameters() as parameters"
+            ).first?.decode(String?.self, "parameters")
             let key = try PasswordHasher.deriveKey(password, parameters: parameters ?? hasher.defaultParameters)
             return try await transaction.query(
                 "select enclave_private.reauthenticate($1, $2, $3) as outcome", [key, step, newToken.value]
@@ -280,8 +284,21 @@ public struct IdentityService: Sendable {
         }
     }
 
+    /// Runs `body` on the authentication role's pool, with the caller's token bound. The
+    /// functions it may call check the session themselves.
+    func withAuthSession<T: Sendable>(_ token: SessionToken, _ body: (Transaction) async throws -> T) async throws
+        -> T
+    {
+        try await mappingAccessErrors {
+            try await authPool.withTransaction { transaction in
+                try await transaction.bind(token)
+                return try await body(transaction)
+            }
+        }
+    }
+
     private func checkCode(_ token: SessionToken, code: String, pending: Bool, at date: Date) async throws {
-        let accepted = try await withSession(token) { transaction in
+        let accepted = try await withAuthSession(token) { transaction in
             let row = try await transaction.query(
                 "select user_id, secret from enclave_private.mfa_secret($1)", [pending]
             ).first

@@ -40,13 +40,27 @@ public struct TenantKeyStore: Sendable {
 
     /// The tenant's keys as they stand in this transaction.
     public func keys(_ tenantID: UUID, in transaction: Transaction) async throws -> TenantKeySet {
-        let rows = try await transaction.query(
-            """
-            select purpose, version, kek_version, state, wrapped from enclave.tenant_keys
-            where tenant_id = $1 and state <> 'destroyed'
-            """,
-            [tenantID]
-        )
+        try keySet(
+            tenantID,
+            try await transaction.query(
+                """
+                select purpose, version, kek_version, state, wrapped from enclave.tenant_keys
+                where tenant_id = $1 and state <> 'destroyed'
+                """,
+                [tenantID]
+            ))
+    }
+
+    /// The active keys of the practice an ingest credential is bound to: such a credential
+    /// reads no table, so they come through `enclave_private.ingest_keys()`.
+    public func ingestKeys(_ tenantID: UUID, in transaction: Transaction) async throws -> TenantKeySet {
+        try keySet(
+            tenantID,
+            try await transaction.query(
+                "select purpose, version, kek_version, state, wrapped from enclave_private.ingest_keys()"))
+    }
+
+    private func keySet(_ tenantID: UUID, _ rows: PostgresRows) throws -> TenantKeySet {
         var keys: [TenantKeySet.Entry] = []
         for row in rows {
             guard let purpose = Purpose(rawValue: try row.decode(String.self, "purpose")) else { continue }

@@ -33,9 +33,10 @@ public struct IngestResult: Sendable, Equatable {
 }
 
 /// Ingest of calls, forms and recordings from providers. Each request is authenticated by its
-/// signature before anything is parsed or stored, runs under the source's ingest credential (so
-/// row-level security confines it to the source's practice), and seals every PHI field with the
-/// practice's active data key, bound to its row and column.
+/// signature before anything is parsed or stored, runs under the source's ingest credential, and
+/// seals every PHI field with the practice's active data key, bound to its row and column. The
+/// credential inserts its own source's leads and recordings and reads no table: idempotency,
+/// replay markers, keys and defaults come through `sql/functions/ingest.sql`.
 public struct IngestService: Sendable {
     public let pool: ConnectionPool
     public let keys: TenantKeyStore
@@ -62,16 +63,15 @@ public struct IngestService: Sendable {
                 }
             }
             let normalized = try PhoneNumber.normalize(input.callerNumber)
-            return try await transaction.query(
+            return try await transaction.execute(
                 """
                 insert into enclave.leads (tenant_id, id, source_id, kind, occurred_at, source, medium, campaign, keyword,
                     landing_page, gclid, called_number, duration_seconds, disposition, caller_number, caller_name, transcript,
                     caller_index, dek_version, idempotency_key)
                 select $1, $2, $3, 'call', $4, coalesce($5, s.default_source), coalesce($6, s.default_medium),
                        coalesce($7, s.default_campaign), $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19
-                from enclave.tracking_sources s where s.tenant_id = $1 and s.id = $3
-                on conflict (tenant_id, source_id, idempotency_key) do nothing
-                returning id
+                from enclave_private.ingest_defaults() s
+                on conflict do nothing
                 """,
                 [
                     credential.practice, leadID, request.sourceID, input.startedAt, input.attribution.source,
@@ -82,7 +82,7 @@ public struct IngestService: Sendable {
                     try await keySet.blindIndex().index(normalized: normalized),
                     Int32(key.version), request.idempotencyKey,
                 ]
-            ).count == 1
+            ) == 1
         }
     }
 
@@ -107,15 +107,14 @@ public struct IngestService: Sendable {
             .flatMap { try? PhoneNumber.normalize($0.value) }
             var index: [UInt8]?
             if let phone { index = try await keySet.blindIndex().index(normalized: phone) }
-            return try await transaction.query(
+            return try await transaction.execute(
                 """
                 insert into enclave.leads (tenant_id, id, source_id, kind, occurred_at, source, medium, campaign, keyword,
                     landing_page, gclid, form_fields, page_url, caller_number, caller_index, dek_version, idempotency_key)
                 select $1, $2, $3, 'form', $4, coalesce($5, s.default_source), coalesce($6, s.default_medium),
                        coalesce($7, s.default_campaign), $8, $9, $10, $11, $12, $13, $14, $15, $16
-                from enclave.tracking_sources s where s.tenant_id = $1 and s.id = $3
-                on conflict (tenant_id, source_id, idempotency_key) do nothing
-                returning id
+                from enclave_private.ingest_defaults() s
+                on conflict do nothing
                 """,
                 [
                     credential.practice, leadID, request.sourceID, input.submittedAt, input.attribution.source,
@@ -125,7 +124,7 @@ public struct IngestService: Sendable {
                     try seal(phone.map { Array($0.utf8) }, "caller_number"),
                     index, Int32(key.version), request.idempotencyKey,
                 ]
-            ).count == 1
+            ) == 1
         }
     }
 
@@ -194,6 +193,10 @@ public struct IngestService: Sendable {
     }
 
     /// Replay check, idempotency, insert, audit: one transaction.
+    ///
+    /// The inserts say `on conflict do nothing` without naming the idempotency constraint: naming
+    /// an arbiter makes PostgreSQL check the new row against the SELECT policies too, and an
+    /// ingest credential may read nothing. The id is random, so the only conflict is the key.
     private func store(
         _ request: IngestRequest,
         _ credential: Credential,
@@ -209,9 +212,8 @@ public struct IngestService: Sendable {
             let existing = { () async throws -> UUID? in
                 guard let key = request.idempotencyKey else { return nil }
                 return try await transaction.query(
-                    "select id from enclave.leads where tenant_id = $1 and source_id = $2 and idempotency_key = $3",
-                    [credential.practice, credential.source, key]
-                ).first?.decode(UUID.self, "id")
+                    "select enclave_private.ingest_existing_lead($1) as id", [key]
+                ).first?.decode(UUID?.self, "id")
             }
             if let lead = try await existing() {
                 return IngestResult(leadID: lead, practiceID: credential.practice, created: false)
@@ -226,7 +228,7 @@ public struct IngestService: Sendable {
                 throw AccessError(.unauthenticated, "this signed request was already received (replay)")
             }
             let leadID = UUID()
-            let keySet = try await keys.keys(credential.practice, in: transaction)
+            let keySet = try await keys.ingestKeys(credential.practice, in: transaction)
             guard try await insert(transaction, leadID, keySet) else {
                 // A concurrent retry with the same key won the race: return its lead.
                 guard let lead = try await existing() else {
@@ -239,7 +241,8 @@ public struct IngestService: Sendable {
                     tenant: credential.practice, action: .leadCreated, objectType: "lead",
                     objectID: leadID.uuidString.lowercased()),
                 context: request.context)
-            try await Outbox.enqueueNewLead(transaction, practice: credential.practice, lead: leadID)
+            // The outbox, in this transaction: a crash loses neither the lead nor its notices.
+            try await transaction.query("select enclave_private.enqueue_new_lead($1)", [leadID])
             return IngestResult(leadID: leadID, practiceID: credential.practice, created: true)
         }
     }
@@ -255,20 +258,8 @@ public struct IngestService: Sendable {
     func markSignature(_ transaction: Transaction, _ credential: Credential, _ signature: IngestSignature) async throws
         -> Bool
     {
-        let fresh = try await transaction.query(
-            """
-            insert into enclave.ingest_replays (tenant_id, source_id, signature_hash) values ($1, $2, $3)
-            on conflict do nothing returning seen_at
-            """,
-            [credential.practice, credential.source, signature.replayID])
-        guard !fresh.isEmpty else { return false }
         try await transaction.query(
-            """
-            delete from enclave.ingest_replays where tenant_id = $1 and (tenant_id, source_id, signature_hash) in (
-                select tenant_id, source_id, signature_hash from enclave.ingest_replays
-                where tenant_id = $1 and seen_at < now() - interval '15 minutes' limit 100)
-            """,
-            [credential.practice])
-        return true
+            "select enclave_private.ingest_mark_signature($1) as fresh", [signature.replayID]
+        ).first?.decode(Bool.self, "fresh") ?? false
     }
 }

@@ -207,43 +207,18 @@ public struct LeadService: Sendable {
         context: RequestContext = RequestContext()
     ) async throws {
         guard !fields.isEmpty else { throw AccessError(.invalidInput, "name at least one field to redact") }
-        try await access.withPractice(token, practice: practice, scope: .leadsRead, context: context) { transaction in
-            let owner = try await transaction.query(
-                "select enclave_private.caller_has_practice_role('practice_owner') as owner")
-            guard try owner.first?.decode(Bool.self, "owner") == true else {
-                throw AccessError(.forbidden, "only an owner of the practice may redact its leads")
-            }
-            let updated = try await transaction.execute(
-                """
-                update enclave.leads set
-                    caller_number = case when $3 then null else caller_number end,
-                    caller_index = case when $3 then null else caller_index end,
-                    caller_name = case when $4 then null else caller_name end,
-                    transcript = case when $5 then null else transcript end,
-                    form_fields = case when $6 then null else form_fields end,
-                    page_url = case when $7 then null else page_url end,
-                    recording_header = case when $8 then null else recording_header end,
-                    recording_bytes = case when $8 then null else recording_bytes end,
-                    recording_chunks = case when $8 then null else recording_chunks end,
-                    redacted_at = now()
-                where tenant_id = $1 and id = $2
-                """,
+        let redacted = try await access.withPractice(token, practice: practice, scope: .leadsRead, context: context) {
+            transaction in
+            // Through the definer function, which checks the owner role and audits in this transaction.
+            try await transaction.query(
+                "select enclave_private.redact_lead($1, $2, $3, $4::text::inet, $5) as redacted",
                 [
-                    practice, lead, fields.contains(.callerNumber), fields.contains(.callerName),
-                    fields.contains(.transcript),
-                    fields.contains(.formFields), fields.contains(.pageURL), fields.contains(.recording),
-                ])
-            guard updated == 1 else { throw AccessError(.notFound, "no such lead") }
-            if fields.contains(.recording) {
-                try await transaction.query(
-                    "delete from enclave.recordings where tenant_id = $1 and lead_id = $2", [practice, lead])
-            }
-            try await transaction.audit(
-                AuditEvent(
-                    tenant: practice, action: .leadRedacted, objectType: "lead", objectID: lead.uuidString.lowercased(),
-                    details: ["fields": .string(fields.map(\.rawValue).sorted().joined(separator: ","))]),
-                context: context)
+                    lead, fields.map(\.rawValue).sorted(), context.requestID, context.client.address,
+                    context.client.userAgent,
+                ]
+            ).first?.decode(Bool.self, "redacted") ?? false
         }
+        guard redacted else { throw AccessError(.notFound, "no such lead") }
     }
 
     // MARK: - Internals

@@ -27,14 +27,13 @@ extension IngestService {
         try mac.update(Array("\(signature.timestamp).".utf8))
         return try await withCredential(credential) { transaction in
             let lead = try await transaction.query(
-                "select recording_chunks from enclave.leads where tenant_id = $1 and id = $2 and source_id = $3 and kind = 'call'",
-                [credential.practice, leadID, sourceID])
+                "select has_recording from enclave_private.ingest_begin_recording($1)", [leadID])
             guard let row = lead.first else { throw AccessError(.notFound, "no such call for this source") }
-            guard try row.decode(Int32?.self, "recording_chunks") == nil else {
+            guard try !row.decode(Bool.self, "has_recording") else {
                 throw AccessError(.conflict, "this call already has a recording")
             }
             try await checkReplay(transaction, credential, signature)
-            let keySet = try await keys.keys(credential.practice, in: transaction)
+            let keySet = try await keys.ingestKeys(credential.practice, in: transaction)
             let key = try await keySet.activeDataKey()
             var sealer = try StreamSealer(
                 key: key,
@@ -69,13 +68,12 @@ extension IngestService {
                 throw AccessError(.unauthenticated, "the signature does not match this source's secret")
             }
             try await flush(pending[...], last: true)
-            try await transaction.query(
-                """
-                update enclave.leads set recording_header = $1, recording_bytes = $2, recording_chunks = $3,
-                       recording_content_type = $4
-                where tenant_id = $5 and id = $6
-                """,
-                [sealer.header, total, index, contentType, credential.practice, leadID])
+            let finished = try await transaction.query(
+                "select enclave_private.ingest_finish_recording($1, $2, $3, $4, $5) as finished",
+                [leadID, sealer.header, total, index, contentType])
+            guard try finished.first?.decode(Bool.self, "finished") == true else {
+                throw AccessError(.conflict, "this call already has a recording")
+            }
             try await transaction.audit(
                 AuditEvent(
                     tenant: credential.practice, action: .leadCreated, objectType: "recording",

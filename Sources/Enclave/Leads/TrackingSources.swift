@@ -49,16 +49,13 @@ public struct TrackingSources: Sendable {
         let secret = try Self.newSecret()
         let wrapped = try await wrap(secret, source: id)
         return try await access.withPractice(token, practice: practice, scope: .trackingManage) { transaction in
+            // A setting: through the definer function, which needs a fresh re-authentication.
             try await transaction.query(
-                """
-                insert into enclave.tracking_sources
-                    (tenant_id, id, kind, label, tracking_number, default_source, default_medium, default_campaign)
-                values ($1, $2, $3, $4, $5, $6, $7, $8)
-                """,
-                [practice, id, kind, label, trackingNumber, defaults.source, defaults.medium, defaults.campaign])
-            try await transaction.query(
-                "select enclave_private.set_ingest_credential($1, $2, $3)",
-                [id, SHA256.hash(Array(secret.utf8)), wrapped])
+                "select enclave_private.create_tracking_source($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                [
+                    id, kind, label, trackingNumber, defaults.source, defaults.medium, defaults.campaign,
+                    SHA256.hash(Array(secret.utf8)), wrapped,
+                ])
             return (
                 TrackingSource(
                     id: id, practiceID: practice, kind: kind, label: label, trackingNumber: trackingNumber,

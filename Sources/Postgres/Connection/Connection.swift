@@ -116,16 +116,21 @@ public final class Connection: @unchecked Sendable {
         thread.stop()
     }
 
+    /// Runs `sql`: one statement with bound parameters, or, when `simple`, a fixed script of
+    /// several statements without parameters in one round trip (the simple query protocol;
+    /// never for text that holds input).
     func run(
         _ sql: String,
         _ bindings: [any PostgresEncodable],
         timeout: Duration?,
-        honorsCancellation: Bool
+        honorsCancellation: Bool,
+        simple: Bool = false
     ) async throws -> PostgresRows {
+        precondition(!simple || bindings.isEmpty, "a simple query has no parameters")
         let parameters = try bindings.map { (type: type(of: $0).postgresType, bytes: try $0.postgresBinary()) }
         let ticket = StatementTicket()
         let work = { @Sendable [self] () throws -> PostgresRows in
-            try executeBlocking(sql, parameters, ticket: ticket, timeout: timeout)
+            try executeBlocking(sql, parameters, ticket: ticket, timeout: timeout, simple: simple)
         }
         guard honorsCancellation else { return try await thread.run(work) }
         try Task.checkCancellation()
@@ -140,7 +145,8 @@ public final class Connection: @unchecked Sendable {
         _ sql: String,
         _ parameters: [(type: PostgresType, bytes: [UInt8]?)],
         ticket: StatementTicket,
-        timeout: Duration?
+        timeout: Duration?,
+        simple: Bool
     ) throws -> PostgresRows {
         guard let pgconn else { throw PostgresError(code: .connectionLost, message: "the connection is closed") }
         try canceller.begin(ticket)
@@ -150,7 +156,7 @@ public final class Connection: @unchecked Sendable {
                 canceller.cancel(ticket, reason: .timeout)
             }
         }
-        let result = Self.execParams(pgconn, sql, parameters)
+        let result = simple ? PQexec(pgconn, sql) : Self.execParams(pgconn, sql, parameters)
         canceller.finish()
         let status = PQstatus(pgconn)
         let transaction = PQtransactionStatus(pgconn)
