@@ -31,7 +31,7 @@ extension EnclaveCommand {
             func run() async throws {
                 try await reportingErrors {
                     let keys = try await maintenance.keyManagement()
-                    let transport = try HTTPWebhookTransport(caFile: caFile)
+                    let transport = try HTTPWebhookTransport(caFile: caFile, egress: try EgressPolicy.fromEnvironment())
                     let deliverer = WebhookDeliverer(
                         maintenance: keys.maintenance, keys: keys.store, transport: transport,
                         policy: .init(firstDelay: firstRetry))

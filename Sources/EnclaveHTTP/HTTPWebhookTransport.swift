@@ -6,36 +6,57 @@ import NIOSSL
 
 /// Webhook deliveries over AsyncHTTPClient: certificates verified (against the system roots, or
 /// a given CA file), no redirects (a redirect could carry PHI somewhere unvetted), a short
-/// timeout.
+/// timeout, and egress control: the receiver's name is resolved and checked against the
+/// `EgressPolicy` here, and the connection pinned to the address that passed, so DNS cannot
+/// point it elsewhere in between. Each delivery gets a client of its own for that pin.
 public final class HTTPWebhookTransport: WebhookTransport {
-    private let client: HTTPClient
+    private let configuration: HTTPClient.Configuration
     private let timeout: TimeAmount
+    private let egress: EgressPolicy
 
-    /// - Parameter caFile: PEM certificates to trust instead of the system roots (for a
-    ///   receiver with a private CA, and for tests).
-    public init(caFile: String? = nil, timeout: Duration = .seconds(10)) throws {
+    /// - Parameters:
+    ///   - caFile: PEM certificates to trust instead of the system roots (for a receiver with a
+    ///     private CA, and for tests).
+    ///   - egress: where deliveries may go; by default, `ENCLAVE_EGRESS_ALLOW` admits nothing
+    ///     private (tests allowlist their own loopback receiver).
+    public init(caFile: String? = nil, timeout: Duration = .seconds(10), egress: EgressPolicy = EgressPolicy()) throws {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.minimumTLSVersion = .tlsv12
         if let caFile { tls.trustRoots = .file(caFile) }
         var configuration = HTTPClient.Configuration(tlsConfiguration: tls, redirectConfiguration: .disallow)
         configuration.timeout = .init(connect: .seconds(5), read: .seconds(10))
-        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        self.configuration = configuration
         self.timeout = .seconds(timeout.components.seconds)
+        self.egress = egress
     }
 
     public func post(_ url: URL, headers: [(String, String)], body: [UInt8]) async throws -> Int {
-        var request = HTTPClientRequest(url: url.absoluteString)
-        request.method = .POST
-        for (name, value) in headers { request.headers.add(name: name, value: value) }
-        request.body = .bytes(ByteBuffer(bytes: body))
-        let response = try await client.execute(request, timeout: timeout)
-        // Read (and drop) a bounded amount of the answer so the connection can be reused.
-        _ = try? await response.body.collect(upTo: 64 * 1024)
-        return Int(response.status.code)
+        guard let host = url.host, !host.isEmpty else {
+            throw EgressPolicy.Refusal(host: "?", reason: "the URL has no host")
+        }
+        let address = try await egress.destination(for: host)
+        var pinned = configuration
+        if EgressPolicy.IPAddress(host) == nil {
+            // Connect to the checked address; TLS still verifies the certificate for `host`.
+            pinned.dnsOverride = [host: address.description]
+        }
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: pinned)
+        do {
+            var request = HTTPClientRequest(url: url.absoluteString)
+            request.method = .POST
+            for (name, value) in headers { request.headers.add(name: name, value: value) }
+            request.body = .bytes(ByteBuffer(bytes: body))
+            let response = try await client.execute(request, timeout: timeout)
+            // Read (and drop) a bounded amount of the answer before closing.
+            _ = try? await response.body.collect(upTo: 64 * 1024)
+            try await client.shutdown()
+            return Int(response.status.code)
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
     }
 
-    /// Closes the client's connections.
-    public func shutdown() async throws {
-        try await client.shutdown()
-    }
+    /// Nothing to close: each delivery's client is closed after it.
+    public func shutdown() async throws {}
 }

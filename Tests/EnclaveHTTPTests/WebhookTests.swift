@@ -64,6 +64,41 @@ struct Receiver: Sendable {
 
 @Suite("HIPAA-mode webhooks")
 struct WebhookTests {
+    /// The tests' receiver listens on loopback, which deliveries may reach only when allowed.
+    static func loopbackAllowed() throws -> EgressPolicy {
+        try EgressPolicy.fromEnvironment([EgressPolicy.allowVariable: "127.0.0.0/8,::1"])
+    }
+
+    @Test("without an allowlist, a delivery to a receiver on loopback is refused after resolution and nothing arrives")
+    func egressRefused() async throws {
+        try await LiveServer.with { server in
+            try await Receiver.with(directory: server.directory) { receiver in
+                let token = try await server.mfaSession(email: "owner@smile.test", password: "owner password 12")
+                let added = try await server.request(
+                    "POST", "/v1/practices/\(server.practice)/webhooks", token: token,
+                    body: Array("{\"url\": \"https://localhost:\(receiver.port)/plain\", \"baa_covered\": false}".utf8))
+                #expect(added.status == 201)
+                #expect(
+                    try await server.signedCall(
+                        #"{"caller_number": "+1 555 010 7700", "started_at": "2026-11-29T12:00:00Z"}"#, key: "egress-1"
+                    ).status == 201)
+                let transport = try HTTPWebhookTransport(caFile: "\(server.directory)/cert.pem")
+                let pass = try await WebhookDeliverer(
+                    maintenance: server.maintenance, keys: server.store, transport: transport
+                ).deliverDue()
+                #expect(pass.delivered == 0)
+                #expect(pass.retrying == 1)
+                #expect(receiver.deliveries.value.isEmpty)
+                let superuser = try await server.database.connect()
+                defer { Task { await superuser.close() } }
+                let error = try await superuser.query(
+                    "select last_error from enclave.outbox where kind = 'webhook'"
+                ).first?.decode(String?.self, "last_error")
+                #expect(error?.contains("loopback") == true, "\(error ?? "none")")
+            }
+        }
+    }
+
     @Test(
         "an endpoint not covered by a BAA receives no PHI; a covered HTTPS endpoint does, recorded as phi.disclosed; deliveries are signed and retried"
     )
@@ -115,7 +150,8 @@ struct WebhookTests {
                 let lead = try #require(call.json["lead_id"] as? String)
 
                 let clock = Locked(Date())
-                let transport = try HTTPWebhookTransport(caFile: "\(server.directory)/cert.pem")
+                let transport = try HTTPWebhookTransport(
+                    caFile: "\(server.directory)/cert.pem", egress: try Self.loopbackAllowed())
                 let deliverer = WebhookDeliverer(
                     maintenance: server.maintenance, keys: server.store, transport: transport,
                     policy: .init(firstDelay: 60), now: { clock.value })
@@ -176,7 +212,8 @@ struct WebhookTests {
                     #"{"caller_number": "+1 555 010 7799", "caller_name": "Jo Patient", "started_at": "2026-11-29T12:30:00Z"}"#,
                     key: "hook-2")
                 let laterLead = try #require(later.json["lead_id"] as? String)
-                let transport2 = try HTTPWebhookTransport(caFile: "\(server.directory)/cert.pem")
+                let transport2 = try HTTPWebhookTransport(
+                    caFile: "\(server.directory)/cert.pem", egress: try Self.loopbackAllowed())
                 let third = try await WebhookDeliverer(
                     maintenance: server.maintenance, keys: server.store, transport: transport2,
                     now: { clock.value }

@@ -158,6 +158,11 @@ public struct WebhookDeliverer: Sendable {
                         ? .delivered(status: status)
                         : .retry(
                             status: status, reason: "HTTP \(status)", exhausted: attempts >= policy.maximumAttempts)
+                } catch let refusal as EgressPolicy.Refusal {
+                    // Nothing was sent: the destination is not one deliveries may reach.
+                    outcome = .retry(
+                        status: nil, reason: "egress refused: \(refusal.reason)",
+                        exhausted: attempts >= policy.maximumAttempts)
                 } catch {
                     outcome = .retry(status: nil, reason: "no answer", exhausted: attempts >= policy.maximumAttempts)
                 }
