@@ -27,3 +27,32 @@ struct DatabaseRefusalTests {
         #expect((AccessError.mapping(prose) as? AccessError)?.message == "you may not do that")
     }
 }
+
+@Suite("An unreachable database is a 503")
+struct UnreachableDatabaseTests {
+    @Test(
+        "no connection, a lost one, a pool timeout and a shutting-down server are 503 service-unavailable; other errors are not"
+    )
+    func unavailable() {
+        for error in [
+            PostgresError(code: .connectionFailed, message: "could not connect"),
+            PostgresError(code: .connectionLost, message: "server closed the connection"),
+            PostgresError(code: .poolTimeout, message: "no connection came free"),
+            PostgresError(code: .server, message: "terminating connection", sqlState: "57P01"),
+            PostgresError(code: .server, message: "the database system is starting up", sqlState: "57P03"),
+            PostgresError(code: .server, message: "connection failure", sqlState: "08006"),
+        ] {
+            #expect(isDatabaseUnreachable(error))
+            #expect(error.problem?.status == 503)
+            #expect(error.problem?.type == "service-unavailable")
+        }
+        for error in [
+            PostgresError(code: .server, message: "duplicate", sqlState: "23505"),
+            PostgresError(code: .statementTimeout, message: "cancelled"),
+            PostgresError(code: .typeMismatch, message: "column x"),
+        ] {
+            #expect(!isDatabaseUnreachable(error))
+            #expect(error.problem == nil)
+        }
+    }
+}

@@ -1,0 +1,276 @@
+"""The load, the kills and the checks of scripts/crash-test (which sets up the cluster and
+the demo credentials and runs this with its environment). Standard library only."""
+
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+WORK = os.environ["ENCLAVE_CRASH_WORK"]
+CLUSTER = os.environ["ENCLAVE_CRASH_CLUSTER"]
+BIN = os.environ["ENCLAVE_BIN"]
+LEADS = int(os.environ.get("ENCLAVE_CRASH_LEADS", "600"))
+CLIENTS = int(os.environ.get("ENCLAVE_CRASH_CLIENTS", "200"))
+SUPERUSER = os.environ["ENCLAVE_SUPERUSER_DATABASE_URL"].rsplit("/", 1)[0] + "/enclave_crash"
+
+credentials = json.load(open(os.path.join(WORK, "credentials.json")))
+source = next(s for s in credentials["sources"] if s["kind"] == "call")
+failures = []
+
+
+def fail(message):
+    failures.append(message)
+    print("crash-test: FAIL: " + message, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+PORT = free_port()
+server = None
+
+
+def start_server():
+    global server
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("ENCLAVE_MAINT_DATABASE_URL", "ENCLAVE_ADMIN_DATABASE_URL", "ENCLAVE_SUPERUSER_DATABASE_URL")}
+    log = open(os.path.join(WORK, "serve.log"), "a")
+    server = subprocess.Popen(
+        [BIN, "serve", "--insecure-http", "--host", "127.0.0.1", "--port", str(PORT), "--metrics-port", "0"],
+        env=env, stdout=log, stderr=subprocess.STDOUT)
+    open(os.path.join(WORK, "serve.pid"), "w").write(str(server.pid))
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            status, _, _ = request("GET", "/healthz", timeout=1)
+            if status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise SystemExit("crash-test: the server did not start (see serve.log)")
+
+
+def request(method, path, body=None, headers=None, timeout=30):
+    connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=timeout)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, dict((k.lower(), v) for k, v in response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+def body_for(key):
+    number = 5550100000 + (int(hashlib.sha256(key.encode()).hexdigest()[:6], 16) % 9999)
+    return json.dumps({"caller_number": "+1%d" % number, "caller_name": "Crash " + key,
+                       "started_at": "2026-11-29T10:00:00Z"}).encode()
+
+
+def ingest(key):
+    """One attempt: (status, headers, json or None)."""
+    body = body_for(key)
+    t = str(int(time.time()))
+    mac = hmac.new(source["secret"].encode(), t.encode() + b"." + body, hashlib.sha256).hexdigest()
+    status, headers, data = request("POST", "/v1/ingest/calls", body, {
+        "Content-Type": "application/json", "Enclave-Source": source["id"],
+        "Enclave-Signature": "t=%s,v1=%s" % (t, mac), "Idempotency-Key": key})
+    try:
+        parsed = json.loads(data) if data else None
+    except ValueError:
+        parsed = None
+    return status, headers, parsed
+
+
+lock = threading.Lock()
+acked = {}          # key -> lead id, from the first 2xx
+ack_times = []      # time of every first acknowledgement
+unavailable = []    # (retry-after present, problem type) of every 503
+other = []          # unexpected statuses
+
+
+def client(keys):
+    for key in keys:
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                status, headers, parsed = ingest(key)
+            except (OSError, http.client.HTTPException):
+                time.sleep(0.1)
+                continue
+            if status in (200, 201):
+                with lock:
+                    acked[key] = parsed["lead_id"]
+                    ack_times.append(time.time())
+                break
+            if status == 503:
+                with lock:
+                    unavailable.append(("retry-after" in headers, (parsed or {}).get("type", "")))
+                time.sleep(min(float(headers.get("retry-after", "1")), 0.25))
+                continue
+            with lock:
+                other.append(status)
+            if attempts > 50:
+                fail("key %s: gave up after status %d" % (key, status))
+                break
+            time.sleep(0.1)
+        time.sleep(random.random() * 0.02)
+
+
+def postgres(action):
+    subprocess.run([os.path.join(os.path.dirname(__file__), "dev-postgres"), action], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def kill_postgres():
+    """SIGKILL the postmaster and every backend: a crash, not a shutdown."""
+    pid = int(open(os.path.join(CLUSTER, "data", "postmaster.pid")).readline())
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    for victim in [pid] + [int(c) for c in children]:
+        try:
+            os.kill(victim, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        alive = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True).stdout.strip()
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            if not alive:
+                return
+        time.sleep(0.05)
+
+
+def first_ack_after(moment):
+    with lock:
+        later = [t for t in ack_times if t >= moment]
+    return min(later) if later else None
+
+
+def wait_for_acks(count):
+    while True:
+        with lock:
+            if len(acked) >= count:
+                return
+        time.sleep(0.01)
+
+
+def psql(sql):
+    return subprocess.run(["psql", "-X", "-At", "-F", "\t", SUPERUSER, "-c", sql],
+                          check=True, capture_output=True, text=True).stdout
+
+
+start_server()
+keys = ["crash-%05d" % i for i in range(LEADS)]
+shares = [keys[i::CLIENTS] for i in range(CLIENTS)]
+threads = [threading.Thread(target=client, args=(share,)) for share in shares]
+started = time.time()
+for thread in threads:
+    thread.start()
+
+wait_for_acks(LEADS // 3)
+pg_killed = time.time()
+kill_postgres()
+time.sleep(1.0)
+postgres("start")
+pg_back = time.time()
+print("crash-test: PostgreSQL killed at %d acknowledged, restarted after %.2f s" % (len(acked), pg_back - pg_killed),
+      flush=True)
+
+wait_for_acks(2 * LEADS // 3)
+server_killed = time.time()
+server.send_signal(signal.SIGKILL)
+server.wait()
+time.sleep(0.5)
+start_server()
+server_back = time.time()
+print("crash-test: server killed at %d acknowledged, restarted after %.2f s" % (len(acked), server_back - server_killed),
+      flush=True)
+
+for thread in threads:
+    thread.join()
+elapsed = time.time() - started
+
+# Every acknowledged lead is stored exactly once, with the id it was acknowledged with.
+rows = [line.split("\t") for line in psql(
+    "select idempotency_key, id, count(*) over (partition by idempotency_key) from enclave.leads "
+    "where source_id = '%s'" % source["id"]).splitlines() if line]
+stored = {}
+duplicates = 0
+for key, lead, count in rows:
+    if int(count) > 1:
+        duplicates += 1
+    stored.setdefault(key, set()).add(lead)
+lost = [k for k, lead in acked.items() if lead not in stored.get(k, set())]
+unacknowledged = [k for k in keys if k not in acked]
+extra = [k for k in stored if k not in acked]
+# Every retry of a key returns the same lead.
+mismatched = 0
+for key in keys:
+    status, _, parsed = ingest(key)
+    if status not in (200, 201) or parsed.get("lead_id") != acked.get(key):
+        mismatched += 1
+
+recovery_pg = first_ack_after(pg_back)
+recovery_server = first_ack_after(server_back)
+print("crash-test: N=%d leads from %d concurrent clients in %.1f s; acknowledged %d; stored %d rows"
+      % (LEADS, CLIENTS, elapsed, len(acked), len(rows)), flush=True)
+print("crash-test: lost %d, duplicates %d, retries answered with another lead %d, unacknowledged %d, unexpected %d"
+      % (len(lost), duplicates, mismatched, len(unacknowledged), len(extra)), flush=True)
+print("crash-test: 503 answers during the load: %d (all with Retry-After: %s); other non-2xx: %s"
+      % (len(unavailable), all(r for r, _ in unavailable), sorted(set(other)) or "none"), flush=True)
+print("crash-test: recovery after the PostgreSQL kill: %.2f s from the kill to the next acknowledgement "
+      "(%.2f s after it was up again)" % ((recovery_pg or float("nan")) - pg_killed,
+                                          (recovery_pg or float("nan")) - pg_back), flush=True)
+print("crash-test: recovery after the server kill: %.2f s from the kill to the next acknowledgement "
+      "(%.2f s after it listened again)" % ((recovery_server or float("nan")) - server_killed,
+                                            (recovery_server or float("nan")) - server_back), flush=True)
+if lost or duplicates or mismatched or unacknowledged or extra or len(rows) != LEADS:
+    fail("acknowledged leads were lost, duplicated or answered inconsistently")
+if not all(r for r, _ in unavailable) or any(not t.endswith("/service-unavailable") for _, t in unavailable):
+    fail("a 503 without Retry-After or of another problem type")
+if recovery_pg is None or recovery_server is None:
+    fail("no acknowledgement after a restart")
+
+# An outage with the server running: 503 with Retry-After, and the first request after wins.
+postgres("stop")
+status, headers, parsed = ingest("outage-1")
+print("crash-test: PostgreSQL stopped: ingest answered %d, Retry-After %s, type %s"
+      % (status, headers.get("retry-after"), (parsed or {}).get("type")), flush=True)
+if status != 503 or "retry-after" not in headers or not (parsed or {}).get("type", "").endswith("/service-unavailable"):
+    fail("ingest during an outage did not answer 503 service-unavailable with Retry-After")
+status, headers, _ = request("GET", "/v1/me", headers={"Authorization": "Bearer " + "x" * 43})
+if status != 503 or "retry-after" not in headers:
+    fail("GET /v1/me during an outage answered %d" % status)
+status, _, data = request("GET", "/readyz")
+if status != 503:
+    fail("/readyz during an outage answered %d" % status)
+log = open(os.path.join(WORK, "serve.log")).read()
+if " error " not in log or "unreachable" not in log and "connectionFailed" not in log and "could not connect" not in log:
+    fail("the outage was not logged at error level with its cause")
+postgres("start")
+status, _, parsed = ingest("outage-2")
+print("crash-test: PostgreSQL started again: the first request answered %d" % status, flush=True)
+if status != 201:
+    fail("the first request after PostgreSQL came back answered %d" % status)
+status, _, _ = request("GET", "/readyz")
+if status != 200:
+    fail("/readyz after the outage answered %d" % status)
+
+server.send_signal(signal.SIGTERM)
+server.wait(timeout=30)
+sys.exit(1 if failures else 0)
