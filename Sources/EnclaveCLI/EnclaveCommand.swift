@@ -36,7 +36,7 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
     } catch let exit as ExitCode {
         throw exit
     } catch  where isDatabaseUnreachable(error) {
-        printError("the database is unreachable: \(error)")
+        printError("cannot connect to the database: \(error)")
         throw ExitCode.failure
     } catch {
         printError("\(error)")

@@ -24,7 +24,8 @@ public struct WebhookDeliveryService: Service {
                 if pass != WebhookDeliverer.Summary() { report(Self.describe(pass)) }
             } catch  where isDatabaseUnreachable(error) {
                 report(
-                    "webhooks: the database is unreachable (\(logSafeDescription(of: error))); retrying in \(interval)")
+                    "webhooks: cannot connect to the database (\(logSafeDescription(of: error))); retrying in \(interval)"
+                )
             } catch {
                 report("webhooks: pass failed (\(logSafeDescription(of: error))); retrying")
             }

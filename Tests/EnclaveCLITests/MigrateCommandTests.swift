@@ -152,6 +152,13 @@ struct MigrateCommandTests {
         #expect(refused.standardError.contains("password authentication failed"))
         #expect(!refused.output.contains("not-the-password-42"))
 
+        // A database nobody answers for: said plainly.
+        let down = try await CLIProcess.run(
+            ["migrate", "status"],
+            environment: ["ENCLAVE_ADMIN_DATABASE_URL": "postgresql://enclave_owner:pw@127.0.0.1:1/enclave"])
+        #expect(down.status == 1)
+        #expect(down.standardError.hasPrefix("enclave: cannot connect to the database: "), "\(down.standardError)")
+
         let remote = try await CLIProcess.run(
             ["migrate", "status"],
             environment: [

@@ -69,6 +69,29 @@ struct WebhookTests {
         try EgressPolicy.fromEnvironment([EgressPolicy.allowVariable: "127.0.0.0/8,::1"])
     }
 
+    @Test("the worker says plainly that it cannot connect to the database, and keeps trying")
+    func workerWithoutDatabase() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("enclave-worker-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let pool = ConnectionPool(
+            configuration: try ConnectionConfiguration("postgresql://enclave_maint:pw@127.0.0.1:1/enclave"),
+            options: .init(maxConnections: 1, checkoutTimeout: .seconds(1)))
+        let deliverer = WebhookDeliverer(
+            maintenance: MaintenanceContext(pool: pool),
+            keys: TenantKeyStore(provider: try MasterKeyFile.create(path: "\(directory)/kek")),
+            transport: try HTTPWebhookTransport())
+        let reports = Locked<[String]>([])
+        let service = WebhookDeliveryService(
+            deliverer: deliverer, interval: .milliseconds(50), report: { line in reports.withLock { $0.append(line) } })
+        let running = Task { try await service.run() }
+        try await waitUntil("two failed passes are reported") {
+            reports.value.filter { $0.hasPrefix("webhooks: cannot connect to the database (") }.count >= 2
+        }
+        running.cancel()
+        _ = try? await running.value
+    }
+
     @Test("without an allowlist, a delivery to a receiver on loopback is refused after resolution and nothing arrives")
     func egressRefused() async throws {
         try await LiveServer.with { server in
