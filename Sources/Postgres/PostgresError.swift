@@ -1,3 +1,5 @@
+import Foundation
+
 /// An error from PostgreSQL or from this module's use of libpq.
 ///
 /// `description` is safe to show anyone: it names the kind of failure, the SQLSTATE and the
@@ -91,8 +93,10 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDeb
             // Column names and type names are schema, not data: safe to show.
             return message
         case .invalidConnectionString, .insecureConnection, .connectionFailed:
-            // These messages are built or scrubbed here and never carry a password.
-            return message
+            // These messages are built or scrubbed here and never carry a password. libpq's
+            // span lines ("Connection refused\n\tIs the server running…"): one line, for logs.
+            return message.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty }.joined(separator: " ")
         default:
             return "PostgreSQL \(code): \(message)"
         }

@@ -81,3 +81,19 @@ struct ConnectionConfigurationTests {
         #expect(configuration.description.contains("password=***"))
     }
 }
+
+@Suite("Connection failures in logs")
+struct ConnectionFailureDescriptionTests {
+    @Test("libpq's several lines become one, so a log line stays one line")
+    func oneLine() {
+        let error = PostgresError(
+            code: .connectionFailed,
+            message:
+                "could not connect to PostgreSQL: connection to server at \"127.0.0.1\", port 1 failed: Connection refused\n\tIs the server running on that host and accepting TCP/IP connections?\n"
+        )
+        #expect(!error.description.contains("\n"))
+        #expect(
+            error.description.hasSuffix(
+                "Connection refused Is the server running on that host and accepting TCP/IP connections?"))
+    }
+}
