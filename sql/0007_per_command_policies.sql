@@ -85,3 +85,6 @@ grant insert on enclave.leads, enclave.recordings to enclave_app;
 -- ingest credential.
 update enclave.audit_actions set recorded_by = '{}' where action = 'lead.redacted';
 update enclave.audit_actions set recorded_by = '{ingest}' where action = 'lead.created';
+
+-- Redaction checks the owner role itself (redact_lead); the service no longer asks.
+drop function if exists enclave_private.caller_has_practice_role(text);

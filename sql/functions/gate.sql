@@ -192,25 +192,6 @@ $$;
 revoke all on function enclave_private.ingest_credential() from public;
 grant execute on function enclave_private.ingest_credential() to enclave_app;
 
--- Whether the caller holds `role` in the practice bound to this unit of work.
-create or replace function enclave_private.caller_has_practice_role(role_name text)
-returns boolean
-language plpgsql stable security definer set search_path = pg_catalog, pg_temp
-as $$
-declare
-    caller record;
-begin
-    select * into caller from enclave_private.current_session();
-    if not found or not caller.mfa_verified then
-        return false;
-    end if;
-    return enclave_private.has_role(
-        caller.user_id, role_name, null, nullif(current_setting('enclave.tenant_id', true), '')::uuid);
-end
-$$;
-revoke all on function enclave_private.caller_has_practice_role(text) from public;
-grant execute on function enclave_private.caller_has_practice_role(text) to enclave_app;
-
 -- Practices the caller can reach now for a scope (for agency dashboards). Needs MFA done.
 create or replace function enclave_private.reachable_practices(required_scope text)
 returns table (practice_id uuid, name text, via text)
