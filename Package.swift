@@ -29,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
         .systemLibrary(
@@ -47,10 +48,26 @@ let package = Package(
             swiftSettings: strict),
         .target(name: "Sealing", dependencies: ["COpenSSL"], swiftSettings: strict),
         .target(name: "Enclave", dependencies: ["Postgres", "Sealing"], swiftSettings: strict),
+        .systemLibrary(
+            name: "CQRencode",
+            pkgConfig: "libqrencode",
+            providers: [.apt(["libqrencode-dev"])]
+        ),
+        // The web console: server-rendered pages over the service layer.
+        .target(
+            name: "EnclaveConsole",
+            dependencies: [
+                "Enclave", "Sealing", "CQRencode",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Mustache", package: "swift-mustache"),
+            ],
+            resources: [.copy("Resources/templates"), .copy("Resources/static")],
+            swiftSettings: strict
+        ),
         .target(
             name: "EnclaveHTTP",
             dependencies: [
-                "Enclave",
+                "Enclave", "EnclaveConsole",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -71,6 +88,7 @@ let package = Package(
             name: "EnclaveCLI",
             dependencies: [
                 "Enclave",
+                "EnclaveConsole",
                 "EnclaveHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

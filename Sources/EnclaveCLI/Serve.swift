@@ -1,5 +1,6 @@
 import ArgumentParser
 import Enclave
+import EnclaveConsole
 import EnclaveHTTP
 import Foundation
 import Logging
@@ -43,6 +44,7 @@ extension EnclaveCommand {
                     listen: .init(
                         host: host, port: port,
                         tls: insecureHTTP ? nil : tlsCert.flatMap { cert in tlsKey.map { (cert, $0) } }),
+                    console: try await Console.load(services: services),
                     onRunning: { port in printNow("serving on \(insecureHTTP ? "http" : "https")://\(host):\(port)") })
                 let metrics = EnclaveServer.metricsApplication(
                     api: api, host: metricsHost, port: metricsPort,

@@ -1,4 +1,5 @@
 import Enclave
+import EnclaveConsole
 import Foundation
 import Hummingbird
 import HummingbirdCore
@@ -27,6 +28,7 @@ public enum EnclaveServer {
     public static func application(
         api: EnclaveAPI,
         listen: Listen,
+        console: Console? = nil,
         onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) throws -> some ApplicationProtocol {
         if listen.tls == nil, !["127.0.0.1", "::1", "localhost"].contains(listen.host) {
@@ -40,6 +42,7 @@ public enum EnclaveServer {
             on: router,
             configuration: .init(
                 dateTranscoder: RFC3339DateTranscoder(), jsonEncodingOptions: [.sortedKeys, .withoutEscapingSlashes]))
+        console?.addRoutes(to: router)
         routes.load(router.routes.map { (path: $0.path.description, method: $0.method.rawValue) })
         let server: HTTPServerBuilder
         if let tls = listen.tls {

@@ -1,4 +1,5 @@
 import Enclave
+import EnclaveConsole
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -40,6 +41,12 @@ struct RequestValuesMiddleware: RouterMiddleware {
         values.contentType = request.headers[.contentType].map { String($0.prefix(100)) }
         if let authorization = request.headers[.authorization], authorization.hasPrefix("Bearer ") {
             values.token = SessionToken(String(authorization.dropFirst(7)))
+        } else if request.method == .get, Self.isRecording(request.uri.path),
+            let cookie = request.cookies[Console.sessionCookieName], !cookie.value.isEmpty
+        {
+            // The console's audio player cannot send a header: a recording's GET (never a
+            // write) also takes the console's SameSite=Strict session cookie.
+            values.token = SessionToken(cookie.value)
         }
         values.context.requestID =
             request.headers[.requestID].map { String($0.prefix(100)) } ?? UUID().uuidString.lowercased()
@@ -113,6 +120,13 @@ struct RequestValuesMiddleware: RouterMiddleware {
             logger.info("request", metadata: metadata)
         }
         return response
+    }
+
+    /// `/v1/practices/{id}/leads/{id}/recording`.
+    static func isRecording(_ path: String) -> Bool {
+        let parts = path.split(separator: "/")
+        return parts.count == 6 && parts[0] == "v1" && parts[1] == "practices" && parts[3] == "leads"
+            && parts[5] == "recording"
     }
 
     /// What may be logged about an unexpected error (see `DescribedError`).

@@ -1,0 +1,426 @@
+import Enclave
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Sealing
+
+/// The web console: server-rendered pages over the same service layer and sessions as the API.
+///
+/// The session token travels in a `__Host-` cookie (Secure, HttpOnly, SameSite=Strict); every
+/// form carries a CSRF token; every page has a strict Content-Security-Policy and
+/// `Cache-Control: no-store`; URLs and titles carry ids, never PHI. Refusals are pages: a
+/// practice the caller no longer reaches shows "access to this practice has ended".
+public struct Console: Sendable {
+    let services: EnclaveServices
+    let assets: ConsoleAssets
+
+    /// The session cookie's name, for the API's recording playback.
+    public static let sessionCookieName = ConsoleSecurity.sessionCookie
+
+    public static func load(services: EnclaveServices) async throws -> Console {
+        Console(services: services, assets: try await ConsoleAssets.load())
+    }
+
+    /// Adds the console's routes to `router`.
+    public func addRoutes<Context: Hummingbird.RequestContext>(to router: Router<Context>) {
+        router.get("/") { request, _ in
+            request.cookies[ConsoleSecurity.sessionCookie] == nil
+                ? ConsoleAssets.redirect("/sign-in") : ConsoleAssets.redirect("/home")
+        }
+        router.get("/static/console.css") { _, _ in staticFile(assets.stylesheet, "text/css; charset=utf-8") }
+        router.get("/static/console.js") { _, _ in staticFile(assets.script, "text/javascript; charset=utf-8") }
+        router.get("/sign-in") { request, _ in signInPage(request) }
+        router.post("/sign-in") { request, context in try await signIn(request, context) }
+        router.get("/sign-in/code") { request, _ in guarded(request) { _ in page("code", [:], request) } }
+        router.post("/sign-in/code") { request, context in try await verifyCode(request, context) }
+        router.get("/enroll") { request, _ in await enrollPage(request) }
+        router.post("/enroll") { request, context in try await confirmEnrollment(request, context) }
+        router.post("/sign-out") { request, context in try await signOut(request, context) }
+        router.get("/signed-out") { request, _ in
+            var response = page("signed-out", [:], request)
+            response.setCookie(ConsoleSecurity.cookie(ConsoleSecurity.sessionCookie, "", maxAge: 0))
+            return response
+        }
+        router.get("/home") { request, _ in await home(request) }
+        router.get("/practices/:practice/leads") { request, context in await leads(request, context) }
+        router.get("/practices/:practice/leads/:lead") { request, context in await lead(request, context) }
+        router.get("/practices/:practice/agreements") { request, context in await agreements(request, context) }
+        router.post("/agreements/:agreement/:decision") { request, context in try await decide(request, context) }
+    }
+
+    // MARK: - Signing in
+
+    func signInPage(_ request: Request, error: String? = nil, status: HTTPResponse.Status = .ok) -> Response {
+        let csrf = SHA256.hexDigest((try? SecretBytes(randomCount: 32))?.withUnsafeBytes { Array($0) } ?? [])
+        var response = assets.page("sign-in", ["csrf": csrf, "error": error as Any], status: status)
+        response.setCookie(ConsoleSecurity.cookie(ConsoleSecurity.formCookie, csrf))
+        return response
+    }
+
+    struct SignInForm: Decodable {
+        let email: String
+        let password: String
+        let csrf: String
+    }
+
+    func signIn<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async throws -> Response {
+        guard let form: SignInForm = try await decodeForm(request, context),
+            ConsoleSecurity.matches(form.csrf, request.cookies[ConsoleSecurity.formCookie]?.value)
+        else { return forbiddenForm() }
+        do {
+            let login = try await services.identity.login(
+                email: form.email, password: form.password, client: client(request))
+            var response = ConsoleAssets.redirect(login.mfaEnrolled ? "/sign-in/code" : "/enroll")
+            response.setCookie(ConsoleSecurity.cookie(ConsoleSecurity.sessionCookie, login.token.value))
+            return response
+        } catch let error as AccessError where error.code == .throttled {
+            return signInPage(request, error: "Too many failed sign-ins. Try again later.", status: .tooManyRequests)
+        } catch is AccessError {
+            return signInPage(request, error: "Wrong email or password.", status: .unauthorized)
+        }
+    }
+
+    struct CodeForm: Decodable {
+        let code: String
+        let csrf: String
+    }
+
+    func verifyCode<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async throws
+        -> Response
+    {
+        try await withForm(request, context) { (form: CodeForm, token) in
+            do {
+                try await services.identity.verifyMFA(token, code: form.code.filter(\.isNumber))
+                return ConsoleAssets.redirect("/home")
+            } catch let error as AccessError where error.code == .invalidCredentials {
+                return page(
+                    "code", ["error": "That code is wrong or was used already."], request, status: .unauthorized)
+            }
+        }
+    }
+
+    func enrollPage(_ request: Request) async -> Response {
+        await guardedAsync(request) { token in
+            let enrollment = try await services.identity.beginMFAEnrollment(token)
+            return page(
+                "enroll",
+                [
+                    "qr": QRCode.svg(enrollment.uri, title: "QR code of your new authenticator secret") ?? "",
+                    "secret": enrollment.secret,
+                ], request)
+        }
+    }
+
+    func confirmEnrollment<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async throws
+        -> Response
+    {
+        try await withForm(request, context) { (form: CodeForm, token) in
+            do {
+                try await services.identity.confirmMFA(token, code: form.code.filter(\.isNumber))
+                return ConsoleAssets.redirect("/home")
+            } catch let error as AccessError where error.code == .invalidCredentials {
+                return ConsoleAssets.redirect("/enroll")
+            }
+        }
+    }
+
+    struct CSRFForm: Decodable {
+        let csrf: String
+    }
+
+    func signOut<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async throws -> Response {
+        try await withForm(request, context) { (_: CSRFForm, token) in
+            try? await services.identity.logout(token)
+            return ConsoleAssets.redirect("/signed-out")
+        }
+    }
+
+    // MARK: - Pages
+
+    func home(_ request: Request) async -> Response {
+        await guardedAsync(request) { token in
+            let me = try await services.identity.me(token)
+            let practices = try await services.agreements.reachablePractices(token)
+            let owned = Set(me.memberships.filter { $0.role == "practice_owner" }.compactMap(\.practice))
+            return page(
+                "home",
+                [
+                    "name": me.displayName,
+                    "practices": practices.map { practice in
+                        [
+                            "id": id(practice.id), "name": practice.name,
+                            "via": practice.via == "agreement" ? "through an agreement" : "member",
+                            "owner": owned.contains(practice.id),
+                        ] as [String: Any]
+                    },
+                ], request)
+        }
+    }
+
+    func leads<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async -> Response {
+        await guardedAsync(request) { token in
+            let practice = try uuid(context.parameters.get("practice"))
+            let page = try await services.leads.list(
+                token, practice: practice, filter: LeadFilter(limit: 50), context: requestContext(request))
+            return self.page(
+                "leads",
+                [
+                    "practice": id(practice), "hasLeads": !page.leads.isEmpty,
+                    "leads": page.leads.map { lead in
+                        [
+                            "id": id(lead.id), "kind": lead.kind, "when": Self.format(lead.occurredAt),
+                            "caller": lead.callerName ?? lead.callerNumber ?? "—",
+                            "source": lead.attribution.source ?? "—", "campaign": lead.attribution.campaign ?? "—",
+                        ]
+                    },
+                ], request)
+        }
+    }
+
+    func lead<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async -> Response {
+        await guardedAsync(request) { token in
+            let practice = try uuid(context.parameters.get("practice"))
+            let leadID = try uuid(context.parameters.get("lead"))
+            let lead = try await services.leads.get(
+                token, practice: practice, lead: leadID, context: requestContext(request))
+            var fields: [[String: String]] = [
+                ["name": "Kind", "value": lead.kind], ["name": "When", "value": Self.format(lead.occurredAt)],
+                ["name": "Caller name", "value": lead.callerName ?? "—"],
+                ["name": "Caller number", "value": lead.callerNumber ?? "—"],
+                ["name": "Source", "value": lead.attribution.source ?? "—"],
+                ["name": "Campaign", "value": lead.attribution.campaign ?? "—"],
+            ]
+            if let transcript = lead.transcript { fields.append(["name": "Transcript", "value": transcript]) }
+            for (name, value) in (lead.formFields ?? [:]).sorted(by: { $0.key < $1.key }) {
+                fields.append(["name": name, "value": value])
+            }
+            return page(
+                "lead",
+                [
+                    "practice": id(practice), "fields": fields,
+                    "recording": lead.recordingBytes == nil
+                        ? false : "/v1/practices/\(id(practice))/leads/\(id(leadID))/recording",
+                ], request)
+        }
+    }
+
+    func agreements<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async -> Response {
+        await guardedAsync(request) { token in
+            let practice = try uuid(context.parameters.get("practice"))
+            let all = try await services.agreements.list(token).filter { $0.practiceID == practice }
+            return page(
+                "agreements",
+                [
+                    "practice": id(practice),
+                    "agreements": all.map { agreement in
+                        [
+                            "id": id(agreement.id), "status": agreement.status,
+                            "scopes": agreement.scopes.map(\.rawValue).joined(separator: ", "),
+                            "expires": agreement.expiresAt.map(Self.format) ?? "never",
+                            "proposed": agreement.status == "proposed", "active": agreement.status == "active",
+                        ] as [String: Any]
+                    },
+                ], request)
+        }
+    }
+
+    struct DecisionForm: Decodable {
+        let csrf: String
+        let password: String?
+        let code: String?
+        let practice: String
+    }
+
+    /// Approve, decline or revoke: sensitive. When the session has not re-authenticated in the
+    /// last five minutes, the password and code from the dialog re-authenticate it first.
+    func decide<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async throws -> Response {
+        try await withForm(request, context) { (form: DecisionForm, token) in
+            let agreement = try uuid(context.parameters.get("agreement"))
+            let decision = context.parameters.get("decision") ?? ""
+            guard ["approve", "decline", "revoke"].contains(decision) else { return notFound(request) }
+            let practice = try uuid(form.practice)
+            func act(_ token: SessionToken) async throws {
+                switch decision {
+                case "approve": try await services.agreements.approve(token, agreement: agreement)
+                case "decline": try await services.agreements.decline(token, agreement: agreement)
+                default: try await services.agreements.revoke(token, agreement: agreement)
+                }
+            }
+            var current = token
+            var renewed = false
+            if let password = form.password, !password.isEmpty, let code = form.code {
+                do {
+                    current = try await services.identity.reauthenticate(
+                        token, password: password, code: code.filter(\.isNumber))
+                    renewed = true
+                } catch let error as AccessError where error.code == .invalidCredentials {
+                    return page(
+                        "agreements-reauth",
+                        [
+                            "practice": id(practice), "agreement": id(agreement), "decision": decision,
+                            "error": "Wrong password or code.",
+                        ], request, token: token, status: .unauthorized)
+                }
+            }
+            do {
+                try await act(current)
+            } catch let error as AccessError where error.code == .reauthenticationRequired {
+                return page(
+                    "agreements-reauth",
+                    ["practice": id(practice), "agreement": id(agreement), "decision": decision], request,
+                    token: current, status: .forbidden)
+            }
+            var response = ConsoleAssets.redirect("/practices/\(id(practice))/agreements")
+            if renewed {
+                response.setCookie(ConsoleSecurity.cookie(ConsoleSecurity.sessionCookie, current.value))
+            }
+            return response
+        }
+    }
+
+    // MARK: - Internals
+
+    func page(
+        _ template: String, _ values: [String: Any], _ request: Request, token: SessionToken? = nil,
+        status: HTTPResponse.Status = .ok
+    ) -> Response {
+        var context = values
+        if let token = token ?? sessionToken(request) {
+            context["csrf"] = ConsoleSecurity.csrf(for: token)
+            context["signedIn"] = true
+        }
+        context["idleSeconds"] = Int(services.identity.policy.idleTimeout.components.seconds)
+        return assets.page(template, context, status: status)
+    }
+
+    func sessionToken(_ request: Request) -> SessionToken? {
+        request.cookies[ConsoleSecurity.sessionCookie].flatMap { $0.value.isEmpty ? nil : SessionToken($0.value) }
+    }
+
+    /// Runs `body` with the session's token; turns refusals into pages.
+    func guarded(_ request: Request, _ body: (SessionToken) throws -> Response) -> Response {
+        guard let token = sessionToken(request) else { return ConsoleAssets.redirect("/sign-in") }
+        do { return try body(token) } catch { return refusal(error, request) }
+    }
+
+    func guardedAsync(_ request: Request, _ body: (SessionToken) async throws -> Response) async -> Response {
+        guard let token = sessionToken(request) else { return ConsoleAssets.redirect("/sign-in") }
+        do { return try await body(token) } catch { return refusal(error, request) }
+    }
+
+    /// A form post: the session's CSRF token must come with it, or 403 and nothing changes.
+    func withForm<Form: Decodable, Context: Hummingbird.RequestContext>(
+        _ request: Request, _ context: Context, _ body: (Form, SessionToken) async throws -> Response
+    ) async throws -> Response {
+        guard let token = sessionToken(request) else { return ConsoleAssets.redirect("/sign-in") }
+        guard let form: Form = try await decodeForm(request, context),
+            let csrf = (form as? any CSRFCarrying)?.csrfToken,
+            ConsoleSecurity.matches(csrf, ConsoleSecurity.csrf(for: token))
+        else { return forbiddenForm() }
+        do { return try await body(form, token) } catch { return refusal(error, request) }
+    }
+
+    func decodeForm<Form: Decodable, Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context)
+        async throws
+        -> Form?
+    {
+        let body = try await request.body.collect(upTo: 64 * 1024)
+        return try? URLEncodedFormDecoder().decode(Form.self, from: String(buffer: body))
+    }
+
+    func forbiddenForm() -> Response {
+        assets.page(
+            "refusal",
+            [
+                "title": "This form has expired",
+                "message": "Nothing was changed. Go back, reload the page and try again.",
+            ],
+            status: .forbidden)
+    }
+
+    func notFound(_ request: Request) -> Response {
+        page("refusal", ["title": "Not found", "message": "There is nothing here."], request, status: .notFound)
+    }
+
+    /// A refusal as a page, with the API's problem types in mind; never PHI, never a trace.
+    func refusal(_ error: any Error, _ request: Request) -> Response {
+        guard let error = error as? AccessError else {
+            if isDatabaseUnreachable(error) {
+                var response = page(
+                    "refusal",
+                    ["title": "Enclave is unavailable", "message": "We cannot reach the database. Try again shortly."],
+                    request, status: .serviceUnavailable)
+                response.headers[.retryAfter] = "5"
+                return response
+            }
+            return page(
+                "refusal", ["title": "Something went wrong", "message": "Nothing was shown. Try again."], request,
+                status: .internalServerError)
+        }
+        switch error.code {
+        case .unauthenticated:
+            var response = ConsoleAssets.redirect("/sign-in")
+            response.setCookie(ConsoleSecurity.cookie(ConsoleSecurity.sessionCookie, "", maxAge: 0))
+            return response
+        case .mfaRequired: return ConsoleAssets.redirect("/sign-in/code")
+        case .forbidden:
+            return page(
+                "refusal",
+                [
+                    "title": "Access to this practice has ended",
+                    "message":
+                        "You no longer have access to this practice's data. Ask its owner if you think this is wrong.",
+                ],
+                request, status: .forbidden)
+        case .notFound: return notFound(request)
+        case .invalidInput:
+            return page(
+                "refusal", ["title": "That did not work", "message": error.description], request, status: .badRequest)
+        default:
+            return page(
+                "refusal", ["title": "That did not work", "message": error.description], request, status: .conflict)
+        }
+    }
+
+    func staticFile(_ buffer: ByteBuffer, _ type: String) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = type
+        ConsoleSecurity.apply(to: &headers)
+        headers[.cacheControl] = "no-cache"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: buffer))
+    }
+
+    func uuid(_ text: String?) throws -> UUID {
+        guard let text, text.count == 36, let id = UUID(uuidString: text) else {
+            throw AccessError(.notFound, "no such page")
+        }
+        return id
+    }
+
+    func id(_ uuid: UUID) -> String { uuid.uuidString.lowercased() }
+
+    func client(_ request: Request) -> ClientInfo {
+        ClientInfo(userAgent: request.headers[.userAgent])
+    }
+
+    func requestContext(_ request: Request) -> Enclave.RequestContext {
+        Enclave.RequestContext(client: client(request))
+    }
+
+    static func format(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyy-MM-dd HH:mm 'UTC'"
+        return formatter.string(from: date)
+    }
+}
+
+/// Forms that carry the CSRF token.
+protocol CSRFCarrying {
+    var csrfToken: String { get }
+}
+
+extension Console.CodeForm: CSRFCarrying { var csrfToken: String { csrf } }
+extension Console.CSRFForm: CSRFCarrying { var csrfToken: String { csrf } }
+extension Console.DecisionForm: CSRFCarrying { var csrfToken: String { csrf } }

@@ -1,0 +1,207 @@
+"""The console's browser tests (run by scripts/browser-test, which seeds the demo data and
+installs what this needs): headless Chromium through Selenium, axe-core for accessibility."""
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import socket
+import ssl
+import struct
+import subprocess
+import sys
+import time
+import urllib.request
+
+from axe_selenium_python import Axe
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
+
+WORK = os.environ["ENCLAVE_BROWSER_WORK"]
+SHOTS = os.environ["ENCLAVE_SCREENSHOTS"]
+BIN = os.environ["ENCLAVE_BIN"]
+credentials = json.load(open(os.path.join(WORK, "credentials.json")))
+users = {u["email"]: u for u in credentials["users"]}
+failures = []
+
+
+def check(condition, message):
+    if not condition:
+        failures.append(message)
+        print("browser-test: FAIL: " + message, flush=True)
+
+
+def totp(secret, at):
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    digest = hmac.new(key, struct.pack(">Q", int(at // 30)), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    return "%06d" % ((struct.unpack(">I", digest[offset:offset + 4])[0] & 0x7FFFFFFF) % 1000000)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+PORT = free_port()
+ORIGIN = "https://localhost:%d" % PORT
+env = {k: v for k, v in os.environ.items()
+       if k not in ("ENCLAVE_MAINT_DATABASE_URL", "ENCLAVE_ADMIN_DATABASE_URL", "ENCLAVE_SUPERUSER_DATABASE_URL")}
+server = subprocess.Popen(
+    [BIN, "serve", "--port", str(PORT), "--host", "127.0.0.1", "--tls-cert", os.path.join(WORK, "cert.pem"),
+     "--tls-key", os.path.join(WORK, "key.pem"), "--metrics-port", "0"],
+    env=env, stdout=open(os.path.join(WORK, "serve.log"), "w"), stderr=subprocess.STDOUT)
+insecure = ssl.create_default_context(cafile=os.path.join(WORK, "cert.pem"))
+
+
+def get(path):
+    request = urllib.request.Request(ORIGIN + path)
+    try:
+        with urllib.request.urlopen(request, context=insecure, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+for _ in range(300):
+    try:
+        if get("/healthz")[0] == 200:
+            break
+    except OSError:
+        time.sleep(0.1)
+else:
+    raise SystemExit("browser-test: the server did not start")
+
+
+def browser():
+    options = webdriver.ChromeOptions()
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--ignore-certificate-errors",
+                     "--window-size=1280,900", "--autoplay-policy=no-user-gesture-required"):
+        options.add_argument(argument)
+    options.binary_location = "/usr/bin/chromium"
+    return webdriver.Chrome(service=webdriver.ChromeService(executable_path="/usr/bin/chromedriver"), options=options)
+
+
+axe_findings = {}
+
+
+def page(driver, name):
+    """Screenshot and axe-core for one main page."""
+    driver.save_screenshot(os.path.join(SHOTS, name + ".png"))
+    axe = Axe(driver)
+    axe.inject()
+    results = axe.run()
+    serious = [v["id"] for v in results["violations"] if v.get("impact") in ("serious", "critical")]
+    axe_findings[name] = serious
+    details = [(v["id"], [n["html"][:120] for n in v["nodes"]][:3]) for v in results["violations"]
+               if v.get("impact") in ("serious", "critical")]
+    check(not serious, "%s: axe finds %s" % (name, details))
+
+
+def sign_in(driver, email, at):
+    driver.get(ORIGIN + "/sign-in")
+    page(driver, "sign-in")
+    driver.find_element(By.ID, "email").send_keys(email)
+    driver.find_element(By.ID, "password").send_keys(users[email]["password"])
+    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    WebDriverWait(driver, 10).until(expected_conditions.url_contains("/sign-in/code"))
+    page(driver, "code")
+    driver.find_element(By.ID, "code").send_keys(totp(users[email]["totpSecret"], at))
+    driver.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    WebDriverWait(driver, 10).until(expected_conditions.url_contains("/home"))
+
+
+lakeside = next(p for p in credentials["practices"] if p["agreement"] == "proposed")
+lakeside["id"] = lakeside["id"].lower()
+owner_email = lakeside["owner"]
+member_email = next(u["email"] for u in credentials["users"] if u["role"] == "agency_member")
+now = time.time()
+owner = browser()
+member = browser()
+try:
+    # The owner signs in with password and code and approves through the re-authentication dialog.
+    sign_in(owner, owner_email, now)
+    page(owner, "home-owner")
+    owner.find_element(By.CSS_SELECTOR, "a[href='/practices/%s/agreements']" % lakeside["id"]).click()
+    page(owner, "agreements")
+    owner.find_element(By.CSS_SELECTOR, "button.approve").click()
+    WebDriverWait(owner, 10).until(expected_conditions.presence_of_element_located((By.ID, "reauth")))
+    page(owner, "reauthenticate")
+    owner.find_element(By.ID, "password").send_keys(users[owner_email]["password"])
+    owner.find_element(By.ID, "code").send_keys(totp(users[owner_email]["totpSecret"], now + 30))
+    confirm = owner.find_element(By.CSS_SELECTOR, "#reauth button[type=submit]")
+    confirm.click()
+    WebDriverWait(owner, 10).until(expected_conditions.staleness_of(confirm))
+    statuses = [e.get_attribute("data-status") for e in owner.find_elements(By.CSS_SELECTOR, ".agreement")]
+    check(statuses == ["active"], "after approval the agreement is %s" % statuses)
+
+    # The agency member now sees that practice's leads and plays a recording.
+    sign_in(member, member_email, now)
+    page(member, "home-member")
+    member.find_element(By.CSS_SELECTOR, "a[href='/practices/%s/leads']" % lakeside["id"]).click()
+    page(member, "leads")
+    links = [a.get_attribute("href") for a in member.find_elements(By.CSS_SELECTOR, "a.lead")]
+    check(len(links) > 0, "the member sees no leads after approval")
+    played = False
+    shown = []
+    for link in links:
+        member.get(link)
+        shown += [dd.text for dd in member.find_elements(By.CSS_SELECTOR, ".fields dd") if dd.text not in ("—",)]
+        if member.find_elements(By.ID, "player"):
+            page(member, "lead")
+            played = member.execute_async_script("""
+                const done = arguments[arguments.length - 1];
+                const audio = document.getElementById('player');
+                audio.muted = true;
+                audio.addEventListener('error', () => done(false));
+                audio.addEventListener('playing', () => done(audio.duration > 0));
+                audio.play().catch(() => done(false));
+            """)
+            break
+    check(played, "the member could not play a recording")
+    resources = member.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)")
+    check(all(r.startswith(ORIGIN) for r in resources), "resources from another origin: %s" % resources)
+
+    # The owner revokes (re-authenticated a moment ago); the member's next click shows the
+    # access-ended page and no PHI.
+    revoke = owner.find_element(By.CSS_SELECTOR, "button.revoke")
+    revoke.click()
+    WebDriverWait(owner, 10).until(expected_conditions.staleness_of(revoke))
+    statuses = [e.get_attribute("data-status") for e in owner.find_elements(By.CSS_SELECTOR, ".agreement")]
+    check(statuses == ["revoked"], "after revocation the agreement is %s" % statuses)
+    member.find_element(By.LINK_TEXT, "All leads").click()
+    heading = member.find_element(By.TAG_NAME, "h1").text
+    check(heading == "Access to this practice has ended", "after revocation the member sees %r" % heading)
+    page(member, "access-ended")
+    source = member.page_source
+    leaked = [value for value in shown if len(value) > 4 and value in source]
+    check(not leaked, "PHI on the access-ended page: %d values" % len(leaked))
+
+    # A form posted without its CSRF token gets 403 and changes nothing: the session survives.
+    owner.get(ORIGIN + "/home")
+    owner.execute_script("document.querySelector('form[action=\"/sign-out\"] input[name=csrf]').remove()")
+    owner.find_element(By.CSS_SELECTOR, "form[action='/sign-out'] button").click()
+    check(owner.find_element(By.TAG_NAME, "h1").text == "This form has expired", "a form without CSRF was accepted")
+    owner.get(ORIGIN + "/home")
+    check("/home" in owner.current_url and owner.find_elements(By.CSS_SELECTOR, "form[action='/sign-out']"),
+          "the session ended after a refused form")
+
+    # The Content-Security-Policy: nothing inline, nothing from another origin.
+    status, headers, _ = get("/sign-in")
+    policy = headers.get("Content-Security-Policy", "")
+    check("unsafe-inline" not in policy and "default-src 'none'" in policy, "the CSP is %r" % policy)
+    check(headers.get("Cache-Control") == "no-store", "sign-in page Cache-Control %r" % headers.get("Cache-Control"))
+finally:
+    owner.quit()
+    member.quit()
+    server.terminate()
+    server.wait(timeout=30)
+
+print("browser-test: pages checked with axe-core: %d (%s)" % (len(axe_findings), ", ".join(sorted(axe_findings))),
+      flush=True)
+sys.exit(1 if failures else 0)
