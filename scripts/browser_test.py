@@ -53,7 +53,7 @@ env = {k: v for k, v in os.environ.items()
        if k not in ("ENCLAVE_MAINT_DATABASE_URL", "ENCLAVE_ADMIN_DATABASE_URL", "ENCLAVE_SUPERUSER_DATABASE_URL")}
 server = subprocess.Popen(
     [BIN, "serve", "--port", str(PORT), "--host", "127.0.0.1", "--tls-cert", os.path.join(WORK, "cert.pem"),
-     "--tls-key", os.path.join(WORK, "key.pem"), "--metrics-port", "0"],
+     "--tls-key", os.path.join(WORK, "key.pem"), "--metrics-port", "0", "--idle-timeout", "60"],
     env=env, stdout=open(os.path.join(WORK, "serve.log"), "w"), stderr=subprocess.STDOUT)
 insecure = ssl.create_default_context(cafile=os.path.join(WORK, "cert.pem"))
 
@@ -196,6 +196,46 @@ try:
     policy = headers.get("Content-Security-Policy", "")
     check("unsafe-inline" not in policy and "default-src 'none'" in policy, "the CSP is %r" % policy)
     check(headers.get("Cache-Control") == "no-store", "sign-in page Cache-Control %r" % headers.get("Cache-Control"))
+
+    # A new user enrolls TOTP from the QR code: decoded from the page, not read from the text.
+    staff = browser()
+    try:
+        staff.get(ORIGIN + "/sign-in")
+        staff.find_element(By.ID, "email").send_keys("staff@brightsmile.demo")
+        staff.find_element(By.ID, "password").send_keys("staff password 2026")
+        staff.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+        WebDriverWait(staff, 10).until(expected_conditions.url_contains("/enroll"))
+        page(staff, "enroll")
+        image = os.path.join(WORK, "qr.png")
+        staff.find_element(By.CSS_SELECTOR, "#qr svg").screenshot(image)
+        decoded = subprocess.run(["zbarimg", "--quiet", "--raw", image], capture_output=True, text=True).stdout.strip()
+        check(decoded.startswith("otpauth://totp/"), "the QR code decodes to %r" % decoded[:20])
+        secret = decoded.split("secret=")[1].split("&")[0] if "secret=" in decoded else ""
+        check(secret == staff.find_element(By.ID, "secret").text, "the QR code and the text secret differ")
+        staff.find_element(By.ID, "code").send_keys(totp(secret, time.time()))
+        staff.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+        WebDriverWait(staff, 10).until(expected_conditions.url_contains("/home"))
+        active = next(p for p in credentials["practices"] if p["agreement"] == "active")["id"].lower()
+        staff.find_element(By.CSS_SELECTOR, "a[href='/practices/%s/leads']" % active).click()
+        staff.find_element(By.CSS_SELECTOR, "a.lead").click()
+        check(bool(staff.find_elements(By.CSS_SELECTOR, ".fields")), "the new staff member sees no lead")
+        lead_url = staff.current_url
+
+        # After the idle timeout (60 s here), the page leaves PHI behind; the next click lands on
+        # sign-in; going back does not show the lead.
+        time.sleep(65)
+        check("/signed-out" in staff.current_url and not staff.find_elements(By.CSS_SELECTOR, ".fields"),
+              "after the idle timeout the page is %s" % staff.current_url)
+        page(staff, "signed-out")
+        staff.find_element(By.LINK_TEXT, "Sign in again").click()
+        check("/sign-in" in staff.current_url, "the next click after the timeout went to %s" % staff.current_url)
+        staff.back()
+        staff.back()
+        check(not staff.find_elements(By.CSS_SELECTOR, ".fields"), "going back shows the lead page")
+        staff.get(lead_url)
+        check("/sign-in" in staff.current_url, "the lead's URL after the timeout shows %s" % staff.current_url)
+    finally:
+        staff.quit()
 finally:
     owner.quit()
     member.quit()

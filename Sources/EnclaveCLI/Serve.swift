@@ -21,11 +21,15 @@ extension EnclaveCommand {
         @Flag(help: "Serve plain HTTP (loopback only).") var insecureHTTP = false
         @Option(help: "The master key file (default: $ENCLAVE_MASTER_KEY_FILE).") var masterKeyFile: String?
         @Option(help: "Database connections.") var connections: Int = 10
+        @Option(help: "Seconds a session may stay idle before it ends (60 to 3600).") var idleTimeout: Int = 900
         @Option(help: "Address of the metrics listener (plain HTTP; keep it off public networks).")
         var metricsHost: String = "127.0.0.1"
         @Option(help: "Port of the metrics listener (GET /metrics, Prometheus text).") var metricsPort: Int = 9464
 
         func validate() throws {
+            guard (60...3600).contains(idleTimeout) else {
+                throw ValidationError("--idle-timeout \(idleTimeout) is not between 60 and 3600 seconds")
+            }
             if !insecureHTTP, tlsCert == nil || tlsKey == nil {
                 throw ValidationError("give --tls-cert and --tls-key (or --insecure-http on loopback)")
             }
@@ -37,7 +41,7 @@ extension EnclaveCommand {
                     database: try ConnectionConfiguration.forRole(.app),
                     authDatabase: try ConnectionConfiguration.forRole(.auth),
                     masterKeyFile: try MaintenanceOptions.masterKeyPath(flag: masterKeyFile),
-                    options: .init(connections: connections))
+                    options: .init(connections: connections, identity: .init(idleTimeout: .seconds(idleTimeout))))
                 let api = EnclaveAPI(services: services)
                 let app = try EnclaveServer.application(
                     api: api,
