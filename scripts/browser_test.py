@@ -102,6 +102,34 @@ def page(driver, name):
     check(not serious, "%s: axe finds %s" % (name, details))
 
 
+def heading_becomes(driver, expected):
+    """Waits until the page's h1 reads `expected`; returns what it reads."""
+    def heading():
+        try:
+            return driver.find_element(By.TAG_NAME, "h1").text
+        except Exception:  # not loaded yet
+            return None
+    try:
+        WebDriverWait(driver, 10).until(lambda d: heading() == expected)
+    except Exception:
+        pass
+    return heading()
+
+
+def statuses_become(driver, expected):
+    """Waits until the agreements page shows `expected`; returns what it shows."""
+    def statuses():
+        try:
+            return [e.get_attribute("data-status") for e in driver.find_elements(By.CSS_SELECTOR, ".agreement")]
+        except Exception:  # the page is being replaced
+            return None
+    try:
+        WebDriverWait(driver, 10).until(lambda d: statuses() == expected)
+    except Exception:
+        pass
+    return statuses()
+
+
 def sign_in(driver, email, at):
     driver.get(ORIGIN + "/sign-in")
     page(driver, "sign-in")
@@ -135,8 +163,7 @@ try:
     owner.find_element(By.ID, "code").send_keys(totp(users[owner_email]["totpSecret"], now + 30))
     confirm = owner.find_element(By.CSS_SELECTOR, "#reauth button[type=submit]")
     confirm.click()
-    WebDriverWait(owner, 10).until(expected_conditions.staleness_of(confirm))
-    statuses = [e.get_attribute("data-status") for e in owner.find_elements(By.CSS_SELECTOR, ".agreement")]
+    statuses = statuses_become(owner, ["active"])
     check(statuses == ["active"], "after approval the agreement is %s" % statuses)
 
     # The agency member now sees that practice's leads and plays a recording.
@@ -171,11 +198,10 @@ try:
     # access-ended page and no PHI.
     revoke = owner.find_element(By.CSS_SELECTOR, "button.revoke")
     revoke.click()
-    WebDriverWait(owner, 10).until(expected_conditions.staleness_of(revoke))
-    statuses = [e.get_attribute("data-status") for e in owner.find_elements(By.CSS_SELECTOR, ".agreement")]
+    statuses = statuses_become(owner, ["revoked"])
     check(statuses == ["revoked"], "after revocation the agreement is %s" % statuses)
     member.find_element(By.LINK_TEXT, "All leads").click()
-    heading = member.find_element(By.TAG_NAME, "h1").text
+    heading = heading_becomes(member, "Access to this practice has ended")
     check(heading == "Access to this practice has ended", "after revocation the member sees %r" % heading)
     page(member, "access-ended")
     source = member.page_source
@@ -186,7 +212,7 @@ try:
     owner.get(ORIGIN + "/home")
     owner.execute_script("document.querySelector('form[action=\"/sign-out\"] input[name=csrf]').remove()")
     owner.find_element(By.CSS_SELECTOR, "form[action='/sign-out'] button").click()
-    check(owner.find_element(By.TAG_NAME, "h1").text == "This form has expired", "a form without CSRF was accepted")
+    check(heading_becomes(owner, "This form has expired") == "This form has expired", "a form without CSRF was accepted")
     owner.get(ORIGIN + "/home")
     check("/home" in owner.current_url and owner.find_elements(By.CSS_SELECTOR, "form[action='/sign-out']"),
           "the session ended after a refused form")
@@ -196,6 +222,17 @@ try:
     policy = headers.get("Content-Security-Policy", "")
     check("unsafe-inline" not in policy and "default-src 'none'" in policy, "the CSP is %r" % policy)
     check(headers.get("Cache-Control") == "no-store", "sign-in page Cache-Control %r" % headers.get("Cache-Control"))
+
+    # The agency admin's overview of every practice the agency has an agreement with.
+    admin = browser()
+    try:
+        sign_in(admin, next(u["email"] for u in credentials["users"] if u["role"] == "agency_admin"), now)
+        admin.find_element(By.LINK_TEXT, "Agency overview").click()
+        page(admin, "agency")
+        rows = admin.find_elements(By.CSS_SELECTOR, "tbody tr")
+        check(len(rows) == 3, "the agency overview lists %d agreements" % len(rows))
+    finally:
+        admin.quit()
 
     # A new user enrolls TOTP from the QR code: decoded from the page, not read from the text.
     staff = browser()
@@ -216,10 +253,23 @@ try:
         staff.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
         WebDriverWait(staff, 10).until(expected_conditions.url_contains("/home"))
         active = next(p for p in credentials["practices"] if p["agreement"] == "active")["id"].lower()
-        staff.find_element(By.CSS_SELECTOR, "a[href='/practices/%s/leads']" % active).click()
+        staff.find_element(By.CSS_SELECTOR, "a[href='/practices/%s']" % active).click()
+        page(staff, "dashboard")
+        check("leads in the last 14 days" in staff.page_source, "the dashboard shows no counts")
+        staff.get(ORIGIN + "/practices/%s/leads?kind=call" % active)
+        kinds = {td.text for td in staff.find_elements(By.CSS_SELECTOR, "tbody tr td:nth-child(2)")}
+        check(kinds == {"call"}, "filtering by calls shows %s" % kinds)
         staff.find_element(By.CSS_SELECTOR, "a.lead").click()
         check(bool(staff.find_elements(By.CSS_SELECTOR, ".fields")), "the new staff member sees no lead")
         lead_url = staff.current_url
+        number = staff.find_element(By.XPATH, "//dt[text()='Caller number']/following-sibling::dd[1]").text
+        staff.get(ORIGIN + "/practices/%s/leads" % active)
+        staff.find_element(By.ID, "caller").send_keys(number)
+        staff.find_element(By.CSS_SELECTOR, "form[aria-label='Find a caller'] button").click()
+        found = staff.find_elements(By.CSS_SELECTOR, "a.lead")
+        check(len(found) >= 1 and "caller=" in staff.current_url, "searching by caller number finds nothing")
+        check(number not in staff.title, "PHI in the page title")
+        staff.get(lead_url)
 
         # After the idle timeout (60 s here), the page leaves PHI behind; the next click lands on
         # sign-in; going back does not show the lead.

@@ -42,7 +42,11 @@ public struct Console: Sendable {
             return response
         }
         router.get("/home") { request, _ in await home(request) }
+        router.get("/agency") { request, _ in await agencyOverview(request) }
+        router.get("/practices/:practice") { request, context in await dashboard(request, context) }
         router.get("/practices/:practice/leads") { request, context in await leads(request, context) }
+        router.post("/practices/:practice/leads/:lead/redact") { request, context in try await redact(request, context)
+        }
         router.get("/practices/:practice/leads/:lead") { request, context in await lead(request, context) }
         router.get("/practices/:practice/agreements") { request, context in await agreements(request, context) }
         router.post("/agreements/:agreement/:decision") { request, context in try await decide(request, context) }
@@ -145,7 +149,7 @@ public struct Console: Sendable {
             return page(
                 "home",
                 [
-                    "name": me.displayName,
+                    "name": me.displayName, "agencyAdmin": me.memberships.contains { $0.role == "agency_admin" },
                     "practices": practices.map { practice in
                         [
                             "id": id(practice.id), "name": practice.name,
@@ -160,13 +164,43 @@ public struct Console: Sendable {
     func leads<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async -> Response {
         await guardedAsync(request) { token in
             let practice = try uuid(context.parameters.get("practice"))
-            let page = try await services.leads.list(
-                token, practice: practice, filter: LeadFilter(limit: 50), context: requestContext(request))
+            let query = request.uri.queryParameters
+            let kind = query["kind"].map(String.init).flatMap { ["call", "form"].contains($0) ? $0 : nil }
+            let campaign = query["campaign"].map(String.init).flatMap { $0.isEmpty ? nil : String($0.prefix(200)) }
+            let since = query["since"].flatMap { Self.day(String($0)) }
+            let caller = query["caller"].map(String.init).flatMap { $0.isEmpty ? nil : String($0.prefix(40)) }
+            var next: String?
+            let found: [Lead]
+            if let caller {
+                // Search by caller number: the blind index, never a scan of decrypted numbers.
+                found = try await services.leads.find(
+                    token, practice: practice, callerNumber: caller, context: requestContext(request))
+            } else {
+                let page = try await services.leads.list(
+                    token, practice: practice,
+                    filter: LeadFilter(
+                        since: since, kind: kind, campaign: campaign,
+                        cursor: query["cursor"].map { String($0.prefix(200)) }, limit: 25),
+                    context: requestContext(request))
+                found = page.leads
+                next = page.nextCursor
+            }
+            var nextQuery = URLComponents()
+            nextQuery.queryItems = [
+                kind.map { URLQueryItem(name: "kind", value: $0) },
+                campaign.map { URLQueryItem(name: "campaign", value: $0) },
+                query["since"].map { URLQueryItem(name: "since", value: String($0)) },
+                next.map { URLQueryItem(name: "cursor", value: $0) },
+            ].compactMap { $0 }
             return self.page(
                 "leads",
                 [
-                    "practice": id(practice), "hasLeads": !page.leads.isEmpty,
-                    "leads": page.leads.map { lead in
+                    "practice": id(practice), "hasLeads": !found.isEmpty,
+                    "kindCall": kind == "call", "kindForm": kind == "form", "campaign": campaign ?? "",
+                    "since": query["since"].map(String.init) ?? "", "searching": caller != nil,
+                    "next": next == nil
+                        ? false : "/practices/\(id(practice))/leads?\(nextQuery.percentEncodedQuery ?? "")",
+                    "leads": found.map { lead in
                         [
                             "id": id(lead.id), "kind": lead.kind, "when": Self.format(lead.occurredAt),
                             "caller": lead.callerName ?? lead.callerNumber ?? "—",
@@ -174,6 +208,92 @@ public struct Console: Sendable {
                         ]
                     },
                 ], request)
+        }
+    }
+
+    /// A practice's dashboard: attribution and counts only, no PHI (no phi.read).
+    func dashboard<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async -> Response {
+        await guardedAsync(request) { token in
+            let practice = try uuid(context.parameters.get("practice"))
+            let until = Calendar(identifier: .gregorian).startOfDay(for: Date()).addingTimeInterval(86_400)
+            let since = until.addingTimeInterval(-14 * 86_400)
+            let rows = try await LeadReports(access: services.access, agreements: services.agreements).practice(
+                token, practice: practice, since: since, until: until)
+            var byDay: [Date: (leads: Int, calls: Int, forms: Int)] = [:]
+            var byCampaign: [String: Int] = [:]
+            for row in rows {
+                let day = byDay[row.day] ?? (0, 0, 0)
+                byDay[row.day] = (day.leads + row.leads, day.calls + row.calls, day.forms + row.forms)
+                byCampaign["\(row.source ?? "direct") / \(row.campaign ?? "none")", default: 0] += row.leads
+            }
+            return page(
+                "dashboard",
+                [
+                    "practice": id(practice),
+                    "days": byDay.keys.sorted(by: >).map { day in
+                        let counts = byDay[day] ?? (0, 0, 0)
+                        return [
+                            "day": Self.dayFormat(day), "leads": counts.leads, "calls": counts.calls,
+                            "forms": counts.forms,
+                        ]
+                            as [String: Any]
+                    },
+                    "campaigns": byCampaign.sorted { $0.value > $1.value }.map {
+                        ["name": $0.key, "leads": $0.value] as [String: Any]
+                    },
+                    "total": rows.reduce(0) { $0 + $1.leads },
+                ], request)
+        }
+    }
+
+    /// An agency admin's overview of every practice the agency has an agreement with: its status,
+    /// leads this week (counts only) and agreements expiring within 30 days, flagged.
+    func agencyOverview(_ request: Request) async -> Response {
+        await guardedAsync(request) { token in
+            let me = try await services.identity.me(token)
+            let agencies = Set(me.memberships.filter { $0.role == "agency_admin" }.compactMap(\.agency))
+            guard !agencies.isEmpty else { throw AccessError(.forbidden, "agency admins only") }
+            let reachable = Dictionary(
+                try await services.agreements.reachablePractices(token).map { ($0.id, $0.name) },
+                uniquingKeysWith: { first, _ in first })
+            let names = try await services.agreements.practiceNames(token)
+            let reports = LeadReports(access: services.access, agreements: services.agreements)
+            let weekAgo = Date().addingTimeInterval(-7 * 86_400)
+            let soon = Date().addingTimeInterval(30 * 86_400)
+            var rows: [[String: Any]] = []
+            for agreement in try await services.agreements.list(token) where agencies.contains(agreement.agencyID) {
+                var leads: Any = "—"
+                if agreement.inForce, reachable[agreement.practiceID] != nil {
+                    leads = try await reports.practice(
+                        token, practice: agreement.practiceID, since: weekAgo, until: Date().addingTimeInterval(60)
+                    ).reduce(0) { $0 + $1.leads }
+                }
+                rows.append([
+                    "practice": id(agreement.practiceID),
+                    "name": names[agreement.practiceID] ?? reachable[agreement.practiceID] ?? "Practice",
+                    "reachable": reachable[agreement.practiceID] != nil, "status": agreement.status, "leads": leads,
+                    "expires": agreement.expiresAt.map(Self.format) ?? "never",
+                    "expiring": agreement.inForce && (agreement.expiresAt.map { $0 < soon } ?? false),
+                ])
+            }
+            return page("agency", ["agreements": rows, "count": rows.count], request)
+        }
+    }
+
+    struct RedactForm: Decodable {
+        let csrf: String
+        let fields: String
+    }
+
+    /// An owner redacts a lead's PHI (the database checks the owner role and audits it).
+    func redact<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async throws -> Response {
+        try await withForm(request, context) { (form: RedactForm, token) in
+            let practice = try uuid(context.parameters.get("practice"))
+            let lead = try uuid(context.parameters.get("lead"))
+            let fields = Set(form.fields.split(separator: ",").compactMap { RedactableField(rawValue: String($0)) })
+            try await services.leads.redact(
+                token, practice: practice, lead: lead, fields: fields, context: requestContext(request))
+            return ConsoleAssets.redirect("/practices/\(id(practice))/leads/\(id(lead))")
         }
     }
 
@@ -194,10 +314,14 @@ public struct Console: Sendable {
             for (name, value) in (lead.formFields ?? [:]).sorted(by: { $0.key < $1.key }) {
                 fields.append(["name": name, "value": value])
             }
+            let owner = try await services.identity.me(token).memberships.contains {
+                $0.role == "practice_owner" && $0.practice == practice
+            }
             return page(
                 "lead",
                 [
-                    "practice": id(practice), "fields": fields,
+                    "practice": id(practice), "lead": id(leadID), "fields": fields, "owner": owner,
+                    "redacted": lead.redactedAt.map(Self.format) ?? false,
                     "recording": lead.recordingBytes == nil
                         ? false : "/v1/practices/\(id(practice))/leads/\(id(leadID))/recording",
                 ], request)
@@ -407,6 +531,23 @@ public struct Console: Sendable {
         Enclave.RequestContext(client: client(request))
     }
 
+    static func dayFormat(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyy-MM-dd"
+        return formatter.string(from: date)
+    }
+
+    /// A `yyyy-MM-dd` day at 00:00 UTC, or nil.
+    static func day(_ text: String) -> Date? {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyy-MM-dd"
+        return formatter.date(from: text)
+    }
+
     static func format(_ date: Date) -> String {
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
@@ -424,3 +565,4 @@ protocol CSRFCarrying {
 extension Console.CodeForm: CSRFCarrying { var csrfToken: String { csrf } }
 extension Console.CSRFForm: CSRFCarrying { var csrfToken: String { csrf } }
 extension Console.DecisionForm: CSRFCarrying { var csrfToken: String { csrf } }
+extension Console.RedactForm: CSRFCarrying { var csrfToken: String { csrf } }

@@ -197,3 +197,22 @@ end
 $$;
 revoke all on function enclave_private.record_expired_baas() from public;
 grant execute on function enclave_private.record_expired_baas() to enclave_maint;
+
+-- The names of the practices of the agreements the caller may see (list_baas), for the agency
+-- overview: a practice's name is not PHI, and reaching its data still takes the gate.
+create or replace function enclave_private.agreement_practices()
+returns table (practice_id uuid, name text)
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    caller record := enclave_private.require_session();
+begin
+    return query
+    select distinct p.id, p.name
+    from enclave.baas b join enclave.practices p on p.id = b.practice_id
+    where exists (select from enclave.memberships m where m.user_id = caller.user_id
+                  and (m.practice_id = b.practice_id or m.agency_id = b.agency_id));
+end
+$$;
+revoke all on function enclave_private.agreement_practices() from public;
+grant execute on function enclave_private.agreement_practices() to enclave_app;

@@ -120,6 +120,17 @@ public struct AgreementService: Sendable {
         guard removed else { throw AccessError(.notFound, "no such assignment") }
     }
 
+    /// The names of the practices of the agreements the caller may see (not PHI; reaching a
+    /// practice's data still takes the gate).
+    public func practiceNames(_ token: SessionToken) async throws -> [UUID: String] {
+        try await identity.withSession(token) { transaction in
+            Dictionary(
+                try await transaction.query("select practice_id, name from enclave_private.agreement_practices()").map {
+                    (try $0.decode(UUID.self, "practice_id"), try $0.decode(String.self, "name"))
+                }, uniquingKeysWith: { first, _ in first })
+        }
+    }
+
     /// Practices the caller can reach now for `scope`, with how (membership or agreement).
     public func reachablePractices(_ token: SessionToken, scope: Scope = .leadsRead) async throws
         -> [(id: UUID, name: String, via: String)]
