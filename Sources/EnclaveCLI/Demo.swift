@@ -53,6 +53,8 @@ extension EnclaveCommand {
             @Option(help: "Where the credentials go.") var dir = ".enclave/demo"
             @Option(help: "Leads per practice (about 70% calls, most with a recording; the rest forms).")
             var leadsPerPractice = 100
+            @Option(help: "More practices with active agreements, one owner for all (for benchmarks).")
+            var extraPractices = 0
 
             func run() async throws {
                 try await reportingErrors {
@@ -149,6 +151,39 @@ extension EnclaveCommand {
                     }
                     practices.append(.init(id: practice, name: name, owner: email, agreement: state))
                     print("demo: \(name): owner \(email), agreement with Brightline Marketing \(state)")
+                }
+                if extraPractices > 0 {
+                    let email = "owen@bench.demo"
+                    var ownerToken: SessionToken?
+                    let adminID = try await identity.me(admin).userID
+                    for index in 1...extraPractices {
+                        let practice = try await PracticeRegistry(keys: keys).create(name: "Bench Practice \(index)")
+                        if let ownerToken {
+                            try await people.grant(
+                                user: try await identity.me(ownerToken).userID, role: .practiceOwner,
+                                practice: practice)
+                        } else {
+                            ownerToken = try await person(email, "Owen Bench", .practiceOwner, practice: practice)
+                        }
+                        let owner = try ownerToken.orThrow()
+                        let agreement = try await agreements.propose(
+                            admin, agency: agency, practice: practice, scopes: [.leadsRead, .recordingsListen],
+                            effectiveAt: Date().addingTimeInterval(-60),
+                            expiresAt: Date().addingTimeInterval(Double(index) * 86_400), documentSHA256: digest)
+                        try await agreements.approve(owner, agreement: agreement)
+                        for person in [memberID, adminID] {
+                            try await agreements.assign(admin, agency: agency, practice: practice, member: person)
+                        }
+                        for (kind, label) in [("call", "Main line"), ("form", "Website contact form")] {
+                            let (source, secret) = try await sources.create(
+                                owner, practice: practice, kind: kind, label: label,
+                                defaults: Attribution(source: "google", medium: "cpc", campaign: "new patients"))
+                            sourceEntries.append(.init(practice: practice, id: source.id, kind: kind, secret: secret))
+                        }
+                        practices.append(
+                            .init(id: practice, name: "Bench Practice \(index)", owner: email, agreement: "active"))
+                    }
+                    print("demo: \(extraPractices) more practices, owner \(email), agreements active")
                 }
 
                 let ingest = services.ingest

@@ -260,21 +260,36 @@ public struct Console: Sendable {
             let reports = LeadReports(access: services.access, agreements: services.agreements)
             let weekAgo = Date().addingTimeInterval(-7 * 86_400)
             let soon = Date().addingTimeInterval(30 * 86_400)
-            var rows: [[String: Any]] = []
-            for agreement in try await services.agreements.list(token) where agencies.contains(agreement.agencyID) {
-                var leads: Any = "—"
-                if agreement.inForce, reachable[agreement.practiceID] != nil {
-                    leads = try await reports.practice(
-                        token, practice: agreement.practiceID, since: weekAgo, until: Date().addingTimeInterval(60)
-                    ).reduce(0) { $0 + $1.leads }
+            let agreements = try await services.agreements.list(token).filter { agencies.contains($0.agencyID) }
+            // Leads this week, per practice in reach: one unit of work each (the gate binds one
+            // practice per transaction), several at a time.
+            let counted = agreements.filter { $0.inForce && reachable[$0.practiceID] != nil }.map(\.practiceID)
+            var leadsThisWeek: [UUID: Int] = [:]
+            try await withThrowingTaskGroup(of: (UUID, Int).self) { group in
+                var pending = counted[...]
+                func startNext() {
+                    guard let practice = pending.popFirst() else { return }
+                    group.addTask {
+                        let rows = try await reports.practice(
+                            token, practice: practice, since: weekAgo, until: Date().addingTimeInterval(60))
+                        return (practice, rows.reduce(0) { $0 + $1.leads })
+                    }
                 }
-                rows.append([
+                for _ in 0..<6 { startNext() }
+                while let (practice, count) = try await group.next() {
+                    leadsThisWeek[practice] = count
+                    startNext()
+                }
+            }
+            let rows: [[String: Any]] = agreements.map { agreement in
+                [
                     "practice": id(agreement.practiceID),
                     "name": names[agreement.practiceID] ?? reachable[agreement.practiceID] ?? "Practice",
-                    "reachable": reachable[agreement.practiceID] != nil, "status": agreement.status, "leads": leads,
+                    "reachable": reachable[agreement.practiceID] != nil, "status": agreement.status,
+                    "leads": leadsThisWeek[agreement.practiceID].map { "\($0)" } ?? "—",
                     "expires": agreement.expiresAt.map(Self.format) ?? "never",
                     "expiring": agreement.inForce && (agreement.expiresAt.map { $0 < soon } ?? false),
-                ])
+                ]
             }
             return page("agency", ["agreements": rows, "count": rows.count], request)
         }
