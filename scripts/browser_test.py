@@ -208,6 +208,12 @@ try:
     leaked = [value for value in shown if len(value) > 4 and value in source]
     check(not leaked, "PHI on the access-ended page: %d values" % len(leaked))
 
+    # The owner's audit trail names the agency member's reads in the accounting of disclosures.
+    owner.get(ORIGIN + "/practices/%s/audit" % lakeside["id"])
+    page(owner, "audit")
+    disclosed = owner.find_element(By.ID, "disclosures-heading").find_element(By.XPATH, "..").text
+    check(member_email in disclosed, "the member's reads are not in the accounting of disclosures")
+
     # A form posted without its CSRF token gets 403 and changes nothing: the session survives.
     owner.get(ORIGIN + "/home")
     owner.execute_script("document.querySelector('form[action=\"/sign-out\"] input[name=csrf]').remove()")
@@ -284,6 +290,28 @@ try:
         check(not staff.find_elements(By.CSS_SELECTOR, ".fields"), "going back shows the lead page")
         staff.get(lead_url)
         check("/sign-in" in staff.current_url, "the lead's URL after the timeout shows %s" % staff.current_url)
+
+        # The account page: sessions, and a password change behind password and code.
+        later = time.time()
+        staff.find_element(By.ID, "email").send_keys("staff@brightsmile.demo")
+        staff.find_element(By.ID, "password").send_keys("staff password 2026")
+        staff.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+        WebDriverWait(staff, 10).until(expected_conditions.url_contains("/sign-in/code"))
+        staff.find_element(By.ID, "code").send_keys(totp(secret, later))
+        staff.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+        WebDriverWait(staff, 10).until(expected_conditions.url_contains("/home"))
+        staff.find_element(By.LINK_TEXT, "Account").click()
+        WebDriverWait(staff, 10).until(expected_conditions.url_contains("/account"))
+        page(staff, "account")
+        staff.find_element(By.ID, "current").send_keys("staff password 2026")
+        staff.find_element(By.ID, "new").send_keys("a new staff password 2026")
+        staff.find_element(By.CSS_SELECTOR, "form[action='/account/password'] #code").send_keys(totp(secret, later + 30))
+        staff.find_element(By.CSS_SELECTOR, "form[action='/account/password'] button").click()
+        WebDriverWait(staff, 10).until(expected_conditions.url_contains("/sign-in"))
+        staff.find_element(By.ID, "email").send_keys("staff@brightsmile.demo")
+        staff.find_element(By.ID, "password").send_keys("a new staff password 2026")
+        staff.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+        WebDriverWait(staff, 10).until(expected_conditions.url_contains("/sign-in/code"))
     finally:
         staff.quit()
 finally:

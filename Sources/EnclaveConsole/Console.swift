@@ -43,6 +43,11 @@ public struct Console: Sendable {
         }
         router.get("/home") { request, _ in await home(request) }
         router.get("/agency") { request, _ in await agencyOverview(request) }
+        router.get("/account") { request, _ in await account(request) }
+        router.post("/account/sessions/:session/revoke") { request, context in try await revokeSession(request, context)
+        }
+        router.post("/account/password") { request, context in try await changePassword(request, context) }
+        router.get("/practices/:practice/audit") { request, context in await auditTrail(request, context) }
         router.get("/practices/:practice") { request, context in await dashboard(request, context) }
         router.get("/practices/:practice/leads") { request, context in await leads(request, context) }
         router.post("/practices/:practice/leads/:lead/redact") { request, context in try await redact(request, context)
@@ -292,6 +297,96 @@ public struct Console: Sendable {
                 ]
             }
             return page("agency", ["agreements": rows, "count": rows.count], request)
+        }
+    }
+
+    func account(_ request: Request, message: String? = nil, status: HTTPResponse.Status = .ok) async -> Response {
+        await guardedAsync(request) { token in
+            let me = try await services.identity.me(token)
+            let sessions = try await services.identity.sessions(token)
+            return page(
+                "account",
+                [
+                    "name": me.displayName, "email": me.email, "message": message as Any,
+                    "sessions": sessions.map { session in
+                        [
+                            "id": id(session.id), "since": Self.format(session.createdAt),
+                            "seen": Self.format(session.lastSeenAt), "agent": session.userAgent ?? "unknown browser",
+                            "current": session.current,
+                        ] as [String: Any]
+                    },
+                ], request, status: status)
+        }
+    }
+
+    func revokeSession<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async throws
+        -> Response
+    {
+        try await withForm(request, context) { (_: CSRFForm, token) in
+            try await services.identity.revokeSession(token, sessionID: try uuid(context.parameters.get("session")))
+            return ConsoleAssets.redirect("/account")
+        }
+    }
+
+    struct PasswordForm: Decodable {
+        let csrf: String
+        let current: String
+        let new: String
+        let code: String
+    }
+
+    /// A password change: the current password and a code re-authenticate first; every session
+    /// ends after, this one included.
+    func changePassword<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async throws
+        -> Response
+    {
+        try await withForm(request, context) { (form: PasswordForm, token) in
+            let fresh: SessionToken
+            do {
+                fresh = try await services.identity.reauthenticate(
+                    token, password: form.current, code: form.code.filter(\.isNumber))
+            } catch let error as AccessError where error.code == .invalidCredentials {
+                return await account(
+                    request, message: "Wrong password or code; nothing changed.", status: .unauthorized)
+            }
+            do {
+                try await services.identity.changePassword(fresh, current: form.current, new: form.new)
+            } catch let error as AccessError where error.code == .invalidInput {
+                var response = await account(
+                    request, message: "\(error.description). Nothing changed.", status: .badRequest)
+                response.setCookie(ConsoleSecurity.cookie(ConsoleSecurity.sessionCookie, fresh.value))
+                return response
+            }
+            var response = ConsoleAssets.redirect("/sign-in")
+            response.setCookie(ConsoleSecurity.cookie(ConsoleSecurity.sessionCookie, "", maxAge: 0))
+            return response
+        }
+    }
+
+    /// A practice owner's audit trail and accounting of disclosures, newest first.
+    func auditTrail<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async -> Response {
+        await guardedAsync(request) { token in
+            let practice = try uuid(context.parameters.get("practice"))
+            let log = AuditLog(identity: services.identity)
+            let action = request.uri.queryParameters["action"].flatMap { AuditAction(rawValue: String($0)) }
+            let events = try await log.practiceEvents(
+                token, practice: practice, filter: .init(action: action, limit: 200))
+            let disclosures = try await log.disclosures(token, practice: practice)
+            func row(_ entry: AuditLog.Entry) -> [String: Any] {
+                [
+                    "seq": entry.seq, "at": Self.format(entry.at), "actor": entry.actorEmail ?? "system",
+                    "action": entry.action, "object": entry.objectType ?? "", "outcome": entry.outcome,
+                    "agency": entry.agency ?? "",
+                ]
+            }
+            return page(
+                "audit",
+                [
+                    "practice": id(practice), "events": events.map(row), "disclosures": disclosures.map(row),
+                    "actions": AuditAction.allCases.map {
+                        ["name": $0.rawValue, "selected": $0 == action] as [String: Any]
+                    },
+                ], request)
         }
     }
 
@@ -581,3 +676,4 @@ extension Console.CodeForm: CSRFCarrying { var csrfToken: String { csrf } }
 extension Console.CSRFForm: CSRFCarrying { var csrfToken: String { csrf } }
 extension Console.DecisionForm: CSRFCarrying { var csrfToken: String { csrf } }
 extension Console.RedactForm: CSRFCarrying { var csrfToken: String { csrf } }
+extension Console.PasswordForm: CSRFCarrying { var csrfToken: String { csrf } }
