@@ -214,6 +214,22 @@ try:
     disclosed = owner.find_element(By.ID, "disclosures-heading").find_element(By.XPATH, "..").text
     check(member_email in disclosed, "the member's reads are not in the accounting of disclosures")
 
+    # Tracking sources: a new one shows its secret once; rotating shows another.
+    owner.get(ORIGIN + "/practices/%s/sources" % lakeside["id"])
+    page(owner, "sources")
+    owner.find_element(By.ID, "label").send_keys("Billboard line")
+    owner.find_element(By.CSS_SELECTOR, "form[action$='/sources'] button").click()
+    first = WebDriverWait(owner, 10).until(
+        expected_conditions.presence_of_element_located((By.ID, "ingest-secret"))).text
+    page(owner, "secret")
+    owner.find_element(By.LINK_TEXT, "Done").click()
+    WebDriverWait(owner, 10).until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "button.rotate")))
+    owner.find_elements(By.CSS_SELECTOR, "button.rotate")[-1].click()
+    second = WebDriverWait(owner, 10).until(
+        expected_conditions.presence_of_element_located((By.ID, "ingest-secret"))).text
+    check(first.startswith("whsec_") and second.startswith("whsec_") and first != second,
+          "source secrets: %r then %r" % (first[:6], second[:6]))
+
     # A form posted without its CSRF token gets 403 and changes nothing: the session survives.
     owner.get(ORIGIN + "/home")
     owner.execute_script("document.querySelector('form[action=\"/sign-out\"] input[name=csrf]').remove()")

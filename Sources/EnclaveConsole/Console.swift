@@ -48,6 +48,11 @@ public struct Console: Sendable {
         }
         router.post("/account/password") { request, context in try await changePassword(request, context) }
         router.get("/practices/:practice/audit") { request, context in await auditTrail(request, context) }
+        router.get("/practices/:practice/sources") { request, context in await sourcesPage(request, context) }
+        router.post("/practices/:practice/sources") { request, context in try await createSource(request, context) }
+        router.post("/practices/:practice/sources/:source/rotate") { request, context in
+            try await rotateSource(request, context)
+        }
         router.get("/practices/:practice") { request, context in await dashboard(request, context) }
         router.get("/practices/:practice/leads") { request, context in await leads(request, context) }
         router.post("/practices/:practice/leads/:lead/redact") { request, context in try await redact(request, context)
@@ -390,6 +395,105 @@ public struct Console: Sendable {
         }
     }
 
+    func sourcesPage<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async -> Response {
+        await guardedAsync(request) { token in
+            let practice = try uuid(context.parameters.get("practice"))
+            let sources = try await services.sources.list(token, practice: practice)
+            return page(
+                "sources",
+                [
+                    "practice": id(practice),
+                    "sources": sources.map { source in
+                        ["id": id(source.id), "kind": source.kind, "label": source.label, "disabled": source.disabled]
+                            as [String: Any]
+                    },
+                ], request)
+        }
+    }
+
+    struct SourceForm: Decodable {
+        let csrf: String
+        let kind: String?
+        let label: String?
+        let password: String?
+        let code: String?
+    }
+
+    func createSource<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async throws
+        -> Response
+    {
+        try await withForm(request, context) { (form: SourceForm, token) in
+            let practice = try uuid(context.parameters.get("practice"))
+            return try await sensitive(
+                request, token, form.password, form.code, action: "/practices/\(id(practice))/sources",
+                what: "create a tracking source",
+                hidden: [("kind", form.kind ?? ""), ("label", form.label ?? "")]
+            ) { fresh in
+                let (source, secret) = try await services.sources.create(
+                    fresh, practice: practice, kind: form.kind ?? "", label: form.label ?? "")
+                return page(
+                    "secret",
+                    ["practice": id(practice), "label": source.label, "source": id(source.id), "secret": secret],
+                    request, token: fresh)
+            }
+        }
+    }
+
+    func rotateSource<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async throws
+        -> Response
+    {
+        try await withForm(request, context) { (form: SourceForm, token) in
+            let practice = try uuid(context.parameters.get("practice"))
+            let source = try uuid(context.parameters.get("source"))
+            return try await sensitive(
+                request, token, form.password, form.code,
+                action: "/practices/\(id(practice))/sources/\(id(source))/rotate", what: "rotate this source's secret",
+                hidden: []
+            ) { fresh in
+                let secret = try await services.sources.rotateSecret(fresh, practice: practice, source: source)
+                return page(
+                    "secret", ["practice": id(practice), "label": "", "source": id(source), "secret": secret], request,
+                    token: fresh)
+            }
+        }
+    }
+
+    /// A sensitive action: with a password and code from the dialog, re-authenticates first;
+    /// when the session is not fresh, shows the dialog (posting back to `action` with `hidden`).
+    /// The response carries the renewed session cookie.
+    func sensitive(
+        _ request: Request, _ token: SessionToken, _ password: String?, _ code: String?, action: String, what: String,
+        hidden: [(String, String)], _ body: (SessionToken) async throws -> Response
+    ) async throws -> Response {
+        func dialog(_ current: SessionToken, error: String?, status: HTTPResponse.Status) -> Response {
+            page(
+                "reauth",
+                [
+                    "action": action, "what": what, "error": error as Any,
+                    "hidden": hidden.map { ["name": $0.0, "value": $0.1] },
+                ], request, token: current, status: status)
+        }
+        var current = token
+        var renewed = false
+        if let password, !password.isEmpty, let code {
+            do {
+                current = try await services.identity.reauthenticate(
+                    token, password: password, code: code.filter(\.isNumber))
+                renewed = true
+            } catch let error as AccessError where error.code == .invalidCredentials {
+                return dialog(token, error: "Wrong password or code.", status: .unauthorized)
+            }
+        }
+        var response: Response
+        do {
+            response = try await body(current)
+        } catch let error as AccessError where error.code == .reauthenticationRequired {
+            response = dialog(current, error: nil, status: .forbidden)
+        }
+        if renewed { response.setCookie(ConsoleSecurity.cookie(ConsoleSecurity.sessionCookie, current.value)) }
+        return response
+    }
+
     struct RedactForm: Decodable {
         let csrf: String
         let fields: String
@@ -677,3 +781,4 @@ extension Console.CSRFForm: CSRFCarrying { var csrfToken: String { csrf } }
 extension Console.DecisionForm: CSRFCarrying { var csrfToken: String { csrf } }
 extension Console.RedactForm: CSRFCarrying { var csrfToken: String { csrf } }
 extension Console.PasswordForm: CSRFCarrying { var csrfToken: String { csrf } }
+extension Console.SourceForm: CSRFCarrying { var csrfToken: String { csrf } }
