@@ -230,6 +230,28 @@ try:
     check(first.startswith("whsec_") and second.startswith("whsec_") and first != second,
           "source secrets: %r then %r" % (first[:6], second[:6]))
 
+    # Webhooks: an endpoint covered by a BAA needs a re-authentication in the last five minutes;
+    # with the session's made stale, the dialog asks for password and a code, then it is added.
+    subprocess.run(["psql", "-X", "-q", os.environ["ENCLAVE_SUPERUSER_DATABASE_URL"].rsplit("/", 1)[0] + "/enclave_browser",
+                    "-c", "update enclave.sessions set authenticated_at = now() - interval '6 minutes'"], check=True)
+    owner.get(ORIGIN + "/practices/%s/webhooks" % lakeside["id"])
+    page(owner, "webhooks")
+    owner.find_element(By.ID, "url").send_keys("https://receiver.example/enclave")
+    owner.find_element(By.ID, "covered").click()
+    owner.find_element(By.CSS_SELECTOR, "form[action$='/webhooks'] button").click()
+    WebDriverWait(owner, 10).until(expected_conditions.presence_of_element_located((By.ID, "reauth")))
+    time.sleep(max(0, now + 31 - time.time()))  # the next code must be newer than the last one used
+    owner.find_element(By.ID, "password").send_keys(users[owner_email]["password"])
+    owner.find_element(By.ID, "code").send_keys(totp(users[owner_email]["totpSecret"], now + 60))
+    owner.find_element(By.CSS_SELECTOR, "#reauth button[type=submit]").click()
+    WebDriverWait(owner, 10).until(expected_conditions.presence_of_element_located((By.ID, "ingest-secret")))
+    owner.find_element(By.LINK_TEXT, "Done").click()
+    WebDriverWait(owner, 10).until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, ".endpoint")))
+    check("covered by a BAA" in owner.find_element(By.CSS_SELECTOR, ".endpoint").text, "the endpoint is not covered")
+    owner.find_element(By.CSS_SELECTOR, ".endpoint button.danger").click()
+    WebDriverWait(owner, 10).until(expected_conditions.presence_of_element_located((By.ID, "url")))
+    check(not owner.find_elements(By.CSS_SELECTOR, ".endpoint"), "the deleted endpoint is still listed")
+
     # A form posted without its CSRF token gets 403 and changes nothing: the session survives.
     owner.get(ORIGIN + "/home")
     owner.execute_script("document.querySelector('form[action=\"/sign-out\"] input[name=csrf]').remove()")

@@ -49,6 +49,11 @@ public struct Console: Sendable {
         router.post("/account/password") { request, context in try await changePassword(request, context) }
         router.get("/practices/:practice/audit") { request, context in await auditTrail(request, context) }
         router.get("/practices/:practice/sources") { request, context in await sourcesPage(request, context) }
+        router.get("/practices/:practice/webhooks") { request, context in await webhooksPage(request, context) }
+        router.post("/practices/:practice/webhooks") { request, context in try await createWebhook(request, context) }
+        router.post("/practices/:practice/webhooks/:webhook/delete") { request, context in
+            try await deleteWebhook(request, context)
+        }
         router.post("/practices/:practice/sources") { request, context in try await createSource(request, context) }
         router.post("/practices/:practice/sources/:source/rotate") { request, context in
             try await rotateSource(request, context)
@@ -458,6 +463,66 @@ public struct Console: Sendable {
         }
     }
 
+    func webhooksPage<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async -> Response {
+        await guardedAsync(request) { token in
+            let practice = try uuid(context.parameters.get("practice"))
+            let endpoints = try await services.webhooks.list(token, practice: practice).filter(\.active)
+            return page(
+                "webhooks",
+                [
+                    "practice": id(practice),
+                    "endpoints": endpoints.map { endpoint in
+                        ["id": id(endpoint.id), "url": endpoint.url, "covered": endpoint.baaCovered] as [String: Any]
+                    },
+                ], request)
+        }
+    }
+
+    struct WebhookForm: Decodable {
+        let csrf: String
+        let url: String?
+        let covered: String?
+        let password: String?
+        let code: String?
+    }
+
+    /// A new endpoint; marking it covered by a BAA (it may then receive PHI) is sensitive.
+    func createWebhook<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async throws
+        -> Response
+    {
+        try await withForm(request, context) { (form: WebhookForm, token) in
+            let practice = try uuid(context.parameters.get("practice"))
+            let covered = form.covered == "on"
+            return try await sensitive(
+                request, token, form.password, form.code, action: "/practices/\(id(practice))/webhooks",
+                what: "let this endpoint receive PHI",
+                hidden: [("url", form.url ?? ""), ("covered", covered ? "on" : "")]
+            ) { fresh in
+                let (endpoint, secret) = try await services.webhooks.create(
+                    fresh, practice: practice, url: form.url ?? "", baaCovered: covered,
+                    context: requestContext(request))
+                return page(
+                    "secret",
+                    [
+                        "practice": id(practice), "label": endpoint.url, "source": id(endpoint.id), "secret": secret,
+                        "webhook": true,
+                    ],
+                    request, token: fresh)
+            }
+        }
+    }
+
+    func deleteWebhook<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async throws
+        -> Response
+    {
+        try await withForm(request, context) { (_: CSRFForm, token) in
+            let practice = try uuid(context.parameters.get("practice"))
+            try await services.webhooks.remove(
+                token, practice: practice, endpoint: try uuid(context.parameters.get("webhook")))
+            return ConsoleAssets.redirect("/practices/\(id(practice))/webhooks")
+        }
+    }
+
     /// A sensitive action: with a password and code from the dialog, re-authenticates first;
     /// when the session is not fresh, shows the dialog (posting back to `action` with `hidden`).
     /// The response carries the renewed session cookie.
@@ -782,3 +847,4 @@ extension Console.DecisionForm: CSRFCarrying { var csrfToken: String { csrf } }
 extension Console.RedactForm: CSRFCarrying { var csrfToken: String { csrf } }
 extension Console.PasswordForm: CSRFCarrying { var csrfToken: String { csrf } }
 extension Console.SourceForm: CSRFCarrying { var csrfToken: String { csrf } }
+extension Console.WebhookForm: CSRFCarrying { var csrfToken: String { csrf } }
