@@ -270,11 +270,28 @@ try:
     # The agency admin's overview of every practice the agency has an agreement with.
     admin = browser()
     try:
-        sign_in(admin, next(u["email"] for u in credentials["users"] if u["role"] == "agency_admin"), now)
+        admin_at = time.time()
+        sign_in(admin, next(u["email"] for u in credentials["users"] if u["role"] == "agency_admin"), admin_at)
         admin.find_element(By.LINK_TEXT, "Agency overview").click()
         page(admin, "agency")
         rows = admin.find_elements(By.CSS_SELECTOR, "tbody tr")
         check(len(rows) == 3, "the agency overview lists %d agreements" % len(rows))
+        # Removing an assignment is sensitive: signing in was not a re-authentication.
+        admin.find_element(By.CSS_SELECTOR, "button.unassign").click()
+        WebDriverWait(admin, 10).until(expected_conditions.presence_of_element_located((By.ID, "reauth")))
+        admin_user = next(u for u in credentials["users"] if u["role"] == "agency_admin")
+        admin.find_element(By.ID, "password").send_keys(admin_user["password"])
+        admin.find_element(By.ID, "code").send_keys(totp(admin_user["totpSecret"], admin_at + 30))
+        admin.find_element(By.CSS_SELECTOR, "#reauth button[type=submit]").click()
+        WebDriverWait(admin, 10).until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "button.assign")))
+        check(not admin.find_elements(By.CSS_SELECTOR, "button.unassign"), "the assignment was not removed")
+        # Proposing again to the practice whose agreement was revoked (fresh now: no dialog).
+        northside = next(p for p in credentials["practices"] if p["agreement"] == "revoked")["id"].lower()
+        admin.find_element(By.ID, "practice-id").send_keys(northside)
+        admin.find_element(By.ID, "document").send_keys(hashlib.sha256(b"a new agreement").hexdigest())
+        admin.find_element(By.CSS_SELECTOR, "form[action='/agency/proposals'] button").click()
+        WebDriverWait(admin, 10).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "table tbody tr")) == 4)
+        page(admin, "agency-after")
     finally:
         admin.quit()
 

@@ -43,6 +43,8 @@ public struct Console: Sendable {
         }
         router.get("/home") { request, _ in await home(request) }
         router.get("/agency") { request, _ in await agencyOverview(request) }
+        router.post("/agency/proposals") { request, context in try await propose(request, context) }
+        router.post("/agency/assignments") { request, context in try await assignment(request, context) }
         router.get("/account") { request, _ in await account(request) }
         router.post("/account/sessions/:session/revoke") { request, context in try await revokeSession(request, context)
         }
@@ -306,7 +308,26 @@ public struct Console: Sendable {
                     "expiring": agreement.inForce && (agreement.expiresAt.map { $0 < soon } ?? false),
                 ]
             }
-            return page("agency", ["agreements": rows, "count": rows.count], request)
+            guard let agency = agencies.first else { throw AccessError(.forbidden, "agency admins only") }
+            let members = try await services.agreements.members(token, agency: agency)
+            let active = agreements.filter(\.inForce)
+            return page(
+                "agency",
+                [
+                    "agreements": rows, "count": rows.count, "agency": id(agency),
+                    "members": members.map { member in
+                        [
+                            "id": id(member.id), "email": member.email, "name": member.name,
+                            "practices": active.map { agreement in
+                                [
+                                    "practice": id(agreement.practiceID),
+                                    "name": names[agreement.practiceID] ?? "Practice",
+                                    "assigned": member.practices.contains(agreement.practiceID),
+                                ] as [String: Any]
+                            },
+                        ] as [String: Any]
+                    },
+                ], request)
         }
     }
 
@@ -557,6 +578,98 @@ public struct Console: Sendable {
         }
         if renewed { response.setCookie(ConsoleSecurity.cookie(ConsoleSecurity.sessionCookie, current.value)) }
         return response
+    }
+
+    struct ProposalForm: Decodable {
+        let csrf: String
+        let agency: String
+        let practice: String
+        let document: String
+        let expires: String?
+        let leadsRead: String?
+        let recordingsListen: String?
+        let leadsExport: String?
+        let trackingManage: String?
+        let password: String?
+        let code: String?
+    }
+
+    /// An agency admin proposes an agreement to a practice (sensitive).
+    func propose<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async throws -> Response {
+        try await withForm(request, context) { (form: ProposalForm, token) in
+            let agency = try uuid(form.agency)
+            let practice = try uuid(form.practice.trimmingCharacters(in: .whitespaces).lowercased())
+            let document = form.document.trimmingCharacters(in: .whitespaces).lowercased()
+            guard document.count == 64, let digest = Self.hexBytes(document) else {
+                throw AccessError(.invalidInput, "the document's SHA-256 is 64 hexadecimal digits")
+            }
+            let scopes: [Scope] = [
+                form.leadsRead != nil ? .leadsRead : nil, form.recordingsListen != nil ? .recordingsListen : nil,
+                form.leadsExport != nil ? .leadsExport : nil, form.trackingManage != nil ? .trackingManage : nil,
+            ].compactMap { $0 }
+            guard !scopes.isEmpty else { throw AccessError(.invalidInput, "choose at least one scope") }
+            let expires = try form.expires.flatMap { $0.isEmpty ? nil : $0 }.map { text in
+                guard let day = Self.day(text) else {
+                    throw AccessError(.invalidInput, "the expiry is a day, YYYY-MM-DD")
+                }
+                return day
+            }
+            var hidden: [(String, String)] = [
+                ("agency", form.agency), ("practice", form.practice), ("document", form.document),
+                ("expires", form.expires ?? ""),
+            ]
+            for (name, value) in [
+                ("leadsRead", form.leadsRead), ("recordingsListen", form.recordingsListen),
+                ("leadsExport", form.leadsExport), ("trackingManage", form.trackingManage),
+            ] where value != nil {
+                hidden.append((name, "on"))
+            }
+            return try await sensitive(
+                request, token, form.password, form.code, action: "/agency/proposals", what: "propose this agreement",
+                hidden: hidden
+            ) { fresh in
+                _ = try await services.agreements.propose(
+                    fresh, agency: agency, practice: practice, scopes: scopes, effectiveAt: Date(), expiresAt: expires,
+                    documentSHA256: digest)
+                return ConsoleAssets.redirect("/agency")
+            }
+        }
+    }
+
+    struct AssignmentForm: Decodable {
+        let csrf: String
+        let agency: String
+        let practice: String
+        let member: String
+        let assign: String
+        let password: String?
+        let code: String?
+    }
+
+    /// An agency admin assigns a member to a practice, or removes the assignment (sensitive).
+    func assignment<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async throws
+        -> Response
+    {
+        try await withForm(request, context) { (form: AssignmentForm, token) in
+            let agency = try uuid(form.agency)
+            let practice = try uuid(form.practice)
+            let member = try uuid(form.member)
+            return try await sensitive(
+                request, token, form.password, form.code, action: "/agency/assignments",
+                what: form.assign == "yes" ? "assign this member" : "remove this assignment",
+                hidden: [
+                    ("agency", form.agency), ("practice", form.practice), ("member", form.member),
+                    ("assign", form.assign),
+                ]
+            ) { fresh in
+                if form.assign == "yes" {
+                    try await services.agreements.assign(fresh, agency: agency, practice: practice, member: member)
+                } else {
+                    try await services.agreements.unassign(fresh, agency: agency, practice: practice, member: member)
+                }
+                return ConsoleAssets.redirect("/agency")
+            }
+        }
     }
 
     struct RedactForm: Decodable {
@@ -810,6 +923,16 @@ public struct Console: Sendable {
         Enclave.RequestContext(client: client(request))
     }
 
+    /// The bytes of lowercase or uppercase hex digits, or nil.
+    static func hexBytes(_ text: String) -> [UInt8]? {
+        let digits = Array(text)
+        guard digits.count % 2 == 0 else { return nil }
+        return stride(from: 0, to: digits.count, by: 2).reduce(into: [UInt8]?([])) { bytes, index in
+            guard let byte = UInt8(String(digits[index...index + 1]), radix: 16) else { return bytes = nil }
+            bytes?.append(byte)
+        }
+    }
+
     static func dayFormat(_ date: Date) -> String {
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
@@ -848,3 +971,5 @@ extension Console.RedactForm: CSRFCarrying { var csrfToken: String { csrf } }
 extension Console.PasswordForm: CSRFCarrying { var csrfToken: String { csrf } }
 extension Console.SourceForm: CSRFCarrying { var csrfToken: String { csrf } }
 extension Console.WebhookForm: CSRFCarrying { var csrfToken: String { csrf } }
+extension Console.ProposalForm: CSRFCarrying { var csrfToken: String { csrf } }
+extension Console.AssignmentForm: CSRFCarrying { var csrfToken: String { csrf } }

@@ -216,3 +216,25 @@ end
 $$;
 revoke all on function enclave_private.agreement_practices() from public;
 grant execute on function enclave_private.agreement_practices() to enclave_app;
+
+-- The members of an agency and the practices each is assigned to, for its admins.
+create or replace function enclave_private.agency_members(agency uuid)
+returns table (user_id uuid, email text, display_name text, practices uuid[])
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    caller record := enclave_private.require_session();
+begin
+    if not enclave_private.has_role(caller.user_id, 'agency_admin', agency, null) then
+        raise exception 'agency_members_need_agency_admin' using errcode = '42501';
+    end if;
+    return query
+    select u.id, u.email, u.display_name,
+           array(select a.practice_id from enclave.agency_assignments a where a.agency_id = agency and a.user_id = u.id)
+    from enclave.memberships m join enclave.users u on u.id = m.user_id
+    where m.agency_id = agency
+    order by u.email;
+end
+$$;
+revoke all on function enclave_private.agency_members(uuid) from public;
+grant execute on function enclave_private.agency_members(uuid) to enclave_app;

@@ -131,6 +131,22 @@ public struct AgreementService: Sendable {
         }
     }
 
+    /// An agency's members and the practices each is assigned to (its admins only).
+    public func members(_ token: SessionToken, agency: UUID) async throws
+        -> [(id: UUID, email: String, name: String, practices: [UUID])]
+    {
+        try await identity.withSession(token) { transaction in
+            try await transaction.query(
+                "select user_id, email, display_name, practices from enclave_private.agency_members($1)", [agency]
+            ).map {
+                (
+                    try $0.decode(UUID.self, "user_id"), try $0.decode(String.self, "email"),
+                    try $0.decode(String.self, "display_name"), try $0.decode([UUID].self, "practices")
+                )
+            }
+        }
+    }
+
     /// Practices the caller can reach now for `scope`, with how (membership or agreement).
     public func reachablePractices(_ token: SessionToken, scope: Scope = .leadsRead) async throws
         -> [(id: UUID, name: String, via: String)]
