@@ -194,6 +194,13 @@ try:
         "return performance.getEntriesByType('resource').map(e => e.name)")
     check(all(r.startswith(ORIGIN) for r in resources), "resources from another origin: %s" % resources)
 
+    # Who can reach the practice: the member, through the agency, with a last access.
+    owner.get(ORIGIN + "/practices/%s/reach" % lakeside["id"])
+    page(owner, "reach")
+    reach_rows = [r.text for r in owner.find_elements(By.CSS_SELECTOR, "tr.reach")]
+    check(any(member_email in r and "never" not in r for r in reach_rows), "who can reach: %s" % reach_rows)
+    owner.get(ORIGIN + "/practices/%s/agreements" % lakeside["id"])
+
     # The owner revokes (re-authenticated a moment ago); the member's next click shows the
     # access-ended page and no PHI.
     revoke = owner.find_element(By.CSS_SELECTOR, "button.revoke")

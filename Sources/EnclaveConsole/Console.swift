@@ -50,6 +50,7 @@ public struct Console: Sendable {
         }
         router.post("/account/password") { request, context in try await changePassword(request, context) }
         router.get("/practices/:practice/audit") { request, context in await auditTrail(request, context) }
+        router.get("/practices/:practice/reach") { request, context in await reach(request, context) }
         router.get("/practices/:practice/sources") { request, context in await sourcesPage(request, context) }
         router.get("/practices/:practice/webhooks") { request, context in await webhooksPage(request, context) }
         router.post("/practices/:practice/webhooks") { request, context in try await createWebhook(request, context) }
@@ -391,6 +392,27 @@ public struct Console: Sendable {
             var response = ConsoleAssets.redirect("/sign-in")
             response.setCookie(ConsoleSecurity.cookie(ConsoleSecurity.sessionCookie, "", maxAge: 0))
             return response
+        }
+    }
+
+    /// Who can reach the practice through agreements, with each member's last access.
+    func reach<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async -> Response {
+        await guardedAsync(request) { token in
+            let practice = try uuid(context.parameters.get("practice"))
+            let rows = try await services.agreements.reach(token, practice: practice)
+            return page(
+                "reach",
+                [
+                    "practice": id(practice),
+                    "rows": rows.map { row in
+                        [
+                            "agency": row.agency, "scopes": row.scopes.joined(separator: ", "),
+                            "expires": row.expiresAt.map(Self.format) ?? "never",
+                            "member": row.member ?? "no one assigned",
+                            "last": row.lastAccess.map(Self.format) ?? (row.member == nil ? "—" : "never"),
+                        ]
+                    },
+                ], request)
         }
     }
 

@@ -238,3 +238,32 @@ end
 $$;
 revoke all on function enclave_private.agency_members(uuid) from public;
 grant execute on function enclave_private.agency_members(uuid) to enclave_app;
+
+-- Who can reach a practice through agreements, for its owners: each agreement in force, its
+-- agency and scopes and expiry, each member the agency assigned, and when that member last
+-- touched the practice (its audit chain).
+create or replace function enclave_private.practice_reach(practice uuid)
+returns table (agreement_id uuid, agency_name text, scopes text[], expires_at timestamptz, member_email text,
+               last_access timestamptz)
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    caller record := enclave_private.require_session();
+begin
+    if not enclave_private.has_role(caller.user_id, 'practice_owner', null, practice) then
+        raise exception 'reach_needs_practice_owner' using errcode = '42501';
+    end if;
+    return query
+    select b.id, g.name, b.scopes, b.expires_at, u.email,
+           (select max(e.at) from enclave.audit_events e where e.tenant_id = practice and e.actor_id = u.id)
+    from enclave.baas b
+    join enclave.agencies g on g.id = b.agency_id
+    left join enclave.agency_assignments a on a.agency_id = b.agency_id and a.practice_id = b.practice_id
+    left join enclave.users u on u.id = a.user_id
+    where b.practice_id = practice and b.status = 'active' and b.effective_at <= now()
+      and (b.expires_at is null or now() < b.expires_at)
+    order by g.name, u.email;
+end
+$$;
+revoke all on function enclave_private.practice_reach(uuid) from public;
+grant execute on function enclave_private.practice_reach(uuid) to enclave_app;

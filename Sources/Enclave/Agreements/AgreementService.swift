@@ -131,6 +131,33 @@ public struct AgreementService: Sendable {
         }
     }
 
+    /// Who reaches a practice through agreements in force (its owners only): the agency, the
+    /// scopes, the expiry, each assigned member and their last access to the practice.
+    public struct Reach: Sendable, Equatable {
+        public let agreementID: UUID
+        public let agency: String
+        public let scopes: [String]
+        public let expiresAt: Date?
+        public let member: String?
+        public let lastAccess: Date?
+    }
+
+    public func reach(_ token: SessionToken, practice: UUID) async throws -> [Reach] {
+        try await identity.withSession(token) { transaction in
+            try await transaction.query(
+                "select agreement_id, agency_name, scopes, expires_at, member_email, last_access from enclave_private.practice_reach($1)",
+                [practice]
+            ).map {
+                Reach(
+                    agreementID: try $0.decode(UUID.self, "agreement_id"),
+                    agency: try $0.decode(String.self, "agency_name"),
+                    scopes: try $0.decode([String].self, "scopes"), expiresAt: try $0.decode(Date?.self, "expires_at"),
+                    member: try $0.decode(String?.self, "member_email"),
+                    lastAccess: try $0.decode(Date?.self, "last_access"))
+            }
+        }
+    }
+
     /// An agency's members and the practices each is assigned to (its admins only).
     public func members(_ token: SessionToken, agency: UUID) async throws
         -> [(id: UUID, email: String, name: String, practices: [UUID])]

@@ -7,6 +7,7 @@ enum DatabaseRefusal: String, CaseIterable, Sendable {
     case sourcesNeedTrackingManage = "sources_need_tracking_manage"
     case redactNeedsPracticeOwner = "redact_needs_practice_owner"
     case agencyMembersNeedAgencyAdmin = "agency_members_need_agency_admin"
+    case reachNeedsPracticeOwner = "reach_needs_practice_owner"
     case ingestCredentialRequired = "ingest_credential_required"
     case accessDeniedEventInvalid = "access_denied_event_invalid"
     case proposeNeedsAgencyAdmin = "propose_needs_agency_admin"
@@ -34,6 +35,8 @@ enum DatabaseRefusal: String, CaseIterable, Sendable {
         case .sourcesNeedTrackingManage:
             AccessError(.forbidden, "you may not manage this practice's tracking sources")
         case .redactNeedsPracticeOwner: AccessError(.forbidden, "only an owner of the practice may redact its leads")
+        case .reachNeedsPracticeOwner:
+            AccessError(.forbidden, "only an owner of the practice may see who can reach it")
         case .agencyMembersNeedAgencyAdmin: AccessError(.forbidden, "only an admin of the agency may see its members")
         case .ingestCredentialRequired:
             AccessError(.unauthenticated, "the signature does not match this source's secret")
