@@ -121,6 +121,18 @@ extension EnclaveCommand {
                     return fresh
                 }
 
+                /// A practice's call line and website form, with their secrets.
+                func demoSources(_ owner: SessionToken, _ practice: UUID) async throws -> [Credentials.Source] {
+                    var entries: [Credentials.Source] = []
+                    for (kind, label) in [("call", "Main line"), ("form", "Website contact form")] {
+                        let (source, secret) = try await sources.create(
+                            owner, practice: practice, kind: kind, label: label,
+                            defaults: Attribution(source: "google", medium: "cpc", campaign: "new patients"))
+                        entries.append(.init(practice: practice, id: source.id, kind: kind, secret: secret))
+                    }
+                    return entries
+                }
+
                 let names = [
                     ("Bright Smile Dental", "olivia@brightsmile.demo", "Olivia Owens", "active"),
                     ("Lakeside Dermatology", "liam@lakeside.demo", "Liam Lake", "proposed"),
@@ -143,12 +155,7 @@ extension EnclaveCommand {
                     if state != "proposed" { try await agreements.approve(ownerToken, agreement: agreement) }
                     if state == "revoked" { try await agreements.revoke(ownerToken, agreement: agreement) }
                     try await agreements.assign(admin, agency: agency, practice: practice, member: memberID)
-                    for (kind, label) in [("call", "Main line"), ("form", "Website contact form")] {
-                        let (source, secret) = try await sources.create(
-                            ownerToken, practice: practice, kind: kind, label: label,
-                            defaults: Attribution(source: "google", medium: "cpc", campaign: "new patients"))
-                        sourceEntries.append(.init(practice: practice, id: source.id, kind: kind, secret: secret))
-                    }
+                    sourceEntries += try await demoSources(ownerToken, practice)
                     practices.append(.init(id: practice, name: name, owner: email, agreement: state))
                     print("demo: \(name): owner \(email), agreement with Brightline Marketing \(state)")
                 }
@@ -174,12 +181,7 @@ extension EnclaveCommand {
                         for person in [memberID, adminID] {
                             try await agreements.assign(admin, agency: agency, practice: practice, member: person)
                         }
-                        for (kind, label) in [("call", "Main line"), ("form", "Website contact form")] {
-                            let (source, secret) = try await sources.create(
-                                owner, practice: practice, kind: kind, label: label,
-                                defaults: Attribution(source: "google", medium: "cpc", campaign: "new patients"))
-                            sourceEntries.append(.init(practice: practice, id: source.id, kind: kind, secret: secret))
-                        }
+                        sourceEntries += try await demoSources(owner, practice)
                         practices.append(
                             .init(id: practice, name: "Bench Practice \(index)", owner: email, agreement: "active"))
                     }

@@ -955,30 +955,21 @@ public struct Console: Sendable {
         }
     }
 
-    static func dayFormat(_ date: Date) -> String {
+    /// A formatter for `pattern`, in UTC, independent of the server's locale.
+    static func utc(_ pattern: String) -> DateFormatter {
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyy-MM-dd"
-        return formatter.string(from: date)
+        formatter.dateFormat = pattern
+        return formatter
     }
+
+    static func dayFormat(_ date: Date) -> String { utc("yyyy-MM-dd").string(from: date) }
 
     /// A `yyyy-MM-dd` day at 00:00 UTC, or nil.
-    static func day(_ text: String) -> Date? {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyy-MM-dd"
-        return formatter.date(from: text)
-    }
+    static func day(_ text: String) -> Date? { utc("yyyy-MM-dd").date(from: text) }
 
-    static func format(_ date: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyy-MM-dd HH:mm 'UTC'"
-        return formatter.string(from: date)
-    }
+    static func format(_ date: Date) -> String { utc("yyyy-MM-dd HH:mm 'UTC'").string(from: date) }
 }
 
 /// Forms that carry the CSRF token.
