@@ -1,0 +1,382 @@
+import Enclave
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Sealing
+
+/// A practice's pages: home, dashboard, leads, agreements, who can reach it, the audit trail,
+/// tracking sources and webhooks.
+extension Console {
+    func home(_ request: Request) async -> Response {
+        await guardedAsync(request) { token in
+            let me = try await services.identity.me(token)
+            let practices = try await services.agreements.reachablePractices(token)
+            let owned = Set(me.memberships.filter { $0.role == "practice_owner" }.compactMap(\.practice))
+            return page(
+                "home",
+                [
+                    "name": me.displayName, "agencyAdmin": me.memberships.contains { $0.role == "agency_admin" },
+                    "practices": practices.map { practice in
+                        [
+                            "id": id(practice.id), "name": practice.name,
+                            "via": practice.via == "agreement" ? "through an agreement" : "member",
+                            "owner": owned.contains(practice.id),
+                        ] as [String: Any]
+                    },
+                ], request)
+        }
+    }
+
+    func leads<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async -> Response {
+        await guardedAsync(request) { token in
+            let practice = try uuid(context.parameters.get("practice"))
+            let query = request.uri.queryParameters
+            let kind = query["kind"].map(String.init).flatMap { ["call", "form"].contains($0) ? $0 : nil }
+            let campaign = query["campaign"].map(String.init).flatMap { $0.isEmpty ? nil : String($0.prefix(200)) }
+            let since = query["since"].flatMap { Self.day(String($0)) }
+            let caller = query["caller"].map(String.init).flatMap { $0.isEmpty ? nil : String($0.prefix(40)) }
+            var next: String?
+            let found: [Lead]
+            if let caller {
+                // Search by caller number: the blind index, never a scan of decrypted numbers.
+                found = try await services.leads.find(
+                    token, practice: practice, callerNumber: caller, context: requestContext(request))
+            } else {
+                let page = try await services.leads.list(
+                    token, practice: practice,
+                    filter: LeadFilter(
+                        since: since, kind: kind, campaign: campaign,
+                        cursor: query["cursor"].map { String($0.prefix(200)) }, limit: 25),
+                    context: requestContext(request))
+                found = page.leads
+                next = page.nextCursor
+            }
+            var nextQuery = URLComponents()
+            nextQuery.queryItems = [
+                kind.map { URLQueryItem(name: "kind", value: $0) },
+                campaign.map { URLQueryItem(name: "campaign", value: $0) },
+                query["since"].map { URLQueryItem(name: "since", value: String($0)) },
+                next.map { URLQueryItem(name: "cursor", value: $0) },
+            ].compactMap { $0 }
+            return self.page(
+                "leads",
+                [
+                    "practice": id(practice), "hasLeads": !found.isEmpty,
+                    "kindCall": kind == "call", "kindForm": kind == "form", "campaign": campaign ?? "",
+                    "since": query["since"].map(String.init) ?? "", "searching": caller != nil,
+                    "next": next == nil
+                        ? false : "/practices/\(id(practice))/leads?\(nextQuery.percentEncodedQuery ?? "")",
+                    "leads": found.map { lead in
+                        [
+                            "id": id(lead.id), "kind": lead.kind, "when": Self.format(lead.occurredAt),
+                            "caller": lead.callerName ?? lead.callerNumber ?? "—",
+                            "source": lead.attribution.source ?? "—", "campaign": lead.attribution.campaign ?? "—",
+                        ]
+                    },
+                ], request)
+        }
+    }
+
+    /// A practice's dashboard: attribution and counts only, no PHI (no phi.read).
+    func dashboard<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async -> Response {
+        await guardedAsync(request) { token in
+            let practice = try uuid(context.parameters.get("practice"))
+            let until = Calendar(identifier: .gregorian).startOfDay(for: Date()).addingTimeInterval(86_400)
+            let since = until.addingTimeInterval(-14 * 86_400)
+            let rows = try await LeadReports(access: services.access, agreements: services.agreements).practice(
+                token, practice: practice, since: since, until: until)
+            var byDay: [Date: (leads: Int, calls: Int, forms: Int)] = [:]
+            var byCampaign: [String: Int] = [:]
+            for row in rows {
+                let day = byDay[row.day] ?? (0, 0, 0)
+                byDay[row.day] = (day.leads + row.leads, day.calls + row.calls, day.forms + row.forms)
+                byCampaign["\(row.source ?? "direct") / \(row.campaign ?? "none")", default: 0] += row.leads
+            }
+            return page(
+                "dashboard",
+                [
+                    "practice": id(practice),
+                    "days": byDay.keys.sorted(by: >).map { day in
+                        let counts = byDay[day] ?? (0, 0, 0)
+                        return [
+                            "day": Self.dayFormat(day), "leads": counts.leads, "calls": counts.calls,
+                            "forms": counts.forms,
+                        ]
+                            as [String: Any]
+                    },
+                    "campaigns": byCampaign.sorted { $0.value > $1.value }.map {
+                        ["name": $0.key, "leads": $0.value] as [String: Any]
+                    },
+                    "total": rows.reduce(0) { $0 + $1.leads },
+                ], request)
+        }
+    }
+
+    /// Who can reach the practice through agreements, with each member's last access.
+    func reach<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async -> Response {
+        await guardedAsync(request) { token in
+            let practice = try uuid(context.parameters.get("practice"))
+            let rows = try await services.agreements.reach(token, practice: practice)
+            return page(
+                "reach",
+                [
+                    "practice": id(practice),
+                    "rows": rows.map { row in
+                        [
+                            "agency": row.agency, "scopes": row.scopes.joined(separator: ", "),
+                            "expires": row.expiresAt.map(Self.format) ?? "never",
+                            "member": row.member ?? "no one assigned",
+                            "last": row.lastAccess.map(Self.format) ?? (row.member == nil ? "—" : "never"),
+                        ]
+                    },
+                ], request)
+        }
+    }
+
+    /// A practice owner's audit trail and accounting of disclosures, newest first.
+    func auditTrail<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async -> Response {
+        await guardedAsync(request) { token in
+            let practice = try uuid(context.parameters.get("practice"))
+            let log = AuditLog(identity: services.identity)
+            let action = request.uri.queryParameters["action"].flatMap { AuditAction(rawValue: String($0)) }
+            let events = try await log.practiceEvents(
+                token, practice: practice, filter: .init(action: action, limit: 200))
+            let disclosures = try await log.disclosures(token, practice: practice)
+            func row(_ entry: AuditLog.Entry) -> [String: Any] {
+                [
+                    "seq": entry.seq, "at": Self.format(entry.at), "actor": entry.actorEmail ?? "system",
+                    "action": entry.action, "object": entry.objectType ?? "", "outcome": entry.outcome,
+                    "agency": entry.agency ?? "",
+                ]
+            }
+            return page(
+                "audit",
+                [
+                    "practice": id(practice), "events": events.map(row), "disclosures": disclosures.map(row),
+                    "actions": AuditAction.allCases.map {
+                        ["name": $0.rawValue, "selected": $0 == action] as [String: Any]
+                    },
+                ], request)
+        }
+    }
+
+    func sourcesPage<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async -> Response {
+        await guardedAsync(request) { token in
+            let practice = try uuid(context.parameters.get("practice"))
+            let sources = try await services.sources.list(token, practice: practice)
+            return page(
+                "sources",
+                [
+                    "practice": id(practice),
+                    "sources": sources.map { source in
+                        ["id": id(source.id), "kind": source.kind, "label": source.label, "disabled": source.disabled]
+                            as [String: Any]
+                    },
+                ], request)
+        }
+    }
+
+    struct SourceForm: Decodable {
+        let csrf: String
+        let kind: String?
+        let label: String?
+        let password: String?
+        let code: String?
+    }
+
+    func createSource<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async throws
+        -> Response
+    {
+        try await withForm(request, context) { (form: SourceForm, token) in
+            let practice = try uuid(context.parameters.get("practice"))
+            return try await sensitive(
+                request, token, form.password, form.code, action: "/practices/\(id(practice))/sources",
+                what: "create a tracking source",
+                hidden: [("kind", form.kind ?? ""), ("label", form.label ?? "")]
+            ) { fresh in
+                let (source, secret) = try await services.sources.create(
+                    fresh, practice: practice, kind: form.kind ?? "", label: form.label ?? "")
+                return page(
+                    "secret",
+                    ["practice": id(practice), "label": source.label, "source": id(source.id), "secret": secret],
+                    request, token: fresh)
+            }
+        }
+    }
+
+    func rotateSource<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async throws
+        -> Response
+    {
+        try await withForm(request, context) { (form: SourceForm, token) in
+            let practice = try uuid(context.parameters.get("practice"))
+            let source = try uuid(context.parameters.get("source"))
+            return try await sensitive(
+                request, token, form.password, form.code,
+                action: "/practices/\(id(practice))/sources/\(id(source))/rotate", what: "rotate this source's secret",
+                hidden: []
+            ) { fresh in
+                let secret = try await services.sources.rotateSecret(fresh, practice: practice, source: source)
+                return page(
+                    "secret", ["practice": id(practice), "label": "", "source": id(source), "secret": secret], request,
+                    token: fresh)
+            }
+        }
+    }
+
+    func webhooksPage<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async -> Response {
+        await guardedAsync(request) { token in
+            let practice = try uuid(context.parameters.get("practice"))
+            let endpoints = try await services.webhooks.list(token, practice: practice).filter(\.active)
+            return page(
+                "webhooks",
+                [
+                    "practice": id(practice),
+                    "endpoints": endpoints.map { endpoint in
+                        ["id": id(endpoint.id), "url": endpoint.url, "covered": endpoint.baaCovered] as [String: Any]
+                    },
+                ], request)
+        }
+    }
+
+    struct WebhookForm: Decodable {
+        let csrf: String
+        let url: String?
+        let covered: String?
+        let password: String?
+        let code: String?
+    }
+
+    /// A new endpoint; marking it covered by a BAA (it may then receive PHI) is sensitive.
+    func createWebhook<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async throws
+        -> Response
+    {
+        try await withForm(request, context) { (form: WebhookForm, token) in
+            let practice = try uuid(context.parameters.get("practice"))
+            let covered = form.covered == "on"
+            return try await sensitive(
+                request, token, form.password, form.code, action: "/practices/\(id(practice))/webhooks",
+                what: "let this endpoint receive PHI",
+                hidden: [("url", form.url ?? ""), ("covered", covered ? "on" : "")]
+            ) { fresh in
+                let (endpoint, secret) = try await services.webhooks.create(
+                    fresh, practice: practice, url: form.url ?? "", baaCovered: covered,
+                    context: requestContext(request))
+                return page(
+                    "secret",
+                    [
+                        "practice": id(practice), "label": endpoint.url, "source": id(endpoint.id), "secret": secret,
+                        "webhook": true,
+                    ],
+                    request, token: fresh)
+            }
+        }
+    }
+
+    func deleteWebhook<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async throws
+        -> Response
+    {
+        try await withForm(request, context) { (_: CSRFForm, token) in
+            let practice = try uuid(context.parameters.get("practice"))
+            try await services.webhooks.remove(
+                token, practice: practice, endpoint: try uuid(context.parameters.get("webhook")))
+            return ConsoleAssets.redirect("/practices/\(id(practice))/webhooks")
+        }
+    }
+
+    struct RedactForm: Decodable {
+        let csrf: String
+        let fields: String
+    }
+
+    /// An owner redacts a lead's PHI (the database checks the owner role and audits it).
+    func redact<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async throws -> Response {
+        try await withForm(request, context) { (form: RedactForm, token) in
+            let practice = try uuid(context.parameters.get("practice"))
+            let lead = try uuid(context.parameters.get("lead"))
+            let fields = Set(form.fields.split(separator: ",").compactMap { RedactableField(rawValue: String($0)) })
+            try await services.leads.redact(
+                token, practice: practice, lead: lead, fields: fields, context: requestContext(request))
+            return ConsoleAssets.redirect("/practices/\(id(practice))/leads/\(id(lead))")
+        }
+    }
+
+    func lead<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async -> Response {
+        await guardedAsync(request) { token in
+            let practice = try uuid(context.parameters.get("practice"))
+            let leadID = try uuid(context.parameters.get("lead"))
+            let lead = try await services.leads.get(
+                token, practice: practice, lead: leadID, context: requestContext(request))
+            var fields: [[String: String]] = [
+                ["name": "Kind", "value": lead.kind], ["name": "When", "value": Self.format(lead.occurredAt)],
+                ["name": "Caller name", "value": lead.callerName ?? "—"],
+                ["name": "Caller number", "value": lead.callerNumber ?? "—"],
+                ["name": "Source", "value": lead.attribution.source ?? "—"],
+                ["name": "Campaign", "value": lead.attribution.campaign ?? "—"],
+            ]
+            if let transcript = lead.transcript { fields.append(["name": "Transcript", "value": transcript]) }
+            for (name, value) in (lead.formFields ?? [:]).sorted(by: { $0.key < $1.key }) {
+                fields.append(["name": name, "value": value])
+            }
+            let owner = try await services.identity.me(token).memberships.contains {
+                $0.role == "practice_owner" && $0.practice == practice
+            }
+            return page(
+                "lead",
+                [
+                    "practice": id(practice), "lead": id(leadID), "fields": fields, "owner": owner,
+                    "redacted": lead.redactedAt.map(Self.format) ?? false,
+                    "recording": lead.recordingBytes == nil
+                        ? false : "/v1/practices/\(id(practice))/leads/\(id(leadID))/recording",
+                ], request)
+        }
+    }
+
+    func agreements<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async -> Response {
+        await guardedAsync(request) { token in
+            let practice = try uuid(context.parameters.get("practice"))
+            let all = try await services.agreements.list(token).filter { $0.practiceID == practice }
+            return page(
+                "agreements",
+                [
+                    "practice": id(practice),
+                    "agreements": all.map { agreement in
+                        [
+                            "id": id(agreement.id), "status": agreement.status,
+                            "scopes": agreement.scopes.map(\.rawValue).joined(separator: ", "),
+                            "expires": agreement.expiresAt.map(Self.format) ?? "never",
+                            "proposed": agreement.status == "proposed", "active": agreement.status == "active",
+                        ] as [String: Any]
+                    },
+                ], request)
+        }
+    }
+
+    struct DecisionForm: Decodable {
+        let csrf: String
+        let password: String?
+        let code: String?
+        let practice: String
+    }
+
+    /// Approve, decline or revoke: sensitive, through the re-authentication dialog when the
+    /// session has not re-authenticated in the last five minutes.
+    func decide<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async throws -> Response {
+        try await withForm(request, context) { (form: DecisionForm, token) in
+            let agreement = try uuid(context.parameters.get("agreement"))
+            let decision = context.parameters.get("decision") ?? ""
+            guard ["approve", "decline", "revoke"].contains(decision) else { return notFound(request) }
+            let practice = try uuid(form.practice)
+            return try await sensitive(
+                request, token, form.password, form.code, action: "/agreements/\(id(agreement))/\(decision)",
+                what: "\(decision) this agreement", hidden: [("practice", id(practice))]
+            ) { fresh in
+                switch decision {
+                case "approve": try await services.agreements.approve(fresh, agreement: agreement)
+                case "decline": try await services.agreements.decline(fresh, agreement: agreement)
+                default: try await services.agreements.revoke(fresh, agreement: agreement)
+                }
+                return ConsoleAssets.redirect("/practices/\(id(practice))/agreements")
+            }
+        }
+    }
+}
