@@ -1,42 +1,22 @@
 """Times console pages for scripts/bench-console (standard library only)."""
 
-import base64
-import hashlib
-import hmac
 import http.client
 import json
 import os
 import re
-import socket
 import ssl
 import statistics
-import struct
-import subprocess
-import sys
 import time
 import urllib.parse
+
+from testkit import free_port, serve, totp
 
 WORK = os.environ["ENCLAVE_BENCH_WORK"]
 credentials = json.load(open(os.path.join(WORK, "credentials.json")))
 context = ssl.create_default_context(cafile=os.path.join(WORK, "cert.pem"))
 
 
-def totp(secret, at):
-    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
-    digest = hmac.new(key, struct.pack(">Q", int(at // 30)), hashlib.sha1).digest()
-    offset = digest[-1] & 0x0F
-    return "%06d" % ((struct.unpack(">I", digest[offset:offset + 4])[0] & 0x7FFFFFFF) % 1000000)
-
-
-with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    PORT = s.getsockname()[1]
-env = {k: v for k, v in os.environ.items()
-       if k not in ("ENCLAVE_MAINT_DATABASE_URL", "ENCLAVE_ADMIN_DATABASE_URL", "ENCLAVE_SUPERUSER_DATABASE_URL")}
-server = subprocess.Popen(
-    [os.environ["ENCLAVE_BIN"], "serve", "--port", str(PORT), "--tls-cert", os.path.join(WORK, "cert.pem"),
-     "--tls-key", os.path.join(WORK, "key.pem"), "--metrics-port", "0"],
-    env=env, stdout=open(os.path.join(WORK, "serve.log"), "w"), stderr=subprocess.STDOUT)
+PORT = free_port()
 cookies = {}
 
 
@@ -58,12 +38,11 @@ def request(method, path, form=None):
     return response.status, data.decode()
 
 
-for _ in range(300):
-    try:
-        if request("GET", "/healthz")[0] == 200:
-            break
-    except OSError:
-        time.sleep(0.1)
+server = serve(
+    os.environ["ENCLAVE_BIN"],
+    ["--port", str(PORT), "--tls-cert", os.path.join(WORK, "cert.pem"), "--tls-key", os.path.join(WORK, "key.pem"),
+     "--metrics-port", "0"],
+    os.path.join(WORK, "serve.log"), lambda: request("GET", "/healthz")[0] == 200, "bench-console")
 
 
 def csrf(html):

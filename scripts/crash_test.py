@@ -8,12 +8,12 @@ import json
 import os
 import random
 import signal
-import socket
-import statistics
 import subprocess
 import sys
 import threading
 import time
+
+from testkit import free_port, serve
 
 WORK = os.environ["ENCLAVE_CRASH_WORK"]
 CLUSTER = os.environ["ENCLAVE_CRASH_CLUSTER"]
@@ -32,35 +32,16 @@ def fail(message):
     print("crash-test: FAIL: " + message, flush=True)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 PORT = free_port()
 server = None
 
 
 def start_server():
     global server
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("ENCLAVE_MAINT_DATABASE_URL", "ENCLAVE_ADMIN_DATABASE_URL", "ENCLAVE_SUPERUSER_DATABASE_URL")}
-    log = open(os.path.join(WORK, "serve.log"), "a")
-    server = subprocess.Popen(
-        [BIN, "serve", "--insecure-http", "--host", "127.0.0.1", "--port", str(PORT), "--metrics-port", "0"],
-        env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = serve(
+        BIN, ["--insecure-http", "--host", "127.0.0.1", "--port", str(PORT), "--metrics-port", "0"],
+        os.path.join(WORK, "serve.log"), lambda: request("GET", "/healthz", timeout=1)[0] == 200, "crash-test")
     open(os.path.join(WORK, "serve.pid"), "w").write(str(server.pid))
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            status, _, _ = request("GET", "/healthz", timeout=1)
-            if status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise SystemExit("crash-test: the server did not start (see serve.log)")
 
 
 def request(method, path, body=None, headers=None, timeout=30):

@@ -1,0 +1,47 @@
+"""What the Python test and benchmark scripts share: TOTP codes, a free port, and an `enclave
+serve` started without the privileged database URLs and waited for until it answers."""
+
+import base64
+import hashlib
+import hmac
+import os
+import socket
+import struct
+import subprocess
+import time
+
+PRIVILEGED = ("ENCLAVE_MAINT_DATABASE_URL", "ENCLAVE_ADMIN_DATABASE_URL", "ENCLAVE_SUPERUSER_DATABASE_URL")
+
+
+def totp(secret, at):
+    """The RFC 6238 code (SHA-1, 6 digits, 30 s) of a base32 secret at a Unix time."""
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    digest = hmac.new(key, struct.pack(">Q", int(at // 30)), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    return "%06d" % ((struct.unpack(">I", digest[offset:offset + 4])[0] & 0x7FFFFFFF) % 1000000)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(binary, arguments, log_path, ready, what, timeout=60):
+    """Starts `enclave serve` with the service's credentials only (as production runs it) and
+    returns it once `ready()` is true; exits naming `what` and the log when it never is."""
+    environment = {k: v for k, v in os.environ.items() if k not in PRIVILEGED}
+    server = subprocess.Popen([binary, "serve"] + arguments, env=environment, stdout=open(log_path, "a"),
+                              stderr=subprocess.STDOUT)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if server.poll() is not None:
+            break
+        try:
+            if ready():
+                return server
+        except OSError:
+            pass
+        time.sleep(0.05)
+    server.kill()
+    raise SystemExit("%s: the server did not start (see %s)" % (what, log_path))
