@@ -1,14 +1,11 @@
 """The console's browser tests (run by scripts/browser-test, which seeds the demo data and
 installs what this needs): headless Chromium through Selenium, axe-core for accessibility."""
 
-import base64
+import glob
 import hashlib
-import hmac
 import json
 import os
-import socket
 import ssl
-import struct
 import subprocess
 import sys
 import time
@@ -19,6 +16,7 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
+from testkit import free_port, serve, totp
 
 WORK = os.environ["ENCLAVE_BROWSER_WORK"]
 SHOTS = os.environ["ENCLAVE_SCREENSHOTS"]
@@ -34,27 +32,8 @@ def check(condition, message):
         print("browser-test: FAIL: " + message, flush=True)
 
 
-def totp(secret, at):
-    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
-    digest = hmac.new(key, struct.pack(">Q", int(at // 30)), hashlib.sha1).digest()
-    offset = digest[-1] & 0x0F
-    return "%06d" % ((struct.unpack(">I", digest[offset:offset + 4])[0] & 0x7FFFFFFF) % 1000000)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 PORT = free_port()
 ORIGIN = "https://localhost:%d" % PORT
-env = {k: v for k, v in os.environ.items()
-       if k not in ("ENCLAVE_MAINT_DATABASE_URL", "ENCLAVE_ADMIN_DATABASE_URL", "ENCLAVE_SUPERUSER_DATABASE_URL")}
-server = subprocess.Popen(
-    [BIN, "serve", "--port", str(PORT), "--host", "127.0.0.1", "--tls-cert", os.path.join(WORK, "cert.pem"),
-     "--tls-key", os.path.join(WORK, "key.pem"), "--metrics-port", "0", "--idle-timeout", "60"],
-    env=env, stdout=open(os.path.join(WORK, "serve.log"), "w"), stderr=subprocess.STDOUT)
 insecure = ssl.create_default_context(cafile=os.path.join(WORK, "cert.pem"))
 
 
@@ -67,14 +46,10 @@ def get(path):
         return error.code, dict(error.headers), error.read()
 
 
-for _ in range(300):
-    try:
-        if get("/healthz")[0] == 200:
-            break
-    except OSError:
-        time.sleep(0.1)
-else:
-    raise SystemExit("browser-test: the server did not start")
+server = serve(
+    BIN, ["--port", str(PORT), "--host", "127.0.0.1", "--tls-cert", os.path.join(WORK, "cert.pem"),
+          "--tls-key", os.path.join(WORK, "key.pem"), "--metrics-port", "0", "--idle-timeout", "60"],
+    os.path.join(WORK, "serve.log"), lambda: get("/healthz")[0] == 200, "browser-test")
 
 
 def browser():
@@ -156,6 +131,10 @@ try:
     page(owner, "home-owner")
     owner.find_element(By.CSS_SELECTOR, "a[href='/practices/%s/agreements']" % lakeside["id"]).click()
     page(owner, "agreements")
+    terms = owner.find_element(By.CSS_SELECTOR, ".agreement").text
+    digest = owner.find_element(By.CSS_SELECTOR, ".agreement .digest").text
+    check(len(digest) == 64 and all(c in "0123456789abcdef" for c in digest), "the document hash shown is %r" % digest)
+    check("Brightline Marketing" in terms, "the pending agreement does not name its agency: %r" % terms[:80])
     owner.find_element(By.CSS_SELECTOR, "button.approve").click()
     WebDriverWait(owner, 10).until(expected_conditions.presence_of_element_located((By.ID, "reauth")))
     page(owner, "reauthenticate")
@@ -220,6 +199,30 @@ try:
     page(owner, "audit")
     disclosed = owner.find_element(By.ID, "disclosures-heading").find_element(By.XPATH, "..").text
     check(member_email in disclosed, "the member's reads are not in the accounting of disclosures")
+
+    # The trail as CSV: a download the browser saves (the owner re-authenticated for the
+    # revocation a moment ago, so no dialog), recorded in the trail as audit.exported.
+    downloads = os.path.join(WORK, "downloads")
+    os.makedirs(downloads, exist_ok=True)
+    owner.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": downloads})
+    owner.find_element(By.CSS_SELECTOR, "#export button").click()
+    saved = []
+    for _ in range(100):
+        saved = glob.glob(os.path.join(downloads, "audit-%s-*.csv" % lakeside["id"]))
+        if saved:
+            break
+        time.sleep(0.1)
+    check(len(saved) == 1, "the CSV download saved %s" % saved)
+    if saved:
+        lines = open(saved[0], newline="").read().split("\r\n")
+        check(lines[0].startswith('"seq","at","actor","action"'), "the CSV starts %r" % lines[0][:40])
+        actions = [line.split(",")[3].strip('"') for line in lines[1:] if line]
+        check("baa.approved" in actions and "baa.revoked" in actions, "the CSV's actions: %s" % sorted(set(actions)))
+        check(all(not value or value.isdigit() for value in [line.split(",")[0].strip('"') for line in lines[1:]]),
+              "the CSV has a malformed row")
+    owner.get(ORIGIN + "/practices/%s/audit?action=audit.exported" % lakeside["id"])
+    exported = owner.find_element(By.ID, "events-heading").find_element(By.XPATH, "..").text
+    check("audit.exported" in exported and owner_email in exported, "the download is not in the trail")
 
     # Tracking sources: a new one shows its secret once; rotating shows another.
     owner.get(ORIGIN + "/practices/%s/sources" % lakeside["id"])
@@ -323,10 +326,41 @@ try:
         active = next(p for p in credentials["practices"] if p["agreement"] == "active")["id"].lower()
         staff.find_element(By.CSS_SELECTOR, "a[href='/practices/%s']" % active).click()
         page(staff, "dashboard")
-        check("leads in the last 14 days" in staff.page_source, "the dashboard shows no counts")
+        totals = {name: int(staff.find_element(By.ID, "total-" + name).text)
+                  for name in ("leads", "answered", "missed", "forms")}
+        check(totals["leads"] > 0 and totals["answered"] > 0 and totals["missed"] > 0 and totals["forms"] > 0,
+              "the dashboard's totals: %s" % totals)
+        per_day = sum(int(td.text) for td in staff.find_elements(
+            By.CSS_SELECTOR, "section[aria-labelledby=days-heading] tbody td:nth-child(5)"))
+        check(per_day == totals["missed"], "missed calls per day add up to %d, not %d" % (per_day, totals["missed"]))
+        by_campaign = sum(int(row.find_elements(By.TAG_NAME, "td")[-1].text)
+                          for row in staff.find_elements(By.CSS_SELECTOR, "table.matrix tbody tr"))
+        check(by_campaign == totals["leads"], "leads by campaign add up to %d, not %d" % (by_campaign, totals["leads"]))
+        check(len(staff.find_elements(By.CSS_SELECTOR, ".chart svg rect")) > 0, "the dashboard draws no chart")
         staff.get(ORIGIN + "/practices/%s/leads?kind=call" % active)
         kinds = {td.text for td in staff.find_elements(By.CSS_SELECTOR, "tbody tr td:nth-child(2)")}
         check(kinds == {"call"}, "filtering by calls shows %s" % kinds)
+        first_source = staff.find_element(By.CSS_SELECTOR, "tbody tr td:nth-child(4)").text
+        staff.get(ORIGIN + "/practices/%s/leads" % active)
+        staff.find_element(By.ID, "source").send_keys(first_source)
+        staff.find_element(By.CSS_SELECTOR, "form[aria-label='Filter leads'] button").click()
+        WebDriverWait(staff, 10).until(expected_conditions.url_contains("source="))
+        sources = {td.text for td in staff.find_elements(By.CSS_SELECTOR, "tbody tr td:nth-child(4)")}
+        check(sources == {first_source}, "filtering by source %r shows %s" % (first_source, sources))
+
+        # On a phone: the same pages, nothing wider than the screen.
+        staff.set_window_size(390, 844)
+        for name, path in (("phone-dashboard", "/practices/%s" % active), ("phone-leads", "/practices/%s/leads" % active),
+                           ("phone-home", "/home")):
+            staff.get(ORIGIN + path)
+            page(staff, name)
+            wide = staff.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+            check(wide <= 0, "%s is %dpx wider than a phone's screen" % (name, wide))
+        staff.get(ORIGIN + "/practices/%s/leads?kind=call" % active)
+        staff.find_element(By.CSS_SELECTOR, "a.lead").click()
+        page(staff, "phone-lead")
+        staff.set_window_size(1280, 900)
+        staff.get(ORIGIN + "/practices/%s/leads?kind=call" % active)
         staff.find_element(By.CSS_SELECTOR, "a.lead").click()
         check(bool(staff.find_elements(By.CSS_SELECTOR, ".fields")), "the new staff member sees no lead")
         lead_url = staff.current_url

@@ -280,9 +280,10 @@ enum DemoLeads {
         let attribution =
             #""attribution": {"source": "\#(source)", "medium": "\#(medium)", "campaign": "\#(campaign)"}"#
         let isCall = index % 10 < 7
+        let missed = index % 10 == 6
         let body =
             isCall
-            ? #"{"caller_number": "\#(number)", "caller_name": "\#(name)", "started_at": "\#(at)", "duration_seconds": \#(30 + index % 240), "disposition": "answered", "transcript": "Synthetic call: \#(name) asks about an appointment.", \#(attribution)}"#
+            ? #"{"caller_number": "\#(number)", "caller_name": "\#(name)", "started_at": "\#(at)", "duration_seconds": \#(missed ? 0 : 30 + index % 240), "disposition": "\#(missed ? "missed" : "answered")", "transcript": "Synthetic call: \#(name) asks about an appointment.", \#(attribution)}"#
             : #"{"fields": {"name": "\#(name)", "phone": "\#(number)", "message": "Synthetic form: please call me back."}, "page_url": "https://example.test/contact", "submitted_at": "\#(at)", \#(attribution)}"#
         let entry = isCall ? call : form
         let now = Int64(Date().timeIntervalSince1970)

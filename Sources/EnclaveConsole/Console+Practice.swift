@@ -33,6 +33,7 @@ extension Console {
             let query = request.uri.queryParameters
             let kind = query["kind"].map(String.init).flatMap { ["call", "form"].contains($0) ? $0 : nil }
             let campaign = query["campaign"].map(String.init).flatMap { $0.isEmpty ? nil : String($0.prefix(200)) }
+            let source = query["source"].map(String.init).flatMap { $0.isEmpty ? nil : String($0.prefix(200)) }
             let since = query["since"].flatMap { Self.day(String($0)) }
             let caller = query["caller"].map(String.init).flatMap { $0.isEmpty ? nil : String($0.prefix(40)) }
             var next: String?
@@ -45,7 +46,7 @@ extension Console {
                 let page = try await services.leads.list(
                     token, practice: practice,
                     filter: LeadFilter(
-                        since: since, kind: kind, campaign: campaign,
+                        since: since, kind: kind, source: source, campaign: campaign,
                         cursor: query["cursor"].map { String($0.prefix(200)) }, limit: 25),
                     context: requestContext(request))
                 found = page.leads
@@ -54,6 +55,7 @@ extension Console {
             var nextQuery = URLComponents()
             nextQuery.queryItems = [
                 kind.map { URLQueryItem(name: "kind", value: $0) },
+                source.map { URLQueryItem(name: "source", value: $0) },
                 campaign.map { URLQueryItem(name: "campaign", value: $0) },
                 query["since"].map { URLQueryItem(name: "since", value: String($0)) },
                 next.map { URLQueryItem(name: "cursor", value: $0) },
@@ -63,6 +65,7 @@ extension Console {
                 [
                     "practice": id(practice), "hasLeads": !found.isEmpty,
                     "kindCall": kind == "call", "kindForm": kind == "form", "campaign": campaign ?? "",
+                    "source": source ?? "",
                     "since": query["since"].map(String.init) ?? "", "searching": caller != nil,
                     "next": next == nil
                         ? false : "/practices/\(id(practice))/leads?\(nextQuery.percentEncodedQuery ?? "")",
@@ -77,37 +80,39 @@ extension Console {
         }
     }
 
-    /// A practice's dashboard: attribution and counts only, no PHI (no phi.read).
+    /// A practice's dashboard: attribution and counts only, no PHI (no phi.read). The last 14
+    /// days, UTC: each day's leads (answered and missed calls, forms), and each source and
+    /// campaign's leads per day.
     func dashboard<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async -> Response {
         await guardedAsync(request) { token in
             let practice = try uuid(context.parameters.get("practice"))
-            let until = Calendar(identifier: .gregorian).startOfDay(for: Date()).addingTimeInterval(86_400)
-            let since = until.addingTimeInterval(-14 * 86_400)
+            var calendar = Calendar(identifier: .gregorian)
+            calendar.timeZone = TimeZone(identifier: "UTC") ?? calendar.timeZone
+            let until = calendar.startOfDay(for: Date()).addingTimeInterval(86_400)
+            let days = (1...14).map { until.addingTimeInterval(-Double($0) * 86_400) }.reversed()
             let rows = try await LeadReports(access: services.access, agreements: services.agreements).practice(
-                token, practice: practice, since: since, until: until)
-            var byDay: [Date: (leads: Int, calls: Int, forms: Int)] = [:]
-            var byCampaign: [String: Int] = [:]
-            for row in rows {
-                let day = byDay[row.day] ?? (0, 0, 0)
-                byDay[row.day] = (day.leads + row.leads, day.calls + row.calls, day.forms + row.forms)
-                byCampaign["\(row.source ?? "direct") / \(row.campaign ?? "none")", default: 0] += row.leads
-            }
+                token, practice: practice, since: days.first ?? until, until: until)
+            let summary = DashboardSummary(rows: rows, days: Array(days))
             return page(
                 "dashboard",
                 [
-                    "practice": id(practice),
-                    "days": byDay.keys.sorted(by: >).map { day in
-                        let counts = byDay[day] ?? (0, 0, 0)
-                        return [
-                            "day": Self.dayFormat(day), "leads": counts.leads, "calls": counts.calls,
-                            "forms": counts.forms,
-                        ]
-                            as [String: Any]
+                    "practice": id(practice), "total": summary.total.leads, "calls": summary.total.calls,
+                    "answered": summary.total.answered, "missed": summary.total.missed, "forms": summary.total.forms,
+                    "chart": summary.chart, "chartLabel": summary.chartLabel,
+                    "days": summary.days.reversed().map { day in
+                        [
+                            "day": Self.dayFormat(day.day), "leads": day.counts.leads, "calls": day.counts.calls,
+                            "answered": day.counts.answered, "missed": day.counts.missed, "forms": day.counts.forms,
+                        ] as [String: Any]
                     },
-                    "campaigns": byCampaign.sorted { $0.value > $1.value }.map {
-                        ["name": $0.key, "leads": $0.value] as [String: Any]
+                    "hasCampaigns": !summary.campaigns.isEmpty,
+                    "dayHeads": days.map { ["day": Self.utc("MM-dd").string(from: $0)] },
+                    "campaigns": summary.campaigns.map { campaign in
+                        [
+                            "name": campaign.name, "total": campaign.total,
+                            "perDay": campaign.perDay.map { ["count": $0] },
+                        ] as [String: Any]
                     },
-                    "total": rows.reduce(0) { $0 + $1.leads },
                 ], request)
         }
     }
@@ -138,10 +143,15 @@ extension Console {
         await guardedAsync(request) { token in
             let practice = try uuid(context.parameters.get("practice"))
             let log = AuditLog(identity: services.identity)
-            let action = request.uri.queryParameters["action"].flatMap { AuditAction(rawValue: String($0)) }
-            let events = try await log.practiceEvents(
-                token, practice: practice, filter: .init(action: action, limit: 200))
-            let disclosures = try await log.disclosures(token, practice: practice)
+            let query = request.uri.queryParameters
+            let filter = Self.auditFilter(
+                action: query["action"].map(String.init), since: query["since"].map(String.init),
+                until: query["until"].map(String.init))
+            var shown = filter
+            shown.limit = 200
+            let events = try await log.practiceEvents(token, practice: practice, filter: shown)
+            let disclosures = try await log.disclosures(
+                token, practice: practice, since: filter.since, until: filter.until)
             func row(_ entry: AuditLog.Entry) -> [String: Any] {
                 [
                     "seq": entry.seq, "at": Self.format(entry.at), "actor": entry.actorEmail ?? "system",
@@ -153,10 +163,62 @@ extension Console {
                 "audit",
                 [
                     "practice": id(practice), "events": events.map(row), "disclosures": disclosures.map(row),
+                    "more": events.count == shown.limit,
+                    "action": filter.action?.rawValue ?? "", "since": filter.since.map(Self.dayFormat) ?? "",
+                    "until": filter.until.map { Self.dayFormat($0.addingTimeInterval(-86_400)) } ?? "",
                     "actions": AuditAction.allCases.map {
-                        ["name": $0.rawValue, "selected": $0 == action] as [String: Any]
+                        ["name": $0.rawValue, "selected": $0 == filter.action] as [String: Any]
                     },
                 ], request)
+        }
+    }
+
+    /// The trail's filters from the page's fields: an action, and days (`until` inclusive).
+    static func auditFilter(action: String?, since: String?, until: String?) -> AuditLog.Filter {
+        AuditLog.Filter(
+            since: since.flatMap(day), until: until.flatMap(day).map { $0.addingTimeInterval(86_400) },
+            action: action.flatMap(AuditAction.init(rawValue:)))
+    }
+
+    struct AuditExportForm: Decodable {
+        let csrf: String
+        let action: String?
+        let since: String?
+        let until: String?
+        let password: String?
+        let code: String?
+    }
+
+    /// The filtered trail as CSV, oldest first: sensitive, and recorded as `audit.exported`.
+    func exportAudit<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async throws
+        -> Response
+    {
+        try await withForm(request, context) { (form: AuditExportForm, token) in
+            let practice = try uuid(context.parameters.get("practice"))
+            let filter = Self.auditFilter(action: form.action, since: form.since, until: form.until)
+            return try await sensitive(
+                request, token, form.password, form.code, action: "/practices/\(id(practice))/audit/export",
+                what: "download this practice's audit trail",
+                hidden: [("action", form.action ?? ""), ("since", form.since ?? ""), ("until", form.until ?? "")]
+            ) { fresh in
+                let (entries, complete) = try await AuditLog(identity: services.identity).exportPracticeEvents(
+                    fresh, practice: practice, filter: filter, context: requestContext(request))
+                var csv = AuditCSV.header
+                for entry in entries { csv += AuditCSV.line(entry) }
+                if !complete {
+                    csv += AuditCSV.line(
+                        [
+                            "", "", "", "", "", "", "", "",
+                            "truncated: the first \(AuditLog.exportLimit) events; narrow the dates for the rest",
+                        ])
+                }
+                var headers = HTTPFields()
+                ConsoleSecurity.apply(to: &headers)
+                headers[.contentType] = "text/csv; charset=utf-8"
+                headers[.contentDisposition] =
+                    "attachment; filename=\"audit-\(id(practice))-\(Self.dayFormat(Date())).csv\""
+                return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: csv)))
+            }
         }
     }
 
@@ -341,7 +403,9 @@ extension Console {
                     "practice": id(practice),
                     "agreements": all.map { agreement in
                         [
-                            "id": id(agreement.id), "status": agreement.status,
+                            "id": id(agreement.id), "status": agreement.status, "agency": agreement.agencyName,
+                            "document": agreement.documentSHA256.map { String(format: "%02x", $0) }.joined(),
+                            "effective": Self.format(agreement.effectiveAt),
                             "scopes": agreement.scopes.map(\.rawValue).joined(separator: ", "),
                             "expires": agreement.expiresAt.map(Self.format) ?? "never",
                             "proposed": agreement.status == "proposed", "active": agreement.status == "active",

@@ -50,6 +50,7 @@ public struct Console: Sendable {
         }
         router.post("/account/password") { request, context in try await changePassword(request, context) }
         router.get("/practices/:practice/audit") { request, context in await auditTrail(request, context) }
+        router.post("/practices/:practice/audit/export") { request, context in try await exportAudit(request, context) }
         router.get("/practices/:practice/reach") { request, context in await reach(request, context) }
         router.get("/practices/:practice/sources") { request, context in await sourcesPage(request, context) }
         router.get("/practices/:practice/webhooks") { request, context in await webhooksPage(request, context) }
@@ -85,3 +86,4 @@ extension Console.SourceForm: CSRFCarrying { var csrfToken: String { csrf } }
 extension Console.WebhookForm: CSRFCarrying { var csrfToken: String { csrf } }
 extension Console.ProposalForm: CSRFCarrying { var csrfToken: String { csrf } }
 extension Console.AssignmentForm: CSRFCarrying { var csrfToken: String { csrf } }
+extension Console.AuditExportForm: CSRFCarrying { var csrfToken: String { csrf } }

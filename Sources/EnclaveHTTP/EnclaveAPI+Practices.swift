@@ -139,7 +139,8 @@ extension EnclaveAPI {
                         rows.map {
                             .init(
                                 day: $0.day, source: $0.source, medium: $0.medium, campaign: $0.campaign,
-                                leads: $0.leads, calls: $0.calls, forms: $0.forms, call_seconds: $0.callSeconds)
+                                leads: $0.leads, calls: $0.calls, forms: $0.forms, answered: $0.answered,
+                                missed: $0.missed, call_seconds: $0.callSeconds)
                         })))
         } catch {
             return try Self.declared(

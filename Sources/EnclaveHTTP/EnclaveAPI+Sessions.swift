@@ -50,10 +50,11 @@ extension EnclaveAPI {
                         agreements.map {
                             .init(
                                 id: $0.id.uuidString.lowercased(), agency_id: $0.agencyID.uuidString.lowercased(),
-                                practice_id: $0.practiceID.uuidString.lowercased(),
+                                agency_name: $0.agencyName, practice_id: $0.practiceID.uuidString.lowercased(),
                                 scopes: $0.scopes.compactMap { .init(rawValue: $0.rawValue) },
                                 status: .init(rawValue: $0.status) ?? .proposed, effective_at: $0.effectiveAt,
-                                expires_at: $0.expiresAt, in_force: $0.inForce)
+                                expires_at: $0.expiresAt, in_force: $0.inForce,
+                                document_sha256: $0.documentSHA256.map { String(format: "%02x", $0) }.joined())
                         })))
         } catch {
             return try Self.declared(error, [401: { .unauthorized($0) }])

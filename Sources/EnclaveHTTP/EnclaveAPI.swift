@@ -143,7 +143,8 @@ public struct EnclaveAPI: APIProtocol {
             }
             let filter = LeadFilter(
                 since: input.query.since, until: input.query.until, kind: input.query.kind?.rawValue,
-                campaign: input.query.campaign, cursor: input.query.cursor, limit: input.query.limit ?? 50)
+                source: input.query.source, campaign: input.query.campaign, cursor: input.query.cursor,
+                limit: input.query.limit ?? 50)
             let page = try await leads.list(try token(), practice: practice, filter: filter, context: values.context)
             return .ok(.init(body: .json(.init(leads: page.leads.map(Self.lead), next_cursor: page.nextCursor))))
         } catch {

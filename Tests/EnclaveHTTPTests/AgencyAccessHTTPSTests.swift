@@ -63,6 +63,10 @@ struct AgencyAccessHTTPSTests {
             // Proposed is not in force; the agency cannot approve its own proposal.
             _ = try await member.listLeads(path: leadsPath).forbidden
             _ = try await admin.approveAgreement(path: .init(agreementId: agreement)).forbidden
+            // What the owner reads before approving: the agency and the signed document's hash.
+            let pending = try await owner.listAgreements().ok.body.json.first { $0.id == agreement }
+            #expect(pending?.document_sha256 == digest)
+            #expect(pending?.agency_name.isEmpty == false)
             _ = try await owner.approveAgreement(path: .init(agreementId: agreement)).noContent
 
             let reachable = try await member.listPractices().ok.body.json

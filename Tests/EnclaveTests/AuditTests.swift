@@ -305,6 +305,45 @@ struct AuditTests {
         }
     }
 
+    @Test("an owner's download of the trail is recorded as audit.exported and needs a fresh session; members get none")
+    func export() async throws {
+        try await IdentityFixture.with { fixture in
+            let log = AuditLog(identity: fixture.identity)
+            let shown = try await log.practiceEvents(fixture.ownerAToken, practice: fixture.practiceA)
+            let (entries, complete) = try await log.exportPracticeEvents(
+                fixture.ownerAToken, practice: fixture.practiceA)
+            #expect(complete)
+            // Oldest first, the same events the page shows newest first.
+            #expect(entries.map(\.seq) == shown.map(\.seq).reversed())
+            let approvals = try await log.exportPracticeEvents(
+                fixture.ownerAToken, practice: fixture.practiceA, filter: .init(action: .baaApproved))
+            #expect(approvals.entries.map(\.action) == ["baa.approved"])
+            let recorded = try await log.practiceEvents(
+                fixture.ownerAToken, practice: fixture.practiceA, filter: .init(action: .auditExported))
+            #expect(recorded.count == 2)
+            #expect(
+                recorded.allSatisfy {
+                    $0.actorID == fixture.ownerA && $0.objectID == fixture.practiceA.uuidString.lowercased()
+                })
+
+            await #expect(throws: AccessError(.forbidden, "")) {
+                try await log.exportPracticeEvents(fixture.memberToken, practice: fixture.practiceA)
+            }
+            await #expect(throws: AccessError(.forbidden, "")) {
+                try await log.exportPracticeEvents(fixture.ownerAToken, practice: fixture.practiceB)
+            }
+            try await fixture.superuser(
+                "update enclave.sessions set authenticated_at = now() - interval '6 minutes' where user_id = $1",
+                [fixture.ownerA])
+            await #expect(throws: AccessError(.reauthenticationRequired, "")) {
+                try await log.exportPracticeEvents(fixture.ownerAToken, practice: fixture.practiceA)
+            }
+            let after = try await log.practiceEvents(
+                fixture.ownerAToken, practice: fixture.practiceA, filter: .init(action: .auditExported))
+            #expect(after.count == 2)
+        }
+    }
+
     @Test("retention removes the oldest events, records it in the chain, and the chain still verifies")
     func retention() async throws {
         try await Self.withChain { fixture, keys, practice in

@@ -40,15 +40,19 @@ struct LeadsFixture: Sendable {
             idempotencyKey: key, body: body)
     }
 
-    func call(_ name: String = "Jane Patient", number: String = "+1 (555) 867-5309", transcript: String? = nil)
+    func call(
+        _ name: String = "Jane Patient", number: String = "+1 (555) 867-5309", transcript: String? = nil,
+        disposition: String? = "answered"
+    )
         -> String
     {
         var fields = [
             "\"caller_number\": \"\(number)\"", "\"caller_name\": \"\(name)\"",
             "\"started_at\": \"2026-11-29T10:00:00Z\"",
-            "\"duration_seconds\": 95", "\"disposition\": \"answered\"",
+            "\"duration_seconds\": 95",
             "\"attribution\": {\"keyword\": \"dental implants\"}",
         ]
+        if let disposition { fields.append("\"disposition\": \"\(disposition)\"") }
         if let transcript { fields.append("\"transcript\": \"\(transcript)\"") }
         return "{" + fields.joined(separator: ", ") + "}"
     }
@@ -314,6 +318,11 @@ struct LeadsTests {
                 #"{"caller_number": "+15558675309", "started_at": "2026-11-29T10:00:00Z", "duration_seconds": -4}"#,
                 "duration_seconds"
             ),
+            (
+                "boolean duration",
+                #"{"caller_number": "+15558675309", "started_at": "2026-11-29T10:00:00Z", "duration_seconds": true}"#,
+                "duration_seconds"
+            ),
             ("bad date", #"{"caller_number": "+15558675309", "started_at": "yesterday"}"#, "RFC 3339"),
             ("not an object", #"["caller_number"]"#, "must be a JSON object"),
             ("not JSON", #"{"caller_number": "#, "not valid JSON"),
@@ -350,6 +359,20 @@ struct LeadsTests {
         }
     }
 
+    @Test("a call of 0 or 1 second is a duration, not a boolean (Foundation on Linux casts both to Bool)")
+    func shortCalls() async throws {
+        try await LeadsFixture.with { fixture in
+            for seconds in [0, 1] {
+                let json =
+                    #"{"caller_number": "+15558675309", "started_at": "2026-11-29T10:00:00Z", "duration_seconds": \#(seconds), "disposition": "missed"}"#
+                let created = try await fixture.ingest.ingestCall(try fixture.request(json))
+                let lead = try await fixture.leads.get(
+                    fixture.base.ownerAToken, practice: fixture.base.practiceA, lead: created.leadID)
+                #expect(lead.durationSeconds == seconds)
+            }
+        }
+    }
+
     @Test("listing filters and pages with a cursor; find by caller; one phi.read event per call naming the leads")
     func listing() async throws {
         try await LeadsFixture.with { fixture in
@@ -380,6 +403,13 @@ struct LeadsTests {
             let reads = try await AuditLog(identity: fixture.base.identity).practiceEvents(
                 fixture.base.ownerAToken, practice: fixture.base.practiceA, filter: .init(action: .phiRead))
             #expect(reads.count == 4)  // three pages and one find
+            // The attribution's source filters too (the source's defaults say google).
+            let google = try await fixture.leads.list(
+                fixture.base.memberToken, practice: fixture.base.practiceA, filter: .init(source: "google"))
+            #expect(google.leads.count == 7)
+            let facebook = try await fixture.leads.list(
+                fixture.base.memberToken, practice: fixture.base.practiceA, filter: .init(source: "facebook"))
+            #expect(facebook.leads.isEmpty)
         }
     }
 
@@ -411,8 +441,9 @@ struct LeadsTests {
     @Test("reports count and sum without reading PHI, for one practice and across reachable practices")
     func reports() async throws {
         try await LeadsFixture.with { fixture in
-            for index in 0..<4 {
-                _ = try await fixture.ingest.ingestCall(try fixture.request(fixture.call("Caller \(index)")))
+            for (index, disposition) in ["answered", "answered", "voicemail", nil].enumerated() {
+                _ = try await fixture.ingest.ingestCall(
+                    try fixture.request(fixture.call("Caller \(index)", disposition: disposition)))
             }
             let reports = LeadReports(access: fixture.base.access, agreements: fixture.base.agreements)
             let since = Date(timeIntervalSince1970: 1_780_000_000)
@@ -422,6 +453,9 @@ struct LeadsTests {
             let implants = rows.filter { $0.campaign == "implants" }
             #expect(implants.map(\.calls).reduce(0, +) == 4)
             #expect(implants.map(\.callSeconds).reduce(0, +) == 4 * 95)
+            // A call sent without a disposition is neither answered nor missed.
+            #expect(implants.map(\.answered).reduce(0, +) == 2)
+            #expect(implants.map(\.missed).reduce(0, +) == 1)
             let across = try await reports.reachable(fixture.base.memberToken, since: since, until: until)
             #expect(Set(across.map(\.practiceID)) == [fixture.base.practiceA])
             let reads = try await AuditLog(identity: fixture.base.identity).practiceEvents(

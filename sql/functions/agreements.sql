@@ -102,10 +102,11 @@ revoke all on function enclave_private.revoke_baa(uuid) from public;
 grant execute on function enclave_private.revoke_baa(uuid) to enclave_app;
 
 -- Agreements the caller may see: those of practices they own or staff, or of agencies they belong to.
-create or replace function enclave_private.list_baas()
+create or replace function enclave_private.list_agreements()
 returns table (
     id uuid, agency_id uuid, practice_id uuid, scopes text[], status text, effective_at timestamptz,
-    expires_at timestamptz, in_force boolean, proposed_by uuid, decided_by uuid, revoked_by uuid, created_at timestamptz
+    expires_at timestamptz, in_force boolean, proposed_by uuid, decided_by uuid, revoked_by uuid, created_at timestamptz,
+    agency_name text, document_sha256 bytea
 )
 language plpgsql stable security definer set search_path = pg_catalog, pg_temp
 as $$
@@ -115,15 +116,15 @@ begin
     return query
     select b.id, b.agency_id, b.practice_id, b.scopes, b.status, b.effective_at, b.expires_at,
            b.status = 'active' and b.effective_at <= now() and (b.expires_at is null or now() < b.expires_at),
-           b.proposed_by, b.decided_by, b.revoked_by, b.created_at
-    from enclave.baas b
+           b.proposed_by, b.decided_by, b.revoked_by, b.created_at, a.name, b.document_sha256
+    from enclave.baas b join enclave.agencies a on a.id = b.agency_id
     where exists (select from enclave.memberships m where m.user_id = caller.user_id
                   and (m.practice_id = b.practice_id or m.agency_id = b.agency_id))
     order by b.created_at;
 end
 $$;
-revoke all on function enclave_private.list_baas() from public;
-grant execute on function enclave_private.list_baas() to enclave_app;
+revoke all on function enclave_private.list_agreements() from public;
+grant execute on function enclave_private.list_agreements() to enclave_app;
 
 -- Assignments: an agency admin, freshly re-authenticated, assigns members of the same agency to
 -- practices, or removes them.
@@ -198,7 +199,7 @@ $$;
 revoke all on function enclave_private.record_expired_baas() from public;
 grant execute on function enclave_private.record_expired_baas() to enclave_maint;
 
--- The names of the practices of the agreements the caller may see (list_baas), for the agency
+-- The names of the practices of the agreements the caller may see (list_agreements), for the agency
 -- overview: a practice's name is not PHI, and reaching its data still takes the gate.
 create or replace function enclave_private.agreement_practices()
 returns table (practice_id uuid, name text)

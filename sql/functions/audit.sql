@@ -199,7 +199,7 @@ begin
         raise exception 'an access can only be recorded by a caller who may perform it' using errcode = '42501';
     end if;
     -- An export is a sensitive action: password and TOTP in the last five minutes.
-    if action = 'phi.export' then
+    if action in ('phi.export', 'audit.exported') then
         perform enclave_private.require_fresh_session();
     end if;
     return enclave_private.append_audit_event(

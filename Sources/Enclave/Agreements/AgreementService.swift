@@ -22,6 +22,9 @@ public struct Agreement: Sendable, Equatable {
     /// Active, effective and not expired: it grants access now.
     public let inForce: Bool
     public let proposedBy: UUID
+    public let agencyName: String
+    /// SHA-256 of the signed agreement document.
+    public let documentSHA256: [UInt8]
 }
 
 /// Proposing, deciding and revoking agreements, and assigning agency staff to practices.
@@ -85,7 +88,11 @@ public struct AgreementService: Sendable {
     public func list(_ token: SessionToken) async throws -> [Agreement] {
         try await identity.withSession(token) { transaction in
             try await transaction.query(
-                "select id, agency_id, practice_id, scopes, status, effective_at, expires_at, in_force, proposed_by from enclave_private.list_baas()"
+                """
+                select id, agency_id, practice_id, scopes, status, effective_at, expires_at, in_force, proposed_by,
+                       agency_name, document_sha256
+                from enclave_private.list_agreements()
+                """
             ).map { row in
                 Agreement(
                     id: try row.decode(UUID.self, "id"),
@@ -96,7 +103,9 @@ public struct AgreementService: Sendable {
                     effectiveAt: try row.decode(Date.self, "effective_at"),
                     expiresAt: try row.decode(Date?.self, "expires_at"),
                     inForce: try row.decode(Bool.self, "in_force"),
-                    proposedBy: try row.decode(UUID.self, "proposed_by")
+                    proposedBy: try row.decode(UUID.self, "proposed_by"),
+                    agencyName: try row.decode(String.self, "agency_name"),
+                    documentSHA256: try row.decode([UInt8].self, "document_sha256")
                 )
             }
         }

@@ -34,6 +34,7 @@ public enum AuditAction: String, Sendable, CaseIterable, Codable {
     case tenantMigrationApplied = "tenant_migration.applied"
     case accessDenied = "access.denied"
     case retention = "audit.retention"
+    case auditExported = "audit.exported"
     case userCreated = "user.created"
     case userDisabled = "user.disabled"
     case agencyCreated = "agency.created"

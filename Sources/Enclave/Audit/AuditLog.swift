@@ -66,6 +66,45 @@ public struct AuditLog: Sendable {
         }
     }
 
+    /// The most events one download holds; a longer trail is downloaded by date range.
+    public static let exportLimit = 50_000
+
+    /// The practice's events matching `filter`, oldest first, for a download (practice owners
+    /// with a fresh session). The download is recorded as `audit.exported` in the transaction
+    /// that reads the rows, so an export that is not recorded returns nothing. `filter.limit`
+    /// is ignored: the download holds up to `exportLimit` events, and says so when it stops.
+    public func exportPracticeEvents(
+        _ token: SessionToken, practice: UUID, filter: Filter = Filter(), context: RequestContext = RequestContext()
+    ) async throws -> (entries: [Entry], complete: Bool) {
+        // Bound to the practice: the database records an access only for a caller who reaches it.
+        try await identity.withSession(token, tenant: practice) { transaction in
+            var entries: [Entry] = []
+            var before: Int64?
+            while entries.count <= Self.exportLimit {
+                let page = try await transaction.query(
+                    """
+                    select seq, at, actor_id, actor_email, action, object_type, object_id, outcome, reason
+                    from enclave_private.practice_audit($1, $2, $3, $4, $5, $6, 1000)
+                    """,
+                    [practice, filter.since, filter.until, filter.actor, filter.action?.rawValue, before]
+                ).map { try Self.entry($0, chain: practice, agency: nil) }
+                entries += page
+                guard page.count == 1000, let last = page.last else { break }
+                before = last.seq
+            }
+            let complete = entries.count <= Self.exportLimit
+            entries = Array(entries.prefix(Self.exportLimit).reversed())
+            var details: [String: AuditValue] = ["rows": .int(entries.count), "format": .string("csv")]
+            if let action = filter.action { details["action"] = .string(action.rawValue) }
+            try await transaction.audit(
+                AuditEvent(
+                    tenant: practice, action: .auditExported, objectType: "practice",
+                    objectID: practice.uuidString.lowercased(), details: details),
+                context: context)
+            return (entries, complete)
+        }
+    }
+
     /// Who outside the practice received its PHI, when and why (practice owners only).
     public func disclosures(_ token: SessionToken, practice: UUID, since: Date? = nil, until: Date? = nil) async throws
         -> [Entry]

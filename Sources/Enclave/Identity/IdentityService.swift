@@ -271,10 +271,12 @@ public struct IdentityService: Sendable {
 
     // MARK: - Internals
 
-    func withSession<T: Sendable>(_ token: SessionToken, _ body: (Transaction) async throws -> T) async throws -> T {
+    func withSession<T: Sendable>(
+        _ token: SessionToken, tenant: UUID? = nil, _ body: (Transaction) async throws -> T
+    ) async throws -> T {
         try await mappingAccessErrors {
             try await pool.withTransaction { transaction in
-                try await transaction.bind(token)
+                try await transaction.bind(token, tenant: tenant)
                 let valid = try await transaction.query("select session_id from enclave_private.touch_session()")
                 guard !valid.isEmpty else {
                     throw AccessError(.unauthenticated, "sign in again: the session is not valid")

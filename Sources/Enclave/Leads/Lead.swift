@@ -29,7 +29,10 @@ public struct LeadFilter: Sendable, Equatable {
     public var since: Date?
     public var until: Date?
     public var kind: String?
+    /// The tracking source that received the lead.
     public var sourceID: UUID?
+    /// The attribution's source (google, facebook…) and campaign.
+    public var source: String?
     public var campaign: String?
     /// Where the previous page ended (`LeadPage.nextCursor`).
     public var cursor: String?
@@ -37,9 +40,10 @@ public struct LeadFilter: Sendable, Equatable {
     public var limit: Int
 
     public init(
-        since: Date? = nil, until: Date? = nil, kind: String? = nil, sourceID: UUID? = nil, campaign: String? = nil,
-        cursor: String? = nil, limit: Int = 50
+        since: Date? = nil, until: Date? = nil, kind: String? = nil, sourceID: UUID? = nil, source: String? = nil,
+        campaign: String? = nil, cursor: String? = nil, limit: Int = 50
     ) {
+        self.source = source
         self.since = since
         self.until = until
         self.kind = kind

@@ -51,6 +51,12 @@ enum LeadInputParser {
     static let maximumFieldValue = 64 * 1024
     static let maximumFields = 100
     static let maximumAttribution = 500
+    /// JSON `true` or `false`. Not `value is Bool`: on Linux an NSNumber 0 or 1 casts to Bool
+    /// too, which refused a missed call's `"duration_seconds": 0`.
+    static func isBoolean(_ number: NSNumber) -> Bool {
+        type(of: number) == type(of: NSNumber(value: true))
+    }
+
     static let dispositions: Set<String> = ["answered", "missed", "voicemail", "busy", "failed", "abandoned"]
 
     static func invalid(_ message: String) -> AccessError { AccessError(.invalidInput, message) }
@@ -120,7 +126,8 @@ enum LeadInputParser {
         }
         var duration: Int?
         if let value = object["duration_seconds"], !(value is NSNull) {
-            guard let number = value as? NSNumber, !(value is Bool), number.doubleValue == number.doubleValue.rounded(),
+            guard let number = value as? NSNumber, !Self.isBoolean(number),
+                number.doubleValue == number.doubleValue.rounded(),
                 (0...Double(86_400 * 7)).contains(number.doubleValue)
             else { throw invalid("\"duration_seconds\" must be a whole number of seconds from 0 to 604800") }
             duration = Int(number.doubleValue)

@@ -14,6 +14,11 @@ public struct LeadReports: Sendable {
         public let leads: Int
         public let calls: Int
         public let forms: Int
+        /// Calls whose disposition is `answered`.
+        public let answered: Int
+        /// Calls with any other disposition (missed, voicemail, busy, failed, abandoned); a call
+        /// whose provider sent no disposition is neither answered nor missed.
+        public let missed: Int
         public let callSeconds: Int
     }
 
@@ -35,6 +40,8 @@ public struct LeadReports: Sendable {
                 """
                 select date_trunc('day', occurred_at, 'UTC') as day, source, medium, campaign, count(*)::int8 as leads,
                        count(*) filter (where kind = 'call')::int8 as calls, count(*) filter (where kind = 'form')::int8 as forms,
+                       count(*) filter (where kind = 'call' and disposition = 'answered')::int8 as answered,
+                       count(*) filter (where kind = 'call' and disposition <> 'answered')::int8 as missed,
                        coalesce(sum(duration_seconds), 0)::int8 as call_seconds
                 from enclave.leads
                 where tenant_id = $1 and occurred_at >= $2 and occurred_at < $3
@@ -47,7 +54,8 @@ public struct LeadReports: Sendable {
                     source: try row.decode(String?.self, "source"),
                     medium: try row.decode(String?.self, "medium"), campaign: try row.decode(String?.self, "campaign"),
                     leads: try row.decode(Int.self, "leads"), calls: try row.decode(Int.self, "calls"),
-                    forms: try row.decode(Int.self, "forms"), callSeconds: try row.decode(Int.self, "call_seconds"))
+                    forms: try row.decode(Int.self, "forms"), answered: try row.decode(Int.self, "answered"),
+                    missed: try row.decode(Int.self, "missed"), callSeconds: try row.decode(Int.self, "call_seconds"))
             }
         }
     }

@@ -44,15 +44,14 @@ public struct LeadService: Sendable {
                 where tenant_id = $1
                   and ($2::timestamptz is null or occurred_at >= $2) and ($3::timestamptz is null or occurred_at < $3)
                   and ($4::text is null or kind = $4) and ($5::uuid is null or source_id = $5)
-                  and ($6::text is null or campaign = $6)
+                  and ($6::text is null or campaign = $6) and ($10::text is null or source = $10)
                   and ($7::timestamptz is null or (occurred_at, id) < ($7, $8))
                 order by occurred_at desc, id desc
                 limit $9
                 """,
                 [
                     practice, filter.since, filter.until, filter.kind, filter.sourceID, filter.campaign, after?.0,
-                    after?.1,
-                    filter.limit + 1,
+                    after?.1, filter.limit + 1, filter.source,
                 ])
             let leads = try await decrypt(Array(rows.prefix(filter.limit)), practice: practice, transaction)
             try await audit(leads, practice: practice, transaction, context, reason: "list")
