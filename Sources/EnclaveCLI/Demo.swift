@@ -29,7 +29,11 @@ extension EnclaveCommand {
                 var practice: UUID
                 var id: UUID
                 var kind: String
+                /// The ingest secret; a `twilio` source's is its auth token.
                 var secret: String
+                /// `twilio` for a Twilio source (nil: the signed JSON format), with its account SID.
+                var provider: String?
+                var account: String?
             }
             var agency: UUID
             var practices: [Practice]
@@ -156,6 +160,20 @@ extension EnclaveCommand {
                     if state == "revoked" { try await agreements.revoke(ownerToken, agreement: agreement) }
                     try await agreements.assign(admin, agency: agency, practice: practice, member: memberID)
                     sourceEntries += try await demoSources(ownerToken, practice)
+                    // A Twilio line, with a made-up account: point a local stand-in at it (README).
+                    let account = "AC" + (try SecureRandom.bytes(16)).map { String(format: "%02x", $0) }.joined()
+                    let authToken = (try SecureRandom.bytes(16)).map { String(format: "%02x", $0) }.joined()
+                    let twilio = try await sources.createTwilio(
+                        ownerToken, practice: practice, label: "Twilio line", trackingNumber: nil,
+                        defaults: Attribution(source: "google", medium: "cpc", campaign: "new patients"),
+                        twilio: TwilioSettings(
+                            accountSID: account, authToken: authToken,
+                            forwardTo: "+1 555 010 \(1000 + practices.count)",
+                            announceRecording: true))
+                    sourceEntries.append(
+                        .init(
+                            practice: practice, id: twilio.id, kind: "call", secret: authToken, provider: "twilio",
+                            account: account))
                     practices.append(.init(id: practice, name: name, owner: email, agreement: state))
                     print("demo: \(name): owner \(email), agreement with Brightline Marketing \(state)")
                 }
@@ -191,7 +209,9 @@ extension EnclaveCommand {
                 let ingest = services.ingest
                 var total = 0
                 for practice in practices {
-                    let call = try sourceEntries.first { $0.practice == practice.id && $0.kind == "call" }.orThrow()
+                    let call = try sourceEntries.first {
+                        $0.practice == practice.id && $0.kind == "call" && $0.provider == nil
+                    }.orThrow()
                     let form = try sourceEntries.first { $0.practice == practice.id && $0.kind == "form" }.orThrow()
                     for index in 0..<leadsPerPractice {
                         try await DemoLeads.ingest(

@@ -22,6 +22,12 @@ extension EnclaveCommand {
         @Option(help: "The master key file (default: $ENCLAVE_MASTER_KEY_FILE).") var masterKeyFile: String?
         @Option(help: "Database connections.") var connections: Int = 10
         @Option(help: "Seconds a session may stay idle before it ends (60 to 3600).") var idleTimeout: Int = 900
+        @Option(
+            help: """
+                The URL providers reach this server at, such as https://enclave.example.com (default: \
+                $ENCLAVE_PUBLIC_URL, else https:// and each request's Host). Providers sign the URL they call.
+                """)
+        var publicURL: String?
         @Option(help: "Address of the metrics listener (plain HTTP; keep it off public networks).")
         var metricsHost: String = "127.0.0.1"
         @Option(help: "Port of the metrics listener (GET /metrics, Prometheus text).") var metricsPort: Int = 9464
@@ -29,6 +35,11 @@ extension EnclaveCommand {
         func validate() throws {
             guard (60...3600).contains(idleTimeout) else {
                 throw ValidationError("--idle-timeout \(idleTimeout) is not between 60 and 3600 seconds")
+            }
+            if let url = publicURL ?? ProcessInfo.processInfo.environment["ENCLAVE_PUBLIC_URL"] {
+                guard let parsed = URL(string: url), parsed.scheme == "https", parsed.host != nil,
+                    parsed.query == nil, parsed.path.isEmpty || parsed.path == "/"
+                else { throw ValidationError("the public URL is https://host[:port], with no path: \(url)") }
             }
             if !insecureHTTP, tlsCert == nil || tlsKey == nil {
                 throw ValidationError("give --tls-cert and --tls-key (or --insecure-http on loopback)")
@@ -42,7 +53,9 @@ extension EnclaveCommand {
                     authDatabase: try ConnectionConfiguration.forRole(.auth),
                     masterKeyFile: try MaintenanceOptions.masterKeyPath(flag: masterKeyFile),
                     options: .init(connections: connections, identity: .init(idleTimeout: .seconds(idleTimeout))))
-                let api = EnclaveAPI(services: services)
+                let api = EnclaveAPI(
+                    services: services,
+                    publicBaseURL: publicURL ?? ProcessInfo.processInfo.environment["ENCLAVE_PUBLIC_URL"])
                 let app = try EnclaveServer.application(
                     api: api,
                     listen: .init(

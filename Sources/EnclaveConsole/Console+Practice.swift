@@ -231,7 +231,11 @@ extension Console {
                 [
                     "practice": id(practice),
                     "sources": sources.map { source in
-                        ["id": id(source.id), "kind": source.kind, "label": source.label, "disabled": source.disabled]
+                        [
+                            "id": id(source.id), "kind": source.kind, "label": source.label,
+                            "disabled": source.disabled,
+                            "twilio": source.provider == "twilio",
+                        ]
                             as [String: Any]
                     },
                 ], request)

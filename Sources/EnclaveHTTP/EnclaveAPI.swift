@@ -10,11 +10,17 @@ public struct EnclaveAPI: APIProtocol {
     public let services: EnclaveServices
     /// The newest schema migration this build expects, for readiness.
     public let expectedSchemaVersion: Int
+    /// The scheme, host and port providers reach this server at (behind a proxy, not what the
+    /// request says); nil: `https://` and the request's Host. Providers sign the URL they call.
+    public let publicBaseURL: String?
     let metrics: Metrics
 
-    public init(services: EnclaveServices, expectedSchemaVersion: Int = SchemaVersion.expected) {
+    public init(
+        services: EnclaveServices, expectedSchemaVersion: Int = SchemaVersion.expected, publicBaseURL: String? = nil
+    ) {
         self.services = services
         self.expectedSchemaVersion = expectedSchemaVersion
+        self.publicBaseURL = publicBaseURL.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         metrics = Metrics(pool: services.pool)
     }
 

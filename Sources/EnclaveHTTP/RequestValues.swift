@@ -14,6 +14,9 @@ struct RequestValues: Sendable {
     var context = Enclave.RequestContext()
     var rawBody: [UInt8]?
     var contentType: String?
+    /// The request's path and query as received, and its Host (a provider signs the URL it called).
+    var target = ""
+    var host: String?
     /// Headers a handler sets that the generated code cannot (a recording's real content type).
     var response = ResponseOverrides()
 
@@ -39,6 +42,8 @@ struct RequestValuesMiddleware: RouterMiddleware {
         let started = ContinuousClock.now
         var values = RequestValues()
         values.contentType = request.headers[.contentType].map { String($0.prefix(100)) }
+        values.target = request.uri.string
+        values.host = request.head.authority.map { String($0.prefix(300)) }
         if let authorization = request.headers[.authorization], authorization.hasPrefix("Bearer ") {
             values.token = SessionToken(String(authorization.dropFirst(7)))
         } else if request.method == .get, Self.isRecording(request.uri.path),

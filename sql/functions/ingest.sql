@@ -19,6 +19,22 @@ $$;
 revoke all on function enclave_private.ingest_source(uuid) from public;
 grant execute on function enclave_private.ingest_source(uuid) to enclave_app;
 
+-- A capture source's provider settings, for the service to check a provider's signature and
+-- answer the provider before it binds the credential (ingest_source gives the wrapped secret).
+-- plpgsql: its columns come from 0009, which a fresh database applies after this file.
+create or replace function enclave_private.capture_source(source uuid)
+returns table (provider text, provider_account text, forward_to text, announce_recording boolean)
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+begin
+    return query
+    select c.provider, c.provider_account, c.forward_to, c.announce_recording
+    from enclave_private.ingest_credentials c where c.source_id = source and c.disabled_at is null;
+end
+$$;
+revoke all on function enclave_private.capture_source(uuid) from public;
+grant execute on function enclave_private.capture_source(uuid) to enclave_app;
+
 -- The validated credential, or 'ingest_credential_required' (42501).
 create or replace function enclave_private.require_ingest_credential()
 returns record
@@ -144,6 +160,41 @@ $$;
 revoke all on function enclave_private.enqueue_new_lead(uuid) from public;
 grant execute on function enclave_private.enqueue_new_lead(uuid) to enclave_app;
 
+-- A provider's later word on a call this source stored (by its idempotency key, the provider's
+-- call id): its duration and disposition. `authoritative` (the outcome of the forwarded leg)
+-- replaces what is there; otherwise only what is missing is filled. Returns the lead, or null
+-- for an unknown call.
+create or replace function enclave_private.ingest_update_call(
+    idempotency_key text, duration integer, disposition text, authoritative boolean
+)
+returns uuid
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    credential record := enclave_private.require_ingest_credential();
+    lead uuid;
+begin
+    if disposition is not null
+        and disposition not in ('answered', 'missed', 'voicemail', 'busy', 'failed', 'abandoned') then
+        raise exception 'unknown disposition' using errcode = '22023';
+    end if;
+    if duration is not null and (duration < 0 or duration > 604800) then
+        raise exception 'duration out of range' using errcode = '22023';
+    end if;
+    update enclave.leads l
+    set duration_seconds = case when authoritative then coalesce(ingest_update_call.duration, l.duration_seconds)
+                                else coalesce(l.duration_seconds, ingest_update_call.duration) end,
+        disposition = case when authoritative then coalesce(ingest_update_call.disposition, l.disposition)
+                           else coalesce(l.disposition, ingest_update_call.disposition) end
+    where l.tenant_id = credential.tenant_id and l.source_id = credential.source_id and l.kind = 'call'
+      and l.idempotency_key = ingest_update_call.idempotency_key
+    returning l.id into lead;
+    return lead;
+end
+$$;
+revoke all on function enclave_private.ingest_update_call(text,integer,text,boolean) from public;
+grant execute on function enclave_private.ingest_update_call(text,integer,text,boolean) to enclave_app;
+
 -- Whether `lead` is a call this source stored (the recordings insert policy).
 create or replace function enclave_private.ingest_owns_call(tenant uuid, lead uuid)
 returns boolean
@@ -204,7 +255,8 @@ grant execute on function enclave_private.ingest_finish_recording(uuid,bytea,big
 -- the last five minutes.
 create or replace function enclave_private.create_tracking_source(
     source uuid, kind text, label text, tracking_number text, default_source text, default_medium text,
-    default_campaign text, secret_hash bytea, wrapped_secret bytea
+    default_campaign text, provider text, provider_account text, forward_to text, announce_recording boolean,
+    secret_hash bytea, wrapped_secret bytea
 )
 returns void
 language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
@@ -216,15 +268,21 @@ begin
     if practice is null then
         raise exception 'sources_need_tracking_manage' using errcode = '42501';
     end if;
+    if coalesce(provider, 'enclave') <> 'enclave' and kind <> 'call' then
+        raise exception 'a telephony provider captures calls' using errcode = '22023';
+    end if;
     insert into enclave.tracking_sources
-        (tenant_id, id, kind, label, tracking_number, default_source, default_medium, default_campaign)
-    values (practice, source, kind, label, tracking_number, default_source, default_medium, default_campaign);
-    insert into enclave_private.ingest_credentials (source_id, practice_id, secret_hash, wrapped_secret)
-    values (source, practice, secret_hash, wrapped_secret);
+        (tenant_id, id, kind, label, tracking_number, default_source, default_medium, default_campaign, provider)
+    values (practice, source, kind, label, tracking_number, default_source, default_medium, default_campaign,
+            coalesce(provider, 'enclave'));
+    insert into enclave_private.ingest_credentials
+        (source_id, practice_id, secret_hash, wrapped_secret, provider, provider_account, forward_to, announce_recording)
+    values (source, practice, secret_hash, wrapped_secret, coalesce(provider, 'enclave'), provider_account, forward_to,
+            coalesce(announce_recording, false));
 end
 $$;
-revoke all on function enclave_private.create_tracking_source(uuid,text,text,text,text,text,text,bytea,bytea) from public;
-grant execute on function enclave_private.create_tracking_source(uuid,text,text,text,text,text,text,bytea,bytea) to enclave_app;
+revoke all on function enclave_private.create_tracking_source(uuid,text,text,text,text,text,text,text,text,text,boolean,bytea,bytea) from public;
+grant execute on function enclave_private.create_tracking_source(uuid,text,text,text,text,text,text,text,text,text,boolean,bytea,bytea) to enclave_app;
 
 -- Rotates a source's credential. The caller reaches the source's practice for tracking.manage
 -- and re-authenticated in the last five minutes.

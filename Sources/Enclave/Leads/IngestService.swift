@@ -53,7 +53,10 @@ public struct IngestService: Sendable {
     public func ingestCall(_ request: IngestRequest) async throws -> IngestResult {
         let credential = try await authenticate(request.sourceID, request.signature, body: request.body)
         let input = try LeadInputParser.call(request.body)
-        return try await store(request, credential) { transaction, leadID, keySet in
+        return try await store(
+            idempotencyKey: request.idempotencyKey, replayID: try IngestSignature(header: request.signature).replayID,
+            context: request.context, credential
+        ) { transaction, leadID, keySet in
             let key = try await keySet.activeDataKey()
             func seal(_ value: String?, _ column: String) throws -> [UInt8]? {
                 try value.map {
@@ -90,7 +93,10 @@ public struct IngestService: Sendable {
     public func ingestForm(_ request: IngestRequest) async throws -> IngestResult {
         let credential = try await authenticate(request.sourceID, request.signature, body: request.body)
         let input = try LeadInputParser.form(request.body)
-        return try await store(request, credential) { transaction, leadID, keySet in
+        return try await store(
+            idempotencyKey: request.idempotencyKey, replayID: try IngestSignature(header: request.signature).replayID,
+            context: request.context, credential
+        ) { transaction, leadID, keySet in
             let key = try await keySet.activeDataKey()
             func seal(_ value: [UInt8]?, _ column: String) throws -> [UInt8]? {
                 try value.map {
@@ -197,20 +203,22 @@ public struct IngestService: Sendable {
     /// The inserts say `on conflict do nothing` without naming the idempotency constraint: naming
     /// an arbiter makes PostgreSQL check the new row against the SELECT policies too, and an
     /// ingest credential may read nothing. The id is random, so the only conflict is the key.
-    private func store(
-        _ request: IngestRequest,
+    ///
+    /// `replayID` marks a signed request as seen (a second one without an idempotency key is a
+    /// replay); a provider whose signature has no timestamp passes nil and an idempotency key.
+    func store(
+        idempotencyKey: String?, replayID: [UInt8]?, context: RequestContext,
         _ credential: Credential,
         insert: (Transaction, UUID, TenantKeySet) async throws -> Bool
     ) async throws -> IngestResult {
-        if let key = request.idempotencyKey {
+        if let key = idempotencyKey {
             guard (1...200).contains(key.utf8.count), key.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
                 throw AccessError(.invalidInput, "the idempotency key has 1 to 200 printable ASCII characters")
             }
         }
-        let signature = try IngestSignature(header: request.signature)
         return try await withCredential(credential) { transaction in
             let existing = { () async throws -> UUID? in
-                guard let key = request.idempotencyKey else { return nil }
+                guard let key = idempotencyKey else { return nil }
                 return try await transaction.query(
                     "select enclave_private.ingest_existing_lead($1) as id", [key]
                 ).first?.decode(UUID?.self, "id")
@@ -218,7 +226,7 @@ public struct IngestService: Sendable {
             if let lead = try await existing() {
                 return IngestResult(leadID: lead, practiceID: credential.practice, created: false)
             }
-            if try await !markSignature(transaction, credential, signature) {
+            if let replayID, try await !markSignature(transaction, replayID) {
                 // The same signed request again. With an idempotency key it is a retry: once the
                 // request that got here first has committed (the marker insert waited for it),
                 // its lead is the answer. Without one it is a replay.
@@ -240,7 +248,7 @@ public struct IngestService: Sendable {
                 AuditEvent(
                     tenant: credential.practice, action: .leadCreated, objectType: "lead",
                     objectID: leadID.uuidString.lowercased()),
-                context: request.context)
+                context: context)
             // The outbox, in this transaction: a crash loses neither the lead nor its notices.
             try await transaction.query("select enclave_private.enqueue_new_lead($1)", [leadID])
             return IngestResult(leadID: leadID, practiceID: credential.practice, created: true)
@@ -248,18 +256,16 @@ public struct IngestService: Sendable {
     }
 
     /// Refuses a signature seen before (a replayed request).
-    func checkReplay(_ transaction: Transaction, _ credential: Credential, _ signature: IngestSignature) async throws {
-        guard try await markSignature(transaction, credential, signature) else {
+    func checkReplay(_ transaction: Transaction, _ signature: IngestSignature) async throws {
+        guard try await markSignature(transaction, signature.replayID) else {
             throw AccessError(.unauthenticated, "this signed request was already received (replay)")
         }
     }
 
     /// Records a signature as used; false if it was used before. Prunes markers past the window.
-    func markSignature(_ transaction: Transaction, _ credential: Credential, _ signature: IngestSignature) async throws
-        -> Bool
-    {
+    func markSignature(_ transaction: Transaction, _ replayID: [UInt8]) async throws -> Bool {
         try await transaction.query(
-            "select enclave_private.ingest_mark_signature($1) as fresh", [signature.replayID]
+            "select enclave_private.ingest_mark_signature($1) as fresh", [replayID]
         ).first?.decode(Bool.self, "fresh") ?? false
     }
 }

@@ -32,7 +32,7 @@ extension IngestService {
             guard try !row.decode(Bool.self, "has_recording") else {
                 throw AccessError(.conflict, "this call already has a recording")
             }
-            try await checkReplay(transaction, credential, signature)
+            try await checkReplay(transaction, signature)
             let keySet = try await keys.ingestKeys(credential.practice, in: transaction)
             let key = try await keySet.activeDataKey()
             var sealer = try StreamSealer(

@@ -11,6 +11,26 @@ public struct TrackingSource: Sendable, Equatable {
     public let trackingNumber: String?
     public let defaults: Attribution
     public let disabled: Bool
+    /// `enclave` (the signed JSON format) or a telephony provider (`twilio`).
+    public let provider: String
+}
+
+/// A Twilio account's settings for a call source. The auth token is the source's ingest
+/// secret: wrapped by the master key, never shown again.
+public struct TwilioSettings: Sendable {
+    public var accountSID: String
+    public var authToken: String
+    /// The practice's own number, where calls are forwarded.
+    public var forwardTo: String
+    /// Says "This call may be recorded." before forwarding.
+    public var announceRecording: Bool
+
+    public init(accountSID: String, authToken: String, forwardTo: String, announceRecording: Bool = false) {
+        self.accountSID = accountSID
+        self.authToken = authToken
+        self.forwardTo = forwardTo
+        self.announceRecording = announceRecording
+    }
 }
 
 /// Tracking sources and their ingest credentials. The secret is shown once, at creation or
@@ -35,6 +55,41 @@ public struct TrackingSources: Sendable {
         trackingNumber: String? = nil,
         defaults: Attribution = Attribution()
     ) async throws -> (source: TrackingSource, secret: String) {
+        let secret = try Self.newSecret()
+        let source = try await insert(
+            token, practice: practice, kind: kind, label: label, trackingNumber: trackingNumber, defaults: defaults,
+            secret: secret, twilio: nil)
+        return (source, secret)
+    }
+
+    /// Creates a call source whose calls arrive from Twilio (`/v1/capture/twilio/{source}/…`):
+    /// the auth token checks the provider's signatures and fetches recordings.
+    public func createTwilio(
+        _ token: SessionToken, practice: UUID, label: String, trackingNumber: String?,
+        defaults: Attribution = Attribution(),
+        twilio: TwilioSettings
+    ) async throws -> TrackingSource {
+        let account = twilio.accountSID
+        guard account.utf8.count == 34, account.hasPrefix("AC"),
+            account.dropFirst(2).allSatisfy({ $0.isHexDigit && !$0.isUppercase })
+        else { throw AccessError(.invalidInput, "an account SID is AC and 32 lowercase hex digits") }
+        guard (16...200).contains(twilio.authToken.utf8.count),
+            twilio.authToken.allSatisfy({ $0.isASCII && !$0.isWhitespace })
+        else { throw AccessError(.invalidInput, "the auth token has 16 to 200 printable characters") }
+        guard let forward = try? PhoneNumber.normalize(twilio.forwardTo) else {
+            throw AccessError(.invalidInput, "the number to forward to is not a phone number")
+        }
+        var settings = twilio
+        settings.forwardTo = forward
+        return try await insert(
+            token, practice: practice, kind: "call", label: label, trackingNumber: trackingNumber, defaults: defaults,
+            secret: twilio.authToken, twilio: settings)
+    }
+
+    private func insert(
+        _ token: SessionToken, practice: UUID, kind: String, label: String, trackingNumber: String?,
+        defaults: Attribution, secret: String, twilio: TwilioSettings?
+    ) async throws -> TrackingSource {
         guard ["call", "form"].contains(kind) else { throw AccessError(.invalidInput, "kind must be call or form") }
         let label = label.trimmingCharacters(in: .whitespacesAndNewlines)
         guard (1...200).contains(label.count) else {
@@ -46,27 +101,30 @@ public struct TrackingSources: Sendable {
             }
         }
         let id = UUID()
-        let secret = try Self.newSecret()
         let wrapped = try await wrap(secret, source: id)
         return try await access.withPractice(token, practice: practice, scope: .trackingManage) { transaction in
             // A setting: through the definer function, which needs a fresh re-authentication.
             try await transaction.query(
-                "select enclave_private.create_tracking_source($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                "select enclave_private.create_tracking_source($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                 [
                     id, kind, label, trackingNumber, defaults.source, defaults.medium, defaults.campaign,
-                    SHA256.hash(Array(secret.utf8)), wrapped,
+                    twilio == nil ? "enclave" : "twilio", twilio?.accountSID, twilio?.forwardTo,
+                    twilio?.announceRecording ?? false, SHA256.hash(Array(secret.utf8)), wrapped,
                 ])
-            return (
-                TrackingSource(
-                    id: id, practiceID: practice, kind: kind, label: label, trackingNumber: trackingNumber,
-                    defaults: defaults, disabled: false),
-                secret
-            )
+            return TrackingSource(
+                id: id, practiceID: practice, kind: kind, label: label, trackingNumber: trackingNumber,
+                defaults: defaults, disabled: false, provider: twilio == nil ? "enclave" : "twilio")
         }
     }
 
     /// Replaces a source's secret; the old one stops working at once.
     public func rotateSecret(_ token: SessionToken, practice: UUID, source: UUID) async throws -> String {
+        let provider = try await access.pool.query(
+            "select provider from enclave_private.capture_source($1)", [source]
+        ).first?.decode(String.self, "provider")
+        guard provider != "twilio" else {
+            throw AccessError(.invalidInput, "a Twilio source's secret is the account's auth token, set at Twilio")
+        }
         let secret = try Self.newSecret()
         let wrapped = try await wrap(secret, source: source)
         try await access.withPractice(token, practice: practice, scope: .trackingManage) { transaction in
@@ -82,7 +140,8 @@ public struct TrackingSources: Sendable {
         try await access.withPractice(token, practice: practice, scope: .leadsRead) { transaction in
             try await transaction.query(
                 """
-                select id, kind, label, tracking_number, default_source, default_medium, default_campaign, disabled_at
+                select id, kind, label, tracking_number, default_source, default_medium, default_campaign, disabled_at,
+                       provider
                 from enclave.tracking_sources where tenant_id = $1 order by created_at
                 """,
                 [practice]
@@ -96,7 +155,8 @@ public struct TrackingSources: Sendable {
                         source: try row.decode(String?.self, "default_source"),
                         medium: try row.decode(String?.self, "default_medium"),
                         campaign: try row.decode(String?.self, "default_campaign")),
-                    disabled: try row.decode(Date?.self, "disabled_at") != nil)
+                    disabled: try row.decode(Date?.self, "disabled_at") != nil,
+                    provider: try row.decode(String.self, "provider"))
             }
         }
     }
