@@ -1,11 +1,16 @@
 """Twilio-format capture checked with the twilio package (run by scripts/capture-test)."""
 
+import base64
 import concurrent.futures
+import http.server
 import json
 import os
 import ssl
+import struct
 import subprocess
 import sys
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -14,7 +19,7 @@ import xml.etree.ElementTree as ElementTree
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
-from testkit import free_port, serve
+from testkit import free_port, serve, totp
 
 WORK = os.environ["ENCLAVE_CAPTURE_WORK"]
 SUPERUSER = os.environ["ENCLAVE_SUPERUSER_DATABASE_URL"].rsplit("/", 1)[0] + "/enclave_capture"
@@ -62,6 +67,62 @@ def parse(text):
         return ElementTree.fromstring(text)
     except ElementTree.ParseError:
         return ElementTree.Element("not-xml")
+
+
+class StandIn(http.server.BaseHTTPRequestHandler):
+    """The provider's recording resource on loopback: checks the account's credentials, serves
+    the media, and notes the DELETE."""
+    media = b""
+    path_expected = ""
+    authorization = ""
+    seen = []
+
+    def do_GET(self):
+        self.answer("GET")
+
+    def do_DELETE(self):
+        self.answer("DELETE")
+
+    def answer(self, method):
+        StandIn.seen.append((method, self.path, self.headers.get("Authorization") == StandIn.authorization))
+        if self.headers.get("Authorization") != StandIn.authorization:
+            self.send_response(401)
+            self.end_headers()
+        elif self.path != StandIn.path_expected:
+            self.send_response(404)
+            self.end_headers()
+        elif method == "DELETE":
+            self.send_response(204)
+            self.end_headers()
+        else:
+            self.send_response(200)
+            self.send_header("Content-Type", "audio/x-wav")
+            self.send_header("Content-Length", str(len(StandIn.media)))
+            self.end_headers()
+            self.wfile.write(StandIn.media)
+
+    def log_message(self, *args):
+        pass
+
+
+def wave(seconds):
+    """A mono 8 kHz 16-bit WAV whose samples differ (not a compressible constant)."""
+    samples = b"".join(struct.pack("<h", (i * 7919) % 65536 - 32768) for i in range(8000 * seconds))
+    return (b"RIFF" + struct.pack("<I", 36 + len(samples)) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, 8000, 16000, 2, 16)
+            + b"data" + struct.pack("<I", len(samples)) + samples)
+
+
+def api(method, path, token=None, body=None):
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = "Bearer " + token
+    request = urllib.request.Request(ORIGIN + path, data=json.dumps(body).encode() if body is not None else None,
+                                     method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, context=tls, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
 
 
 def same_tree(a, b):
@@ -130,6 +191,56 @@ try:
     disposition = psql("select disposition || ' ' || duration_seconds from enclave.leads "
                        "where idempotency_key = 'twilio:%s'" % call_sid)
     check(disposition == "missed 0", "after no-answer the call is %r" % disposition)
+
+    # The recording: the callback queues it; the worker fetches it from the provider's stand-in
+    # (allowlisted, on loopback) with the account's credentials, seals it, then deletes it there.
+    recording_sid = "RE" + "9c" * 16
+    stand_in_port = free_port()
+    StandIn.media = wave(5)
+    StandIn.path_expected = "/2010-04-01/Accounts/%s/Recordings/%s" % (source["account"], recording_sid)
+    StandIn.authorization = "Basic " + base64.b64encode(("%s:%s" % (source["account"], source["secret"])).encode()).decode()
+    stand_in = http.server.ThreadingHTTPServer(("127.0.0.1", stand_in_port), StandIn)
+    stand_in_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    stand_in_tls.load_cert_chain(os.path.join(WORK, "cert.pem"), os.path.join(WORK, "key.pem"))
+    stand_in.socket = stand_in_tls.wrap_socket(stand_in.socket, server_side=True)
+    threading.Thread(target=stand_in.serve_forever, daemon=True).start()
+    ready = dict(params, RecordingSid=recording_sid, RecordingStatus="completed", RecordingDuration="5",
+                 RecordingChannels="2", RecordingUrl="https://localhost:%d%s" % (stand_in_port, StandIn.path_expected))
+    elsewhere = dict(ready, RecordingUrl="https://localhost:%d/2010-04-01/Accounts/%s/Recordings/%s" % (
+        stand_in_port, "AC" + "0" * 32, recording_sid))
+    status, _ = post(base + "/recording", elsewhere, validator.compute_signature(ORIGIN + base + "/recording", elsewhere))
+    check(status == 400, "a recording URL of another account got %d" % status)
+    for _ in range(2):  # a repeated callback queues nothing more
+        status, _ = post(base + "/recording", ready, validator.compute_signature(ORIGIN + base + "/recording", ready))
+        check(status == 204, "the recording callback got %d" % status)
+    check(psql("select count(*) from enclave.recording_fetches") == "1", "the repeated callback queued twice")
+    worker_env = dict(os.environ, ENCLAVE_EGRESS_ALLOW="127.0.0.1/32,::1/128")
+    started = time.perf_counter()
+    worker = subprocess.run(
+        [os.environ["ENCLAVE_BIN"], "recordings", "fetch", "--once", "--ca-file", os.path.join(WORK, "cert.pem"),
+         "--media-host", "localhost:%d" % stand_in_port], env=worker_env, capture_output=True, text=True, timeout=120)
+    print("capture-test: %s (%.2f s)" % (worker.stdout.strip(), time.perf_counter() - started), flush=True)
+    check(worker.returncode == 0 and "1 fetched" in worker.stdout and "1 deleted" in worker.stdout,
+          "the worker: %s %s" % (worker.stdout.strip(), worker.stderr.strip()[:300]))
+    check([m for m, _, _ in StandIn.seen] == ["GET", "DELETE"] and all(ok for _, _, ok in StandIn.seen),
+          "the stand-in saw %s" % StandIn.seen)
+    stand_in.shutdown()
+    check(psql("select step from enclave.recording_fetches") == "done", "the fetch did not finish")
+    check(psql("select string_agg(action, ',' order by seq) from enclave.audit_events "
+               "where action like 'recording.%'") == "recording.fetched,recording.provider_deleted",
+          "the recording steps are not audited")
+
+    # Played back through the API by the practice's owner: byte for byte.
+    owner = next(u for u in credentials["users"]
+                 if u["email"] == next(p["owner"] for p in credentials["practices"] if p["id"] == source["practice"]))
+    status, body = api("POST", "/v1/auth/login", body={"email": owner["email"], "password": owner["password"]})
+    token = json.loads(body)["token"] if status == 200 else ""
+    status, _ = api("POST", "/v1/auth/mfa", token, {"code": totp(owner["totpSecret"], time.time())})
+    check(status == 204, "the owner's MFA got %d" % status)
+    lead = psql("select id from enclave.leads where idempotency_key = 'twilio:%s'" % call_sid)
+    status, played = api("GET", "/v1/practices/%s/leads/%s/recording" % (source["practice"].lower(), lead), token)
+    check(status == 200 and played == StandIn.media,
+          "the recording plays back %d: %d bytes, %d sent" % (status, len(played), len(StandIn.media)))
 
     # The caller's name and number are sealed: nowhere in clear.
     clear = psql("select count(*) from enclave.leads where position(convert_to('CANARY', 'UTF8') in caller_name) > 0 "

@@ -38,7 +38,7 @@ extension EnclaveCommand {
                     if once {
                         print(WebhookDeliveryService.describe(try await deliverer.deliverDue()))
                     } else {
-                        let service = WebhookDeliveryService(
+                        let service = WebhookDeliveryService.make(
                             deliverer: deliverer, interval: .milliseconds(Int(interval * 1000)),
                             report: { printNow($0) })
                         try await ServiceGroup(

@@ -27,6 +27,17 @@ extension EnclaveAPI {
         }
     }
 
+    func twilioRecording(_ input: Operations.twilioRecording.Input) async throws -> Operations.twilioRecording.Output {
+        do {
+            try await twilio.recordingReady(
+                try captureRequest(input.path.sourceId, input.headers.X_hyphen_Twilio_hyphen_Signature))
+            return .noContent(.init())
+        } catch {
+            return try Self.declared(
+                error, [400: { .badRequest($0) }, 403: { .forbidden($0) }, 404: { .notFound($0) }])
+        }
+    }
+
     /// The request as the provider made it: the URL it called (the public base URL, or https and
     /// the Host it sent), the signature, the raw form body the signature covers.
     func captureRequest(_ source: String, _ signature: String) throws -> CaptureRequest {

@@ -82,7 +82,7 @@ struct WebhookTests {
             keys: TenantKeyStore(provider: try MasterKeyFile.create(path: "\(directory)/kek")),
             transport: try HTTPWebhookTransport())
         let reports = Locked<[String]>([])
-        let service = WebhookDeliveryService(
+        let service = WebhookDeliveryService.make(
             deliverer: deliverer, interval: .milliseconds(50), report: { line in reports.withLock { $0.append(line) } })
         let running = Task { try await service.run() }
         try await waitUntil("two failed passes are reported") {

@@ -195,6 +195,68 @@ $$;
 revoke all on function enclave_private.ingest_update_call(text,integer,text,boolean) from public;
 grant execute on function enclave_private.ingest_update_call(text,integer,text,boolean) to enclave_app;
 
+-- Queues the fetch of a recording the provider hosts, for a call this source stored (by its
+-- idempotency key). Once per recording: a repeated callback changes nothing. Returns whether
+-- the call is known.
+create or replace function enclave_private.ingest_queue_recording(idempotency_key text, recording_sid text, media_url text)
+returns boolean
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    credential record := enclave_private.require_ingest_credential();
+    lead uuid;
+begin
+    select l.id into lead from enclave.leads l
+    where l.tenant_id = credential.tenant_id and l.source_id = credential.source_id and l.kind = 'call'
+      and l.idempotency_key = ingest_queue_recording.idempotency_key;
+    if lead is null then
+        return false;
+    end if;
+    insert into enclave.recording_fetches (tenant_id, source_id, lead_id, recording_sid, media_url)
+    values (credential.tenant_id, credential.source_id, lead, recording_sid, media_url)
+    on conflict do nothing;
+    return true;
+end
+$$;
+revoke all on function enclave_private.ingest_queue_recording(text,text,text) from public;
+grant execute on function enclave_private.ingest_queue_recording(text,text,text) to enclave_app;
+
+-- The recording fetches due now, across practices, for the recording worker (operators only).
+create or replace function enclave_private.due_recording_fetches(at timestamptz, max_rows integer)
+returns table (tenant_id uuid, id uuid)
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if session_user <> 'enclave_maint' then
+        raise exception 'operators only' using errcode = '42501';
+    end if;
+    return query
+    select f.tenant_id, f.id from enclave.recording_fetches f
+    where f.step in ('fetch', 'delete') and f.next_attempt_at <= at
+    order by f.next_attempt_at limit max_rows;
+end
+$$;
+revoke all on function enclave_private.due_recording_fetches(timestamp with time zone,integer) from public;
+grant execute on function enclave_private.due_recording_fetches(timestamp with time zone,integer) to enclave_maint;
+
+-- A source's provider account and wrapped auth token, for the recording worker: the source must
+-- belong to the practice of the caller's maintenance context.
+create or replace function enclave_private.provider_credential(source uuid)
+returns table (provider text, provider_account text, wrapped_secret bytea)
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if session_user <> 'enclave_maint' then
+        raise exception 'operators only' using errcode = '42501';
+    end if;
+    return query
+    select c.provider, c.provider_account, c.wrapped_secret from enclave_private.ingest_credentials c
+    where c.source_id = source and c.practice_id = enclave_private.maintenance_tenant() and c.disabled_at is null;
+end
+$$;
+revoke all on function enclave_private.provider_credential(uuid) from public;
+grant execute on function enclave_private.provider_credential(uuid) to enclave_maint;
+
 -- Whether `lead` is a call this source stored (the recordings insert policy).
 create or replace function enclave_private.ingest_owns_call(tenant uuid, lead uuid)
 returns boolean

@@ -24,6 +24,8 @@ public enum AuditAction: String, Sendable, CaseIterable, Codable {
     case phiExport = "phi.export"
     case phiDisclosed = "phi.disclosed"
     case recordingPlayed = "recording.played"
+    case recordingFetched = "recording.fetched"
+    case recordingProviderDeleted = "recording.provider_deleted"
     case leadCreated = "lead.created"
     case leadRedacted = "lead.redacted"
     case keyRotated = "key.rotated"

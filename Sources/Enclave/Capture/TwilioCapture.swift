@@ -127,6 +127,29 @@ public struct TwilioCapture: Sendable {
         return TwiML.empty
     }
 
+    /// The provider's word that a call's recording is ready: queues its fetch (the recording
+    /// worker downloads, seals, then deletes it at the provider). The media URL must be HTTPS and
+    /// name this account's recording; other statuses (in progress, absent, failed) change nothing.
+    public func recordingReady(_ request: CaptureRequest) async throws {
+        let verified = try await verify(request)
+        let form = verified.form
+        guard (form["RecordingStatus"] ?? "completed") == "completed" else { return }
+        guard let recording = form["RecordingSid"], recording.utf8.count == 34, recording.hasPrefix("RE"),
+            recording.dropFirst(2).allSatisfy({ $0.isHexDigit && !$0.isUppercase })
+        else { throw AccessError(.invalidInput, "RecordingSid is missing or is not a recording id") }
+        guard let media = form["RecordingUrl"], media.utf8.count <= 500, let url = URL(string: media),
+            url.scheme == "https", url.host != nil, url.query == nil,
+            url.path == "/2010-04-01/Accounts/\(verified.settings.account)/Recordings/\(recording)"
+        else { throw AccessError(.invalidInput, "RecordingUrl is not this account's recording over HTTPS") }
+        let known = try await ingest.withCredential(verified.credential) { transaction in
+            try await transaction.query(
+                "select enclave_private.ingest_queue_recording($1, $2, $3) as known",
+                [verified.callKey, recording, media]
+            ).first?.decode(Bool.self, "known")
+        }
+        guard known == true else { throw AccessError(.notFound, "no such call for this source") }
+    }
+
     /// A provider's call status as a disposition; nil for one that is not final.
     static func disposition(_ status: String) -> String? {
         switch status {

@@ -34,43 +34,20 @@ extension IngestService {
             }
             try await checkReplay(transaction, signature)
             let keySet = try await keys.ingestKeys(credential.practice, in: transaction)
-            let key = try await keySet.activeDataKey()
-            var sealer = try StreamSealer(
-                key: key,
-                context: FieldContext(
-                    tenantID: credential.practice, table: "recordings", column: "audio", rowID: leadID))
-            let chunkSize = sealer.chunkSize
-            var pending: [UInt8] = []
-            pending.reserveCapacity(chunkSize * 2)
-            var index: Int32 = 0
-            var total: Int64 = 0
-            func flush(_ chunk: ArraySlice<UInt8>, last: Bool) async throws {
-                let sealed = try sealer.seal(chunk, isLast: last)
-                try await transaction.query(
-                    "insert into enclave.recordings (tenant_id, lead_id, chunk_index, dek_version, ciphertext) values ($1, $2, $3, $4, $5)",
-                    [credential.practice, leadID, index, Int32(key.version), sealed])
-                index += 1
-            }
+            var writer = try RecordingWriter(
+                transaction: transaction, practice: credential.practice, lead: leadID,
+                key: try await keySet.activeDataKey())
             for try await piece in body {
                 try mac.update(piece)
-                total += Int64(piece.count)
-                guard total <= Self.maximumRecordingBytes else {
-                    throw AccessError(.invalidInput, "a recording has at most 1 GiB")
-                }
-                pending.append(contentsOf: piece)
-                // Keep at least one byte back: only the final chunk may carry the last flag.
-                while pending.count > chunkSize {
-                    try await flush(pending[0..<chunkSize], last: false)
-                    pending.removeFirst(chunkSize)
-                }
+                try await writer.append(piece)
             }
             guard HMAC.constantTimeEqual(try mac.finalize(), signature.mac) else {
                 throw AccessError(.unauthenticated, "the signature does not match this source's secret")
             }
-            try await flush(pending[...], last: true)
+            let (header, total, index) = try await writer.finish()
             let finished = try await transaction.query(
                 "select enclave_private.ingest_finish_recording($1, $2, $3, $4, $5) as finished",
-                [leadID, sealer.header, total, index, contentType])
+                [leadID, header, total, index, contentType])
             guard try finished.first?.decode(Bool.self, "finished") == true else {
                 throw AccessError(.conflict, "this call already has a recording")
             }
@@ -81,5 +58,57 @@ extension IngestService {
                 context: context)
             return total
         }
+    }
+}
+
+/// Seals a call's recording into `enclave.recordings` as its bytes arrive: 64 KiB chunks, each
+/// sealed with the practice's active data key bound to the call, in the caller's transaction.
+/// Memory stays about two chunks whatever the size.
+struct RecordingWriter {
+    let transaction: Transaction
+    let practice: UUID
+    let lead: UUID
+    let keyVersion: Int32
+    private var sealer: StreamSealer
+    private var pending: [UInt8] = []
+    private(set) var chunks: Int32 = 0
+    private(set) var total: Int64 = 0
+
+    init(transaction: Transaction, practice: UUID, lead: UUID, key: DataKey) throws {
+        self.transaction = transaction
+        self.practice = practice
+        self.lead = lead
+        keyVersion = Int32(key.version)
+        sealer = try StreamSealer(
+            key: key, context: FieldContext(tenantID: practice, table: "recordings", column: "audio", rowID: lead))
+        pending.reserveCapacity(sealer.chunkSize * 2)
+    }
+
+    mutating func append(_ piece: [UInt8]) async throws {
+        total += Int64(piece.count)
+        guard total <= IngestService.maximumRecordingBytes else {
+            throw AccessError(.invalidInput, "a recording has at most 1 GiB")
+        }
+        pending.append(contentsOf: piece)
+        // Keep at least one byte back: only the final chunk may carry the last flag.
+        while pending.count > sealer.chunkSize {
+            try await flush(pending[0..<sealer.chunkSize], last: false)
+            pending.removeFirst(sealer.chunkSize)
+        }
+    }
+
+    /// Seals what is left as the last chunk; returns the stream header, the size and the chunk count.
+    mutating func finish() async throws -> (header: [UInt8], total: Int64, chunks: Int32) {
+        try await flush(pending[...], last: true)
+        pending = []
+        return (sealer.header, total, chunks)
+    }
+
+    private mutating func flush(_ chunk: ArraySlice<UInt8>, last: Bool) async throws {
+        let sealed = try sealer.seal(chunk, isLast: last)
+        try await transaction.query(
+            "insert into enclave.recordings (tenant_id, lead_id, chunk_index, dek_version, ciphertext) values ($1, $2, $3, $4, $5)",
+            [practice, lead, chunks, keyVersion, sealed])
+        chunks += 1
     }
 }

@@ -1,0 +1,83 @@
+import Enclave
+import Foundation
+import ServiceLifecycle
+
+/// A worker as a service: a pass every `interval`, until a graceful shutdown (a pass in
+/// progress finishes first). Each report line starts with the worker's name.
+public struct PeriodicWorker: Service {
+    public let name: String
+    /// What a pass does, for the first line ("delivering", "fetching").
+    public let doing: String
+    public let interval: Duration
+    /// One pass; returns a line about it when it did something.
+    public let pass: @Sendable () async throws -> String?
+    /// Told about each pass that did something, and about failed passes (no PHI in either).
+    public let report: @Sendable (String) -> Void
+
+    public init(
+        name: String, doing: String, interval: Duration, pass: @escaping @Sendable () async throws -> String?,
+        report: @escaping @Sendable (String) -> Void
+    ) {
+        self.name = name
+        self.doing = doing
+        self.interval = interval
+        self.pass = pass
+        self.report = report
+    }
+
+    public func run() async throws {
+        report("\(name): \(doing) every \(interval)")
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                if let line = try await pass() { report(line) }
+            } catch  where isDatabaseUnreachable(error) {
+                report(
+                    "\(name): cannot connect to the database (\(logSafeDescription(of: error))); retrying in \(interval)"
+                )
+            } catch {
+                report("\(name): pass failed (\(logSafeDescription(of: error))); retrying")
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+    }
+}
+
+/// The webhook delivery worker.
+public enum WebhookDeliveryService {
+    public static func make(
+        deliverer: WebhookDeliverer, interval: Duration, report: @escaping @Sendable (String) -> Void
+    ) -> PeriodicWorker {
+        PeriodicWorker(
+            name: "webhooks", doing: "delivering", interval: interval,
+            pass: {
+                let pass = try await deliverer.deliverDue()
+                return pass == WebhookDeliverer.Summary() ? nil : describe(pass)
+            }, report: report)
+    }
+
+    /// One line about a pass.
+    public static func describe(_ pass: WebhookDeliverer.Summary) -> String {
+        "webhooks: \(pass.delivered) delivered (\(pass.disclosed) with PHI), \(pass.retrying) to retry, "
+            + "\(pass.failed) failed"
+    }
+}
+
+/// The recording worker.
+public enum RecordingFetchService {
+    public static func make(
+        fetcher: RecordingFetcher, interval: Duration, report: @escaping @Sendable (String) -> Void
+    ) -> PeriodicWorker {
+        PeriodicWorker(
+            name: "recordings", doing: "fetching", interval: interval,
+            pass: {
+                let pass = try await fetcher.fetchDue()
+                return pass == RecordingFetcher.Summary() ? nil : describe(pass)
+            }, report: report)
+    }
+
+    /// One line about a pass.
+    public static func describe(_ pass: RecordingFetcher.Summary) -> String {
+        "recordings: \(pass.fetched) fetched and sealed, \(pass.deleted) deleted at the provider, "
+            + "\(pass.retrying) to retry, \(pass.failed) failed"
+    }
+}
