@@ -178,9 +178,7 @@ declare
     agreement record;
     recorded integer := 0;
 begin
-    if session_user <> 'enclave_maint' then
-        raise exception 'operators only' using errcode = '42501';
-    end if;
+    perform enclave_private.require_operator();
     for agreement in
         select b.id, b.practice_id, b.agency_id, b.expires_at from enclave.baas b
         where b.status = 'active' and b.expires_at is not null and b.expires_at <= now()

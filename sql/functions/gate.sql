@@ -165,6 +165,19 @@ end
 $$;
 revoke all on function enclave_private.caller_tenant() from public;
 
+-- Refuses anyone but the maintenance role (the operators' tools): 'operators_only' (42501).
+create or replace function enclave_private.require_operator()
+returns void
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if session_user <> 'enclave_maint' then
+        raise exception 'operators_only' using errcode = '42501';
+    end if;
+end
+$$;
+revoke all on function enclave_private.require_operator() from public;
+
 -- True when the caller's credential reaches `tenant` now, for any purpose.
 create or replace function enclave_private.caller_reaches(tenant uuid)
 returns boolean

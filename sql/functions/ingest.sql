@@ -227,9 +227,7 @@ returns table (tenant_id uuid, id uuid)
 language plpgsql stable security definer set search_path = pg_catalog, pg_temp
 as $$
 begin
-    if session_user <> 'enclave_maint' then
-        raise exception 'operators only' using errcode = '42501';
-    end if;
+    perform enclave_private.require_operator();
     return query
     select f.tenant_id, f.id from enclave.recording_fetches f
     where f.step in ('fetch', 'delete') and f.next_attempt_at <= at
@@ -246,9 +244,7 @@ returns table (provider text, provider_account text, wrapped_secret bytea)
 language plpgsql stable security definer set search_path = pg_catalog, pg_temp
 as $$
 begin
-    if session_user <> 'enclave_maint' then
-        raise exception 'operators only' using errcode = '42501';
-    end if;
+    perform enclave_private.require_operator();
     return query
     select c.provider, c.provider_account, c.wrapped_secret from enclave_private.ingest_credentials c
     where c.source_id = source and c.practice_id = enclave_private.maintenance_tenant() and c.disabled_at is null;

@@ -15,9 +15,7 @@ declare
     disabled_credentials integer := 0;
     agreement record;
 begin
-    if session_user <> 'enclave_maint' then
-        raise exception 'only the maintenance role offboards practices' using errcode = '42501';
-    end if;
+    perform enclave_private.require_operator();
     update enclave.practices set status = 'offboarding' where id = practice and status = 'active';
     for agreement in
         update enclave.baas set status = 'revoked', revoked_at = now()
@@ -49,9 +47,7 @@ returns void
 language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
 as $$
 begin
-    if session_user <> 'enclave_maint' then
-        raise exception 'only the maintenance role offboards practices' using errcode = '42501';
-    end if;
+    perform enclave_private.require_operator();
     update enclave.practices set status = 'offboarded', offboarded_at = now() where id = practice;
 end
 $$;
@@ -85,9 +81,7 @@ returns table (kind text, id uuid, wrapped bytea, master_version integer)
 language plpgsql stable security definer set search_path = pg_catalog, pg_temp
 as $$
 begin
-    if session_user <> 'enclave_maint' then
-        raise exception 'operators only' using errcode = '42501';
-    end if;
+    perform enclave_private.require_operator();
     return query
     select 'totp', u.id, u.totp_secret, enclave_private.master_key_version(u.totp_secret)
     from enclave.users u where u.totp_secret is not null
@@ -108,9 +102,7 @@ returns boolean
 language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
 as $$
 begin
-    if session_user <> 'enclave_maint' then
-        raise exception 'operators only' using errcode = '42501';
-    end if;
+    perform enclave_private.require_operator();
     if kind = 'totp' then
         update enclave.users set totp_secret = new where users.id = rewrap_master_secret.id and totp_secret = old;
     elsif kind = 'totp_pending' then

@@ -73,9 +73,7 @@ returns table (tenant_id uuid, id uuid)
 language plpgsql stable security definer set search_path = pg_catalog, pg_temp
 as $$
 begin
-    if session_user <> 'enclave_maint' then
-        raise exception 'operators only' using errcode = '42501';
-    end if;
+    perform enclave_private.require_operator();
     return query
     select o.tenant_id, o.id from enclave.outbox o
     where o.kind = 'webhook' and o.status = 'pending' and o.next_attempt_at <= at

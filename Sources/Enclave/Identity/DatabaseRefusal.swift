@@ -9,6 +9,7 @@ enum DatabaseRefusal: String, CaseIterable, Sendable {
     case agencyMembersNeedAgencyAdmin = "agency_members_need_agency_admin"
     case reachNeedsPracticeOwner = "reach_needs_practice_owner"
     case ingestCredentialRequired = "ingest_credential_required"
+    case operatorsOnly = "operators_only"
     case accessDeniedEventInvalid = "access_denied_event_invalid"
     case proposeNeedsAgencyAdmin = "propose_needs_agency_admin"
     case decideNeedsPracticeOwner = "decide_needs_practice_owner"
@@ -40,6 +41,7 @@ enum DatabaseRefusal: String, CaseIterable, Sendable {
         case .agencyMembersNeedAgencyAdmin: AccessError(.forbidden, "only an admin of the agency may see its members")
         case .ingestCredentialRequired:
             AccessError(.unauthenticated, "the signature does not match this source's secret")
+        case .operatorsOnly: AccessError(.forbidden, "only the maintenance role may do that")
         case .accessDeniedEventInvalid: AccessError(.invalidInput, "a refusal is recorded with a fixed reason code")
         case .proposeNeedsAgencyAdmin: AccessError(.forbidden, "only an admin of the agency may propose an agreement")
         case .decideNeedsPracticeOwner:
