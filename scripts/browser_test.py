@@ -1,14 +1,18 @@
 """The console's browser tests (run by scripts/browser-test, which seeds the demo data and
 installs what this needs): headless Chromium through Selenium, axe-core for accessibility."""
 
+import functools
 import glob
 import hashlib
+import http.server
 import json
 import os
 import ssl
 import subprocess
 import sys
+import threading
 import time
+import urllib.parse
 import urllib.request
 
 from axe_selenium_python import Axe
@@ -16,6 +20,8 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
+from twilio.request_validator import RequestValidator
+
 from testkit import free_port, serve, totp
 
 WORK = os.environ["ENCLAVE_BROWSER_WORK"]
@@ -118,10 +124,144 @@ def sign_in(driver, email, at):
     WebDriverWait(driver, 10).until(expected_conditions.url_contains("/home"))
 
 
+def practice_site(directory, api_origin, key):
+    """A practice's page with the snippet: its own number marked and in a tel: link, and a form
+    with a honeypot."""
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "index.html"), "w") as page_file:
+        page_file.write("""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Bright Smile Dental</title></head>
+<body><main>
+<h1>Bright Smile Dental</h1>
+<p>Call us: <a id="phone" href="tel:+15550101000">(555) 010-1000</a> or <span id="marked" data-enclave-number>(555) 010-1000</span></p>
+<form id="contact" data-enclave-form>
+  <label for="name">Name</label><input id="name" name="name">
+  <label for="tel">Phone</label><input id="tel" name="phone">
+  <input id="website" name="website" data-enclave-honeypot tabindex="-1" autocomplete="off" hidden>
+  <button type="submit">Send</button>
+</form>
+</main>
+<script src="%s/v1/capture/snippet/%s.js"></script>
+</body></html>""" % (api_origin, key))
+
+
+class QuietFiles(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def serve_site(directory, port):
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", port), functools.partial(QuietFiles, directory=directory))
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    return site
+
+
+def psql(sql):
+    return subprocess.run(["psql", "-X", "-At", SUPERUSER, "-c", sql], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+SUPERUSER = os.environ["ENCLAVE_SUPERUSER_DATABASE_URL"].rsplit("/", 1)[0] + "/enclave_browser"
+
+
+def website_capture():
+    """Dynamic number insertion and form capture on a practice's site, in the browser."""
+    bright = next(p for p in credentials["practices"] if p["agreement"] == "active")
+    site = next(s for s in credentials["sites"] if s["practice"] == bright["id"])
+    twilio_source = next(s for s in credentials["sources"]
+                         if s["practice"] == bright["id"] and s.get("provider") == "twilio")
+    site_port = int(os.environ["ENCLAVE_SITE_PORT"])
+    other_port = free_port()
+    directory = os.path.join(WORK, "site")
+    practice_site(directory, ORIGIN, site["publicKey"])
+    servers = [serve_site(directory, site_port), serve_site(directory, other_port)]
+    visitor = browser()
+    try:
+        visitor.get("http://127.0.0.1:%d/index.html?utm_source=google&gclid=TEST123&patient=Jane+Canary" % site_port)
+        shown = WebDriverWait(visitor, 15).until(
+            lambda d: d.find_element(By.ID, "marked").text if d.find_element(By.ID, "marked").text != "(555) 010-1000"
+            else False)
+        visitor.save_screenshot(os.path.join(SHOTS, "site.png"))
+        digits = "".join(c for c in shown if c.isdigit())
+        number = next((n for n in site["numbers"] if n.endswith(digits[-10:])), None)
+        check(number is not None, "the page shows %r, not a pool number" % shown)
+        link = visitor.find_element(By.ID, "phone").get_attribute("href")
+        check(number is not None and link == "tel:" + number, "the practice's tel: link became %r" % link)
+        resources = visitor.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+        check(not [r for r in resources if "patient" in r or "Canary" in r], "the patient parameter left the browser")
+
+        # A call to that number, posted as Twilio would: the visitor's campaign and click id.
+        params = {"AccountSid": twilio_source["account"], "CallSid": "CA" + "b1" * 16, "From": "+15558675309",
+                  "To": number or "", "CallerName": "JANE CANARY", "CallStatus": "ringing", "Direction": "inbound"}
+        url = ORIGIN + "/v1/capture/twilio/%s/voice" % twilio_source["id"].lower()
+        request = urllib.request.Request(
+            url, data=urllib.parse.urlencode(params).encode(), method="POST",
+            headers={"Content-Type": "application/x-www-form-urlencoded",
+                     "X-Twilio-Signature": RequestValidator(twilio_source["secret"]).compute_signature(url, params)})
+        with urllib.request.urlopen(request, context=insecure, timeout=30) as response:
+            check(response.status == 200, "the Twilio voice request got %d" % response.status)
+        attributed = psql("select source || ' ' || gclid from enclave.leads where idempotency_key = 'twilio:%s'"
+                          % params["CallSid"])
+        check(attributed == "google TEST123", "the call is attributed to %r" % attributed)
+
+        # The form: stored once, sealed; a filled honeypot stores nothing; another origin gets 403.
+        forms = "select count(*) from enclave.leads where kind = 'form' and tenant_id = '%s'" % bright["id"].lower()
+        before = int(psql(forms))
+        time.sleep(2.2)  # a person takes longer than the snippet's minimum
+        visitor.find_element(By.ID, "name").send_keys("Jane Canary")
+        visitor.find_element(By.ID, "tel").send_keys("(555) 867-5309")
+        visitor.find_element(By.CSS_SELECTOR, "#contact button").click()
+        WebDriverWait(visitor, 10).until(
+            lambda d: d.find_element(By.ID, "contact").get_attribute("data-enclave-sent"))
+        check(visitor.find_element(By.ID, "contact").get_attribute("data-enclave-sent") == "yes", "the form was refused")
+        check(int(psql(forms)) == before + 1, "the form stored %d leads" % (int(psql(forms)) - before))
+        visitor.execute_script("""
+            document.getElementById('contact').removeAttribute('data-enclave-sent');
+            document.getElementById('website').value = 'http://spam.example';""")
+        visitor.find_element(By.CSS_SELECTOR, "#contact button").click()
+        WebDriverWait(visitor, 10).until(
+            lambda d: d.find_element(By.ID, "contact").get_attribute("data-enclave-sent"))
+        check(int(psql(forms)) == before + 1, "a filled honeypot stored a lead")
+
+        visitor.get("http://127.0.0.1:%d/index.html?utm_source=bing" % other_port)
+        time.sleep(2.2)
+        visitor.find_element(By.ID, "name").send_keys("Other Origin")
+        visitor.find_element(By.CSS_SELECTOR, "#contact button").click()
+        WebDriverWait(visitor, 10).until(
+            lambda d: d.find_element(By.ID, "contact").get_attribute("data-enclave-sent"))
+        check(visitor.find_element(By.ID, "contact").get_attribute("data-enclave-sent") == "no",
+              "a form from an origin not on the list was accepted")
+        check(visitor.find_element(By.ID, "marked").text == "(555) 010-1000",
+              "a page on an origin not on the list got a pool number")
+        check(int(psql(forms)) == before + 1, "a form from another origin stored a lead")
+        status, headers, _ = get("/v1/capture/snippet/%s.js" % site["publicKey"])
+        check(status == 200 and "max-age" in headers.get("Cache-Control", ""),
+              "the snippet's Cache-Control is %r" % headers.get("Cache-Control"))
+    finally:
+        visitor.quit()
+        for server in servers:
+            server.shutdown()
+
+    # "Jane Canary" (from the URL, the caller's name and the form) is nowhere in the database:
+    # every table searched as the superuser, and a pg_dump.
+    tables = psql("select quote_ident(schemaname) || '.' || quote_ident(tablename) from pg_tables "
+                  "where schemaname in ('enclave', 'enclave_private', 'enclave_meta', 'public')").split("\n")
+    found = [t for t in tables if t and psql("select count(*) from %s t where t::text ilike '%%canary%%'" % t) != "0"]
+    check(not found, "the canary is in clear in %s" % found)
+    dump = subprocess.run(["pg_dump", "--no-owner", SUPERUSER], capture_output=True, text=True)
+    check(dump.returncode == 0 and "canary" not in dump.stdout.lower(),
+          "pg_dump: exit %d, canary %s" % (dump.returncode, "found" if "canary" in dump.stdout.lower() else "absent"))
+
+
 lakeside = next(p for p in credentials["practices"] if p["agreement"] == "proposed")
 lakeside["id"] = lakeside["id"].lower()
 owner_email = lakeside["owner"]
 member_email = next(u["email"] for u in credentials["users"] if u["role"] == "agency_member")
+try:
+    website_capture()
+except Exception:
+    server.terminate()
+    raise
 now = time.time()
 owner = browser()
 member = browser()

@@ -35,10 +35,19 @@ extension EnclaveCommand {
                 var provider: String?
                 var account: String?
             }
+            /// A practice's website: the snippet's key, the origins it allows, its pool numbers.
+            struct Site: Codable {
+                var practice: UUID
+                var publicKey: String
+                var origins: [String]
+                var numbers: [String]
+                var mainNumber: String
+            }
             var agency: UUID
             var practices: [Practice]
             var users: [User]
             var sources: [Source]
+            var sites: [Site]?
 
             static func load(_ directory: String) throws -> Credentials {
                 let path = directory + "/credentials.json"
@@ -59,6 +68,9 @@ extension EnclaveCommand {
             var leadsPerPractice = 100
             @Option(help: "More practices with active agreements, one owner for all (for benchmarks).")
             var extraPractices = 0
+            @Option(
+                help: "An origin the practices' websites are served from (the snippet works there); repeat for more.")
+            var siteOrigin: [String] = ["http://127.0.0.1:8090"]
 
             func run() async throws {
                 try await reportingErrors {
@@ -148,6 +160,7 @@ extension EnclaveCommand {
                 let memberID = try await identity.me(member).userID
                 var practices: [Credentials.Practice] = []
                 var sourceEntries: [Credentials.Source] = []
+                var sites: [Credentials.Site] = []
                 let digest = SHA256.hash(Array("Brightline Marketing business associate agreement, signed".utf8))
                 for (name, email, owner, state) in names {
                     let practice = try await PracticeRegistry(keys: keys).create(name: name)
@@ -174,6 +187,19 @@ extension EnclaveCommand {
                         .init(
                             practice: practice, id: twilio.id, kind: "call", secret: authToken, provider: "twilio",
                             account: account))
+                    // Its website: three pool numbers on the Twilio line, forms to the contact form.
+                    let numbers = (0..<3).map { "+1555020\(practices.count)\(100 + $0)" }
+                    try await sources.addNumbers(ownerToken, practice: practice, source: twilio.id, numbers: numbers)
+                    let main = "+1555010\(1000 + practices.count)"
+                    let site = try await sources.createWebProperty(
+                        ownerToken, practice: practice, name: "\(name) website", origins: siteOrigin,
+                        callSource: twilio.id,
+                        formSource: sourceEntries.last { $0.practice == practice && $0.kind == "form" }?.id,
+                        mainNumber: main)
+                    sites.append(
+                        .init(
+                            practice: practice, publicKey: site.publicKey, origins: siteOrigin, numbers: numbers,
+                            mainNumber: main))
                     practices.append(.init(id: practice, name: name, owner: email, agreement: state))
                     print("demo: \(name): owner \(email), agreement with Brightline Marketing \(state)")
                 }
@@ -225,7 +251,8 @@ extension EnclaveCommand {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
                 let data = try encoder.encode(
-                    Credentials(agency: agency, practices: practices, users: users, sources: sourceEntries))
+                    Credentials(
+                        agency: agency, practices: practices, users: users, sources: sourceEntries, sites: sites))
                 let path = dir + "/credentials.json"
                 guard
                     FileManager.default.createFile(atPath: path, contents: data, attributes: [.posixPermissions: 0o600])

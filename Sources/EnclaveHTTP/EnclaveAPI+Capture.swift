@@ -50,3 +50,91 @@ extension EnclaveAPI {
             context: values.context)
     }
 }
+
+/// The website snippet's endpoints: public, cross-origin from the property's own sites.
+extension EnclaveAPI {
+    var web: WebCapture { WebCapture(ingest: ingest) }
+
+    func captureSnippet(_ input: Operations.captureSnippet.Input) async throws -> Operations.captureSnippet.Output {
+        guard input.path.script.wholeMatch(of: /pk_[A-Za-z0-9_-]{20,64}\.js/) != nil else {
+            return .notFound(Self.problem(AccessError(.notFound, "no such script")).1)
+        }
+        values.response.set(header: "Cache-Control", "public, max-age=300")
+        values.response.set(header: "Cross-Origin-Resource-Policy", "cross-origin")
+        return .ok(.init(body: .text_javascript(HTTPBody(CaptureSnippet.source))))
+    }
+
+    struct PageViewBody: Decodable {
+        var session: String?
+        var path: String?
+        var params: [String: String]?
+    }
+
+    func captureView(_ input: Operations.captureView.Input) async throws -> Operations.captureView.Output {
+        do {
+            try captureLimits.admit(key: input.path.publicKey, address: values.context.client.address, cost: 1)
+            let body: PageViewBody = try Self.snippetBody(values.rawBody)
+            let view = try await web.view(
+                publicKey: input.path.publicKey, origin: input.headers.Origin, token: body.session,
+                landingPath: body.path, parameters: body.params ?? [:])
+            allowOrigin(input.headers.Origin)
+            return .ok(
+                .init(body: .json(.init(session: view.token, number: view.number, main_number: view.mainNumber))))
+        } catch {
+            return try Self.declared(
+                error,
+                [
+                    400: { .badRequest($0) }, 403: { .forbidden($0) }, 404: { .notFound($0) },
+                    429: { .tooManyRequests($0) },
+                ])
+        }
+    }
+
+    struct FormBody: Decodable {
+        var session: String?
+        var fields: [String: String]
+        var honeypot: String?
+        var elapsed_ms: Int
+        var page: String?
+    }
+
+    func captureForm(_ input: Operations.captureForm.Input) async throws -> Operations.captureForm.Output {
+        do {
+            try captureLimits.admit(key: input.path.publicKey, address: values.context.client.address, cost: 10)
+            let body: FormBody = try Self.snippetBody(values.rawBody)
+            _ = try await web.submit(
+                publicKey: input.path.publicKey, origin: input.headers.Origin,
+                .init(
+                    token: body.session, fields: body.fields, honeypot: body.honeypot,
+                    elapsedMilliseconds: body.elapsed_ms, pageURL: body.page),
+                context: values.context)
+            allowOrigin(input.headers.Origin)
+            return .noContent(.init())
+        } catch {
+            return try Self.declared(
+                error,
+                [
+                    400: { .badRequest($0) }, 403: { .forbidden($0) }, 404: { .notFound($0) },
+                    429: { .tooManyRequests($0) },
+                ])
+        }
+    }
+
+    /// The snippet's JSON, sent as text/plain (no preflight); an error names no value.
+    static func snippetBody<Body: Decodable>(_ raw: [UInt8]?) throws -> Body {
+        do {
+            return try JSONDecoder().decode(Body.self, from: Data(raw ?? []))
+        } catch let error as DecodingError {
+            throw Problem(
+                .badRequest, "the body does not match the schema", type: "invalid-input",
+                detail: Problem.describe(error))
+        }
+    }
+
+    /// CORS for an origin the property allows (checked by the service before this runs).
+    func allowOrigin(_ origin: String?) {
+        guard let origin else { return }
+        values.response.set(header: "Access-Control-Allow-Origin", origin)
+        values.response.set(header: "Vary", "Origin")
+    }
+}

@@ -14,6 +14,7 @@ public struct EnclaveAPI: APIProtocol {
     /// request says); nil: `https://` and the request's Host. Providers sign the URL they call.
     public let publicBaseURL: String?
     let metrics: Metrics
+    let captureLimits = CaptureLimits()
 
     public init(
         services: EnclaveServices, expectedSchemaVersion: Int = SchemaVersion.expected, publicBaseURL: String? = nil

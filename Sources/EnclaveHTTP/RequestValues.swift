@@ -104,7 +104,10 @@ struct RequestValuesMiddleware: RouterMiddleware {
         }
         response.headers[.strictTransportSecurity] = "max-age=63072000; includeSubDomains"
         response.headers[.contentTypeOptions] = "nosniff"
-        if request.uri.path.hasPrefix("/v1/") { response.headers[.cacheControl] = "no-store" }
+        // Under /v1 nothing is cached, unless a handler said otherwise (the snippet's script).
+        if request.uri.path.hasPrefix("/v1/"), response.headers[.cacheControl] == nil {
+            response.headers[.cacheControl] = "no-store"
+        }
         response.headers[.requestID] = values.context.requestID
         let elapsed = ContinuousClock.now - started
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18

@@ -74,18 +74,26 @@ public struct TwilioCapture: Sendable {
             }
             var index: [UInt8]?
             if let caller { index = try await keySet.blindIndex().index(normalized: caller) }
+            // A pool number shown to a website visitor in the last 30 minutes: the call is theirs.
+            var visitor = Attribution()
+            if let called {
+                visitor = try WebCapture.attribution(
+                    try await transaction.query("select * from enclave_private.ingest_number_visitor($1)", [called]))
+            }
             return try await transaction.execute(
                 """
                 insert into enclave.leads (tenant_id, id, source_id, kind, occurred_at, source, medium, campaign,
-                    called_number, caller_number, caller_name, caller_index, dek_version, idempotency_key)
-                select $1, $2, $3, 'call', now(), s.default_source, s.default_medium, s.default_campaign,
-                       $4, $5, $6, $7, $8, $9
+                    keyword, landing_page, gclid, called_number, caller_number, caller_name, caller_index, dek_version,
+                    idempotency_key)
+                select $1, $2, $3, 'call', now(), coalesce($10, s.default_source), coalesce($11, s.default_medium),
+                       coalesce($12, s.default_campaign), $13, $14, $15, $4, $5, $6, $7, $8, $9
                 from enclave_private.ingest_defaults() s
                 on conflict do nothing
                 """,
                 [
                     credential.practice, leadID, request.sourceID, called, try seal(caller, "caller_number"),
-                    try seal(callerName, "caller_name"), index, Int32(key.version), verified.callKey,
+                    try seal(callerName, "caller_name"), index, Int32(key.version), verified.callKey, visitor.source,
+                    visitor.medium, visitor.campaign, visitor.keyword, visitor.landingPage, visitor.gclid,
                 ]
             ) == 1
         }

@@ -10,6 +10,8 @@ enum DatabaseRefusal: String, CaseIterable, Sendable {
     case reachNeedsPracticeOwner = "reach_needs_practice_owner"
     case ingestCredentialRequired = "ingest_credential_required"
     case operatorsOnly = "operators_only"
+    case visitorSessionInvalid = "visitor_session_invalid"
+    case numberTaken = "number_taken"
     case accessDeniedEventInvalid = "access_denied_event_invalid"
     case proposeNeedsAgencyAdmin = "propose_needs_agency_admin"
     case decideNeedsPracticeOwner = "decide_needs_practice_owner"
@@ -42,6 +44,9 @@ enum DatabaseRefusal: String, CaseIterable, Sendable {
         case .ingestCredentialRequired:
             AccessError(.unauthenticated, "the signature does not match this source's secret")
         case .operatorsOnly: AccessError(.forbidden, "only the maintenance role may do that")
+        case .visitorSessionInvalid:
+            AccessError(.invalidInput, "a page view carries only the campaign parameters, each at most 200 bytes")
+        case .numberTaken: AccessError(.conflict, "a number is already in another source's pool")
         case .accessDeniedEventInvalid: AccessError(.invalidInput, "a refusal is recorded with a fixed reason code")
         case .proposeNeedsAgencyAdmin: AccessError(.forbidden, "only an admin of the agency may propose an agreement")
         case .decideNeedsPracticeOwner:

@@ -1,0 +1,199 @@
+import Foundation
+import Postgres
+import Sealing
+
+/// The website snippet's requests: page views (a visitor session and its pool number) and form
+/// submissions. They carry a web property's public key, not a secret: the property is looked up,
+/// the request's `Origin` checked against the property's allowlist, and the work is done under
+/// the ingest credential of the property's own source, inside its practice.
+public struct WebCapture: Sendable {
+    public let ingest: IngestService
+
+    public init(ingest: IngestService) {
+        self.ingest = ingest
+    }
+
+    /// The campaign parameters a page URL may pass on; any other never leaves the browser.
+    public static let campaignParameters: Set<String> = [
+        "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "gclid", "gbraid", "wbraid", "msclkid",
+        "fbclid",
+    ]
+
+    /// A page view's answer: the visitor's session token (keep it in the first-party cookie),
+    /// the pool number to show, and the practice's own number it replaces.
+    public struct View: Sendable, Equatable {
+        public let token: String
+        public let number: String?
+        public let mainNumber: String?
+    }
+
+    struct Property {
+        let id: UUID
+        let practice: UUID
+        let origins: [String]
+        let callSource: UUID?
+        let formSource: UUID?
+    }
+
+    /// The property a key names, if `origin` is on its list; 403 otherwise (404 for no such key).
+    func property(_ publicKey: String, origin: String?) async throws -> Property {
+        guard publicKey.utf8.count <= 80,
+            let row = try await ingest.pool.query(
+                """
+                select property_id, practice_id, origins, call_source_id, form_source_id
+                from enclave_private.capture_property($1)
+                """, [publicKey]
+            ).first
+        else { throw AccessError(.notFound, "no such web property") }
+        let origins = try row.decode([String].self, "origins")
+        guard let origin, origins.contains(origin) else {
+            throw AccessError(.forbidden, "this site may not use this key")
+        }
+        return Property(
+            id: try row.decode(UUID.self, "property_id"), practice: try row.decode(UUID.self, "practice_id"),
+            origins: origins, callSource: try row.decode(UUID?.self, "call_source_id"),
+            formSource: try row.decode(UUID?.self, "form_source_id"))
+    }
+
+    /// A page view: the visitor's session (started on the first view with the landing path and
+    /// the allowlisted parameters) and its pool number, held for a sliding 30 minutes.
+    public func view(
+        publicKey: String, origin: String?, token: String?, landingPath: String?, parameters: [String: String]
+    ) async throws -> View {
+        let property = try await property(publicKey, origin: origin)
+        guard let source = property.callSource ?? property.formSource else {
+            throw AccessError(.notFound, "no such web property")
+        }
+        let credential = try await ingest.credential(source)
+        let kept = parameters.filter { Self.campaignParameters.contains($0.key) }.mapValues { String($0.prefix(200)) }
+        let path = landingPath.map { String(($0.split(separator: "?").first ?? "").split(separator: "#").first ?? "") }
+            .map { String($0.prefix(500)) }
+        let fresh = try Self.newToken()
+        let given = token.flatMap(Self.validToken)
+        return try await ingest.withCredential(credential) { transaction in
+            let row = try await transaction.query(
+                """
+                select number, main_number, created from enclave_private.ingest_visitor_session($1, $2, $3, $4, $5)
+                """,
+                [
+                    property.id, SHA256.hash(Array((given ?? fresh).utf8)), SHA256.hash(Array(fresh.utf8)), path,
+                    try JSONB(encoding: kept),
+                ]
+            ).first
+            guard let row else { throw AccessError(.notFound, "no such web property") }
+            return View(
+                token: try row.decode(Bool.self, "created") ? fresh : (given ?? fresh),
+                number: try row.decode(String?.self, "number"), mainNumber: try row.decode(String?.self, "main_number"))
+        }
+    }
+
+    /// What a form submission says about itself besides its fields.
+    public struct Submission: Sendable {
+        public var token: String?
+        public var fields: [String: String]
+        /// The hidden field people leave empty.
+        public var honeypot: String?
+        /// Milliseconds between the page showing the form and its submission.
+        public var elapsedMilliseconds: Int
+        public var pageURL: String?
+
+        public init(
+            token: String?, fields: [String: String], honeypot: String?, elapsedMilliseconds: Int, pageURL: String?
+        ) {
+            self.token = token
+            self.fields = fields
+            self.honeypot = honeypot
+            self.elapsedMilliseconds = elapsedMilliseconds
+            self.pageURL = pageURL
+        }
+    }
+
+    /// Forms faster than this are a bot's.
+    public static let minimumFillMilliseconds = 2_000
+
+    /// Stores a form submitted on the property's site as a lead of its form source, its fields
+    /// sealed, attributed to the visitor's session. A filled honeypot or a form filled faster than
+    /// a person can stores nothing and returns nil (the answer does not tell the bot).
+    public func submit(publicKey: String, origin: String?, _ submission: Submission, context: RequestContext)
+        async throws
+        -> IngestResult?
+    {
+        let property = try await property(publicKey, origin: origin)
+        guard let source = property.formSource else { throw AccessError(.notFound, "this site captures no forms") }
+        guard (submission.honeypot ?? "").isEmpty, submission.elapsedMilliseconds >= Self.minimumFillMilliseconds else {
+            return nil
+        }
+        guard !submission.fields.isEmpty, submission.fields.count <= 50,
+            submission.fields.allSatisfy({ (1...100).contains($0.key.count) && $0.value.utf8.count <= 10_000 })
+        else { throw AccessError(.invalidInput, "a form has 1 to 50 named fields of at most 10,000 bytes each") }
+        let credential = try await ingest.credential(source)
+        let given = submission.token.flatMap(Self.validToken)
+        return try await ingest.store(idempotencyKey: nil, replayID: nil, context: context, credential) {
+            transaction, leadID, keySet in
+            let key = try await keySet.activeDataKey()
+            func seal(_ value: [UInt8]?, _ column: String) throws -> [UInt8]? {
+                try value.map {
+                    try FieldCipher.seal(
+                        $0, with: key,
+                        for: FieldContext(tenantID: credential.practice, table: "leads", column: column, rowID: leadID))
+                }
+            }
+            var visitor = Attribution()
+            if let given {
+                visitor = try await Self.attribution(
+                    transaction.query(
+                        "select * from enclave_private.ingest_form_visitor($1, $2)",
+                        [property.id, SHA256.hash(Array(given.utf8))]))
+            }
+            let phone = submission.fields.first {
+                ["phone", "phone_number", "telephone", "tel"].contains($0.key.lowercased())
+            }.flatMap { try? PhoneNumber.normalize($0.value) }
+            var index: [UInt8]?
+            if let phone { index = try await keySet.blindIndex().index(normalized: phone) }
+            return try await transaction.execute(
+                """
+                insert into enclave.leads (tenant_id, id, source_id, kind, occurred_at, source, medium, campaign, keyword,
+                    landing_page, gclid, form_fields, page_url, caller_number, caller_index, dek_version)
+                select $1, $2, $3, 'form', now(), coalesce($4, s.default_source), coalesce($5, s.default_medium),
+                       coalesce($6, s.default_campaign), $7, $8, $9, $10, $11, $12, $13, $14
+                from enclave_private.ingest_defaults() s
+                """,
+                [
+                    credential.practice, leadID, source, visitor.source, visitor.medium, visitor.campaign,
+                    visitor.keyword, visitor.landingPage, visitor.gclid,
+                    try seal(Array(try JSONEncoder().encode(submission.fields)), "form_fields"),
+                    try seal(submission.pageURL.map { Array($0.prefix(2_000).utf8) }, "page_url"),
+                    try seal(phone.map { Array($0.utf8) }, "caller_number"), index, Int32(key.version),
+                ]
+            ) == 1
+        }
+    }
+
+    /// A visitor session's attribution: its UTM parameters, else what its click id says.
+    static func attribution(_ rows: PostgresRows) throws -> Attribution {
+        guard let row = rows.first else { return Attribution() }
+        func text(_ name: String) throws -> String? { try row.decode(String?.self, name) }
+        let google = try text("gclid") ?? text("gbraid") ?? text("wbraid")
+        let clicked: (String, String)? =
+            google != nil
+            ? ("google", "cpc")
+            : try text("msclkid") != nil
+                ? ("bing", "cpc") : try text("fbclid") != nil ? ("facebook", "paid_social") : nil
+        return Attribution(
+            source: try text("utm_source") ?? clicked?.0, medium: try text("utm_medium") ?? clicked?.1,
+            campaign: try text("utm_campaign"), keyword: try text("utm_term"), landingPage: try text("landing_path"),
+            gclid: try text("gclid"))
+    }
+
+    /// 32 random bytes, base64url: the visitor's session token.
+    static func newToken() throws -> String {
+        Data(try SecureRandom.bytes(32)).base64EncodedString().replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    static func validToken(_ text: String) -> String? {
+        text.utf8.count == 43
+            && text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") })
+            ? text : nil
+    }
+}

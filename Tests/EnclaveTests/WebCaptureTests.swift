@@ -1,0 +1,149 @@
+import EnclaveTestSupport
+import Foundation
+import Postgres
+import Sealing
+import Testing
+
+@testable import Enclave
+
+/// The snippet's page views and forms, and calls to pool numbers, against PostgreSQL.
+@Suite("Capture: website visitors, pool numbers and forms")
+struct WebCaptureTests {
+    static let origin = "https://www.smile.test"
+    static let pool = ["+15550207001", "+15550207002"]
+
+    struct Fixture {
+        let twilio: TwilioCaptureTests.Fixture
+        let web: WebCapture
+        let key: String
+        let formSource: UUID
+        var leads: LeadsFixture { twilio.leads }
+
+        func view(_ token: String? = nil, _ parameters: [String: String] = [:], origin: String = WebCaptureTests.origin)
+            async throws -> WebCapture.View
+        {
+            try await web.view(
+                publicKey: key, origin: origin, token: token, landingPath: "/implants?patient=x#top",
+                parameters: parameters)
+        }
+
+        func superuser<T: Sendable>(_ sql: String, _ decode: (PostgresRows) throws -> T) async throws -> T {
+            let connection = try await leads.base.keys.database.connect()
+            defer { Task { await connection.close() } }
+            return try decode(try await connection.query(sql))
+        }
+    }
+
+    static func with(_ body: (Fixture) async throws -> Void) async throws {
+        try await TwilioCaptureTests.with { twilio in
+            let base = twilio.leads.base
+            let (form, _) = try await base.services.sources.create(
+                base.ownerAToken, practice: base.practiceA, kind: "form", label: "Contact form")
+            try await base.services.sources.addNumbers(
+                base.ownerAToken, practice: base.practiceA, source: twilio.source, numbers: Self.pool)
+            let property = try await base.services.sources.createWebProperty(
+                base.ownerAToken, practice: base.practiceA, name: "Smile website", origins: [Self.origin],
+                callSource: twilio.source, formSource: form.id, mainNumber: "+1 555 010 9999")
+            try await body(
+                Fixture(
+                    twilio: twilio, web: WebCapture(ingest: twilio.leads.ingest), key: property.publicKey,
+                    formSource: form.id))
+        }
+    }
+
+    @Test(
+        "a visitor keeps a pool number; others get free ones first, then the least recently used; other origins get 403"
+    )
+    func numbers() async throws {
+        try await Self.with { fixture in
+            let first = try await fixture.view()
+            #expect(Self.pool.contains(first.number ?? "") && first.mainNumber == "+15550109999")
+            #expect(try await fixture.view(first.token).number == first.number)
+            #expect(try await fixture.view(first.token).token == first.token)
+            let second = try await fixture.view()
+            #expect(second.number != nil && second.number != first.number && second.token != first.token)
+            // The pool is spent: the least recently seen visitor's number goes to the newcomer.
+            _ = try await fixture.view(second.token)
+            let third = try await fixture.view()
+            #expect(third.number == first.number)
+            let firstAgain = try await fixture.view(first.token)
+            #expect(firstAgain.number == second.number)
+
+            await #expect(throws: AccessError(.forbidden, "")) {
+                try await fixture.view(origin: "https://evil.test")
+            }
+            await #expect(throws: AccessError(.notFound, "")) {
+                try await fixture.web.view(
+                    publicKey: "pk_" + String(repeating: "a", count: 24), origin: Self.origin, token: nil,
+                    landingPath: "/", parameters: [:])
+            }
+        }
+    }
+
+    @Test("a call to the number shown takes the visitor's campaign and click id; other URL parameters are never stored")
+    func callAttribution() async throws {
+        try await Self.with { fixture in
+            let visitor = try await fixture.view(
+                nil,
+                ["utm_source": "google", "utm_campaign": "implants-fall", "gclid": "TEST123", "patient": "Jane Canary"])
+            let number = try #require(visitor.number)
+            var call = TwilioCaptureTests.call(TwilioCaptureTests.sid)
+            call[call.firstIndex { $0.0 == "To" } ?? 0].1 = number
+            let (stored, _) = try await fixture.twilio.capture.incomingCall(try fixture.twilio.request("voice", call))
+            let lead = try await fixture.leads.leads.get(
+                fixture.leads.base.ownerAToken, practice: fixture.leads.base.practiceA, lead: stored.leadID)
+            #expect(lead.attribution.source == "google" && lead.attribution.gclid == "TEST123")
+            #expect(lead.attribution.campaign == "implants-fall" && lead.attribution.landingPage == "/implants")
+            let canary = try await fixture.superuser(
+                "select count(*)::int8 as n from enclave.visitor_sessions s where s::text like '%Canary%' or s::text like '%patient%'"
+            ) { try $0.first?.decode(Int.self, "n") }
+            #expect(canary == 0)
+
+            // Thirty minutes after the visitor's last page, a call to the number is nobody's.
+            try await fixture.leads.base.superuser(
+                "update enclave.visitor_sessions set last_seen_at = now() - interval '31 minutes'")
+            let later = "CA" + String(repeating: "77", count: 16)
+            var second = TwilioCaptureTests.call(later)
+            second[second.firstIndex { $0.0 == "To" } ?? 0].1 = number
+            let (unattributed, _) = try await fixture.twilio.capture.incomingCall(
+                try fixture.twilio.request("voice", second))
+            let plain = try await fixture.leads.leads.get(
+                fixture.leads.base.ownerAToken, practice: fixture.leads.base.practiceA, lead: unattributed.leadID)
+            #expect(plain.attribution.gclid == nil && plain.attribution.campaign == "implants")
+        }
+    }
+
+    @Test("a form is stored sealed with the visitor's attribution; a honeypot or a two-second fill stores nothing")
+    func forms() async throws {
+        try await Self.with { fixture in
+            let visitor = try await fixture.view(nil, ["utm_source": "facebook", "fbclid": "FB1"])
+            let before = try await fixture.leads.leadCount()
+            func submit(_ honeypot: String?, _ elapsed: Int, origin: String = Self.origin) async throws -> IngestResult?
+            {
+                try await fixture.web.submit(
+                    publicKey: fixture.key, origin: origin,
+                    .init(
+                        token: visitor.token, fields: ["name": "Jane Canary", "phone": "(555) 867-5309"],
+                        honeypot: honeypot, elapsedMilliseconds: elapsed, pageURL: "https://www.smile.test/contact"),
+                    context: RequestContext())
+            }
+            #expect(try await submit("I am a bot", 9_000) == nil)
+            #expect(try await submit(nil, 300) == nil)
+            #expect(try await fixture.leads.leadCount() == before)
+            await #expect(throws: AccessError(.forbidden, "")) {
+                try await submit(nil, 9_000, origin: "https://evil.test")
+            }
+            let stored = try #require(try await submit("", 9_000))
+            #expect(try await fixture.leads.leadCount() == before + 1)
+            let lead = try await fixture.leads.leads.get(
+                fixture.leads.base.ownerAToken, practice: fixture.leads.base.practiceA, lead: stored.leadID)
+            #expect(lead.kind == "form" && lead.formFields?["name"] == "Jane Canary")
+            #expect(lead.attribution.source == "facebook" && lead.attribution.medium == "paid_social")
+            #expect(lead.callerNumber == "+15558675309")
+            let clear = try await fixture.superuser(
+                "select count(*)::int8 as n from enclave.leads where position(convert_to('Canary', 'UTF8') in form_fields) > 0"
+            ) { try $0.first?.decode(Int.self, "n") }
+            #expect(clear == 0)
+        }
+    }
+}
