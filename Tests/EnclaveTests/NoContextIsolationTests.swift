@@ -34,7 +34,9 @@ struct NoContextIsolationTests {
             values ('11111111-1111-1111-1111-111111111111', '22222222-2222-2222-2222-222222222222',
                     '33333333-3333-3333-3333-333333333333', 'RE' || repeat('ab', 16), 'https://api.twilio.com/r');
         insert into enclave.visitor_sessions (tenant_id, property_id, token_hash)
-            values ('11111111-1111-1111-1111-111111111111', '55555555-5555-5555-5555-555555555555', sha256('x'))
+            values ('11111111-1111-1111-1111-111111111111', '55555555-5555-5555-5555-555555555555', sha256('x'));
+        insert into enclave.ad_spend (tenant_id, month, source, amount_cents, recorded_by)
+            values ('11111111-1111-1111-1111-111111111111', '2026-11-01', 'google', 100, gen_random_uuid())
         """
 
     @Test(
@@ -49,7 +51,7 @@ struct NoContextIsolationTests {
             let tables = try await superuser.query(SchemaCatalogTests.tenantTablesQuery).map {
                 try $0.decode(String.self, "name")
             }
-            #expect(tables.count == 11)
+            #expect(tables.count == 12)
 
             let service = try await database.connect(role.variable)
             defer { Task { await service.close() } }

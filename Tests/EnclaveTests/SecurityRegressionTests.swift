@@ -246,6 +246,7 @@ struct SecurityRegressionTests {
         case "bytea": "\\x" + String(repeating: "00", count: 32)
         case "bigint", "integer": "99999999999".prefix(type == "integer" ? 4 : 11).description
         case "timestamp with time zone": "2020-01-01T00:00:00Z"
+        case "date": "2026-11-01"
         case "interval": "10 minutes"
         case "inet": "127.0.0.1"
         case "jsonb": "{}"
@@ -295,6 +296,11 @@ struct SecurityRegressionTests {
                     union all select 'endpoint:' || w::text from enclave.webhook_endpoints w
                     union all select 'outbox:' || o::text from enclave.outbox o
                     union all select 'replay:' || i::text from enclave.ingest_replays i
+                    union all select 'fetch:' || f::text from enclave.recording_fetches f
+                    union all select 'visitor:' || v::text from enclave.visitor_sessions v
+                    union all select 'spend:' || a::text from enclave.ad_spend a
+                    union all select 'number:' || n::text from enclave_private.number_directory n
+                    union all select 'property:' || p::text from enclave_private.web_properties p
                     union all select 'baa:' || b::text from enclave.baas b
                     union all select 'baa_event:' || e::text from enclave.baa_events e
                     union all select 'assignment:' || a::text from enclave.agency_assignments a

@@ -166,7 +166,7 @@ begin
             or tenant = platform
             or coalesce(details, '{}'::jsonb) not in (
                 '{}'::jsonb, jsonb_build_object('scope', details ->> 'scope'))
-            or coalesce(details ->> 'scope', 'leads.read') not in ('leads.read', 'recordings.listen', 'leads.export', 'tracking.manage', 'ingest')
+            or coalesce(details ->> 'scope', 'leads.read') not in ('leads.read', 'recordings.listen', 'leads.export', 'tracking.manage', 'leads.qualify', 'ingest')
             or octet_length(coalesce(request_id, '')) > 100 or octet_length(coalesce(user_agent, '')) > 300 then
             raise exception 'access_denied_event_invalid' using errcode = '22023';
         end if;

@@ -7,6 +7,8 @@ public enum Scope: String, Sendable, CaseIterable, Codable {
     case recordingsListen = "recordings.listen"
     case leadsExport = "leads.export"
     case trackingManage = "tracking.manage"
+    /// Marking leads qualified, unqualified or spam, with a value.
+    case leadsQualify = "leads.qualify"
 }
 
 /// A Business Associate Agreement between an agency and a practice.

@@ -12,6 +12,9 @@ enum DatabaseRefusal: String, CaseIterable, Sendable {
     case operatorsOnly = "operators_only"
     case visitorSessionInvalid = "visitor_session_invalid"
     case numberTaken = "number_taken"
+    case qualifyNeedsScope = "qualify_needs_scope"
+    case qualificationInvalid = "qualification_invalid"
+    case spendNeedsAgencyAdmin = "spend_needs_agency_admin"
     case accessDeniedEventInvalid = "access_denied_event_invalid"
     case proposeNeedsAgencyAdmin = "propose_needs_agency_admin"
     case decideNeedsPracticeOwner = "decide_needs_practice_owner"
@@ -47,6 +50,12 @@ enum DatabaseRefusal: String, CaseIterable, Sendable {
         case .visitorSessionInvalid:
             AccessError(.invalidInput, "a page view carries only the campaign parameters, each at most 200 bytes")
         case .numberTaken: AccessError(.conflict, "a number is already in another source's pool")
+        case .qualifyNeedsScope:
+            AccessError(.forbidden, "marking leads needs the practice's owner or an agreement granting leads.qualify")
+        case .qualificationInvalid:
+            AccessError(.invalidInput, "a lead is qualified, unqualified or spam, with a value of 0 or more")
+        case .spendNeedsAgencyAdmin:
+            AccessError(.forbidden, "ad spend is recorded by an admin of an agency with an agreement in force")
         case .accessDeniedEventInvalid: AccessError(.invalidInput, "a refusal is recorded with a fixed reason code")
         case .proposeNeedsAgencyAdmin: AccessError(.forbidden, "only an admin of the agency may propose an agreement")
         case .decideNeedsPracticeOwner:
