@@ -364,6 +364,36 @@ try:
     exported = owner.find_element(By.ID, "events-heading").find_element(By.XPATH, "..").text
     check("audit.exported" in exported and owner_email in exported, "the download is not in the trail")
 
+    # What a lead is worth: the owner marks one qualified with a value; the ROI report counts
+    # it, takes a month's spend, and downloads as CSV.
+    owner.get(ORIGIN + "/practices/%s/leads" % lakeside["id"])
+    owner.find_element(By.CSS_SELECTOR, "a.lead").click()
+    WebDriverWait(owner, 10).until(expected_conditions.presence_of_element_located((By.ID, "qualify")))
+    owner.find_element(By.CSS_SELECTOR, "#as option[value=qualified]").click()
+    owner.find_element(By.ID, "value").clear()
+    owner.find_element(By.ID, "value").send_keys("1250.50")
+    owner.find_element(By.CSS_SELECTOR, "#qualify button").click()
+    WebDriverWait(owner, 10).until(lambda d: "1250.50" in d.find_element(By.ID, "qualification").text)
+    check("qualified" in owner.find_element(By.ID, "qualification").text, "the lead was not marked")
+    owner.get(ORIGIN + "/practices/%s/roi" % lakeside["id"])
+    owner.find_element(By.ID, "spend-source").send_keys("google")
+    owner.find_element(By.ID, "amount").send_keys("3000")
+    owner.find_element(By.CSS_SELECTOR, "#spend button").click()
+    WebDriverWait(owner, 10).until(expected_conditions.presence_of_element_located((By.ID, "roi")))
+    page(owner, "roi")
+    cells = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+             for tr in owner.find_elements(By.CSS_SELECTOR, "#roi tbody tr")]
+    check(sum(float(c[4]) for c in cells) == 1250.50, "the report's value is %s" % [c[4] for c in cells])
+    check(sum(float(c[5]) for c in cells if c[1] == "google") > 0, "the report shows no google spend")
+    owner.find_element(By.ID, "roi-csv").click()
+    roi_csv = []
+    for _ in range(100):
+        roi_csv = glob.glob(os.path.join(downloads, "roi-%s-*.csv" % lakeside["id"]))
+        if roi_csv:
+            break
+        time.sleep(0.1)
+    check(len(roi_csv) == 1 and open(roi_csv[0]).read().startswith('"week","source"'), "the ROI CSV: %s" % roi_csv)
+
     # Tracking sources: a new one shows its secret once; rotating shows another.
     owner.get(ORIGIN + "/practices/%s/sources" % lakeside["id"])
     page(owner, "sources")

@@ -1,6 +1,6 @@
 import Foundation
 
-// enclave-bench [sealing|audit|recording [MB]|all]: benchmarks with a reference measured in the same run.
+// enclave-bench [sealing|audit|recording [MB]|capture [calls]|all]: benchmarks with a reference measured in the same run.
 // scripts/bench builds this in release mode and runs it against the dev cluster.
 let mode = CommandLine.arguments.dropFirst().first ?? "all"
 do {
@@ -13,6 +13,11 @@ do {
         if mode == "all" { print("") }
         let megabytes = CommandLine.arguments.dropFirst(2).first.flatMap { Int($0) } ?? 200
         try await recordingBenchmark(megabytes: megabytes)
+    }
+    if mode == "capture" || mode == "all" {
+        if mode == "all" { print("") }
+        let calls = CommandLine.arguments.dropFirst(2).first.flatMap { Int($0) } ?? 1_000
+        try await captureBenchmark(calls: calls)
     }
 } catch {
     FileHandle.standardError.write(Data("enclave-bench: \(error)\n".utf8))

@@ -386,10 +386,22 @@ extension Console {
             let owner = try await services.identity.me(token).memberships.contains {
                 $0.role == "practice_owner" && $0.practice == practice
             }
+            // Marking is the owner's, or agency staff's whose agreement in force grants it.
+            var qualifies = owner
+            if !owner {
+                qualifies = try await services.agreements.list(token).contains {
+                    $0.practiceID == practice && $0.inForce && $0.scopes.contains(.leadsQualify)
+                }
+            }
             return page(
                 "lead",
                 [
                     "practice": id(practice), "lead": id(leadID), "fields": fields, "owner": owner,
+                    "qualifies": qualifies, "qualification": lead.qualification ?? "not marked",
+                    "value": lead.valueCents.map { Self.dollars($0) } ?? "",
+                    "choices": LeadValue.Qualification.allCases.map {
+                        ["name": $0.rawValue, "selected": $0.rawValue == lead.qualification] as [String: Any]
+                    },
                     "redacted": lead.redactedAt.map(Self.format) ?? false,
                     "recording": lead.recordingBytes == nil
                         ? false : "/v1/practices/\(id(practice))/leads/\(id(leadID))/recording",

@@ -68,6 +68,12 @@ public struct Console: Sendable {
         }
         router.get("/practices/:practice/leads/:lead") { request, context in await lead(request, context) }
         router.get("/practices/:practice/agreements") { request, context in await agreements(request, context) }
+        router.get("/practices/:practice/roi") { request, context in await roi(request, context) }
+        router.get("/practices/:practice/roi.csv") { request, context in await roiCSV(request, context) }
+        router.post("/practices/:practice/spend") { request, context in try await spend(request, context) }
+        router.post("/practices/:practice/leads/:lead/qualify") { request, context in
+            try await qualify(request, context)
+        }
         router.post("/agreements/:agreement/:decision") { request, context in try await decide(request, context) }
     }
 }
@@ -87,3 +93,5 @@ extension Console.WebhookForm: CSRFCarrying { var csrfToken: String { csrf } }
 extension Console.ProposalForm: CSRFCarrying { var csrfToken: String { csrf } }
 extension Console.AssignmentForm: CSRFCarrying { var csrfToken: String { csrf } }
 extension Console.AuditExportForm: CSRFCarrying { var csrfToken: String { csrf } }
+extension Console.QualifyForm: CSRFCarrying { var csrfToken: String { csrf } }
+extension Console.SpendForm: CSRFCarrying { var csrfToken: String { csrf } }

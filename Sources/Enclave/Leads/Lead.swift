@@ -22,6 +22,9 @@ public struct Lead: Sendable, Equatable {
     public let recordingBytes: Int64?
     public let recordingContentType: String?
     public let redactedAt: Date?
+    /// `qualified`, `unqualified` or `spam`, once marked; with its value in cents.
+    public var qualification: String? = nil
+    public var valueCents: Int64? = nil
 }
 
 /// Filters for listing leads.

@@ -17,7 +17,7 @@ public struct LeadService: Sendable {
     static let columns = """
         id, source_id, kind, occurred_at, source, medium, campaign, keyword, landing_page, gclid, called_number,
         duration_seconds, disposition, caller_number, caller_name, transcript, form_fields, page_url, recording_bytes,
-        recording_content_type, redacted_at
+        recording_content_type, redacted_at, qualification, value_cents
         """
 
     /// A page of the practice's leads, newest first, with filters.
@@ -255,7 +255,9 @@ public struct LeadService: Sendable {
                 pageURL: try await text("page_url"),
                 recordingBytes: try row.decode(Int64?.self, "recording_bytes"),
                 recordingContentType: try row.decode(String?.self, "recording_content_type"),
-                redactedAt: try row.decode(Date?.self, "redacted_at"))
+                redactedAt: try row.decode(Date?.self, "redacted_at"),
+                qualification: try row.decode(String?.self, "qualification"),
+                valueCents: try row.decode(Int64?.self, "value_cents"))
         }
     }
 
