@@ -2,6 +2,7 @@
 
 import base64
 import concurrent.futures
+import gzip
 import http.server
 import json
 import os
@@ -241,6 +242,11 @@ try:
     status, played = api("GET", "/v1/practices/%s/leads/%s/recording" % (source["practice"].lower(), lead), token)
     check(status == 200 and played == StandIn.media,
           "the recording plays back %d: %d bytes, %d sent" % (status, len(played), len(StandIn.media)))
+
+    # The snippet: its size as a site loads it.
+    with urllib.request.urlopen(ORIGIN + "/v1/capture/snippet/pk_%s.js" % ("s" * 24), context=tls, timeout=10) as response:
+        script = response.read()
+    print("capture-test: the snippet is %d bytes, %d gzipped" % (len(script), len(gzip.compress(script, 9))), flush=True)
 
     # The caller's name and number are sealed: nowhere in clear.
     clear = psql("select count(*) from enclave.leads where position(convert_to('CANARY', 'UTF8') in caller_name) > 0 "
