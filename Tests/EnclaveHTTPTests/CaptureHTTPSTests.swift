@@ -68,6 +68,13 @@ struct CaptureHTTPSTests {
                 "POST", "/v1/capture/web/\(key)/views", headers: ["Origin": "https://www.smile.test"],
                 body: Array(#"{"path": "/"}"#.utf8), contentType: "text/plain")
             #expect(view.status == 404 && view.header("Access-Control-Allow-Origin") == nil)
+            let big = try await server.request(
+                "POST", "/v1/capture/web/\(key)/forms", headers: ["Origin": "https://www.smile.test"],
+                body: Array(
+                    "{\"fields\": {\"message\": \"\(String(repeating: "x", count: 70_000))\"}, \"elapsed_ms\": 9000}"
+                        .utf8),
+                contentType: "text/plain")
+            #expect(big.status == 413 && !big.body.contains("xxxx"))
             let voice = try await server.request(
                 "POST", "/v1/capture/twilio/\(server.source.uuidString.lowercased())/voice",
                 headers: ["X-Twilio-Signature": "bm90IGEgc2lnbmF0dXJl"],
