@@ -138,3 +138,70 @@ extension EnclaveAPI {
         values.response.set(header: "Vary", "Origin")
     }
 }
+
+/// Setting capture up: Twilio sources, pools of numbers, web properties.
+extension EnclaveAPI {
+    func createTwilioSource(_ input: Operations.createTwilioSource.Input) async throws
+        -> Operations.createTwilioSource.Output
+    {
+        do {
+            guard case .json(let body) = input.body else {
+                throw Problem(.unsupportedMediaType, "send application/json")
+            }
+            let defaults = body.default_attribution
+            let source = try await services.sources.createTwilio(
+                try token(), practice: try Self.uuid(input.path.practiceId, "practiceId"), label: body.label,
+                trackingNumber: nil,
+                defaults: Attribution(source: defaults?.source, medium: defaults?.medium, campaign: defaults?.campaign),
+                twilio: TwilioSettings(
+                    accountSID: body.account_sid, authToken: body.auth_token, forwardTo: body.forward_to,
+                    announceRecording: body.announce_recording ?? false))
+            return .created(.init(body: .json(Self.source(source))))
+        } catch {
+            return try Self.declared(
+                error, [400: { .badRequest($0) }, 401: { .unauthorized($0) }, 403: { .forbidden($0) }])
+        }
+    }
+
+    func addPoolNumbers(_ input: Operations.addPoolNumbers.Input) async throws -> Operations.addPoolNumbers.Output {
+        do {
+            guard case .json(let body) = input.body else {
+                throw Problem(.unsupportedMediaType, "send application/json")
+            }
+            let added = try await services.sources.addNumbers(
+                try token(), practice: try Self.uuid(input.path.practiceId, "practiceId"),
+                source: try Self.uuid(input.path.sourceId, "sourceId"), numbers: body.numbers)
+            return .ok(.init(body: .json(.init(added: added))))
+        } catch {
+            return try Self.declared(
+                error,
+                [400: { .badRequest($0) }, 401: { .unauthorized($0) }, 403: { .forbidden($0) }, 409: { .conflict($0) }])
+        }
+    }
+
+    func createWebProperty(_ input: Operations.createWebProperty.Input) async throws
+        -> Operations.createWebProperty.Output
+    {
+        do {
+            guard case .json(let body) = input.body else {
+                throw Problem(.unsupportedMediaType, "send application/json")
+            }
+            let property = try await services.sources.createWebProperty(
+                try token(), practice: try Self.uuid(input.path.practiceId, "practiceId"), name: body.name,
+                origins: body.origins, callSource: try body.call_source_id.map { try Self.uuid($0, "call_source_id") },
+                formSource: try body.form_source_id.map { try Self.uuid($0, "form_source_id") },
+                mainNumber: body.main_number)
+            let base = publicBaseURL ?? values.host.map { "https://" + $0 } ?? ""
+            return .created(
+                .init(
+                    body: .json(
+                        .init(
+                            id: Self.text(property.id), public_key: property.publicKey, origins: property.origins,
+                            script: #"<script src="\#(base)/v1/capture/snippet/\#(property.publicKey).js"></script>"#)))
+            )
+        } catch {
+            return try Self.declared(
+                error, [400: { .badRequest($0) }, 401: { .unauthorized($0) }, 403: { .forbidden($0) }])
+        }
+    }
+}

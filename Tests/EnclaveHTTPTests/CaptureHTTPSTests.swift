@@ -85,4 +85,57 @@ struct CaptureHTTPSTests {
             #expect(voice.status == 403 && !voice.body.contains("CA"))
         }
     }
+
+    @Test("set up over the API: a Twilio source, its pool, a web property; its page views get CORS for its origin only")
+    func setUp() async throws {
+        try await LiveServer.with { server in
+            let token = try await server.mfaSession(email: "owner@smile.test", password: "owner password 12")
+            let practice = server.practice.uuidString.lowercased()
+            let account = "AC" + String(repeating: "0123456789abcdef", count: 2)
+            let created = try await server.request(
+                "POST", "/v1/practices/\(practice)/sources/twilio", token: token,
+                body: Array(
+                    #"{"label": "Twilio line", "account_sid": "\#(account)", "auth_token": "0123456789abcdef0123", "forward_to": "+1 555 010 9999"}"#
+                        .utf8))
+            #expect(created.status == 201 && !created.body.contains("0123456789abcdef0123"))
+            let source = try #require(created.json["id"] as? String)
+            let numbers = try await server.request(
+                "POST", "/v1/practices/\(practice)/sources/\(source)/numbers", token: token,
+                body: Array(#"{"numbers": ["+1 555 020 7001", "+1 555 020 7002"]}"#.utf8))
+            #expect(numbers.status == 200 && numbers.json["added"] as? Int == 2)
+            #expect(
+                try await server.request(
+                    "POST", "/v1/practices/\(practice)/sources/\(source)/numbers", token: token,
+                    body: Array(#"{"numbers": ["not a number"]}"#.utf8)
+                ).status == 400)
+            let property = try await server.request(
+                "POST", "/v1/practices/\(practice)/web-properties", token: token,
+                body: Array(
+                    #"{"name": "Smile website", "origins": ["https://www.smile.test"], "call_source_id": "\#(source)", "main_number": "+1 555 010 9999"}"#
+                        .utf8))
+            #expect(property.status == 201)
+            let key = try #require(property.json["public_key"] as? String)
+            #expect((property.json["script"] as? String)?.contains("/v1/capture/snippet/\(key).js") == true)
+            #expect(
+                try await server.request(
+                    "POST", "/v1/practices/\(practice)/web-properties", token: token,
+                    body: Array(#"{"name": "Bad", "origins": ["https://www.smile.test/path"]}"#.utf8)
+                ).status == 400)
+
+            let view = try await server.request(
+                "POST", "/v1/capture/web/\(key)/views", headers: ["Origin": "https://www.smile.test"],
+                body: Array(#"{"path": "/implants", "params": {"utm_source": "google"}}"#.utf8),
+                contentType: "text/plain")
+            #expect(view.status == 200 && view.header("Access-Control-Allow-Origin") == "https://www.smile.test")
+            #expect(["+15550207001", "+15550207002"].contains(view.json["number"] as? String ?? ""))
+            let elsewhere = try await server.request(
+                "POST", "/v1/capture/web/\(key)/views", headers: ["Origin": "https://evil.test"],
+                body: Array(#"{"path": "/"}"#.utf8), contentType: "text/plain")
+            #expect(elsewhere.status == 403 && elsewhere.header("Access-Control-Allow-Origin") == nil)
+            let extra = try await server.request(
+                "POST", "/v1/capture/web/\(key)/views", headers: ["Origin": "https://www.smile.test"],
+                body: Array(#"{"path": "/", "params": {"patient": "Jane Canary"}}"#.utf8), contentType: "text/plain")
+            #expect(extra.status == 200 && !extra.body.contains("Canary"))
+        }
+    }
 }
