@@ -410,6 +410,25 @@ try:
     check(first.startswith("whsec_") and second.startswith("whsec_") and first != second,
           "source secrets: %r then %r" % (first[:6], second[:6]))
 
+    # A pool for the new line and a website using it: the page shows the pool and the script tag.
+    owner.find_element(By.LINK_TEXT, "Done").click()
+    WebDriverWait(owner, 10).until(expected_conditions.presence_of_element_located((By.ID, "property")))
+    owner.find_elements(By.CSS_SELECTOR, ".pool-form textarea")[-1].send_keys("+1 555 030 0001\n+1 555 030 0002")
+    owner.find_elements(By.CSS_SELECTOR, ".pool-form button")[-1].click()
+    try:
+        WebDriverWait(owner, 10).until(lambda d: "+15550300002" in d.page_source)
+    except Exception:
+        check(False, "after adding pool numbers the page is %r: %r" % (
+            heading_becomes(owner, ""), owner.find_element(By.TAG_NAME, "main").text[:300]))
+        raise
+    owner.find_element(By.ID, "site-name").send_keys("Lakeside website")
+    owner.find_element(By.ID, "origins").send_keys("https://www.lakeside.example")
+    owner.find_elements(By.CSS_SELECTOR, "#calls option")[-1].click()
+    owner.find_element(By.CSS_SELECTOR, "#property button").click()
+    WebDriverWait(owner, 10).until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, ".script-tag")))
+    tag = owner.find_element(By.CSS_SELECTOR, ".script-tag").text
+    check("/v1/capture/snippet/pk_" in tag, "the website's script tag is %r" % tag[:80])
+
     # Webhooks: an endpoint covered by a BAA needs a re-authentication in the last five minutes;
     # with the session's made stale, the dialog asks for password and a code, then it is added.
     subprocess.run(["psql", "-X", "-q", os.environ["ENCLAVE_SUPERUSER_DATABASE_URL"].rsplit("/", 1)[0] + "/enclave_browser",

@@ -226,15 +226,29 @@ extension Console {
         await guardedAsync(request) { token in
             let practice = try uuid(context.parameters.get("practice"))
             let sources = try await services.sources.list(token, practice: practice)
+            let pools = try await services.sources.poolNumbers(token, practice: practice)
+            let properties = try await services.sources.webProperties(token, practice: practice)
+            let base = request.head.authority.map { "https://" + $0 } ?? ""
+            let label = { (source: UUID?) in source.flatMap { id in sources.first { $0.id == id }?.label } ?? "none" }
             return page(
                 "sources",
                 [
                     "practice": id(practice),
+                    "callSources": sources.filter { $0.kind == "call" }.map { ["id": id($0.id), "label": $0.label] },
+                    "formSources": sources.filter { $0.kind == "form" }.map { ["id": id($0.id), "label": $0.label] },
+                    "properties": properties.map { property in
+                        [
+                            "name": property.name, "origins": property.origins.joined(separator: ", "),
+                            "calls": label(property.callSource), "forms": label(property.formSource),
+                            "script": #"<script src="\#(base)/v1/capture/snippet/\#(property.publicKey).js"></script>"#,
+                        ]
+                    },
                     "sources": sources.map { source in
                         [
                             "id": id(source.id), "kind": source.kind, "label": source.label,
                             "disabled": source.disabled,
-                            "twilio": source.provider == "twilio",
+                            "twilio": source.provider == "twilio", "call": source.kind == "call",
+                            "pool": (pools[source.id] ?? []).joined(separator: ", "),
                         ]
                             as [String: Any]
                     },

@@ -59,6 +59,15 @@ public struct Console: Sendable {
             try await deleteWebhook(request, context)
         }
         router.post("/practices/:practice/sources") { request, context in try await createSource(request, context) }
+        router.post("/practices/:practice/sources/twilio") { request, context in
+            try await createTwilio(request, context)
+        }
+        router.post("/practices/:practice/sources/:source/numbers") { request, context in
+            try await addNumbers(request, context)
+        }
+        router.post("/practices/:practice/web-properties") { request, context in
+            try await createProperty(request, context)
+        }
         router.post("/practices/:practice/sources/:source/rotate") { request, context in
             try await rotateSource(request, context)
         }
@@ -94,4 +103,7 @@ extension Console.ProposalForm: CSRFCarrying { var csrfToken: String { csrf } }
 extension Console.AssignmentForm: CSRFCarrying { var csrfToken: String { csrf } }
 extension Console.AuditExportForm: CSRFCarrying { var csrfToken: String { csrf } }
 extension Console.QualifyForm: CSRFCarrying { var csrfToken: String { csrf } }
+extension Console.TwilioForm: CSRFCarrying { var csrfToken: String { csrf } }
+extension Console.NumbersForm: CSRFCarrying { var csrfToken: String { csrf } }
+extension Console.PropertyForm: CSRFCarrying { var csrfToken: String { csrf } }
 extension Console.SpendForm: CSRFCarrying { var csrfToken: String { csrf } }

@@ -216,3 +216,42 @@ end
 $$;
 revoke all on function enclave_private.create_web_property(text,text,text[],uuid,uuid,text) from public;
 grant execute on function enclave_private.create_web_property(text,text,text[],uuid,uuid,text) to enclave_app;
+
+-- The caller's practice's web properties and pool numbers (anyone who reads its leads; the
+-- public keys are not secrets).
+create or replace function enclave_private.practice_web_properties()
+returns table (id uuid, name text, public_key text, origins text[], call_source_id uuid, form_source_id uuid,
+               main_number text)
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+#variable_conflict use_column
+declare
+    caller record := enclave_private.require_session();
+    practice uuid := enclave_private.reachable_tenant('leads.read');
+begin
+    return query
+    select w.id, w.name, w.public_key, w.origins, w.call_source_id, w.form_source_id, w.main_number
+    from enclave_private.web_properties w
+    where w.practice_id = practice and w.disabled_at is null
+    order by w.created_at;
+end
+$$;
+revoke all on function enclave_private.practice_web_properties() from public;
+grant execute on function enclave_private.practice_web_properties() to enclave_app;
+
+create or replace function enclave_private.practice_pool_numbers()
+returns table (number text, source_id uuid)
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+#variable_conflict use_column
+declare
+    caller record := enclave_private.require_session();
+    practice uuid := enclave_private.reachable_tenant('leads.read');
+begin
+    return query
+    select d.number, d.source_id from enclave_private.number_directory d
+    where d.practice_id = practice order by d.source_id, d.number;
+end
+$$;
+revoke all on function enclave_private.practice_pool_numbers() from public;
+grant execute on function enclave_private.practice_pool_numbers() to enclave_app;

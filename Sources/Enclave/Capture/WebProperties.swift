@@ -8,6 +8,10 @@ public struct WebProperty: Sendable, Equatable {
     /// Goes in the snippet's URL: it names the property and opens nothing.
     public let publicKey: String
     public let origins: [String]
+    public var name = ""
+    public var callSource: UUID? = nil
+    public var formSource: UUID? = nil
+    public var mainNumber: String? = nil
 }
 
 extension TrackingSources {
@@ -60,6 +64,38 @@ extension TrackingSources {
         }
         guard let id else { throw AccessError(.conflict, "the web property could not be created") }
         return WebProperty(id: id, publicKey: key, origins: origins)
+    }
+
+    /// The practice's web properties.
+    public func webProperties(_ token: SessionToken, practice: UUID) async throws -> [WebProperty] {
+        try await access.withPractice(token, practice: practice, scope: .leadsRead) { transaction in
+            try await transaction.query(
+                """
+                select id, name, public_key, origins, call_source_id, form_source_id, main_number
+                from enclave_private.practice_web_properties()
+                """
+            ).map { row in
+                WebProperty(
+                    id: try row.decode(UUID.self, "id"), publicKey: try row.decode(String.self, "public_key"),
+                    origins: try row.decode([String].self, "origins"), name: try row.decode(String.self, "name"),
+                    callSource: try row.decode(UUID?.self, "call_source_id"),
+                    formSource: try row.decode(UUID?.self, "form_source_id"),
+                    mainNumber: try row.decode(String?.self, "main_number"))
+            }
+        }
+    }
+
+    /// The practice's pool numbers, by source.
+    public func poolNumbers(_ token: SessionToken, practice: UUID) async throws -> [UUID: [String]] {
+        try await access.withPractice(token, practice: practice, scope: .leadsRead) { transaction in
+            var pools: [UUID: [String]] = [:]
+            for row in try await transaction.query(
+                "select number, source_id from enclave_private.practice_pool_numbers()")
+            {
+                pools[try row.decode(UUID.self, "source_id"), default: []].append(try row.decode(String.self, "number"))
+            }
+            return pools
+        }
     }
 
     /// `scheme://host[:port]` exactly as a browser sends it in `Origin`.
