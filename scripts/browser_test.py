@@ -392,7 +392,7 @@ try:
         if roi_csv:
             break
         time.sleep(0.1)
-    check(len(roi_csv) == 1 and open(roi_csv[0]).read().startswith('"week","source"'), "the ROI CSV: %s" % roi_csv)
+    check(len(roi_csv) == 1 and open(roi_csv[0]).read().startswith('"practice_id","week","source"'), "the ROI CSV: %s" % roi_csv)
 
     # Tracking sources: a new one shows its secret once; rotating shows another.
     owner.get(ORIGIN + "/practices/%s/sources" % lakeside["id"])
@@ -491,6 +491,12 @@ try:
         admin.find_element(By.CSS_SELECTOR, "form[action='/agency/proposals'] button").click()
         WebDriverWait(admin, 10).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "table tbody tr")) == 4)
         page(admin, "agency-after")
+        # Return on ad spend across the agency's practices, with the practice named on each row.
+        admin.find_element(By.LINK_TEXT, "Return on ad spend, all practices").click()
+        check(heading_becomes(admin, "Return on ad spend") == "Return on ad spend", "the agency's ROI page")
+        page(admin, "roi-agency")
+        check("Every practice you reach now" in admin.find_element(By.TAG_NAME, "main").text,
+              "the agency's ROI page is not the report across practices")
     finally:
         admin.quit()
 

@@ -38,55 +38,88 @@ extension Console {
     func roi<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async -> Response {
         await guardedAsync(request) { token in
             let practice = try uuid(context.parameters.get("practice"))
-            let range = Self.reportRange()
-            let report = try await LeadValue(access: services.access, agreements: services.agreements).report(
-                token, practice: practice, since: range.since, until: range.until)
-            return page(
-                "roi",
-                [
-                    "practice": id(practice), "since": Self.dayFormat(range.since),
-                    "until": Self.dayFormat(range.until.addingTimeInterval(-86_400)),
-                    "hasRows": !report.sources.isEmpty, "month": Self.utc("yyyy-MM").string(from: Date()),
-                    "sources": report.sources.reversed().map { row in
-                        [
-                            "week": Self.dayFormat(row.week), "source": row.source ?? "direct", "leads": row.leads,
-                            "qualified": row.qualified, "value": Self.dollars(row.valueCents),
-                            "spend": Self.dollars(row.spendCents),
-                            "cpl": row.costPerLeadCents.map(Self.dollars) ?? "—",
-                            "roi": row.roi.map { String(format: "%.0f%%", $0 * 100) } ?? "—",
-                        ] as [String: Any]
-                    },
-                ], request)
+            return try await roiPage(request, token, practice: practice)
         }
+    }
+
+    /// The same report across every practice the caller reaches (an agency's), by practice.
+    func agencyROI(_ request: Request) async -> Response {
+        await guardedAsync(request) { token in try await roiPage(request, token, practice: nil) }
+    }
+
+    func roiPage(_ request: Request, _ token: SessionToken, practice: UUID?) async throws -> Response {
+        let range = Self.reportRange()
+        let report = try await roiReport(token, practice: practice, range: range)
+        let names = practice == nil ? try await services.agreements.practiceNames(token) : [:]
+        let rows = report.sources.sorted {
+            ($0.week, names[$0.practiceID] ?? "") > ($1.week, names[$1.practiceID] ?? "")
+        }
+        return page(
+            "roi",
+            [
+                "practice": practice.map(id) ?? false, "since": Self.dayFormat(range.since),
+                "until": Self.dayFormat(range.until.addingTimeInterval(-86_400)),
+                "csv": practice.map { "/practices/\(id($0))/roi.csv" } ?? "/roi.csv",
+                "hasRows": !report.sources.isEmpty, "month": Self.utc("yyyy-MM").string(from: Date()),
+                "sources": rows.map { row in
+                    [
+                        "week": Self.dayFormat(row.week), "source": row.source ?? "direct", "leads": row.leads,
+                        "practiceName": practice == nil ? names[row.practiceID] ?? "Practice" : false,
+                        "qualified": row.qualified, "value": Self.dollars(row.valueCents),
+                        "spend": Self.dollars(row.spendCents),
+                        "cpl": row.costPerLeadCents.map(Self.dollars) ?? "—",
+                        "roi": row.roi.map { String(format: "%.0f%%", $0 * 100) } ?? "—",
+                    ] as [String: Any]
+                },
+            ], request)
+    }
+
+    /// One practice's report, or (nil) the report across every practice the caller reaches.
+    func roiReport(_ token: SessionToken, practice: UUID?, range: (since: Date, until: Date)) async throws
+        -> LeadValue.Report
+    {
+        let value = LeadValue(access: services.access, agreements: services.agreements)
+        if let practice {
+            return try await value.report(token, practice: practice, since: range.since, until: range.until)
+        }
+        return try await value.reportAcrossPractices(token, since: range.since, until: range.until)
     }
 
     /// The report's rows as CSV: attribution and figures, no PHI.
     func roiCSV<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async -> Response {
         await guardedAsync(request) { token in
-            let practice = try uuid(context.parameters.get("practice"))
-            let range = Self.reportRange()
-            let report = try await LeadValue(access: services.access, agreements: services.agreements).report(
-                token, practice: practice, since: range.since, until: range.until)
-            var csv = AuditCSV.line([
-                "week", "source", "medium", "campaign", "leads", "qualified", "value_usd", "source_spend_usd",
-                "source_cost_per_lead_usd", "source_roi",
-            ])
-            for row in report.rows {
-                let source = report.sources.first { $0.week == row.week && $0.source == row.source }
-                csv += AuditCSV.line([
-                    Self.dayFormat(row.week), row.source ?? "", row.medium ?? "", row.campaign ?? "", "\(row.leads)",
-                    "\(row.qualified)", Self.dollars(row.valueCents), source.map { Self.dollars($0.spendCents) } ?? "",
-                    source?.costPerLeadCents.map(Self.dollars) ?? "",
-                    source?.roi.map { String(format: "%.4f", $0) } ?? "",
-                ])
-            }
-            var headers = HTTPFields()
-            ConsoleSecurity.apply(to: &headers)
-            headers[.contentType] = "text/csv; charset=utf-8"
-            headers[.contentDisposition] =
-                "attachment; filename=\"roi-\(id(practice))-\(Self.dayFormat(range.since)).csv\""
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: csv)))
+            try await roiCSV(request, token, practice: try uuid(context.parameters.get("practice")))
         }
+    }
+
+    func agencyROICSV(_ request: Request) async -> Response {
+        await guardedAsync(request) { token in try await roiCSV(request, token, practice: nil) }
+    }
+
+    func roiCSV(_ request: Request, _ token: SessionToken, practice: UUID?) async throws -> Response {
+        let range = Self.reportRange()
+        let report = try await roiReport(token, practice: practice, range: range)
+        var csv = AuditCSV.line([
+            "practice_id", "week", "source", "medium", "campaign", "leads", "qualified", "value_usd",
+            "source_spend_usd", "source_cost_per_lead_usd", "source_roi",
+        ])
+        for row in report.rows {
+            let source = report.sources.first {
+                $0.practiceID == row.practiceID && $0.week == row.week && $0.source == row.source
+            }
+            csv += AuditCSV.line([
+                id(row.practiceID), Self.dayFormat(row.week), row.source ?? "", row.medium ?? "", row.campaign ?? "",
+                "\(row.leads)", "\(row.qualified)", Self.dollars(row.valueCents),
+                source.map { Self.dollars($0.spendCents) } ?? "", source?.costPerLeadCents.map(Self.dollars) ?? "",
+                source?.roi.map { String(format: "%.4f", $0) } ?? "",
+            ])
+        }
+        var headers = HTTPFields()
+        ConsoleSecurity.apply(to: &headers)
+        headers[.contentType] = "text/csv; charset=utf-8"
+        headers[.contentDisposition] =
+            "attachment; filename=\"roi-\(practice.map(id) ?? "practices")-\(Self.dayFormat(range.since)).csv\""
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: csv)))
     }
 
     struct SpendForm: Decodable {

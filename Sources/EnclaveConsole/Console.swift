@@ -43,6 +43,8 @@ public struct Console: Sendable {
         }
         router.get("/home") { request, _ in await home(request) }
         router.get("/agency") { request, _ in await agencyOverview(request) }
+        router.get("/roi") { request, _ in await agencyROI(request) }
+        router.get("/roi.csv") { request, _ in await agencyROICSV(request) }
         router.post("/agency/proposals") { request, context in try await propose(request, context) }
         router.post("/agency/assignments") { request, context in try await assignment(request, context) }
         router.get("/account") { request, _ in await account(request) }
