@@ -248,7 +248,7 @@ extension Console {
                             "id": id(source.id), "kind": source.kind, "label": source.label,
                             "disabled": source.disabled,
                             "twilio": source.provider == "twilio", "call": source.kind == "call",
-                            "pool": (pools[source.id] ?? []).joined(separator: ", "),
+                            "pool": pools[source.id].map { $0.joined(separator: ", ") as Any } ?? false,
                         ]
                             as [String: Any]
                     },
