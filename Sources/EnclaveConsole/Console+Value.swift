@@ -99,7 +99,7 @@ extension Console {
     func roiCSV(_ request: Request, _ token: SessionToken, practice: UUID?) async throws -> Response {
         let range = Self.reportRange()
         let report = try await roiReport(token, practice: practice, range: range)
-        var csv = AuditCSV.line([
+        var csv = CSV.line([
             "practice_id", "week", "source", "medium", "campaign", "leads", "qualified", "value_usd",
             "source_spend_usd", "source_cost_per_lead_usd", "source_roi",
         ])
@@ -107,7 +107,7 @@ extension Console {
             let source = report.sources.first {
                 $0.practiceID == row.practiceID && $0.week == row.week && $0.source == row.source
             }
-            csv += AuditCSV.line([
+            csv += CSV.line([
                 id(row.practiceID), Self.dayFormat(row.week), row.source ?? "", row.medium ?? "", row.campaign ?? "",
                 "\(row.leads)", "\(row.qualified)", Self.dollars(row.valueCents),
                 source.map { Self.dollars($0.spendCents) } ?? "", source?.costPerLeadCents.map(Self.dollars) ?? "",

@@ -194,10 +194,6 @@ public struct LeadValue: Sendable {
 
     /// Google Ads' offline conversion import layout (CSV, UTC).
     public static func googleAdsCSV(_ conversions: [Conversion], conversionName: String) -> String {
-        func field(_ text: String) -> String {
-            let neutral = text.first.map { "=+-@\t\r".contains($0) } == true ? "'" + text : text
-            return "\"" + neutral.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-        }
         let formatter = Date.ISO8601FormatStyle(timeZone: .gmt).year().month().day().dateSeparator(.dash)
             .time(includingFractionalSeconds: false).timeSeparator(.colon)
         var csv =
@@ -207,7 +203,8 @@ public struct LeadValue: Sendable {
                 .replacingOccurrences(of: "Z", with: "")
             let value = String(format: "%.2f", Double(conversion.valueCents) / 100)
             csv +=
-                [field(conversion.gclid), field(conversionName), field(time), value, "USD"].joined(separator: ",")
+                [CSV.field(conversion.gclid), CSV.field(conversionName), CSV.field(time), value, "USD"].joined(
+                    separator: ",")
                 + "\r\n"
         }
         return csv
