@@ -65,13 +65,7 @@ public struct TwilioCapture: Sendable {
             idempotencyKey: verified.callKey, replayID: nil, context: request.context, credential
         ) { transaction, leadID, keySet in
             let key = try await keySet.activeDataKey()
-            func seal(_ value: String?, _ column: String) throws -> [UInt8]? {
-                try value.map {
-                    try FieldCipher.seal(
-                        Array($0.utf8), with: key,
-                        for: FieldContext(tenantID: credential.practice, table: "leads", column: column, rowID: leadID))
-                }
-            }
+            let seal = LeadSealer(key: key, practice: credential.practice, lead: leadID)
             var index: [UInt8]?
             if let caller { index = try await keySet.blindIndex().index(normalized: caller) }
             // A pool number shown to a website visitor in the last 30 minutes: the call is theirs.

@@ -131,13 +131,7 @@ public struct WebCapture: Sendable {
         return try await ingest.store(idempotencyKey: nil, replayID: nil, context: context, credential) {
             transaction, leadID, keySet in
             let key = try await keySet.activeDataKey()
-            func seal(_ value: [UInt8]?, _ column: String) throws -> [UInt8]? {
-                try value.map {
-                    try FieldCipher.seal(
-                        $0, with: key,
-                        for: FieldContext(tenantID: credential.practice, table: "leads", column: column, rowID: leadID))
-                }
-            }
+            let seal = LeadSealer(key: key, practice: credential.practice, lead: leadID)
             var visitor = Attribution()
             if let given {
                 visitor = try await Self.attribution(

@@ -58,13 +58,7 @@ public struct IngestService: Sendable {
             context: request.context, credential
         ) { transaction, leadID, keySet in
             let key = try await keySet.activeDataKey()
-            func seal(_ value: String?, _ column: String) throws -> [UInt8]? {
-                try value.map {
-                    try FieldCipher.seal(
-                        Array($0.utf8), with: key,
-                        for: FieldContext(tenantID: credential.practice, table: "leads", column: column, rowID: leadID))
-                }
-            }
+            let seal = LeadSealer(key: key, practice: credential.practice, lead: leadID)
             let normalized = try PhoneNumber.normalize(input.callerNumber)
             return try await transaction.execute(
                 """
@@ -98,13 +92,7 @@ public struct IngestService: Sendable {
             context: request.context, credential
         ) { transaction, leadID, keySet in
             let key = try await keySet.activeDataKey()
-            func seal(_ value: [UInt8]?, _ column: String) throws -> [UInt8]? {
-                try value.map {
-                    try FieldCipher.seal(
-                        $0, with: key,
-                        for: FieldContext(tenantID: credential.practice, table: "leads", column: column, rowID: leadID))
-                }
-            }
+            let seal = LeadSealer(key: key, practice: credential.practice, lead: leadID)
             let fields = try JSONEncoder().encode(input.fields)
             // A phone field, when it is one, gets the blind index too: "all leads from this caller".
             let phone = input.fields.first {
@@ -267,5 +255,24 @@ public struct IngestService: Sendable {
         try await transaction.query(
             "select enclave_private.ingest_mark_signature($1) as fresh", [replayID]
         ).first?.decode(Bool.self, "fresh") ?? false
+    }
+}
+
+/// Seals a new lead's PHI fields with the practice's active data key, each bound to its
+/// practice, table, column and row (one sealer per lead; every ingest path uses it).
+struct LeadSealer {
+    let key: DataKey
+    let practice: UUID
+    let lead: UUID
+
+    func callAsFunction(_ value: [UInt8]?, _ column: String) throws -> [UInt8]? {
+        try value.map {
+            try FieldCipher.seal(
+                $0, with: key, for: FieldContext(tenantID: practice, table: "leads", column: column, rowID: lead))
+        }
+    }
+
+    func callAsFunction(_ value: String?, _ column: String) throws -> [UInt8]? {
+        try callAsFunction(value.map { Array($0.utf8) }, column)
     }
 }
