@@ -369,6 +369,8 @@ try:
     owner.get(ORIGIN + "/practices/%s/leads" % lakeside["id"])
     owner.find_element(By.CSS_SELECTOR, "a.lead").click()
     WebDriverWait(owner, 10).until(expected_conditions.presence_of_element_located((By.ID, "qualify")))
+    check("worth" not in owner.find_element(By.ID, "qualification").text,
+          "an unmarked lead reads %r" % owner.find_element(By.ID, "qualification").text)
     owner.find_element(By.CSS_SELECTOR, "#as option[value=qualified]").click()
     owner.find_element(By.ID, "value").clear()
     owner.find_element(By.ID, "value").send_keys("1250.50")

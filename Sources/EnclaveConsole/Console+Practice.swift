@@ -188,6 +188,8 @@ extension Console {
                     "practice": id(practice), "lead": id(leadID), "fields": fields, "owner": owner,
                     "qualifies": qualifies, "qualification": lead.qualification ?? "not marked",
                     "value": lead.valueCents.map { Self.dollars($0) } ?? "",
+                    // Mustache takes an empty string as true: a missing value is false.
+                    "worth": lead.valueCents.map { Self.dollars($0) as Any } ?? false,
                     "choices": LeadValue.Qualification.allCases.map {
                         ["name": $0.rawValue, "selected": $0.rawValue == lead.qualification] as [String: Any]
                     },
