@@ -1,56 +1,128 @@
 import ArgumentParser
 import Enclave
+import EnclaveHTTP
 import Foundation
+import Logging
 import Postgres
 import Sealing
+import ServiceLifecycle
 
 extension EnclaveCommand {
-    /// `enclave audit`: verify the hash chains and write checkpoints.
+    /// `enclave audit`: link, checkpoint and verify the audit chains.
     struct Audit: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Verify the audit trail's hash chains and write checkpoints.",
-            subcommands: [Verify.self, Checkpoint.self]
+            abstract: "Link the audit trail into its chains, checkpoint them, and verify them.",
+            subcommands: [Chain.self, Verify.self, Checkpoint.self]
         )
     }
 }
 
-/// Options for the audit commands.
+/// Options for the audit commands: the maintenance connection, the audit key and the log.
 struct AuditOptions: ParsableArguments {
     @OptionGroup var maintenance: MaintenanceOptions
 
     @Option(
         help: ArgumentHelp(
-            "The key file that authenticates checkpoints (default: $ENCLAVE_AUDIT_KEY_FILE).",
-            discussion: "Keep it outside the database, like the master key file."))
+            "The audit key file (default: $ENCLAVE_AUDIT_KEY_FILE).",
+            discussion: "Keep it outside the database, like the master key. The chainer creates it (mode 0600)."))
     var key: String?
+
+    @Option(
+        help:
+            "The append-only checkpoint log (default: $ENCLAVE_AUDIT_CHECKPOINTS, else the key file's path + .checkpoints)."
+    )
+    var checkpoints: String?
 
     func keyPath() throws -> String {
         if let key, !key.isEmpty { return key }
         guard let path = ProcessInfo.processInfo.environment["ENCLAVE_AUDIT_KEY_FILE"], !path.isEmpty else {
-            throw ConfigurationError("ENCLAVE_AUDIT_KEY_FILE is not set: it must name the audit checkpoint key file")
+            throw ConfigurationError("ENCLAVE_AUDIT_KEY_FILE is not set: it must name the audit key file")
         }
         return path
     }
 
-    func verifier() throws -> AuditVerifier {
+    func checkpointPath() throws -> String {
+        if let checkpoints, !checkpoints.isEmpty { return checkpoints }
+        if let path = ProcessInfo.processInfo.environment["ENCLAVE_AUDIT_CHECKPOINTS"], !path.isEmpty { return path }
+        return try keyPath() + ".checkpoints"
+    }
+
+    /// The audit key; created when `create` and missing.
+    func loadKey(create: Bool = false) throws -> MasterKeyFile {
+        let path = try keyPath()
+        if create && !FileManager.default.fileExists(atPath: path) {
+            let key = try MasterKeyFile.create(path: path)
+            printNow("created audit key file \(path) (mode 0600); keep it outside the database")
+            return key
+        }
+        return try MasterKeyFile.load(path: path)
+    }
+
+    func maintenanceContext() throws -> MaintenanceContext {
         let configuration = try ConnectionConfiguration.forRole(
             .maint, override: maintenance.databaseURL, allowInsecureTransport: maintenance.insecureTransport)
-        return AuditVerifier(
-            maintenance: MaintenanceContext(
-                pool: ConnectionPool(configuration: configuration, options: .init(maxConnections: 2))))
+        return MaintenanceContext(pool: ConnectionPool(configuration: configuration, options: .init(maxConnections: 2)))
+    }
+
+    func chainer(create: Bool) throws -> AuditChainer {
+        let key = try loadKey(create: create)
+        return AuditChainer(
+            maintenance: try maintenanceContext(), key: key, log: CheckpointLog(path: try checkpointPath(), key: key))
     }
 }
 
 extension EnclaveCommand.Audit {
+    /// `enclave audit chain`: the chainer worker.
+    struct Chain: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Link new audit events into their chains and append the heads to the checkpoint log.",
+            discussion: """
+                Runs as the maintenance role with the audit key. Accesses write their events unlinked; \
+                this worker links them within seconds, in batches, and after each batch appends the \
+                chains' new heads, HMAC-signed, to the checkpoint log. Run one (a second one waits its \
+                turn). Without --once it runs until SIGINT or SIGTERM.
+                """)
+        @OptionGroup var options: AuditOptions
+        @Flag(help: "Make one pass and exit.") var once = false
+        @Option(help: "Seconds between passes.") var interval: Double = 2
+
+        func run() async throws {
+            try await reportingErrors {
+                let chainer = try options.chainer(create: true)
+                // Heads linked before a crash that had no checkpoint yet.
+                try await chainer.checkpointAllHeads()
+                if once {
+                    print(AuditChainService.describe(try await chainer.linkPending()))
+                } else {
+                    try await ServiceGroup(
+                        services: [
+                            AuditChainService.make(
+                                chainer: chainer, interval: .milliseconds(Int(interval * 1000)),
+                                report: { printNow($0) })
+                        ],
+                        gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "enclave.audit")
+                    ).run()
+                }
+                await chainer.maintenance.pool.close()
+            }
+        }
+    }
+
     struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Walk every chain (or one practice's) and report the first broken link of each; exit 1 on any.")
+            abstract: "Walk every chain (or one practice's) and report the first broken link of each; exit 1 on any.",
+            discussion: """
+                Checks every linked event's link with the audit key, retention records' authorization, \
+                and each chain against the latest head in the checkpoint log (a tail cut off or rewritten \
+                since). Events not linked yet are counted; one left unlinked longer than \
+                --max-unlinked-age is a break.
+                """)
         @OptionGroup var options: AuditOptions
 
         @Option(help: "Verify only this practice's chain.") var tenant: String?
-
-        @Option(help: "A checkpoint file from `enclave audit checkpoint`, to also catch a truncated tail.")
-        var checkpoint: String?
+        @Flag(help: "Do not check against the checkpoint log.") var noCheckpoints = false
+        @Option(help: "Seconds an event may wait for the chainer before it counts as a break.")
+        var maxUnlinkedAge: Int = 300
 
         func validate() throws {
             if let tenant, UUID(uuidString: tenant) == nil { throw ValidationError("--tenant \(tenant) is not a UUID") }
@@ -58,15 +130,17 @@ extension EnclaveCommand.Audit {
 
         func run() async throws {
             try await reportingErrors {
+                let key = try options.loadKey()
                 var saved: Enclave.Checkpoint?
-                if let checkpoint {
-                    guard let data = FileManager.default.contents(atPath: checkpoint) else {
-                        throw ConfigurationError("--checkpoint \(checkpoint): cannot be read")
-                    }
-                    saved = try Enclave.Checkpoint.decode(
-                        data, key: try MasterKeyFile.load(path: try options.keyPath()))
+                if !noCheckpoints {
+                    let path = try options.checkpointPath()
+                    saved = try CheckpointLog(path: path, key: key).read()
+                    if saved == nil { printError("note: the checkpoint log \(path) has no record yet") }
                 }
-                let report = try await options.verifier().verify(
+                let verifier = AuditVerifier(
+                    maintenance: try options.maintenanceContext(), key: key,
+                    maxUnlinkedAge: .seconds(maxUnlinkedAge))
+                let report = try await verifier.verify(
                     chains: tenant.flatMap(UUID.init(uuidString:)).map { [$0] }, checkpoint: saved)
                 for broken in report.breaks { printError("broken: \(broken)") }
                 guard report.breaks.isEmpty else {
@@ -74,36 +148,23 @@ extension EnclaveCommand.Audit {
                     throw ExitCode.failure
                 }
                 print(
-                    "ok: \(report.chains) chains, \(report.events) events verified"
-                        + (saved == nil ? "" : " against the checkpoint"))
+                    "ok: \(report.chains) chains, \(report.events) linked events verified"
+                        + (saved == nil ? "" : " against the checkpoint log") + ", \(report.unlinked) not linked yet")
             }
         }
     }
 
     struct Checkpoint: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Write every chain's head, authenticated with the audit key, to a file kept elsewhere.",
-            discussion: "Creates the key file (mode 0600) if it does not exist yet.")
+            abstract: "Append every chain's head the checkpoint log does not hold yet.",
+            discussion: "The chainer does this after each batch; this command is for a log started afresh.")
         @OptionGroup var options: AuditOptions
-
-        @Option(help: "Where to write the checkpoint.") var out: String
 
         func run() async throws {
             try await reportingErrors {
-                let path = try options.keyPath()
-                let key: MasterKeyFile
-                if FileManager.default.fileExists(atPath: path) {
-                    key = try MasterKeyFile.load(path: path)
-                } else {
-                    key = try MasterKeyFile.create(path: path)
-                    print("created audit key file \(path) (mode 0600); keep it outside the database")
-                }
-                let heads = try await options.verifier().heads()
-                let data = try Enclave.Checkpoint(heads: heads).encoded(key: key)
-                guard FileManager.default.createFile(atPath: out, contents: data) else {
-                    throw ConfigurationError("--out \(out): cannot be written")
-                }
-                print("wrote a checkpoint of \(heads.count) chains to \(out)")
+                let chainer = try options.chainer(create: true)
+                let written = try await chainer.checkpointAllHeads()
+                print("appended \(written) chain heads to \(try options.checkpointPath())")
             }
         }
     }

@@ -81,3 +81,22 @@ public enum RecordingFetchService {
             + "\(pass.retrying) to retry, \(pass.failed) failed"
     }
 }
+
+/// The audit chainer.
+public enum AuditChainService {
+    public static func make(
+        chainer: AuditChainer, interval: Duration, report: @escaping @Sendable (String) -> Void
+    ) -> PeriodicWorker {
+        PeriodicWorker(
+            name: "audit", doing: "linking", interval: interval,
+            pass: {
+                let pass = try await chainer.linkPending()
+                return pass.linked == 0 ? nil : describe(pass)
+            }, report: report)
+    }
+
+    /// One line about a pass.
+    public static func describe(_ pass: AuditChainer.Summary) -> String {
+        "audit: \(pass.linked) events linked in \(pass.chains) chains, \(pass.checkpointed) heads checkpointed"
+    }
+}

@@ -8,12 +8,13 @@ import Testing
 
 @Suite("The audit trail")
 struct AuditTests {
-    /// A practice whose chain holds 10 events: its creation and nine key rotations.
+    /// A practice whose chain holds 10 linked events: its creation and nine key rotations.
     static func withChain<T: Sendable>(_ body: (KeyFixture, KeyManagement, UUID) async throws -> T) async throws -> T {
         try await KeyFixture.with { fixture in
             let keys = try await fixture.keys()
             let practice = try await PracticeRegistry(keys: keys).create(name: "Audited Dental")
             for _ in 0..<9 { _ = try await keys.rotate(tenants: [practice]) }
+            _ = try await keys.maintenance.chainer().linkPending()
             return try await body(fixture, keys, practice)
         }
     }
@@ -29,25 +30,34 @@ struct AuditTests {
     }
 
     func verify(_ keys: KeyManagement, checkpoint: Checkpoint? = nil) async throws -> [AuditVerifier.Break] {
-        try await AuditVerifier(maintenance: keys.maintenance).verify(checkpoint: checkpoint).breaks
+        try await keys.maintenance.verifier().verify(checkpoint: checkpoint).breaks
     }
 
-    @Test("an intact chain verifies")
+    /// A checkpoint log in a temporary file, removed after `body`.
+    static func withLog<T>(_ body: (CheckpointLog) async throws -> T) async throws -> T {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("enclave-log-\(UUID().uuidString)")
+            .path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        return try await body(CheckpointLog(path: path, key: testAuditKey))
+    }
+
+    @Test("an intact chain verifies; the chainer numbers it from 1 without gaps")
     func intact() async throws {
         try await Self.withChain { _, keys, practice in
-            let report = try await AuditVerifier(maintenance: keys.maintenance).verify()
+            let report = try await keys.maintenance.verifier().verify()
             #expect(report.breaks.isEmpty)
             #expect(report.events >= 10)
-            let heads = try await AuditVerifier(maintenance: keys.maintenance).heads()
+            #expect(report.unlinked == 0)
+            let heads = try await keys.maintenance.verifier().heads()
             #expect(heads.first { $0.chain == practice }?.seq == 10)
         }
     }
 
-    @Test("a changed field is found, naming tenant and sequence")
+    @Test("a changed field is found, naming tenant and position")
     func editedField() async throws {
         try await Self.withChain { fixture, keys, practice in
             try await Self.tamper(
-                fixture, ["update enclave.audit_events set object_id = '99' where tenant_id = $1 and seq = 4"],
+                fixture, ["update enclave.audit_events set object_id = '99' where tenant_id = $1 and chain_seq = 4"],
                 [practice])
             let broken = try #require(try await verify(keys).first)
             #expect(broken.chain == practice)
@@ -60,7 +70,7 @@ struct AuditTests {
     func deletedEvent() async throws {
         try await Self.withChain { fixture, keys, practice in
             try await Self.tamper(
-                fixture, ["delete from enclave.audit_events where tenant_id = $1 and seq = 6"], [practice])
+                fixture, ["delete from enclave.audit_events where tenant_id = $1 and chain_seq = 6"], [practice])
             let broken = try #require(try await verify(keys).first)
             #expect((broken.chain, broken.seq) == (practice, 6))
             #expect(broken.problem.contains("missing"))
@@ -73,62 +83,238 @@ struct AuditTests {
             try await Self.tamper(
                 fixture,
                 [
-                    "update enclave.audit_events set seq = 100000 where tenant_id = $1 and seq = 3",
-                    "update enclave.audit_events set seq = 3 where tenant_id = $1 and seq = 4",
-                    "update enclave.audit_events set seq = 4 where tenant_id = $1 and seq = 100000",
+                    "update enclave.audit_events set chain_seq = 100000 where tenant_id = $1 and chain_seq = 3",
+                    "update enclave.audit_events set chain_seq = 3 where tenant_id = $1 and chain_seq = 4",
+                    "update enclave.audit_events set chain_seq = 4 where tenant_id = $1 and chain_seq = 100000",
                 ], [practice])
             let broken = try #require(try await verify(keys).first)
             #expect((broken.chain, broken.seq) == (practice, 3))
         }
     }
 
-    @Test("a forged event inserted with a correct hash of its own is found at the next link")
+    /// SQL that makes room after position `after` and writes a forged, linked event there, linked
+    /// to the event before it with `hashSQL` (an expression over the event before, `e`).
+    static func forge(after: Int64, link: Int, hashSQL: String) -> [String] {
+        [
+            "update enclave.audit_events set chain_seq = chain_seq + 1000 where tenant_id = $1 and chain_seq > \(after)",
+            "update enclave.audit_events set chain_seq = chain_seq - 999 where tenant_id = $1 and chain_seq > 1000",
+            """
+            insert into enclave.audit_events (tenant_id, seq, chain_seq, link, at, actor_kind, action, outcome, details, prev_hash, hash)
+            select $1, 900000 + \(after), \(after + 1), \(link), e.at, 'operator', 'key.rotated', 'ok', '{}', e.hash, \(hashSQL)
+            from enclave.audit_events e where e.tenant_id = $1 and e.chain_seq = \(after)
+            """,
+            """
+            update enclave_private.audit_heads h set seq = e.chain_seq, hash = e.hash from enclave.audit_events e
+            where h.chain_id = $1 and e.tenant_id = $1 and e.chain_seq = (select max(chain_seq) from enclave.audit_events where tenant_id = $1)
+            """,
+        ]
+    }
+
+    /// A forger's SHA-256 link over the v1 canonical form (all anyone without the key can compute).
+    static func sha256Link(position: Int64) -> String {
+        """
+        sha256(e.hash || enclave_private.audit_canonical($1, \(position), (extract(epoch from e.at) * 1000000)::int8,
+            null, 'operator', null, 'key.rotated', null, null, 'ok', null, null, null, null, '{}'))
+        """
+    }
+
+    @Test("a forged event inserted mid-chain, linked without the key, is found where it stands")
     func forgedInsert() async throws {
         try await Self.withChain { fixture, keys, practice in
-            // A careful forger: make room after seq 5, write seq 6 linked to 5 with a valid hash.
             try await Self.tamper(
-                fixture,
-                [
-                    "update enclave.audit_events set seq = seq + 1000 where tenant_id = $1 and seq > 5",
-                    "update enclave.audit_events set seq = seq - 999 where tenant_id = $1 and seq > 1000",
-                    """
-                    insert into enclave.audit_events (tenant_id, seq, at, actor_kind, action, outcome, details, prev_hash, hash)
-                    select $1, 6, e.at, 'operator', 'key.rotated', 'ok', '{}', e.hash,
-                           sha256(e.hash || enclave_private.audit_canonical($1, 6, (extract(epoch from e.at) * 1000000)::int8,
-                               null, 'operator', null, 'key.rotated', null, null, 'ok', null, null, null, null, '{}'))
-                    from enclave.audit_events e where e.tenant_id = $1 and e.seq = 5
-                    """,
-                ], [practice])
+                fixture, Self.forge(after: 5, link: 2, hashSQL: Self.sha256Link(position: 6)), [practice])
             let broken = try #require(try await verify(keys).first)
-            #expect((broken.chain, broken.seq) == (practice, 7))
-            #expect(broken.problem.contains("link"))
+            #expect((broken.chain, broken.seq) == (practice, 6))
+            #expect(broken.problem.contains("forged without the key"))
         }
     }
 
-    @Test("deleting the last events, head fixed up too, is caught with a checkpoint")
-    func truncatedTail() async throws {
+    @Test("an event appended or rewritten after the last checkpoint, head moved to match, is caught")
+    func appendedAfterCheckpoint() async throws {
+        try await Self.withLog { log in
+            try await Self.withChain { fixture, keys, practice in
+                try await keys.maintenance.chainer(log: log).checkpointAllHeads()
+                let checkpoint = try #require(try log.read())
+                #expect(try await verify(keys, checkpoint: checkpoint).isEmpty)
+                // Appended at the tail: as a chainer link (no key), or as an old SHA-256 link.
+                try await Self.tamper(
+                    fixture, Self.forge(after: 10, link: 2, hashSQL: Self.sha256Link(position: 11)), [practice])
+                var broken = try #require(try await verify(keys, checkpoint: checkpoint).first)
+                #expect((broken.chain, broken.seq) == (practice, 11))
+                try await Self.tamper(
+                    fixture,
+                    ["delete from enclave.audit_events where tenant_id = $1 and chain_seq = 11"]
+                        + Self.forge(after: 10, link: 1, hashSQL: Self.sha256Link(position: 11)), [practice])
+                broken = try #require(try await verify(keys, checkpoint: checkpoint).first)
+                #expect((broken.chain, broken.seq) == (practice, 11))
+                #expect(broken.problem.contains("SHA-256 link"))
+                // Rewritten before the checkpoint, every later link recomputed without the key.
+                try await Self.tamper(
+                    fixture,
+                    ["update enclave.audit_events set reason = 'rewritten' where tenant_id = $1 and chain_seq = 9"],
+                    [practice])
+                broken = try #require(try await verify(keys, checkpoint: checkpoint).first)
+                #expect((broken.chain, broken.seq) == (practice, 9))
+            }
+        }
+    }
+
+    @Test("a retention record written without the audit key is caught")
+    func forgedRetention() async throws {
         try await Self.withChain { fixture, keys, practice in
-            let keyPath = fixture.keyFile + ".audit"
-            defer { try? FileManager.default.removeItem(atPath: keyPath) }
-            let key = try MasterKeyFile.create(path: keyPath)
-            let verifier = AuditVerifier(maintenance: keys.maintenance)
-            let saved = try Checkpoint.decode(
-                try Checkpoint(heads: try await verifier.heads()).encoded(key: key), key: key)
+            // Remove the first four events and claim a retention did it, as a forger would.
             try await Self.tamper(
                 fixture,
                 [
-                    "delete from enclave.audit_events where tenant_id = $1 and seq > 7",
-                    "update enclave_private.audit_heads h set seq = 7, hash = e.hash from enclave.audit_events e where h.chain_id = $1 and e.tenant_id = $1 and e.seq = 7",
+                    """
+                    insert into enclave.audit_events (tenant_id, actor_kind, action, object_type, object_id, outcome, reason, details)
+                    select $1, 'operator', 'audit.retention', 'audit_chain', $1::text, 'ok', 'retention policy',
+                           jsonb_build_object('removed_from_seq', 1, 'removed_through_seq', 4, 'removed', 4,
+                               'last_removed_hash', encode(e.hash, 'hex'), 'authorization', repeat('ab', 32))
+                    from enclave.audit_events e where e.tenant_id = $1 and e.chain_seq = 4
+                    """,
+                    "delete from enclave.audit_events where tenant_id = $1 and chain_seq <= 4",
                 ], [practice])
-            #expect(try await verify(keys).isEmpty, "without a checkpoint a consistent truncation looks whole")
-            let broken = try #require(try await verify(keys, checkpoint: saved).first)
-            #expect((broken.chain, broken.seq) == (practice, 8))
-            #expect(broken.problem.contains("truncated"))
-            // A checkpoint altered without the key is refused.
-            var data = try Checkpoint(heads: try await verifier.heads()).encoded(key: key)
-            data = Data(
-                String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\"seq\" : 7", with: "\"seq\" : 6").utf8)
-            #expect(throws: ConfigurationError.self) { try Checkpoint.decode(data, key: key) }
+            // The chainer links the planted record like any other event; the key did not authorize it.
+            let report = try await keys.maintenance.linkAndVerify()
+            let broken = try #require(report.breaks.first)
+            #expect((broken.chain, broken.seq) == (practice, 11))
+            #expect(broken.problem.contains("forged"))
+        }
+    }
+
+    @Test(
+        "deleting the last events, head fixed up too, is caught against the checkpoint log; an altered log is refused")
+    func truncatedTail() async throws {
+        try await Self.withLog { log in
+            try await Self.withChain { fixture, keys, practice in
+                try await keys.maintenance.chainer(log: log).checkpointAllHeads()
+                try await Self.tamper(
+                    fixture,
+                    [
+                        "delete from enclave.audit_events where tenant_id = $1 and chain_seq > 7",
+                        "update enclave_private.audit_heads h set seq = 7, hash = e.hash from enclave.audit_events e where h.chain_id = $1 and e.tenant_id = $1 and e.chain_seq = 7",
+                    ], [practice])
+                #expect(try await verify(keys).isEmpty, "without a checkpoint a consistent truncation looks whole")
+                let broken = try #require(try await verify(keys, checkpoint: try log.read()).first)
+                #expect((broken.chain, broken.seq) == (practice, 8))
+                #expect(broken.problem.contains("truncated"))
+                // A log altered without the key is refused, as is one with a record removed.
+                let text = try String(contentsOfFile: log.path, encoding: .utf8)
+                try text.replacingOccurrences(of: ",10,", with: ",7,").write(
+                    toFile: log.path, atomically: true, encoding: .utf8)
+                #expect(throws: ConfigurationError.self) { try CheckpointLog(path: log.path, key: testAuditKey).read() }
+            }
+        }
+    }
+
+    @Test("the log grows by records of the heads that moved; a record cut short by a crash is dropped and repaired")
+    func checkpointLog() async throws {
+        try await Self.withLog { log in
+            try await KeyFixture.with { fixture in
+                let keys = try await fixture.keys()
+                let chainer = keys.maintenance.chainer(log: log)
+                let registry = PracticeRegistry(keys: keys)
+                let first = try await registry.create(name: "First")
+                var pass = try await chainer.linkPending()
+                #expect(pass.linked >= 1)
+                #expect(pass.checkpointed >= 1)
+                let second = try await registry.create(name: "Second")
+                pass = try await chainer.linkPending()
+                #expect(pass.checkpointed >= 1)
+                let lines = try String(contentsOfFile: log.path, encoding: .utf8).split(separator: "\n")
+                #expect(lines.count == 2)
+                #expect(!lines[1].contains(first.uuidString.lowercased()))
+                #expect(lines[1].contains(second.uuidString.lowercased()))
+                // A torn write: half a record with no newline.
+                let handle = try #require(FileHandle(forWritingAtPath: log.path))
+                try handle.seekToEnd()
+                try handle.write(contentsOf: Data(#"{"at":1,"heads":[["#.utf8))
+                try handle.close()
+                let reopened = CheckpointLog(path: log.path, key: testAuditKey)
+                let linkedChains = try await keys.maintenance.verifier().heads().filter { $0.seq > 0 }.count
+                #expect(try reopened.read()?.heads.count == linkedChains)
+                _ = try await keys.rotate(tenants: [first])
+                _ = try await AuditChainer(maintenance: keys.maintenance, key: testAuditKey, log: reopened)
+                    .linkPending()
+                let repaired = try String(contentsOfFile: log.path, encoding: .utf8)
+                #expect(repaired.hasSuffix("\n"))
+                #expect(!repaired.contains(#"{"at":1,"#))
+                let checkpoint = try #require(try CheckpointLog(path: log.path, key: testAuditKey).read())
+                #expect(try await verify(keys, checkpoint: checkpoint).isEmpty)
+            }
+        }
+    }
+
+    @Test("unlinked events are counted, and one left unlinked too long is a break")
+    func unlinked() async throws {
+        try await KeyFixture.with { fixture in
+            let keys = try await fixture.keys()
+            let practice = try await PracticeRegistry(keys: keys).create(name: "Waiting")
+            let report = try await keys.maintenance.verifier().verify(chains: [practice])
+            #expect(report.unlinked == 1)
+            #expect(report.breaks.isEmpty)
+            let strict = AuditVerifier(maintenance: keys.maintenance, key: testAuditKey, maxUnlinkedAge: .zero)
+            let broken = try #require(try await strict.verify(chains: [practice]).breaks.first)
+            #expect(broken.problem.contains("not linked"))
+            #expect(try await keys.maintenance.linkAndVerify().breaks.isEmpty)
+        }
+    }
+
+    @Test("linking is the chainer's alone, fills only unlinked events, and must continue the chain's head")
+    func linkingGuards() async throws {
+        try await Self.withChain { fixture, keys, practice in
+            _ = try await keys.rotate(tenants: [practice])
+            let pending = try await fixture.database.connect()
+            defer { Task { await pending.close() } }
+            let seq = try #require(
+                try await pending.query(
+                    "select seq from enclave.audit_events where tenant_id = $1 and chain_seq is null", [practice]
+                ).first?.decode(Int64.self, "seq"))
+            let zero = String(repeating: "0", count: 64)
+            let call =
+                "select enclave_private.link_audit_events(array[$1]::uuid[], array[$2]::int8[], array[$3]::int8[], array[$4], array[$4])"
+            func refusal(_ variable: String, _ position: Int64, _ expected: String) async throws {
+                let connection = try await fixture.database.connect(variable)
+                defer { Task { await connection.close() } }
+                do {
+                    try await connection.query(call, [practice, seq, position, zero])
+                    Issue.record("\(variable) linked at \(position)")
+                } catch let error as PostgresError {
+                    #expect(error.sqlState == expected, "\(error.debugDescription)")
+                }
+            }
+            try await refusal(DatabaseRole.app.variable, 11, "42501")
+            try await refusal(DatabaseRole.maint.variable, 11, "40001")  // does not follow the head's hash
+            try await refusal(DatabaseRole.maint.variable, 5, "40001")  // not the next position
+            #expect(try await keys.maintenance.linkAndVerify().breaks.isEmpty)
+        }
+    }
+
+    @Test("readers of one practice do not wait for each other's audit events")
+    func noChainLock() async throws {
+        try await Self.withChain { fixture, keys, practice in
+            let first = try await fixture.database.connect(DatabaseRole.maint.variable)
+            let second = try await fixture.database.connect(DatabaseRole.maint.variable)
+            defer {
+                Task {
+                    await first.close(); await second.close()
+                }
+            }
+            for connection in [first, second] {
+                try await connection.query("begin")
+                try await connection.query("select set_config('enclave.maint_tenant', $1, true)", [practice.uuidString])
+            }
+            let record = """
+                select enclave_private.record_audit($1, 'key.rotated', 'tenant', 'x', 'ok', null, null, null, null, null)
+                """
+            try await first.query(record, [practice])
+            // With a per-chain lock this would wait for the first transaction; it must not.
+            try await second.query("set local lock_timeout = '2s'")
+            try await second.query(record, [practice])
+            try await second.query("commit")
+            try await first.query("commit")
+            #expect(try await keys.maintenance.linkAndVerify().breaks.isEmpty)
         }
     }
 
@@ -216,24 +402,26 @@ struct AuditTests {
                     try await group.waitForAll()
                 }
             }
+            let report = try await keys.maintenance.linkAndVerify()
+            #expect(report.breaks.isEmpty)
+            #expect(report.events == 8 + 16000)
             let superuser = try await fixture.database.connect()
             defer { Task { await superuser.close() } }
             let stats = try await superuser.query(
                 """
-                select tenant_id, count(*)::int8 as n, count(distinct seq)::int8 as d, min(seq) as lo, max(seq) as hi
+                select tenant_id, count(*)::int8 as n, count(distinct chain_seq)::int8 as d, min(chain_seq) as lo,
+                       max(chain_seq) as hi, count(distinct seq)::int8 as numbers
                 from enclave.audit_events group by tenant_id
                 """)
             for row in stats {
                 let count = try row.decode(Int64.self, "n")
                 #expect(try row.decode(Int64.self, "d") == count)
+                #expect(try row.decode(Int64.self, "numbers") == count)
                 #expect(try row.decode(Int64.self, "lo") == 1)
                 #expect(try row.decode(Int64.self, "hi") == count)
             }
             let first = try stats.first { try $0.decode(UUID.self, "tenant_id") == practices[0] }
             #expect(try first?.decode(Int64.self, "n") == 1 + 8000 + 1000)
-            let report = try await AuditVerifier(maintenance: keys.maintenance).verify()
-            #expect(report.breaks.isEmpty)
-            #expect(report.events == 8 + 16000)
             await pool.close()
         }
     }
@@ -300,7 +488,7 @@ struct AuditTests {
                     try await transaction.audit(AuditEvent(tenant: fixture.practiceB, action: .phiRead))
                 }
             }
-            let report = try await AuditVerifier(maintenance: fixture.keys.maintenance()).verify()
+            let report = try await fixture.keys.maintenance().linkAndVerify()
             #expect(report.breaks.isEmpty)
         }
     }
@@ -349,11 +537,20 @@ struct AuditTests {
         try await Self.withChain { fixture, keys, practice in
             let owner = try await fixture.database.connect(DatabaseRole.owner.variable)
             defer { Task { await owner.close() } }
-            let removed = try await owner.query("select enclave_private.apply_audit_retention($1, 4) as n", [practice])
-            #expect(try removed.first?.decode(Int64.self, "n") == 4)
-            let report = try await AuditVerifier(maintenance: keys.maintenance).verify()
+            let ownerPool = ConnectionPool(
+                configuration: try fixture.database.configuration(DatabaseRole.owner.variable),
+                options: .init(maxConnections: 1))
+            let removed = try await AuditRetention.apply(
+                chain: practice, throughSeq: 4, key: testAuditKey, ownerPool: ownerPool)
+            await ownerPool.close()
+            #expect(removed == 4)
+            let report = try await keys.maintenance.linkAndVerify()
             #expect(report.breaks.isEmpty, "\(report.breaks)")
             #expect(report.events == 7)
+            // Without the key's authorization the database refuses.
+            await #expect(throws: PostgresError.self) {
+                try await owner.query("select enclave_private.apply_audit_retention($1, 6, null)", [practice])
+            }
             // Retention is the only way to delete: a plain delete by the owner is refused.
             await #expect(throws: PostgresError.self) { try await owner.query("delete from enclave.audit_events") }
         }

@@ -51,3 +51,27 @@ extension KeyManagement {
         }
     }
 }
+
+/// The audit key of this test process, outside every scratch database.
+let testAuditKey: MasterKeyFile = {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("enclave-audit-\(UUID().uuidString)").path
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    // swift-format-ignore: NeverUseForceTry
+    return try! MasterKeyFile.create(path: path)
+}()
+
+extension MaintenanceContext {
+    /// The chainer under the test audit key, appending to `log` if given.
+    func chainer(log: CheckpointLog? = nil) -> AuditChainer {
+        AuditChainer(maintenance: self, key: testAuditKey, log: log)
+    }
+
+    /// The verifier under the test audit key.
+    func verifier() -> AuditVerifier { AuditVerifier(maintenance: self, key: testAuditKey) }
+
+    /// Links every event written so far, then verifies `chains` (default: all).
+    func linkAndVerify(chains: [UUID]? = nil, checkpoint: Checkpoint? = nil) async throws -> AuditVerifier.Report {
+        _ = try await chainer().linkPending()
+        return try await verifier().verify(chains: chains, checkpoint: checkpoint)
+    }
+}

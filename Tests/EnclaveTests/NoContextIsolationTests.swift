@@ -18,8 +18,8 @@ struct NoContextIsolationTests {
                     '22222222-2222-2222-2222-222222222222', 'call', now());
         insert into enclave.recordings (tenant_id, lead_id, chunk_index, dek_version, ciphertext)
             values ('11111111-1111-1111-1111-111111111111', '33333333-3333-3333-3333-333333333333', 0, 1, '\\x00');
-        insert into enclave.audit_events (tenant_id, seq, actor_kind, action, outcome, prev_hash, hash)
-            values ('11111111-1111-1111-1111-111111111111', 1, 'system', 'tenant.created', 'ok',
+        insert into enclave.audit_events (tenant_id, seq, chain_seq, link, actor_kind, action, outcome, prev_hash, hash)
+            values ('11111111-1111-1111-1111-111111111111', 1, 1, 2, 'system', 'tenant.created', 'ok',
                     decode(repeat('00', 32), 'hex'), decode(repeat('11', 32), 'hex'));
         insert into enclave.tenant_migrations (tenant_id, migration, status)
             values ('11111111-1111-1111-1111-111111111111', '0001_seed', 'done');

@@ -174,7 +174,7 @@ struct ReencryptionAndOffboardingTests {
                 try await fixture.ingest.ingestCall(try fixture.request(fixture.call("After")))
             }
             // The audit chain stays and still verifies.
-            let verified = try await AuditVerifier(maintenance: keys.maintenance).verify(chains: [
+            let verified = try await keys.maintenance.linkAndVerify(chains: [
                 fixture.base.practiceA
             ])
             #expect(verified.breaks.isEmpty)

@@ -1,14 +1,18 @@
--- The audit trail: append-only, hash-chained per tenant, written in the same transaction as
--- the access it records.
+-- The audit trail: append-only, chained per tenant, written in the same transaction as the
+-- access it records.
 --
--- Each chain (a practice's id, or the all-zero id for the platform) has a head row in
--- enclave_private.audit_heads. Appending locks the head, so events of one chain get gapless,
--- ordered sequence numbers and each event's hash covers the one before:
---     hash = SHA-256(prev_hash || canonical(event))
--- canonical() is length-prefixed text of every field, reproduced by `enclave audit verify`.
--- Nobody updates or deletes events: the service and maintenance roles have no such privilege,
--- and a trigger (0004_row_level_security.sql) refuses it even for the owner, except inside the
--- retention procedure, which records what it removed in the chain itself.
+-- An access inserts its event (append_audit_event) with no lock: the event's `seq` comes from
+-- a platform-wide sequence. The chainer (`enclave audit chain`, the maintenance role, holding
+-- the audit key outside the database) reads unlinked events (unlinked_audit_events) and links
+-- them in batches (link_audit_events): each event gets the next `chain_seq` of its chain (a
+-- practice's id, or the all-zero id for the platform), the hash of the event before it, and
+--     hash = HMAC-SHA-256(audit key, prev_hash || canonical v2 event)
+-- computed by the chainer; enclave_private.audit_heads holds each chain's last link. Events
+-- linked before migration 0013 carry SHA-256(prev_hash || canonical v1) links. `enclave audit
+-- verify` recomputes both. Nobody updates or deletes events: the service and maintenance
+-- roles have no such privilege, and a trigger (0004_row_level_security.sql) refuses it even
+-- for the owner, except inside link_audit_events (which only fills an unlinked event's link)
+-- and the retention procedure, which records what it removed in the chain itself.
 
 -- Length-prefixed text of every field: no two different events encode the same.
 create or replace function enclave_private.audit_field(value text)
@@ -37,44 +41,121 @@ as $$
 $$;
 revoke all on function enclave_private.audit_canonical(uuid,bigint,bigint,uuid,text,uuid,text,text,text,text,text,text,text,text,text) from public;
 
--- Appends one event to `chain`; returns its sequence number. Internal: callers are the
--- functions that perform or validate the access.
+-- Appends one event to `chain`, unlinked; returns its sequence number. No lock: concurrent
+-- accesses of one practice do not wait for each other. Internal: callers are the functions that
+-- perform or validate the access.
 create or replace function enclave_private.append_audit_event(
     chain uuid, actor uuid, actor_kind text, session uuid, action text, object_type text, object_id text,
     outcome text, reason text, client_ip inet, user_agent text, request_id text, details jsonb
 )
 returns bigint
-language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
+language sql volatile security definer set search_path = pg_catalog, pg_temp
 as $$
-declare
-    head record;
-    at timestamptz := clock_timestamp();
-    next_seq bigint;
-    next_hash bytea;
-    canonical_details jsonb := coalesce(details, '{}'::jsonb);
-begin
-    insert into enclave_private.audit_heads (chain_id, seq, hash)
-    values (chain, 0, decode(repeat('00', 32), 'hex'))
-    on conflict (chain_id) do nothing;
-    select h.seq, h.hash into head from enclave_private.audit_heads h where h.chain_id = chain for update;
-    -- The stored value is what verify reads back: truncate to microseconds first.
-    at := date_trunc('microseconds', at);
-    next_seq := head.seq + 1;
-    next_hash := sha256(head.hash || enclave_private.audit_canonical(
-        chain, next_seq, (extract(epoch from at) * 1000000)::bigint, actor, actor_kind, session, action,
-        object_type, object_id, outcome, reason, host(client_ip), left(user_agent, 300), left(request_id, 100),
-        canonical_details::text));
+    -- `at` is stored to the microsecond, as the canonical form reads it back.
     insert into enclave.audit_events (
-        tenant_id, seq, at, actor_id, actor_kind, session_id, action, object_type, object_id, outcome, reason,
-        client_ip, user_agent, request_id, details, prev_hash, hash)
+        tenant_id, at, actor_id, actor_kind, session_id, action, object_type, object_id, outcome, reason,
+        client_ip, user_agent, request_id, details)
     values (
-        chain, next_seq, at, actor, actor_kind, session, action, object_type, object_id, outcome, reason,
-        client_ip, left(user_agent, 300), left(request_id, 100), canonical_details, head.hash, next_hash);
-    update enclave_private.audit_heads set seq = next_seq, hash = next_hash where chain_id = chain;
-    return next_seq;
-end
+        chain, date_trunc('microseconds', clock_timestamp()), actor, actor_kind, session, action, object_type,
+        object_id, outcome, reason, client_ip, left(user_agent, 300), left(request_id, 100),
+        coalesce(details, '{}'::jsonb))
+    returning seq
 $$;
 revoke all on function enclave_private.append_audit_event(uuid,uuid,text,uuid,text,text,text,text,text,inet,text,text,jsonb) from public;
+
+-- The chainer's work list: up to max_events unlinked events, oldest first, in the form the
+-- canonical encoding needs, with their chain's current head (seq 0 and the zero hash for a
+-- chain that has none yet). Operators only.
+create or replace function enclave_private.unlinked_audit_events(max_events integer)
+returns table (tenant_id uuid, seq bigint, at_micros bigint, actor text, actor_kind text, session text,
+               action text, object_type text, object_id text, outcome text, reason text, ip text,
+               user_agent text, request_id text, details text, head_seq bigint, head_hash bytea)
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+begin
+    perform enclave_private.require_operator();
+    return query
+    select e.tenant_id, e.seq, (extract(epoch from e.at) * 1000000)::int8, e.actor_id::text, e.actor_kind,
+           e.session_id::text, e.action, e.object_type, e.object_id, e.outcome, e.reason, host(e.client_ip),
+           e.user_agent, e.request_id, e.details::text,
+           coalesce(h.seq, 0), coalesce(h.hash, decode(repeat('00', 32), 'hex'))
+    from (select u.tenant_id, u.seq from enclave.audit_events u where u.chain_seq is null order by u.seq
+          limit least(greatest(max_events, 1), 50000)) pending
+    join enclave.audit_events e on e.tenant_id = pending.tenant_id and e.seq = pending.seq
+    left join enclave_private.audit_heads h on h.chain_id = e.tenant_id
+    order by e.seq;
+end
+$$;
+revoke all on function enclave_private.unlinked_audit_events(integer) from public;
+grant execute on function enclave_private.unlinked_audit_events(integer) to enclave_maint;
+
+-- Links events into their chains: event (chains[i], seqs[i]) gets chain_seqs[i], prev_hashes[i]
+-- and hashes[i] (the chainer's HMAC; both hashes as hex). The database cannot check an HMAC, but it keeps the
+-- chain's shape: per chain the positions continue the head without a gap, each prev_hash is
+-- the hash before it, and only unlinked events are linked. A batch built on a head that moved
+-- meanwhile is refused whole ('audit_head_moved'). Returns the number linked. Operators only.
+create or replace function enclave_private.link_audit_events(
+    chains uuid[], seqs bigint[], chain_seqs bigint[], prev_hex text[], hash_hex text[]
+)
+returns integer
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
+as $$
+#variable_conflict use_column
+declare
+    linked integer;
+    n integer := coalesce(cardinality(chains), 0);
+    prev_hashes bytea[];
+    hashes bytea[];
+begin
+    perform enclave_private.require_operator();
+    if n = 0 then
+        return 0;
+    end if;
+    if cardinality(seqs) is distinct from n or cardinality(chain_seqs) is distinct from n
+        or cardinality(prev_hex) is distinct from n or cardinality(hash_hex) is distinct from n or n > 50000
+        or exists (select from unnest(prev_hex || hash_hex) x where x is null or x !~ '^[0-9a-f]{64}$') then
+        raise exception 'audit_links_invalid' using errcode = '22023';
+    end if;
+    prev_hashes := array(select decode(x, 'hex') from unnest(prev_hex) with ordinality as t(x, i) order by i);
+    hashes := array(select decode(x, 'hex') from unnest(hash_hex) with ordinality as t(x, i) order by i);
+    insert into enclave_private.audit_heads (chain_id, seq, hash)
+    select distinct b.chain, 0::bigint, decode(repeat('00', 32), 'hex')
+    from unnest(chains) as b(chain)
+    on conflict (chain_id) do nothing;
+    perform from enclave_private.audit_heads h where h.chain_id = any (chains)
+    order by h.chain_id for update;
+    if exists (
+        select from (
+            select b.chain, b.chain_seq, b.prev_hash,
+                   lag(b.chain_seq) over w as before_seq, lag(b.hash) over w as before_hash
+            from unnest(chains, chain_seqs, prev_hashes, hashes) as b(chain, chain_seq, prev_hash, hash)
+            window w as (partition by b.chain order by b.chain_seq)
+        ) l join enclave_private.audit_heads h on h.chain_id = l.chain
+        where l.chain_seq <> coalesce(l.before_seq, h.seq) + 1
+           or l.prev_hash <> coalesce(l.before_hash, h.hash)
+    ) then
+        raise exception 'audit_head_moved' using errcode = '40001';
+    end if;
+    perform set_config('enclave.audit_linking', 'on', true);
+    update enclave.audit_events e
+    set chain_seq = b.chain_seq, prev_hash = b.prev_hash, hash = b.hash, link = 2
+    from unnest(chains, seqs, chain_seqs, prev_hashes, hashes) as b(chain, seq, chain_seq, prev_hash, hash)
+    where e.tenant_id = b.chain and e.seq = b.seq and e.chain_seq is null;
+    get diagnostics linked = row_count;
+    perform set_config('enclave.audit_linking', 'off', true);
+    if linked <> n then
+        raise exception 'audit_links_invalid' using errcode = '22023',
+            detail = format('%s of %s events were unlinked events', linked, n);
+    end if;
+    update enclave_private.audit_heads h set seq = last.chain_seq, hash = last.hash
+    from (select distinct on (b.chain) b.chain, b.chain_seq, b.hash from unnest(chains, chain_seqs, hashes) as b(chain, chain_seq, hash)
+          order by b.chain, b.chain_seq desc) last
+    where h.chain_id = last.chain;
+    return linked;
+end
+$$;
+revoke all on function enclave_private.link_audit_events(uuid[],bigint[],bigint[],text[],text[]) from public;
+grant execute on function enclave_private.link_audit_events(uuid[],bigint[],bigint[],text[],text[]) to enclave_maint;
 
 -- The chain heads, for `enclave audit verify` and `checkpoint`.
 create or replace function enclave_private.audit_chain_heads()
@@ -84,7 +165,8 @@ as $$ select h.chain_id, h.seq, h.hash from enclave_private.audit_heads h order 
 revoke all on function enclave_private.audit_chain_heads() from public;
 grant execute on function enclave_private.audit_chain_heads() to enclave_maint;
 
--- Refuses UPDATE and DELETE of events, even for the owner, outside the retention procedure.
+-- Refuses UPDATE and DELETE of events, even for the owner, outside the retention procedure and
+-- the chainer's linking, which may only give an unlinked event its link, changing nothing else.
 create or replace function enclave_private.audit_events_immutable()
 returns trigger language plpgsql set search_path = pg_catalog
 as $$
@@ -93,14 +175,30 @@ begin
         and current_user = 'enclave_owner' then
         return old;
     end if;
+    if tg_op = 'UPDATE' and current_setting('enclave.audit_linking', true) = 'on'
+        and current_user = 'enclave_owner' and old.chain_seq is null and new.chain_seq is not null
+        and (new.tenant_id, new.seq, new.at, new.actor_id, new.actor_kind, new.session_id, new.action,
+             new.object_type, new.object_id, new.outcome, new.reason, new.client_ip, new.user_agent,
+             new.request_id, new.details)
+            is not distinct from
+            (old.tenant_id, old.seq, old.at, old.actor_id, old.actor_kind, old.session_id, old.action,
+             old.object_type, old.object_id, old.outcome, old.reason, old.client_ip, old.user_agent,
+             old.request_id, old.details) then
+        return new;
+    end if;
     raise exception 'audit events are append-only' using errcode = '42501';
 end
 $$;
 revoke all on function enclave_private.audit_events_immutable() from public;
 
--- Retention: removes the oldest events of a chain up to `through_seq` and records, in the same
--- chain, how many and the hash the next remaining event links to, so that verify still holds.
-create or replace function enclave_private.apply_audit_retention(chain uuid, through_seq bigint)
+-- Retention: removes the oldest linked events of a chain up to position `through_seq` and
+-- records, in the same chain, how many and the hash the next remaining event links to, so
+-- that verify still holds. `key_mac` (kept as details.authorization) is the HMAC under the audit key of
+-- "enclave.audit.retention.v1\n<chain>\n<through_seq>\n<hex hash at through_seq>\n": verify
+-- accepts a chain that starts after position 1 only with such a record, so a retention event
+-- written by anyone without the key is caught.
+drop function if exists enclave_private.apply_audit_retention(uuid, bigint);
+create or replace function enclave_private.apply_audit_retention(chain uuid, through_seq bigint, key_mac text)
 returns bigint
 language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
 as $$
@@ -109,24 +207,27 @@ declare
     last_hash bytea;
     first_seq bigint;
 begin
-    select e.hash into last_hash from enclave.audit_events e where e.tenant_id = chain and e.seq = through_seq;
+    select e.hash into last_hash from enclave.audit_events e where e.tenant_id = chain and e.chain_seq = through_seq;
     if last_hash is null then
-        raise exception 'no event % in that chain', through_seq using errcode = '22023';
+        raise exception 'no linked event % in that chain', through_seq using errcode = '22023';
     end if;
-    select min(e.seq) into first_seq from enclave.audit_events e where e.tenant_id = chain;
+    if key_mac is null or key_mac !~ '^[0-9a-f]{64}$' then
+        raise exception 'retention needs the audit key''s authorization' using errcode = '22023';
+    end if;
+    select min(e.chain_seq) into first_seq from enclave.audit_events e where e.tenant_id = chain;
     perform set_config('enclave.audit_retention', 'on', true);
-    delete from enclave.audit_events e where e.tenant_id = chain and e.seq <= through_seq;
+    delete from enclave.audit_events e where e.tenant_id = chain and e.chain_seq <= through_seq;
     get diagnostics removed = row_count;
     perform set_config('enclave.audit_retention', 'off', true);
     perform enclave_private.append_audit_event(
         chain, null, 'operator', null, 'audit.retention', 'audit_chain', chain::text, 'ok', 'retention policy',
         null, null, null,
         jsonb_build_object('removed_from_seq', first_seq, 'removed_through_seq', through_seq, 'removed', removed,
-                           'last_removed_hash', encode(last_hash, 'hex')));
+                           'last_removed_hash', encode(last_hash, 'hex'), 'authorization', key_mac));
     return removed;
 end
 $$;
-revoke all on function enclave_private.apply_audit_retention(uuid,bigint) from public;
+revoke all on function enclave_private.apply_audit_retention(uuid,bigint,text) from public;
 
 -- The service's way to write the trail, inside the unit of work that performs the access. The
 -- actor comes from the bound credential, never from the caller. Each kind of caller may record

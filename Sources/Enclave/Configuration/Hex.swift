@@ -1,6 +1,15 @@
 extension Array where Element == UInt8 {
     /// Lowercase hex.
-    public var hex: String { map { String(format: "%02x", $0) }.joined() }
+    public var hex: String {
+        let digits = Array("0123456789abcdef".utf8)
+        return String(unsafeUninitializedCapacity: count * 2) { buffer in
+            for (index, byte) in enumerated() {
+                buffer[2 * index] = digits[Int(byte >> 4)]
+                buffer[2 * index + 1] = digits[Int(byte & 0x0f)]
+            }
+            return count * 2
+        }
+    }
 
     /// The bytes of `hex` (either case), or nil unless it is an even number of hex digits.
     public init?(hex: String) {
@@ -23,3 +32,6 @@ extension Array where Element == UInt8 {
         self = bytes
     }
 }
+
+/// The bytes of hex text, or none when the text is not hex (then no comparison can match).
+func hexBytes(_ hex: String) -> [UInt8] { [UInt8](hex: hex) ?? [] }

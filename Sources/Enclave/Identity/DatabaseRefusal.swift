@@ -10,6 +10,8 @@ enum DatabaseRefusal: String, CaseIterable, Sendable {
     case reachNeedsPracticeOwner = "reach_needs_practice_owner"
     case ingestCredentialRequired = "ingest_credential_required"
     case operatorsOnly = "operators_only"
+    case auditLinksInvalid = "audit_links_invalid"
+    case auditHeadMoved = "audit_head_moved"
     case visitorSessionInvalid = "visitor_session_invalid"
     case numberTaken = "number_taken"
     case qualifyNeedsScope = "qualify_needs_scope"
@@ -47,6 +49,8 @@ enum DatabaseRefusal: String, CaseIterable, Sendable {
         case .ingestCredentialRequired:
             AccessError(.unauthenticated, "the signature does not match this source's secret")
         case .operatorsOnly: AccessError(.forbidden, "only the maintenance role may do that")
+        case .auditLinksInvalid: AccessError(.invalidInput, "the links do not fit unlinked events of those chains")
+        case .auditHeadMoved: AccessError(.conflict, "a chain's head moved while the links were computed; try again")
         case .visitorSessionInvalid:
             AccessError(.invalidInput, "a page view carries only the campaign parameters, each at most 200 bytes")
         case .numberTaken: AccessError(.conflict, "a number is already in another source's pool")
