@@ -97,8 +97,9 @@ public enum AES256GCM {
     }
 }
 
-/// An `EVP_CIPHER_CTX`, freed (and wiped by OpenSSL) when released.
-final class CipherContext {
+/// An `EVP_CIPHER_CTX`, freed (and wiped by OpenSSL) when released. Used by one thread at a
+/// time: `GCMKey` hands each out through its lock.
+final class CipherContext: @unchecked Sendable {
     let pointer: OpaquePointer
 
     init() throws {

@@ -4,6 +4,8 @@ public struct DataKey: Sendable, CustomStringConvertible {
     public let version: UInt32
     /// The 32 key bytes.
     public let material: SecretBytes
+    /// The key scheduled for AES-256-GCM, shared by every copy of this value.
+    public let cipher: GCMKey
 
     public init(version: UInt32, material: SecretBytes) throws {
         guard material.count == AES256GCM.keySize else {
@@ -11,6 +13,7 @@ public struct DataKey: Sendable, CustomStringConvertible {
         }
         self.version = version
         self.material = material
+        cipher = try GCMKey(material: material)
     }
 
     /// A new random key of `version`.

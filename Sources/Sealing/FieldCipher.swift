@@ -11,30 +11,29 @@ public enum FieldCipher {
     /// The size of a sealed empty value.
     public static let overhead = headerSize + AES256GCM.nonceSize + AES256GCM.tagSize
 
-    /// Seals `plaintext` for `context` under `key`.
+    /// Seals `plaintext` for `context` under `key`: one allocation, the result.
     public static func seal(
         _ plaintext: some Collection<UInt8>,
         with key: DataKey,
         for context: FieldContext
     ) throws -> [UInt8] {
-        let header = [format] + key.version.bigEndianBytes
-        let nonce = try SecureRandom.bytes(AES256GCM.nonceSize)
-        let associatedData = try context.associatedData(header: header)
-        var output = header + nonce
-        output.reserveCapacity(overhead + plaintext.count)
-        let input = Array(plaintext)
-        try key.material.withUnsafeBytes { keyBytes in
-            try input.withUnsafeBytes { plain in
-                try nonce.withUnsafeBytes { nonceBytes in
-                    try associatedData.withUnsafeBytes { ad in
-                        try AES256GCM.seal(
-                            key: keyBytes, nonce: nonceBytes, plaintext: plain, associatedData: ad, appendingTo: &output
-                        )
-                    }
+        try withContiguousBytes(plaintext) { plain in
+            try [UInt8](unsafeUninitializedCapacity: overhead + plain.count) { buffer, initialized in
+                let output = UnsafeMutableRawBufferPointer(buffer)
+                output[0] = format
+                withUnsafeBytes(of: key.version.bigEndian) {
+                    UnsafeMutableRawBufferPointer(rebasing: output[1..<headerSize]).copyMemory(from: $0)
                 }
+                let nonce = UnsafeMutableRawBufferPointer(rebasing: output[headerSize..<(headerSize + AES256GCM.nonceSize)])
+                try key.cipher.nextNonce(into: nonce)
+                try context.withAssociatedData(header: UnsafeRawBufferPointer(rebasing: output[0..<headerSize])) { ad in
+                    try key.cipher.seal(
+                        nonce: UnsafeRawBufferPointer(nonce), associatedData: ad, plaintext: plain,
+                        into: UnsafeMutableRawBufferPointer(rebasing: output[(headerSize + AES256GCM.nonceSize)...]))
+                }
+                initialized = overhead + plain.count
             }
         }
-        return output
     }
 
     /// The data key version a ciphertext was sealed with, to find the key that opens it.
@@ -51,23 +50,33 @@ public enum FieldCipher {
         with key: DataKey,
         for context: FieldContext
     ) throws -> [UInt8] {
-        let sealed = Array(ciphertext)
-        let version = try keyVersion(of: sealed)
-        guard version == key.version else {
-            throw SealingError(.wrongKeyVersion, "ciphertext needs data key version \(version), not \(key.version)")
-        }
-        let associatedData = try context.associatedData(header: sealed[0..<headerSize])
-        return try key.material.withUnsafeBytes { keyBytes in
-            try sealed.withUnsafeBytes { raw in
-                try associatedData.withUnsafeBytes { ad in
-                    try AES256GCM.open(
-                        key: keyBytes,
-                        nonce: UnsafeRawBufferPointer(rebasing: raw[headerSize..<(headerSize + AES256GCM.nonceSize)]),
-                        ciphertextAndTag: UnsafeRawBufferPointer(rebasing: raw[(headerSize + AES256GCM.nonceSize)...]),
-                        associatedData: ad
-                    )
+        try withContiguousBytes(ciphertext) { sealed in
+            guard sealed.count >= overhead, sealed[0] == format else {
+                throw SealingError(.malformed, "not an Enclave field ciphertext")
+            }
+            let version = UInt32(bigEndianBytes: sealed[1..<headerSize])
+            guard version == key.version else {
+                throw SealingError(.wrongKeyVersion, "ciphertext needs data key version \(version), not \(key.version)")
+            }
+            let count = sealed.count - overhead
+            return try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+                try context.withAssociatedData(header: UnsafeRawBufferPointer(rebasing: sealed[0..<headerSize])) { ad in
+                    try key.cipher.open(
+                        nonce: UnsafeRawBufferPointer(rebasing: sealed[headerSize..<(headerSize + AES256GCM.nonceSize)]),
+                        associatedData: ad,
+                        ciphertextAndTag: UnsafeRawBufferPointer(rebasing: sealed[(headerSize + AES256GCM.nonceSize)...]),
+                        into: UnsafeMutableRawBufferPointer(buffer))
                 }
+                initialized = count
             }
         }
     }
+}
+
+/// Lends `bytes` as contiguous raw memory, copying only a collection that has none.
+func withContiguousBytes<R>(_ bytes: some Collection<UInt8>, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+    if let result = try bytes.withContiguousStorageIfAvailable({ try body(UnsafeRawBufferPointer($0)) }) {
+        return result
+    }
+    return try Array(bytes).withUnsafeBytes(body)
 }

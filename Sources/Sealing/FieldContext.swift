@@ -19,19 +19,39 @@ public struct FieldContext: Sendable, Hashable {
     /// `"enclave.v1" | tenant (16) | len(table) u16 | table | len(column) u16 | column | row (16) | header`.
     /// Length prefixes make the encoding injective: no two different places encode the same.
     func associatedData(header: some Collection<UInt8>) throws -> [UInt8] {
-        let table = Array(self.table.utf8)
-        let column = Array(self.column.utf8)
-        guard table.count <= Int(UInt16.max), column.count <= Int(UInt16.max) else {
-            throw SealingError(.malformed, "table or column name too long")
+        try Array(header).withUnsafeBytes { header in try withAssociatedData(header: header) { Array($0) } }
+    }
+
+    /// Lends the associated data for `header` to `body`, built in temporary storage (no heap
+    /// allocation for ordinary names).
+    func withAssociatedData<R>(header: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        var table = self.table
+        var column = self.column
+        return try table.withUTF8 { table in
+            try column.withUTF8 { column in
+                guard table.count <= Int(UInt16.max), column.count <= Int(UInt16.max) else {
+                    throw SealingError(.malformed, "table or column name too long")
+                }
+                let size = 10 + 16 + 2 + table.count + 2 + column.count + 16 + header.count
+                return try withUnsafeTemporaryAllocation(byteCount: size, alignment: 1) { buffer in
+                    var offset = 0
+                    func append(_ bytes: UnsafeRawBufferPointer) {
+                        UnsafeMutableRawBufferPointer(rebasing: buffer[offset..<(offset + bytes.count)]).copyMemory(
+                            from: bytes)
+                        offset += bytes.count
+                    }
+                    "enclave.v1".utf8.withContiguousStorageIfAvailable { append(UnsafeRawBufferPointer($0)) }
+                    withUnsafeBytes(of: tenantID.uuid) { append($0) }
+                    withUnsafeBytes(of: UInt16(table.count).bigEndian) { append($0) }
+                    append(UnsafeRawBufferPointer(table))
+                    withUnsafeBytes(of: UInt16(column.count).bigEndian) { append($0) }
+                    append(UnsafeRawBufferPointer(column))
+                    withUnsafeBytes(of: rowID.uuid) { append($0) }
+                    append(header)
+                    return try body(UnsafeRawBufferPointer(buffer))
+                }
+            }
         }
-        var data = Array("enclave.v1".utf8)
-        data.reserveCapacity(64 + table.count + column.count + header.count)
-        data += tenantID.bytes
-        data += UInt16(table.count).bigEndianBytes + table
-        data += UInt16(column.count).bigEndianBytes + column
-        data += rowID.bytes
-        data += header
-        return data
     }
 }
 

@@ -64,18 +64,15 @@ public struct StreamSealer: Sendable {
         guard chunk.count <= chunkSize else { throw SealingError(.malformed, "chunk is larger than the chunk size") }
         guard counter < UInt32.max else { throw SealingError(.malformed, "stream has too many chunks") }
         let nonce = StreamCipher.nonce(prefix: prefix, counter: counter, last: isLast)
-        let plaintext = Array(chunk)
-        var output: [UInt8] = []
-        output.reserveCapacity(plaintext.count + AES256GCM.tagSize)
-        try key.material.withUnsafeBytes { keyBytes in
-            try nonce.withUnsafeBytes { nonceBytes in
-                try plaintext.withUnsafeBytes { plain in
+        let output = try withContiguousBytes(chunk) { plain in
+            try [UInt8](unsafeUninitializedCapacity: plain.count + AES256GCM.tagSize) { buffer, initialized in
+                try nonce.withUnsafeBytes { nonce in
                     try associatedData.withUnsafeBytes { ad in
-                        try AES256GCM.seal(
-                            key: keyBytes, nonce: nonceBytes, plaintext: plain, associatedData: ad, appendingTo: &output
-                        )
+                        try key.cipher.seal(
+                            nonce: nonce, associatedData: ad, plaintext: plain, into: UnsafeMutableRawBufferPointer(buffer))
                     }
                 }
+                initialized = plain.count + AES256GCM.tagSize
             }
         }
         counter += 1
@@ -112,17 +109,9 @@ public struct StreamOpener: Sendable {
         guard sealedChunk.count <= chunkSize + AES256GCM.tagSize else {
             throw SealingError(.malformed, "chunk is larger than the stream's chunk size")
         }
-        let nonce = StreamCipher.nonce(prefix: prefix, counter: counter, last: isLast)
-        let sealed = Array(sealedChunk)
-        let plaintext = try key.material.withUnsafeBytes { keyBytes in
-            try nonce.withUnsafeBytes { nonceBytes in
-                try sealed.withUnsafeBytes { raw in
-                    try associatedData.withUnsafeBytes { ad in
-                        try AES256GCM.open(key: keyBytes, nonce: nonceBytes, ciphertextAndTag: raw, associatedData: ad)
-                    }
-                }
-            }
-        }
+        let plaintext = try Self.open(
+            sealedChunk, key: key, nonce: StreamCipher.nonce(prefix: prefix, counter: counter, last: isLast),
+            associatedData: associatedData)
         counter += 1
         finished = isLast
         return plaintext
@@ -134,15 +123,25 @@ public struct StreamOpener: Sendable {
         guard sealedChunk.count <= chunkSize + AES256GCM.tagSize else {
             throw SealingError(.malformed, "chunk is larger than the stream's chunk size")
         }
-        let nonce = StreamCipher.nonce(prefix: prefix, counter: index, last: isLast)
-        let sealed = Array(sealedChunk)
-        return try key.material.withUnsafeBytes { keyBytes in
-            try nonce.withUnsafeBytes { nonceBytes in
-                try sealed.withUnsafeBytes { raw in
+        return try Self.open(
+            sealedChunk, key: key, nonce: StreamCipher.nonce(prefix: prefix, counter: index, last: isLast),
+            associatedData: associatedData)
+    }
+
+    private static func open(
+        _ sealedChunk: some Collection<UInt8>, key: DataKey, nonce: [UInt8], associatedData: [UInt8]
+    ) throws -> [UInt8] {
+        try withContiguousBytes(sealedChunk) { sealed in
+            let count = max(sealed.count - AES256GCM.tagSize, 0)
+            return try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+                try nonce.withUnsafeBytes { nonce in
                     try associatedData.withUnsafeBytes { ad in
-                        try AES256GCM.open(key: keyBytes, nonce: nonceBytes, ciphertextAndTag: raw, associatedData: ad)
+                        try key.cipher.open(
+                            nonce: nonce, associatedData: ad, ciphertextAndTag: sealed,
+                            into: UnsafeMutableRawBufferPointer(buffer))
                     }
                 }
+                initialized = count
             }
         }
     }

@@ -1,0 +1,163 @@
+import COpenSSL
+import Synchronization
+
+/// AES-256-GCM under one key with its key schedule done once: a small pool of EVP contexts
+/// that already hold the expanded key, each lent to one caller at a time (so the key is safe to
+/// use from many threads), and nonces from a per-instance counter instead of the random number
+/// generator.
+///
+/// Nonces are `prefix (8 bytes, random per instance) | counter (4 bytes BE)`. Every instance
+/// draws its own prefix (and a new one after 2^32 nonces), so two instances of the same key, in
+/// this process or another, repeat a nonce only if they draw the same 64-bit prefix.
+public final class GCMKey: Sendable {
+    private struct State {
+        var encryptors: [CipherContext] = []
+        var decryptors: [CipherContext] = []
+        var prefix: UInt64
+        var counter: UInt32 = 0
+    }
+
+    private let material: SecretBytes
+    private let state: Mutex<State>
+    /// Contexts kept per direction; more concurrent callers make their own and drop them after.
+    private static let poolSize = 16
+
+    public init(material: SecretBytes) throws {
+        guard material.count == AES256GCM.keySize else {
+            throw SealingError(.malformed, "an AES-256-GCM key must be 32 bytes")
+        }
+        self.material = material
+        state = Mutex(State(prefix: try Self.randomPrefix()))
+    }
+
+    private static func randomPrefix() throws -> UInt64 {
+        var prefix: UInt64 = 0
+        try withUnsafeMutableBytes(of: &prefix) { try SecureRandom.fill($0) }
+        return prefix
+    }
+
+    /// Writes a fresh 12-byte nonce to `nonce`.
+    public func nextNonce(into nonce: UnsafeMutableRawBufferPointer) throws {
+        precondition(nonce.count == AES256GCM.nonceSize)
+        func take(_ state: inout State) -> (UInt64, UInt32) {
+            defer { state.counter += 1 }
+            return (state.prefix, state.counter)
+        }
+        var taken = state.withLock { state in state.counter == UInt32.max ? nil : take(&state) }
+        if taken == nil {
+            // 2^32 nonces under this prefix: draw a new one (outside the lock).
+            let fresh = try Self.randomPrefix()
+            taken = state.withLock { state in
+                if state.counter == UInt32.max { (state.prefix, state.counter) = (fresh, 0) }
+                return take(&state)
+            }
+        }
+        let (prefix, counter) = taken!
+        withUnsafeBytes(of: prefix.bigEndian) { nonce.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: 8) }
+        withUnsafeBytes(of: counter.bigEndian) {
+            (nonce.baseAddress! + 8).copyMemory(from: $0.baseAddress!, byteCount: 4)
+        }
+    }
+
+    /// Encrypts `plaintext` under `nonce` with `associatedData`, writing ciphertext then tag to
+    /// `output`, which must hold `plaintext.count + 16` bytes.
+    public func seal(
+        nonce: UnsafeRawBufferPointer, associatedData: UnsafeRawBufferPointer, plaintext: UnsafeRawBufferPointer,
+        into output: UnsafeMutableRawBufferPointer
+    ) throws {
+        guard nonce.count == AES256GCM.nonceSize, output.count >= plaintext.count + AES256GCM.tagSize,
+            plaintext.count <= Int(Int32.max), associatedData.count <= Int(Int32.max)
+        else { throw SealingError(.cryptoFailure, "AES-256-GCM needs a 12-byte nonce and room for the tag") }
+        try withContext(encrypting: true) { context in
+            try context.check(EVP_EncryptInit_ex(context.pointer, nil, nil, nil, bytes(nonce)))
+            var length: Int32 = 0
+            if associatedData.count > 0 {
+                try context.check(
+                    EVP_EncryptUpdate(context.pointer, nil, &length, bytes(associatedData), Int32(associatedData.count)))
+            }
+            let out = output.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            var written: Int32 = 0
+            if plaintext.count > 0 {
+                try context.check(
+                    EVP_EncryptUpdate(context.pointer, out, &written, bytes(plaintext), Int32(plaintext.count)))
+            }
+            var final: Int32 = 0
+            try context.check(EVP_EncryptFinal_ex(context.pointer, out + Int(written), &final))
+            try context.check(
+                EVP_CIPHER_CTX_ctrl(
+                    context.pointer, EVP_CTRL_GCM_GET_TAG, Int32(AES256GCM.tagSize), out + plaintext.count))
+        }
+    }
+
+    /// Verifies and decrypts `ciphertextAndTag` into `output` (which must hold the ciphertext's
+    /// length); throws `.authenticationFailed` on any mismatch, after wiping what it wrote.
+    public func open(
+        nonce: UnsafeRawBufferPointer, associatedData: UnsafeRawBufferPointer,
+        ciphertextAndTag: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer
+    ) throws {
+        guard ciphertextAndTag.count >= AES256GCM.tagSize else {
+            throw SealingError(.malformed, "ciphertext is shorter than its tag")
+        }
+        let count = ciphertextAndTag.count - AES256GCM.tagSize
+        guard nonce.count == AES256GCM.nonceSize, output.count >= count, associatedData.count <= Int(Int32.max),
+            count <= Int(Int32.max)
+        else { throw SealingError(.cryptoFailure, "AES-256-GCM needs a 12-byte nonce and room for the plaintext") }
+        let verified = try withContext(encrypting: false) { context -> Bool in
+            try context.check(EVP_DecryptInit_ex(context.pointer, nil, nil, nil, bytes(nonce)))
+            var length: Int32 = 0
+            if associatedData.count > 0 {
+                try context.check(
+                    EVP_DecryptUpdate(context.pointer, nil, &length, bytes(associatedData), Int32(associatedData.count)))
+            }
+            let out = output.baseAddress?.assumingMemoryBound(to: UInt8.self)
+            var written: Int32 = 0
+            if count > 0 {
+                try context.check(EVP_DecryptUpdate(context.pointer, out, &written, bytes(ciphertextAndTag), Int32(count)))
+            }
+            // OpenSSL takes the expected tag through a non-const pointer; it only reads it.
+            let tag = UnsafeMutableRawPointer(mutating: ciphertextAndTag.baseAddress! + count)
+            try context.check(EVP_CIPHER_CTX_ctrl(context.pointer, EVP_CTRL_GCM_SET_TAG, Int32(AES256GCM.tagSize), tag))
+            var final: Int32 = 0
+            return EVP_DecryptFinal_ex(context.pointer, out.map { $0 + Int(written) }, &final) == 1
+        }
+        guard verified else {
+            if count > 0 { OPENSSL_cleanse(output.baseAddress, count) }
+            ERR_clear_error()
+            throw SealingError(.authenticationFailed, "ciphertext failed authentication")
+        }
+    }
+
+    /// Lends a context with this key scheduled to `body`, then returns it to the pool.
+    private func withContext<T>(encrypting: Bool, _ body: (CipherContext) throws -> T) throws -> T {
+        let pooled = state.withLock { state in
+            encrypting ? state.encryptors.popLast() : state.decryptors.popLast()
+        }
+        let context = try pooled ?? makeContext(encrypting: encrypting)
+        let result = try body(context)
+        state.withLock { state in
+            if encrypting {
+                if state.encryptors.count < Self.poolSize { state.encryptors.append(context) }
+            } else if state.decryptors.count < Self.poolSize {
+                state.decryptors.append(context)
+            }
+        }
+        return result
+    }
+
+    private func makeContext(encrypting: Bool) throws -> CipherContext {
+        let context = try CipherContext()
+        try material.withUnsafeBytes { key in
+            let key = key.baseAddress?.assumingMemoryBound(to: UInt8.self)
+            if encrypting {
+                try context.check(EVP_EncryptInit_ex(context.pointer, EVP_aes_256_gcm(), nil, key, nil))
+            } else {
+                try context.check(EVP_DecryptInit_ex(context.pointer, EVP_aes_256_gcm(), nil, key, nil))
+            }
+        }
+        return context
+    }
+
+    private func bytes(_ buffer: UnsafeRawBufferPointer) -> UnsafePointer<UInt8>? {
+        buffer.baseAddress?.assumingMemoryBound(to: UInt8.self)
+    }
+}
