@@ -34,15 +34,19 @@ $$;
 revoke all on function enclave_private.maintenance_tenant() from public;
 
 -- The tenant the unit of work bound in enclave.tenant_id, or NULL when it is missing or not a
--- uuid. Binding it proves nothing: the credential must still reach it.
+-- uuid. Binding it proves nothing: the credential must still reach it. (A pattern check, not
+-- an exception handler: a handler would open a subtransaction on every statement.)
 create or replace function enclave_private.bound_tenant()
 returns uuid
 language plpgsql stable
 as $$
+declare
+    raw text := current_setting('enclave.tenant_id', true);
 begin
-    return nullif(current_setting('enclave.tenant_id', true), '')::uuid;
-exception when invalid_text_representation then
-    return null;
+    if raw is null or raw !~ '^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$' then
+        return null;
+    end if;
+    return raw::uuid;
 end
 $$;
 revoke all on function enclave_private.bound_tenant() from public;
@@ -72,40 +76,47 @@ end
 $$;
 revoke all on function enclave_private.ingest_reach(uuid, text) from public;
 
--- A session's reach: a live session (sessions.sql) that completed MFA, of a user who is a
--- member of the practice, or an agency user assigned to it whose agency holds an active,
--- unexpired BAA with the scope (any scope when required_scope is NULL). A session never reaches
--- for 'ingest'. A session without MFA reaches nothing: it may only complete MFA or sign out.
+-- A session's reach: a live session (as sessions.sql's current_session defines it) that
+-- completed MFA, of a user who is a member of the practice, or an agency user assigned to it
+-- whose agency holds an active, unexpired BAA with the scope (any scope when required_scope is
+-- NULL). A session never reaches for 'ingest'. A session without MFA reaches nothing: it may only
+-- complete MFA or sign out.
+--
+-- This runs on every statement, so it is two index lookups' worth of queries: the live session
+-- with its user and the practice's status, then the membership or the assignment, agreement and
+-- agency membership (covering indexes, 0014_gate_indexes.sql). Nothing is cached: a revocation,
+-- an expiry or a timeout takes effect on the next statement.
 create or replace function enclave_private.session_reach(tenant uuid, required_scope text)
 returns boolean
 language plpgsql stable
 as $$
 declare
-    caller record;
+    token text := nullif(current_setting('enclave.session_token', true), '');
+    caller uuid;
 begin
-    if required_scope = 'ingest' then
+    if required_scope = 'ingest' or token is null or tenant is null then
         return false;
     end if;
-    select * into caller from enclave_private.current_session();
-    if not found or not caller.mfa_verified then
-        return false;
-    end if;
-    if not exists (select from enclave.practices p where p.id = tenant and p.status = 'active') then
+    select s.user_id into caller
+    from enclave.sessions s join enclave.users u on u.id = s.user_id
+    where s.token_hash = sha256(convert_to(token, 'UTF8'))
+      and s.revoked_at is null and s.mfa_verified_at is not null
+      and u.disabled_at is null and s.created_at >= u.password_changed_at
+      and now() < s.created_at + s.absolute_timeout and now() < s.last_seen_at + s.idle_timeout
+      and exists (select from enclave.practices p where p.id = tenant and p.status = 'active');
+    if caller is null then
         return false;
     end if;
     return exists (
-        select from enclave.memberships m where m.user_id = caller.user_id and m.practice_id = tenant
+        select from enclave.memberships m where m.practice_id = tenant and m.user_id = caller
     ) or exists (
         select
         from enclave.agency_assignments a
-        join enclave.memberships m on m.user_id = a.user_id and m.agency_id = a.agency_id
-        join enclave.baas b on b.agency_id = a.agency_id and b.practice_id = a.practice_id
-        where a.user_id = caller.user_id
-          and a.practice_id = tenant
-          and b.status = 'active'
-          and b.effective_at <= now()
-          and (b.expires_at is null or now() < b.expires_at)
+        join enclave.baas b on b.practice_id = a.practice_id and b.agency_id = a.agency_id
+        where a.user_id = caller and a.practice_id = tenant
+          and b.status = 'active' and b.effective_at <= now() and (b.expires_at is null or now() < b.expires_at)
           and (required_scope is null or required_scope = any (b.scopes))
+          and exists (select from enclave.memberships m where m.agency_id = a.agency_id and m.user_id = caller)
     );
 end
 $$;
