@@ -8,8 +8,10 @@ import Testing
 
 @Suite("Online re-encryption and offboarding")
 struct ReencryptionAndOffboardingTests {
-    @Test("re-encryption under concurrent ingest, reads and a redaction: every row on the active version, nothing lost")
-    func reencryption() async throws {
+    @Test(
+        "re-encryption under concurrent ingest, reads and a redaction: every row on the active version, nothing lost",
+        arguments: [1, 4])
+    func reencryption(jobs: Int) async throws {
         try await LeadsFixture.with { fixture in
             // The identity fixture's placeholder recording rows have no stream; drop them here.
             try await fixture.base.superuser(
@@ -36,7 +38,7 @@ struct ReencryptionAndOffboardingTests {
             let reencryptor = Reencryptor(keys: try await fixture.base.keys.keys(), batchSize: 10)
             let started = ContinuousClock.now
             let report = try await withThrowingTaskGroup(of: Reencryptor.Report?.self) { group in
-                group.addTask { try await reencryptor.reencrypt(fixture.base.practiceA) }
+                group.addTask { try await reencryptor.reencrypt(fixture.base.practiceA, jobs: jobs) }
                 group.addTask {
                     for index in 0..<30 {
                         _ = try await fixture.ingest.ingestCall(try fixture.request(fixture.call("New \(index)")))

@@ -7,7 +7,8 @@ import Sealing
 ///
 /// Each batch re-seals in the service and writes back with compare-and-set on the row's `xmin`,
 /// so a concurrent write (a redaction, say) is never overwritten: that row is simply picked up
-/// again by the next pass. Recordings are re-sealed chunk by chunk under a lock on their lead.
+/// again by the next pass. Practices run `jobs` at a time; when there are fewer practices than
+/// jobs, each practice's leads are split into ranges of ids re-encrypted side by side. Recordings are re-sealed chunk by chunk under a lock on their lead.
 /// Afterwards, versions that seal no row any more are reported (and, on request, destroyed).
 public struct Reencryptor: Sendable {
     /// One practice's result.
@@ -22,7 +23,7 @@ public struct Reencryptor: Sendable {
     public let keys: KeyManagement
     public let batchSize: Int
 
-    public init(keys: KeyManagement, batchSize: Int = 500) {
+    public init(keys: KeyManagement, batchSize: Int = 2_000) {
         self.keys = keys
         self.batchSize = max(1, batchSize)
     }
@@ -36,19 +37,26 @@ public struct Reencryptor: Sendable {
         tenants: [UUID], jobs: Int = 1, destroyUnused: Bool = false,
         progress: @escaping @Sendable (MaintenanceContext.Progress) -> Void = { _ in }
     ) async throws -> [Report] {
-        try await keys.maintenance.forEachTenant(
-            tenants, jobs: jobs, progress: { (state: MaintenanceContext.Progress, _: Report) in progress(state) },
-            { tenant in try await reencrypt(tenant, destroyUnused: destroyUnused) })
+        let across = max(1, min(jobs, tenants.count))
+        let within = max(1, jobs / across)
+        return try await keys.maintenance.forEachTenant(
+            tenants, jobs: across, progress: { (state: MaintenanceContext.Progress, _: Report) in progress(state) },
+            { tenant in try await reencrypt(tenant, jobs: within, destroyUnused: destroyUnused) })
     }
 
-    public func reencrypt(_ tenant: UUID, destroyUnused: Bool = false) async throws -> Report {
+    /// Re-encrypts `tenant`, its leads in `jobs` ranges of ids at once.
+    public func reencrypt(_ tenant: UUID, jobs: Int = 1, destroyUnused: Bool = false) async throws -> Report {
         var rows = 0
         var pass = 0
+        let ranges = Self.idRanges(max(1, min(jobs, 16)))
         while true {
             pass += 1
-            let moved = try await reencryptLeads(tenant)
-            rows += moved.changed
-            if moved.remaining == 0 || pass > 20 { break }
+            let changed = try await withThrowingTaskGroup(of: Int.self) { group in
+                for range in ranges { group.addTask { try await reencryptLeads(tenant, ids: range) } }
+                return try await group.reduce(0, +)
+            }
+            rows += changed
+            if try await remainingLeads(tenant) == 0 || pass > 20 { break }
         }
         let recordings = try await reencryptRecordings(tenant)
         try await resealWebhookSecrets(tenant)
@@ -116,10 +124,32 @@ public struct Reencryptor: Sendable {
         }
     }
 
-    /// One pass over the practice's leads; returns rows changed and rows still on an old version.
-    private func reencryptLeads(_ tenant: UUID) async throws -> (changed: Int, remaining: Int) {
+    /// `count` consecutive ranges of ids covering every uuid: from `after` (inclusive; nil: the
+    /// zero uuid) up to `through` (exclusive; nil: no end).
+    static func idRanges(_ count: Int) -> [(after: UUID?, through: UUID?)] {
+        let bounds: [UUID?] = (1..<count).map { index in
+            let first = UInt8(index * 256 / count)
+            return UUID(uuid: (first, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+        }
+        return zip([nil] + bounds, bounds + [nil]).map { ($0, $1) }
+    }
+
+    /// Leads still sealed by an old version.
+    private func remainingLeads(_ tenant: UUID) async throws -> Int {
+        try await keys.maintenance.withTenant(tenant) { transaction in
+            let active = try await keys.store.keys(tenant, in: transaction).activeDataKey()
+            return try await transaction.query(
+                "select count(*)::int8 as n from enclave.leads where tenant_id = $1 and dek_version is not null and dek_version <> $2",
+                [tenant, Int32(active.version)]
+            ).first?.decode(Int.self, "n") ?? 0
+        }
+    }
+
+    /// One pass over the practice's leads with ids in the range `ids`; returns the rows changed.
+    private func reencryptLeads(_ tenant: UUID, ids range: (after: UUID?, through: UUID?)) async throws -> Int {
         let store = keys.store
-        var cursor = UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+        var cursor = range.after ?? UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+        var inclusive = true
         var changed = 0
         while true {
             let (batchChanged, last) = try await keys.maintenance.withTenant(tenant) { transaction -> (Int, UUID?) in
@@ -127,12 +157,19 @@ public struct Reencryptor: Sendable {
                 let active = try await keySet.activeDataKey()
                 let rows = try await transaction.query(
                     """
-                    select id, xmin::text as row_version, \(Self.fields.joined(separator: ", ")) from enclave.leads
-                    where tenant_id = $1 and dek_version is not null and dek_version <> $2 and id > $3
+                    select id, dek_version, xmin::text as row_version, \(Self.fields.joined(separator: ", "))
+                    from enclave.leads
+                    where tenant_id = $1 and dek_version is not null and dek_version <> $2
+                      and (id > $3 or ($5 and id = $3)) and ($6::uuid is null or id < $6)
                     order by id limit $4
                     """,
-                    [tenant, Int32(active.version), cursor, batchSize])
+                    [tenant, Int32(active.version), cursor, batchSize, inclusive, range.through])
                 guard !rows.isEmpty else { return (0, nil) }
+                // The old keys, looked up once per version rather than once per field.
+                var oldKeys: [UInt32: DataKey] = [:]
+                for version in Set(try rows.map { UInt32(try $0.decode(Int32.self, "dek_version")) }) {
+                    oldKeys[version] = try await keySet.dataKey(version: version)
+                }
                 var ids: [UUID] = []
                 var versions: [String] = []
                 var columns = Array(repeating: [String?](), count: Self.fields.count)
@@ -146,7 +183,10 @@ public struct Reencryptor: Sendable {
                             continue
                         }
                         let context = FieldContext(tenantID: tenant, table: "leads", column: field, rowID: id)
-                        let plain = try await keySet.open(sealed, for: context)
+                        guard let old = oldKeys[try FieldCipher.keyVersion(of: sealed)] else {
+                            throw SealingError(.wrongKeyVersion, "a field is sealed by a version its row does not name")
+                        }
+                        let plain = try FieldCipher.open(sealed, with: old, for: context)
                         columns[index].append(try FieldCipher.seal(plain, with: active, for: context).hex)
                     }
                 }
@@ -168,15 +208,9 @@ public struct Reencryptor: Sendable {
             changed += batchChanged
             guard let last else { break }
             cursor = last
+            inclusive = false
         }
-        let remaining = try await keys.maintenance.withTenant(tenant) { transaction in
-            let active = try await store.keys(tenant, in: transaction).activeDataKey()
-            return try await transaction.query(
-                "select count(*)::int8 as n from enclave.leads where tenant_id = $1 and dek_version is not null and dek_version <> $2",
-                [tenant, Int32(active.version)]
-            ).first?.decode(Int.self, "n") ?? 0
-        }
-        return (changed, remaining)
+        return changed
     }
 
     /// Re-seals every recording not on the active version, each in one transaction.
