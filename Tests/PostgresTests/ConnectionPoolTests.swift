@@ -192,7 +192,10 @@ struct ConnectingTests {
             Issue.record("connected with a wrong password")
         } catch let error as PostgresError {
             #expect(error.code == .connectionFailed)
-            #expect(error.description.contains("password authentication failed"))
+            // PostgreSQL says "password authentication failed"; PgBouncer, "SASL authentication failed".
+            #expect(
+                error.description.contains("password authentication failed")
+                    || error.description.contains("SASL authentication failed"))
             #expect(!error.description.contains(wrong))
             #expect(!error.debugDescription.contains(wrong))
         }
