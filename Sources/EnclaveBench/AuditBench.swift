@@ -67,6 +67,8 @@ func auditBenchmark() async throws {
         print(
             "Audit appends per second (median of 3 runs of 6,400 transactions each; each append is its own transaction)"
         )
+        result("audit_one_chain_ratio", rows[0].1 / rows[0].2)
+        result("audit_sixteen_chains_ratio", rows[1].1 / rows[1].2)
         for (label, chained, plain) in rows {
             print(
                 String(

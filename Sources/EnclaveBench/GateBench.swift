@@ -14,14 +14,15 @@ import Sealing
 func gateBenchmark(practices: Int = 2_000, leads: Int = 1_000, clients: Int = 4, seconds: Int = Int(ProcessInfo.processInfo.environment["ENCLAVE_BENCH_SECONDS"] ?? "") ?? 10) async throws {
     try await withBenchDatabase { database, keyFile in
         let pool = ConnectionPool(
-            configuration: try database.configuration("ENCLAVE_MAINT_DATABASE_URL"), options: .init(maxConnections: 4))
+            configuration: try database.configuration("ENCLAVE_MAINT_DATABASE_URL"), options: .init(maxConnections: 6))
         let keys = try await KeyManagement.open(masterKeyFile: keyFile, maintenance: MaintenanceContext(pool: pool))
         let started = Date()
-        let ids = try await Seeder(keys: keys).seed(practices: practices, leadsPerPractice: leads)
+        let ids = try await Seeder(keys: keys).seed(practices: practices, leadsPerPractice: leads, jobs: 4)
         print(
             String(
                 format: "Seeded %d practices × %d leads in %.0f s (enclave tenants seed's code)", practices, leads,
                 Date().timeIntervalSince(started)))
+        result("gate_seed_seconds", Date().timeIntervalSince(started))
         await pool.close()
         let superuser = try await database.connect()
         try await prepareGateSessions(superuser, practices: ids)
@@ -37,6 +38,7 @@ func gateBenchmark(practices: Int = 2_000, leads: Int = 1_000, clients: Int = 4,
         print(String(format: "  through the gate (enclave_app, RLS)   %8.0f tps", figures.gated))
         print(String(format: "  hand-written WHERE tenant_id, no RLS  %8.0f tps", figures.reference))
         print(String(format: "  ratio                                 %8.2f×  (goal ≥ 0.90×)", figures.gated / figures.reference))
+        result("gate_ratio", figures.gated / figures.reference)
     }
 }
 

@@ -29,6 +29,7 @@ func reencryptBenchmark(practices: Int = 4, leads: Int = 25_000) async throws {
                     throw ConfigurationError("re-encryption moved \(rows) rows, not all of them")
                 }
                 line += String(format: "   --jobs %d: %7.0f rows/s", jobs, Double(rows) / seconds)
+                result("reencrypt_\(tenants.count == 1 ? "one" : "many")_jobs\(jobs)_rows_per_s", Double(rows) / seconds)
             }
             print(line)
         }

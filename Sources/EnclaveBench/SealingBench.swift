@@ -44,6 +44,9 @@ func opensslSpeed(bytes: Int) -> Double? {
     return thousands * 1000
 }
 
+/// A line `scripts/bench all` collects into its table.
+func result(_ name: String, _ value: Double) { print("RESULT \(name) " + String(format: "%.4f", value)) }
+
 func format(_ rate: Double) -> String { String(format: "%9.1f MB/s", rate / 1_000_000) }
 
 func sealingBenchmark() throws {
@@ -97,4 +100,10 @@ func sealingBenchmark() throws {
     )
     print("recording seal, 1 MiB (64 KiB chunks): \(format(recordingSeal))  \(ratio(recordingSeal, reference64k))")
     print("recording open, 1 MiB (64 KiB chunks): \(format(recordingOpen))  \(ratio(recordingOpen, reference64k))")
+    if let reference32, let reference64k {
+        result("field_seal_ratio", fieldSeal / reference32)
+        result("field_open_ratio", fieldOpen / reference32)
+        result("recording_seal_ratio", recordingSeal / reference64k)
+        result("recording_open_ratio", recordingOpen / reference64k)
+    }
 }

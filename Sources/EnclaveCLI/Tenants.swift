@@ -114,6 +114,11 @@ extension EnclaveCommand.Tenants {
         @Option(help: "How many practices.") var practices: Int
         @Option(help: "Leads per practice.") var leads: Int = 0
         @Option(help: "Name prefix.") var name: String = "Seeded Practice"
+        @Option(help: "Practices seeded at once.") var jobs: Int = 2
+
+        func validate() throws {
+            guard (1...32).contains(jobs) else { throw ValidationError("--jobs must be 1 to 32") }
+        }
 
         func run() async throws {
             try await reportingErrors {
@@ -121,7 +126,7 @@ extension EnclaveCommand.Tenants {
                 let display = ProgressDisplay("seeding")
                 let started = ContinuousClock.now
                 let ids = try await Seeder(keys: keys).seed(
-                    practices: practices, leadsPerPractice: leads, namePrefix: name
+                    practices: practices, leadsPerPractice: leads, namePrefix: name, jobs: jobs
                 ) {
                     display.update(finished: $0, failed: 0, total: practices, elapsed: ContinuousClock.now - started)
                 }

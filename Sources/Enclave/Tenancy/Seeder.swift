@@ -13,10 +13,10 @@ public struct Seeder: Sendable {
 
     /// Creates `practices` practices, each with one call source and `leadsPerPractice` leads;
     /// returns their ids. Practices go in batches; each practice's keys and leads in its own
-    /// transaction (row-level security confines each to its practice).
+    /// transaction (row-level security confines each to its practice), `jobs` practices at once.
     public func seed(
-        practices count: Int, leadsPerPractice: Int, namePrefix: String = "Seeded Practice",
-        progress: (Int) -> Void = { _ in }
+        practices count: Int, leadsPerPractice: Int, namePrefix: String = "Seeded Practice", jobs: Int = 1,
+        progress: @escaping @Sendable (Int) -> Void = { _ in }
     ) async throws -> [UUID] {
         guard (1...100_000).contains(count), (0...10_000_000).contains(leadsPerPractice) else {
             throw ConfigurationError("seed 1 to 100000 practices with 0 to 10000000 leads each")
@@ -30,7 +30,9 @@ public struct Seeder: Sendable {
         }
         let store = keys.store
         let master = keys.activeMasterVersion
-        for (index, practice) in ids.enumerated() {
+        _ = try await keys.maintenance.forEachTenant(
+            ids, jobs: jobs, progress: { state, _ in progress(state.finished) }
+        ) { practice in
             try await keys.maintenance.withTenant(practice) { transaction in
                 try await store.provision(practice, masterKeyVersion: master, in: transaction)
                 try await transaction.audit(
@@ -85,7 +87,6 @@ public struct Seeder: Sendable {
                         ])
                 }
             }
-            progress(index + 1)
         }
         return ids
     }
