@@ -114,10 +114,11 @@ def prepare(practices, leads):
         insert into enclave.agency_assignments (agency_id, practice_id, user_id, assigned_by)
             select '00000000-0000-0000-0000-00000000a9e0', practice, staff, '00000000-0000-0000-0000-00000000ad01'
             from public.bench_practices on conflict do nothing;
-        update enclave.sessions set revoked_at = now() where revoked_at is null
-            and user_id in (select staff from public.bench_practices);
-        insert into enclave.sessions (user_id, token_hash, mfa_verified_at, idle_timeout, absolute_timeout)
-            select staff, sha256(convert_to('enc_bench_' || n, 'UTF8')), now(), interval '1 hour', interval '12 hours'
+        delete from enclave.sessions where user_id in (select id from enclave.users where email like '%@bench.test');
+        insert into enclave.sessions (user_id, token_hash, mfa_verified_at, authenticated_at, idle_timeout,
+                                      absolute_timeout)
+            select staff, sha256(convert_to('enc_bench_' || n, 'UTF8')), now(), now(), interval '1 hour',
+                   interval '12 hours'
             from public.bench_practices where n <= 16;
         -- Eight more people assigned to practice 1, for eight readers of one practice.
         insert into enclave.users (email, display_name)
@@ -134,8 +135,8 @@ def prepare(practices, leads):
             select u.id, sha256(convert_to('enc_bench_p1_' || substring(u.email from 7 for 1), 'UTF8')), now(),
                    interval '1 hour', interval '12 hours'
             from enclave.users u where u.email like 'reader_@bench.test';
-        vacuum analyze;
         """, database=database)
+    psql(env, "vacuum analyze", database=database)
     rows = psql(env, "select n, practice from public.bench_practices where n <= 16 order by n", database=database)
     practice_ids = [line.split("|")[1] for line in rows.splitlines()]
     return env, practice_ids

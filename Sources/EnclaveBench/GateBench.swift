@@ -11,7 +11,10 @@ import Sealing
 ///
 /// Every session belongs to agency staff assigned to the practice under an active agreement:
 /// the gate's longest path (a session, no membership of the practice, an assignment, a BAA).
-func gateBenchmark(practices: Int = 2_000, leads: Int = 1_000, clients: Int = 4, seconds: Int = Int(ProcessInfo.processInfo.environment["ENCLAVE_BENCH_SECONDS"] ?? "") ?? 10) async throws {
+func gateBenchmark(
+    practices: Int = 2_000, leads: Int = 1_000, clients: Int = 4,
+    seconds: Int = Int(ProcessInfo.processInfo.environment["ENCLAVE_BENCH_SECONDS"] ?? "") ?? 10
+) async throws {
     try await withBenchDatabase { database, keyFile in
         let pool = ConnectionPool(
             configuration: try database.configuration("ENCLAVE_MAINT_DATABASE_URL"), options: .init(maxConnections: 6))
@@ -37,7 +40,10 @@ func gateBenchmark(practices: Int = 2_000, leads: Int = 1_000, clients: Int = 4,
         )
         print(String(format: "  through the gate (enclave_app, RLS)   %8.0f tps", figures.gated))
         print(String(format: "  hand-written WHERE tenant_id, no RLS  %8.0f tps", figures.reference))
-        print(String(format: "  ratio                                 %8.2f×  (goal ≥ 0.90×)", figures.gated / figures.reference))
+        print(
+            String(
+                format: "  ratio                                 %8.2f×  (goal ≥ 0.90×)",
+                figures.gated / figures.reference))
         result("gate_ratio", figures.gated / figures.reference)
     }
 }
@@ -89,7 +95,8 @@ func prepareGateSessions(_ superuser: Connection, practices: [UUID]) async throw
 func runGateRounds(database: ScratchDatabase, directory: URL, practices: Int, clients: Int, seconds: Int) throws
     -> (gated: Double, reference: Double)
 {
-    let columns = "id, kind, occurred_at, source, medium, campaign, duration_seconds, disposition, caller_number, caller_name"
+    let columns =
+        "id, kind, occurred_at, source, medium, campaign, duration_seconds, disposition, caller_number, caller_name"
     let lookup = """
         \\set n random(1, \(practices))
         BEGIN;
@@ -101,7 +108,8 @@ func runGateRounds(database: ScratchDatabase, directory: URL, practices: Int, cl
     try (lookup + "SELECT \(columns) FROM enclave.leads ORDER BY occurred_at DESC, id DESC LIMIT 50;\nCOMMIT;\n")
         .write(to: gated, atomically: true, encoding: .utf8)
     let reference = directory.appendingPathComponent("reference.sql")
-    try (lookup
+    try
+        (lookup
         + "SELECT \(columns) FROM enclave.leads WHERE tenant_id = :tenant ORDER BY occurred_at DESC, id DESC LIMIT 50;\nCOMMIT;\n")
         .write(to: reference, atomically: true, encoding: .utf8)
     var gatedRates: [Double] = []

@@ -15,7 +15,9 @@ func reencryptBenchmark(practices: Int = 4, leads: Int = 25_000) async throws {
         let seeder = Seeder(keys: keys)
         let many = try await seeder.seed(practices: practices, leadsPerPractice: leads, namePrefix: "Many")
         let one = try await seeder.seed(practices: 1, leadsPerPractice: practices * leads, namePrefix: "One")
-        print("Re-encryption, rows per second (\(practices) practices × \(leads) leads, and 1 practice × \(practices * leads))")
+        print(
+            "Re-encryption, rows per second (\(practices) practices × \(leads) leads, and 1 practice × \(practices * leads))"
+        )
         for (label, tenants) in [("\(practices) practices", many), ("1 practice  ", one)] {
             var line = "  \(label)"
             for jobs in [1, 2, 4] {
@@ -29,7 +31,8 @@ func reencryptBenchmark(practices: Int = 4, leads: Int = 25_000) async throws {
                     throw ConfigurationError("re-encryption moved \(rows) rows, not all of them")
                 }
                 line += String(format: "   --jobs %d: %7.0f rows/s", jobs, Double(rows) / seconds)
-                result("reencrypt_\(tenants.count == 1 ? "one" : "many")_jobs\(jobs)_rows_per_s", Double(rows) / seconds)
+                result(
+                    "reencrypt_\(tenants.count == 1 ? "one" : "many")_jobs\(jobs)_rows_per_s", Double(rows) / seconds)
             }
             print(line)
         }

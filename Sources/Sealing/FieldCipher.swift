@@ -24,7 +24,8 @@ public enum FieldCipher {
                 withUnsafeBytes(of: key.version.bigEndian) {
                     UnsafeMutableRawBufferPointer(rebasing: output[1..<headerSize]).copyMemory(from: $0)
                 }
-                let nonce = UnsafeMutableRawBufferPointer(rebasing: output[headerSize..<(headerSize + AES256GCM.nonceSize)])
+                let nonce = UnsafeMutableRawBufferPointer(
+                    rebasing: output[headerSize..<(headerSize + AES256GCM.nonceSize)])
                 try key.cipher.nextNonce(into: nonce)
                 try context.withAssociatedData(header: UnsafeRawBufferPointer(rebasing: output[0..<headerSize])) { ad in
                     try key.cipher.seal(
@@ -62,9 +63,11 @@ public enum FieldCipher {
             return try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
                 try context.withAssociatedData(header: UnsafeRawBufferPointer(rebasing: sealed[0..<headerSize])) { ad in
                     try key.cipher.open(
-                        nonce: UnsafeRawBufferPointer(rebasing: sealed[headerSize..<(headerSize + AES256GCM.nonceSize)]),
+                        nonce: UnsafeRawBufferPointer(
+                            rebasing: sealed[headerSize..<(headerSize + AES256GCM.nonceSize)]),
                         associatedData: ad,
-                        ciphertextAndTag: UnsafeRawBufferPointer(rebasing: sealed[(headerSize + AES256GCM.nonceSize)...]),
+                        ciphertextAndTag: UnsafeRawBufferPointer(
+                            rebasing: sealed[(headerSize + AES256GCM.nonceSize)...]),
                         into: UnsafeMutableRawBufferPointer(buffer))
                 }
                 initialized = count

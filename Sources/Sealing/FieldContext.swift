@@ -24,7 +24,8 @@ public struct FieldContext: Sendable, Hashable {
 
     /// Lends the associated data for `header` to `body`, built in temporary storage (no heap
     /// allocation for ordinary names).
-    func withAssociatedData<R>(header: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+    func withAssociatedData<R>(header: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R
+    {
         var table = self.table
         var column = self.column
         return try table.withUTF8 { table in

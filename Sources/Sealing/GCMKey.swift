@@ -73,7 +73,8 @@ public final class GCMKey: Sendable {
             var length: Int32 = 0
             if associatedData.count > 0 {
                 try context.check(
-                    EVP_EncryptUpdate(context.pointer, nil, &length, bytes(associatedData), Int32(associatedData.count)))
+                    EVP_EncryptUpdate(context.pointer, nil, &length, bytes(associatedData), Int32(associatedData.count))
+                )
             }
             let out = output.baseAddress!.assumingMemoryBound(to: UInt8.self)
             var written: Int32 = 0
@@ -107,12 +108,14 @@ public final class GCMKey: Sendable {
             var length: Int32 = 0
             if associatedData.count > 0 {
                 try context.check(
-                    EVP_DecryptUpdate(context.pointer, nil, &length, bytes(associatedData), Int32(associatedData.count)))
+                    EVP_DecryptUpdate(context.pointer, nil, &length, bytes(associatedData), Int32(associatedData.count))
+                )
             }
             let out = output.baseAddress?.assumingMemoryBound(to: UInt8.self)
             var written: Int32 = 0
             if count > 0 {
-                try context.check(EVP_DecryptUpdate(context.pointer, out, &written, bytes(ciphertextAndTag), Int32(count)))
+                try context.check(
+                    EVP_DecryptUpdate(context.pointer, out, &written, bytes(ciphertextAndTag), Int32(count)))
             }
             // OpenSSL takes the expected tag through a non-const pointer; it only reads it.
             let tag = UnsafeMutableRawPointer(mutating: ciphertextAndTag.baseAddress! + count)

@@ -69,7 +69,8 @@ public struct StreamSealer: Sendable {
                 try nonce.withUnsafeBytes { nonce in
                     try associatedData.withUnsafeBytes { ad in
                         try key.cipher.seal(
-                            nonce: nonce, associatedData: ad, plaintext: plain, into: UnsafeMutableRawBufferPointer(buffer))
+                            nonce: nonce, associatedData: ad, plaintext: plain,
+                            into: UnsafeMutableRawBufferPointer(buffer))
                     }
                 }
                 initialized = plain.count + AES256GCM.tagSize

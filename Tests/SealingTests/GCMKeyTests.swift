@@ -17,7 +17,8 @@ struct GCMKeyTests {
                 try nonce.withUnsafeBytes { n in
                     try plaintext.withUnsafeBytes { p in
                         try ad.withUnsafeBytes { a in
-                            try AES256GCM.seal(key: k, nonce: n, plaintext: p, associatedData: a, appendingTo: &expected)
+                            try AES256GCM.seal(
+                                key: k, nonce: n, plaintext: p, associatedData: a, appendingTo: &expected)
                         }
                     }
                 }
@@ -28,7 +29,9 @@ struct GCMKeyTests {
                 try nonce.withUnsafeBytes { n in
                     try plaintext.withUnsafeBytes { p in
                         try ad.withUnsafeBytes { a in
-                            try output.withUnsafeMutableBytes { try key.seal(nonce: n, associatedData: a, plaintext: p, into: $0) }
+                            try output.withUnsafeMutableBytes {
+                                try key.seal(nonce: n, associatedData: a, plaintext: p, into: $0)
+                            }
                         }
                     }
                 }

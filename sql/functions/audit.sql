@@ -286,10 +286,11 @@ begin
         if outcome = 'ok' and not enclave_private.caller_reaches(tenant) then
             raise exception 'an access can only be recorded by a caller who may perform it' using errcode = '42501';
         end if;
-        begin
-            source := current_setting('enclave.ingest_source', true)::uuid;
-        exception when invalid_text_representation then
-            source := null;
+        -- The source id when the setting is one (a refusal may come with any text there).
+        source := case
+            when current_setting('enclave.ingest_source', true)
+                ~ '^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$'
+            then current_setting('enclave.ingest_source', true)::uuid
         end;
         return enclave_private.append_audit_event(
             tenant, source, 'ingest', null, action, object_type, object_id, outcome, reason, client_ip, user_agent,

@@ -60,18 +60,23 @@ create or replace function enclave_private.ingest_reach(tenant uuid, required_sc
 returns boolean
 language plpgsql stable
 as $$
+declare
+    source text := current_setting('enclave.ingest_source', true);
 begin
     if required_scope is distinct from 'ingest' and required_scope is not null then
         return false;
     end if;
+    -- A pattern check, not an exception handler (a subtransaction on every statement).
+    if source is null
+        or source !~ '^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$' then
+        return false;
+    end if;
     return exists (
         select from enclave_private.ingest_credentials c join enclave.practices p on p.id = c.practice_id
-        where c.source_id = current_setting('enclave.ingest_source', true)::uuid
+        where c.source_id = source::uuid
           and c.practice_id = tenant and c.disabled_at is null and p.status = 'active'
           and c.secret_hash = sha256(convert_to(coalesce(current_setting('enclave.ingest_secret', true), ''), 'UTF8'))
     );
-exception when invalid_text_representation then
-    return false;
 end
 $$;
 revoke all on function enclave_private.ingest_reach(uuid, text) from public;
