@@ -43,19 +43,23 @@ public final class GCMKey: Sendable {
             defer { state.counter += 1 }
             return (state.prefix, state.counter)
         }
-        var taken = state.withLock { state in state.counter == UInt32.max ? nil : take(&state) }
-        if taken == nil {
+        let prefix: UInt64
+        let counter: UInt32
+        if let taken = state.withLock({ state in state.counter == UInt32.max ? nil : take(&state) }) {
+            (prefix, counter) = taken
+        } else {
             // 2^32 nonces under this prefix: draw a new one (outside the lock).
             let fresh = try Self.randomPrefix()
-            taken = state.withLock { state in
+            (prefix, counter) = state.withLock { state in
                 if state.counter == UInt32.max { (state.prefix, state.counter) = (fresh, 0) }
                 return take(&state)
             }
         }
-        let (prefix, counter) = taken!
-        withUnsafeBytes(of: prefix.bigEndian) { nonce.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: 8) }
+        withUnsafeBytes(of: prefix.bigEndian) {
+            UnsafeMutableRawBufferPointer(rebasing: nonce[0..<8]).copyMemory(from: $0)
+        }
         withUnsafeBytes(of: counter.bigEndian) {
-            (nonce.baseAddress! + 8).copyMemory(from: $0.baseAddress!, byteCount: 4)
+            UnsafeMutableRawBufferPointer(rebasing: nonce[8..<12]).copyMemory(from: $0)
         }
     }
 
@@ -76,7 +80,9 @@ public final class GCMKey: Sendable {
                     EVP_EncryptUpdate(context.pointer, nil, &length, bytes(associatedData), Int32(associatedData.count))
                 )
             }
-            let out = output.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            guard let out = output.baseAddress?.assumingMemoryBound(to: UInt8.self) else {
+                throw SealingError(.cryptoFailure, "no output buffer")
+            }
             var written: Int32 = 0
             if plaintext.count > 0 {
                 try context.check(
@@ -118,7 +124,8 @@ public final class GCMKey: Sendable {
                     EVP_DecryptUpdate(context.pointer, out, &written, bytes(ciphertextAndTag), Int32(count)))
             }
             // OpenSSL takes the expected tag through a non-const pointer; it only reads it.
-            let tag = UnsafeMutableRawPointer(mutating: ciphertextAndTag.baseAddress! + count)
+            guard let input = ciphertextAndTag.baseAddress else { throw SealingError(.malformed, "empty ciphertext") }
+            let tag = UnsafeMutableRawPointer(mutating: input + count)
             try context.check(EVP_CIPHER_CTX_ctrl(context.pointer, EVP_CTRL_GCM_SET_TAG, Int32(AES256GCM.tagSize), tag))
             var final: Int32 = 0
             return EVP_DecryptFinal_ex(context.pointer, out.map { $0 + Int(written) }, &final) == 1
