@@ -300,7 +300,7 @@ end
          database=database)
     sql = os.path.join(WORK, "insert.sql")
     with open(sql, "w") as f:
-        f.write("\\set n random(1, 1000000000)\n"
+        f.write("\\set n random(1, 9000000000000000000)\n"
                 "INSERT INTO public.plain_leads (tenant_id, source_id, kind, occurred_at, source, medium, campaign, "
                 "duration_seconds, disposition, caller_number, caller_name, caller_index, dek_version, "
                 "idempotency_key) VALUES ('%s', '%s', 'call', now(), 'google', 'cpc', 'new', 60, 'answered', "
@@ -309,6 +309,7 @@ end
     superuser = env["ENCLAVE_SUPERUSER_DATABASE_URL"].rsplit("/", 1)[0] + "/" + database
     rates = []
     for _ in range(3):
+        psql(env, "truncate public.plain_leads", database=database)
         out = sh(["pgbench", "-n", "-M", "extended", "-c", "8", "-j", "2", "-T", str(SECONDS), "-f", sql, superuser])
         rates.append(float([line.split()[2] for line in out.splitlines() if line.startswith("tps = ")][0]))
     return ingest, statistics.median(rates)
