@@ -28,6 +28,7 @@ import tempfile
 import time
 import urllib.request
 import ssl
+from contextlib import contextmanager
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import testkit  # noqa: E402
@@ -48,12 +49,16 @@ def sh(command, env=None, capture=True):
     return result.stdout
 
 
+def exports(text):
+    """The variables of `export NAME='value'` lines (scripts/dev-postgres env, scripts/pgbouncer env)."""
+    pairs = (line[len("export "):].split("=", 1) for line in text.splitlines() if line.startswith("export "))
+    return {name: value.strip("'") for name, value in pairs}
+
+
 def dev_env(database):
     env = dict(os.environ, ENCLAVE_DEV_DATABASE=database)
     sh(["scripts/dev-postgres", "start"], env)
-    for line in sh(["scripts/dev-postgres", "env"], env).splitlines():
-        name, value = line[len("export "):].split("=", 1)
-        env[name] = value.strip("'")
+    env.update(exports(sh(["scripts/dev-postgres", "env"], env)))
     return env
 
 
@@ -159,7 +164,9 @@ if not os.path.exists(CERT):
 CONTEXT = ssl.create_default_context(cafile=CERT)
 
 
-def start(env, label):
+@contextmanager
+def serving(env, label):
+    """`enclave serve` (release, TLS) with `env`'s credentials; yields its base URL."""
     port = testkit.free_port()
 
     def ready():
@@ -179,7 +186,11 @@ def start(env, label):
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    return server, "https://localhost:%d" % port
+    try:
+        yield "https://localhost:%d" % port
+    finally:
+        server.terminate()
+        server.wait()
 
 
 LUA = os.path.join(WORK, "readers.lua")
@@ -320,8 +331,7 @@ def main():
     small_env, small = prepare(100, 1000)
     large_env, large = prepare(LARGE, 1000)
 
-    server, api = start(large_env, "direct")
-    try:
+    with serving(large_env, "direct") as api:
         health, _ = wrk(api)
         one, one_latency = readers(api, large, spread=False)
         eight, eight_latency = readers(api, large, spread=True)
@@ -338,35 +348,24 @@ def main():
         result("ingest_rps", ingest)
         result("insert_tps", insert)
         result("ingest_vs_insert", ingest / insert)
-    finally:
-        server.terminate()
-        server.wait()
 
-    server, api = start(small_env, "small")
-    try:
+    with serving(small_env, "small") as api:
         small_rate, small_latency = readers(api, small, spread=True)
         print("leads?limit=50 at 100 practices %.0f/s (p50 %.1f ms)" % (small_rate, small_latency))
         result("list_latency_100_ms", small_latency)
         result("list_latency_large_vs_100", eight_latency / small_latency)
-    finally:
-        server.terminate()
-        server.wait()
 
     sh(["scripts/pgbouncer", "start"], large_env)
-    pooled_env = dict(large_env)
-    for line in sh(["scripts/pgbouncer", "env"], large_env).splitlines():
-        name, value = line[len("export "):].split("=", 1)
-        pooled_env[name] = value.strip("'").rsplit("/", 1)[0] + "/enclave_bench_%d" % LARGE
-    server, api = start(pooled_env, "pgbouncer")
     try:
-        pooled, pooled_latency = readers(api, large, spread=True)
-        print("through PgBouncer: leads?limit=50 over 8 practices %.0f/s (p50 %.1f ms)" % (pooled, pooled_latency))
-        result("pgbouncer_rps", pooled)
-        result("pgbouncer_vs_direct", pooled / eight)
+        # scripts/pgbouncer env names the dev database; the bench's is another.
+        pooled = {name: value.rsplit("/", 1)[0] + "/enclave_bench_%d" % LARGE
+                  for name, value in exports(sh(["scripts/pgbouncer", "env"], large_env)).items()}
+        with serving(dict(large_env, **pooled), "pgbouncer") as api:
+            rate, latency = readers(api, large, spread=True)
+            print("through PgBouncer: leads?limit=50 over 8 practices %.0f/s (p50 %.1f ms)" % (rate, latency))
+            result("pgbouncer_rps", rate)
+            result("pgbouncer_vs_direct", rate / eight)
     finally:
-        server.terminate()
-        server.wait()
         sh(["scripts/pgbouncer", "stop"], large_env)
-
 
 main()

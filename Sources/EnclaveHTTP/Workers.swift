@@ -25,6 +25,21 @@ public struct PeriodicWorker: Service {
         self.report = report
     }
 
+    /// A worker whose pass returns a summary: `idle` (nothing done) reports nothing, any other
+    /// is reported as `describe` words it.
+    public init<Summary: Equatable & Sendable>(
+        name: String, doing: String, interval: Duration, idle: Summary,
+        pass: @escaping @Sendable () async throws -> Summary, describe: @escaping @Sendable (Summary) -> String,
+        report: @escaping @Sendable (String) -> Void
+    ) {
+        self.init(
+            name: name, doing: doing, interval: interval,
+            pass: {
+                let summary = try await pass()
+                return summary == idle ? nil : describe(summary)
+            }, report: report)
+    }
+
     public func run() async throws {
         report("\(name): \(doing) every \(interval)")
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
@@ -48,11 +63,8 @@ public enum WebhookDeliveryService {
         deliverer: WebhookDeliverer, interval: Duration, report: @escaping @Sendable (String) -> Void
     ) -> PeriodicWorker {
         PeriodicWorker(
-            name: "webhooks", doing: "delivering", interval: interval,
-            pass: {
-                let pass = try await deliverer.deliverDue()
-                return pass == WebhookDeliverer.Summary() ? nil : describe(pass)
-            }, report: report)
+            name: "webhooks", doing: "delivering", interval: interval, idle: WebhookDeliverer.Summary(),
+            pass: { try await deliverer.deliverDue() }, describe: describe, report: report)
     }
 
     /// One line about a pass.
@@ -68,11 +80,8 @@ public enum RecordingFetchService {
         fetcher: RecordingFetcher, interval: Duration, report: @escaping @Sendable (String) -> Void
     ) -> PeriodicWorker {
         PeriodicWorker(
-            name: "recordings", doing: "fetching", interval: interval,
-            pass: {
-                let pass = try await fetcher.fetchDue()
-                return pass == RecordingFetcher.Summary() ? nil : describe(pass)
-            }, report: report)
+            name: "recordings", doing: "fetching", interval: interval, idle: RecordingFetcher.Summary(),
+            pass: { try await fetcher.fetchDue() }, describe: describe, report: report)
     }
 
     /// One line about a pass.
@@ -88,11 +97,8 @@ public enum AuditChainService {
         chainer: AuditChainer, interval: Duration, report: @escaping @Sendable (String) -> Void
     ) -> PeriodicWorker {
         PeriodicWorker(
-            name: "audit", doing: "linking", interval: interval,
-            pass: {
-                let pass = try await chainer.linkPending()
-                return pass.linked == 0 ? nil : describe(pass)
-            }, report: report)
+            name: "audit", doing: "linking", interval: interval, idle: AuditChainer.Summary(),
+            pass: { try await chainer.linkPending() }, describe: describe, report: report)
     }
 
     /// One line about a pass.
