@@ -2,13 +2,14 @@ import ArgumentParser
 import Enclave
 import Foundation
 import Postgres
+import Sealing
 
 extension EnclaveCommand {
     /// `enclave tenants`: per-tenant work across every practice.
     struct Tenants: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Tenant migrations, re-encryption, offboarding and seeding across practices.",
-            subcommands: [Migrate.self, Status.self, Reencrypt.self, Offboard.self, Seed.self, OpenExport.self]
+            subcommands: [Migrate.self, Status.self, Reencrypt.self, Offboard.self, Seed.self]
         )
     }
 }
@@ -189,8 +190,13 @@ extension EnclaveCommand.Tenants {
         )
         @OptionGroup var options: MaintenanceOptions
         @Argument(help: "The practice to offboard.") var practice: String
-        @Option(help: "Write the practice's leads and recordings, decrypted, into this archive first.") var export:
-            String?
+        @Option(
+            help: """
+                Write the practice's leads and recordings first into this file: a tar (CSV, JSON, audio files) \
+                encrypted with age, to --age-recipient, else the practice's age key, else --passphrase-file.
+                """)
+        var export: String?
+        @Option(help: "The practice's age public key (age1…) to encrypt the export to.") var ageRecipient: String?
         @Option(help: "A file holding the passphrase (12+ characters) the practice chose for the export.")
         var passphraseFile: String?
         @Flag(help: "Do not ask for the practice's name.") var confirm = false
@@ -199,7 +205,9 @@ extension EnclaveCommand.Tenants {
             guard UUID(uuidString: practice) != nil else {
                 throw ValidationError("\(practice) is not a practice id (UUID)")
             }
-            if export != nil, passphraseFile == nil { throw ValidationError("--export needs --passphrase-file") }
+            if export == nil, ageRecipient != nil || passphraseFile != nil {
+                throw ValidationError("--age-recipient and --passphrase-file go with --export")
+            }
         }
 
         func run() async throws {
@@ -216,17 +224,35 @@ extension EnclaveCommand.Tenants {
                         throw ConfigurationError("the name did not match; nothing was changed")
                     }
                 }
-                var exportTarget: (String, String)?
-                if let export, let passphraseFile {
-                    guard let data = FileManager.default.contents(atPath: passphraseFile),
-                        let passphrase = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .newlines)
-                    else { throw ConfigurationError("--passphrase-file \(passphraseFile): cannot be read") }
-                    exportTarget = (export, passphrase)
+                var exportTarget: (path: String, recipient: AgeEncryptor.Recipient)?
+                if let export {
+                    let configured = try await ComplianceOperations(maintenance: keys.maintenance).settings(
+                        practice: id
+                    )
+                    .ageRecipient
+                    if let recipient = ageRecipient ?? configured {
+                        _ = try AgeEncryptor.decodeRecipient(recipient)
+                        exportTarget = (export, .x25519(recipient))
+                    } else if let passphraseFile {
+                        guard let data = FileManager.default.contents(atPath: passphraseFile),
+                            let passphrase = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .newlines),
+                            passphrase.count >= 12
+                        else {
+                            throw ConfigurationError(
+                                "--passphrase-file \(passphraseFile): cannot be read, or holds fewer than 12 characters"
+                            )
+                        }
+                        exportTarget = (export, .passphrase(passphrase))
+                    } else {
+                        throw ConfigurationError(
+                            "--export needs the practice's age key (settings), --age-recipient or --passphrase-file; nothing was changed"
+                        )
+                    }
                 }
                 let report = try await offboarding.offboard(id, export: exportTarget)
                 if let leads = report.exportedLeads {
                     print(
-                        "exported \(leads) leads and \(report.exportedRecordings ?? 0) recordings to \(export ?? ""), sealed with the practice's passphrase"
+                        "exported \(leads) leads and \(report.exportedRecordings ?? 0) recordings to \(export ?? "") (age-encrypted tar; open with age -d)"
                     )
                 }
                 print(
@@ -243,30 +269,6 @@ extension EnclaveCommand.Tenants {
                         "  once those backups expire: enclave keys rotate-master (if \(version) is still active), then enclave keys destroy-master --version \(version)"
                     )
                 }
-            }
-        }
-    }
-
-    struct OpenExport: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            commandName: "open-export",
-            abstract: "Decrypt an offboarding export into a directory (leads.jsonl, recordings/).")
-        @Argument(help: "The archive.") var archive: String
-        @Option(help: "The file holding the passphrase.") var passphraseFile: String
-        @Option(help: "Where to write the contents (must not exist).") var out: String
-
-        func run() async throws {
-            try await reportingErrors {
-                guard let data = FileManager.default.contents(atPath: passphraseFile),
-                    let passphrase = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .newlines)
-                else { throw ConfigurationError("--passphrase-file \(passphraseFile): cannot be read") }
-                let contents = try ExportArchive.read(path: archive, passphrase: passphrase)
-                do {
-                    try contents.write(to: URL(fileURLWithPath: out))
-                } catch let error as ConfigurationError {
-                    throw ConfigurationError("--out \(error.description)")
-                }
-                print("wrote \(contents.leads.count) leads and \(contents.recordings.count) recordings to \(out)")
             }
         }
     }

@@ -106,3 +106,40 @@ public enum AuditChainService {
         "audit: \(pass.linked) events linked in \(pass.chains) chains, \(pass.checkpointed) heads checkpointed"
     }
 }
+
+/// The compliance worker: the retention purge, the access-alert scan and the mailer, each pass.
+public enum ComplianceWorkService {
+    /// One pass of each.
+    public struct Summary: Sendable, Equatable {
+        public var purge = ComplianceOperations.PurgeSummary()
+        public var alerts = 0
+        public var mail = Mailer.Summary()
+        public init() {}
+    }
+
+    public static func pass(operations: ComplianceOperations, mailer: Mailer?) async throws -> Summary {
+        var summary = Summary()
+        summary.purge = try await operations.purge()
+        summary.alerts = try await operations.scanAlerts()
+        if let mailer { summary.mail = try await mailer.deliverDue() }
+        return summary
+    }
+
+    public static func make(
+        operations: ComplianceOperations, mailer: Mailer?, interval: Duration,
+        report: @escaping @Sendable (String) -> Void
+    ) -> PeriodicWorker {
+        PeriodicWorker(
+            name: "compliance", doing: "purging, alerting and mailing", interval: interval, idle: Summary(),
+            pass: { try await pass(operations: operations, mailer: mailer) }, describe: describe, report: report)
+    }
+
+    /// One line about a pass (counts only).
+    public static func describe(_ pass: Summary) -> String {
+        let purge = pass.purge
+        return "compliance: purged \(purge.recordings) recordings, \(purge.transcripts) transcripts, "
+            + "\(purge.formFields) form fields and \(purge.leads) leads in \(purge.practices) practices "
+            + "(\(purge.held) held); \(pass.alerts) alerts raised; \(pass.mail.sent) emails sent for "
+            + "\(pass.mail.notifications) notifications, \(pass.mail.retrying) to retry, \(pass.mail.failed) failed"
+    }
+}

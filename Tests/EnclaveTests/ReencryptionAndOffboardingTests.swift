@@ -129,7 +129,7 @@ struct ReencryptionAndOffboardingTests {
             defer { try? FileManager.default.removeItem(atPath: path) }
             let keys = try await fixture.base.keys.keys()
             let report = try await Offboarding(keys: keys).offboard(
-                fixture.base.practiceA, export: (path, "the practice's own passphrase"), exportCost: .testing)
+                fixture.base.practiceA, export: (path, .passphrase("the practice's own passphrase", logN: 12)))
             #expect(report.exportedLeads == 6)  // five calls and the fixture's seed lead
             #expect(report.exportedRecordings == 1)
             #expect(report.agreementsRevoked == 1)
@@ -188,15 +188,31 @@ struct ReencryptionAndOffboardingTests {
             // Offboarding closed the chain's story; the refused attempts above came after it.
             let offboarded = try #require(actions.firstIndex(of: "tenant.offboarded"))
             #expect(actions[offboarded...].dropFirst().allSatisfy { $0 == "access.denied" })
-            // The export opens with the practice's passphrase, and only with it.
-            let contents = try ExportArchive.read(path: path, passphrase: "the practice's own passphrase")
-            #expect(contents.practice == fixture.base.practiceA)
-            #expect(Set(contents.leads.compactMap { $0["caller_name"] }) == names)
-            #expect(contents.leads.count == 6)
-            #expect(contents.recordings[lead] == audio)
-            #expect(throws: (any Error).self) {
-                try ExportArchive.read(path: path, passphrase: "a guessed passphrase!")
-            }
+            // The export opens with Debian's age and the practice's passphrase, and only with it: a
+            // tar of leads.json, leads.csv and the recording as an audio file.
+            let work = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "enclave-open-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: work) }
+            #expect(
+                try !AgeTool.decrypt(
+                    path, passphrase: "a guessed passphrase!", to: work.appendingPathComponent("wrong").path))
+            let tar = work.appendingPathComponent("export.tar").path
+            #expect(try AgeTool.decrypt(path, passphrase: "the practice's own passphrase", to: tar))
+            try AgeTool.untar(tar, into: work.appendingPathComponent("out"))
+            let json = try #require(
+                FileManager.default.contents(atPath: work.appendingPathComponent("out/leads.json").path))
+            let leads = try #require(try JSONSerialization.jsonObject(with: json) as? [[String: String]])
+            #expect(leads.count == 6)
+            #expect(Set(leads.compactMap { $0["caller_name"] }) == names)
+            let csv = String(
+                decoding: try #require(
+                    FileManager.default.contents(atPath: work.appendingPathComponent("out/leads.csv").path)),
+                as: UTF8.self)
+            #expect(csv.split(separator: "\r\n").count == 7)
+            let recording = FileManager.default.contents(
+                atPath: work.appendingPathComponent("out/recordings/\(lead.uuidString.lowercased()).wav").path)
+            #expect(recording.map(Array.init) == audio)
         }
     }
 }

@@ -41,6 +41,7 @@ begin
     values (agency, practice, scopes, effective_at, expires_at, document_sha256, caller.user_id)
     returning id into new_baa;
     perform enclave_private.record_baa_event(new_baa, caller.user_id, null, 'proposed');
+    perform enclave_private.notify(practice, jsonb_build_object('event', 'agreement.proposed', 'agreement', new_baa));
     return new_baa;
 end
 $$;

@@ -214,6 +214,11 @@ begin
     if key_mac is null or key_mac !~ '^[0-9a-f]{64}$' then
         raise exception 'retention needs the audit key''s authorization' using errcode = '22023';
     end if;
+    -- HIPAA keeps documentation six years (45 CFR 164.316(b)(2)): nothing younger goes.
+    if exists (select from enclave.audit_events e
+               where e.tenant_id = chain and e.chain_seq <= through_seq and e.at > now() - interval '6 years') then
+        raise exception 'audit_retention_too_young' using errcode = '22023';
+    end if;
     select min(e.chain_seq) into first_seq from enclave.audit_events e where e.tenant_id = chain;
     perform set_config('enclave.audit_retention', 'on', true);
     delete from enclave.audit_events e where e.tenant_id = chain and e.chain_seq <= through_seq;
@@ -247,6 +252,7 @@ declare
     platform constant uuid := '00000000-0000-0000-0000-000000000000';
     source uuid;
     recorder text;
+    glass uuid;
 begin
     recorder := case
         when session_user = 'enclave_maint' then 'maintenance'
@@ -297,8 +303,17 @@ begin
             request_id, details);
     end if;
     select * into caller from enclave_private.current_session();
-    if outcome = 'ok' and (tenant = platform or not enclave_private.caller_reaches(tenant)) then
+    -- A read under break-glass carries the break-glass id, whatever the caller claimed.
+    if tenant <> platform and caller.mfa_verified then
+        glass := enclave_private.break_glass_id(caller.session_id, caller.user_id, tenant);
+    end if;
+    if outcome = 'ok' and (tenant = platform or not (
+        enclave_private.caller_reaches(tenant)
+        or (glass is not null and action in ('phi.read', 'recording.played')))) then
         raise exception 'an access can only be recorded by a caller who may perform it' using errcode = '42501';
+    end if;
+    if glass is not null then
+        details := coalesce(details, '{}'::jsonb) || jsonb_build_object('break_glass', glass);
     end if;
     -- An export is a sensitive action: password and TOTP in the last five minutes.
     if action in ('phi.export', 'audit.exported') then

@@ -81,11 +81,31 @@ end
 $$;
 revoke all on function enclave_private.ingest_reach(uuid, text) from public;
 
+-- The open break-glass of a responder's session on a practice, or NULL: not ended, not expired
+-- by the clock of this statement, and the user still a responder.
+create or replace function enclave_private.break_glass_id(session uuid, person uuid, tenant uuid)
+returns uuid
+language plpgsql stable
+as $$
+declare
+    found_id uuid;
+begin
+    select g.id into found_id
+    from enclave.break_glass g
+    where g.session_id = session and g.practice_id = tenant and g.ended_at is null
+      and clock_timestamp() < g.expires_at
+      and exists (select from enclave.platform_responders r where r.user_id = person);
+    return found_id;
+end
+$$;
+revoke all on function enclave_private.break_glass_id(uuid, uuid, uuid) from public;
+
 -- A session's reach: a live session (as sessions.sql's current_session defines it) that
 -- completed MFA, of a user who is a member of the practice, or an agency user assigned to it
 -- whose agency holds an active, unexpired BAA with the scope (any scope when required_scope is
 -- NULL). A session never reaches for 'ingest'. A session without MFA reaches nothing: it may only
--- complete MFA or sign out.
+-- complete MFA or sign out. A platform responder's session that opened break-glass on the
+-- practice reaches it for the read scopes until the break-glass expires (compliance.sql).
 --
 -- This runs on every statement, so it is two index lookups' worth of queries: the live session
 -- with its user and the practice's status, then the membership or the assignment, agreement and
@@ -98,11 +118,12 @@ as $$
 declare
     token text := nullif(current_setting('enclave.session_token', true), '');
     caller uuid;
+    session uuid;
 begin
     if required_scope = 'ingest' or token is null or tenant is null then
         return false;
     end if;
-    select s.user_id into caller
+    select s.user_id, s.id into caller, session
     from enclave.sessions s join enclave.users u on u.id = s.user_id
     where s.token_hash = sha256(convert_to(token, 'UTF8'))
       and s.revoked_at is null and s.mfa_verified_at is not null
@@ -122,6 +143,11 @@ begin
           and b.status = 'active' and b.effective_at <= now() and (b.expires_at is null or now() < b.expires_at)
           and (required_scope is null or required_scope = any (b.scopes))
           and exists (select from enclave.memberships m where m.agency_id = a.agency_id and m.user_id = caller)
+    ) or (
+        -- Break-glass: a responder's session, read scopes only, until expiry by the statement's
+        -- clock (now() is the transaction's start; a long transaction must not outlive it).
+        required_scope in ('leads.read', 'recordings.listen')
+        and enclave_private.break_glass_id(session, caller, tenant) is not null
     );
 end
 $$;

@@ -16,6 +16,9 @@ declare
     agreement record;
 begin
     perform enclave_private.require_operator();
+    if exists (select from enclave.legal_holds h where h.practice_id = practice and h.released_at is null) then
+        raise exception 'legal_hold_active' using errcode = '55000';
+    end if;
     update enclave.practices set status = 'offboarding' where id = practice and status = 'active';
     for agreement in
         update enclave.baas set status = 'revoked', revoked_at = now()

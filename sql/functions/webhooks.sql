@@ -12,6 +12,7 @@ declare
     caller record;
     tenant uuid := nullif(current_setting('enclave.tenant_id', true), '')::uuid;
     hipaa boolean;
+    event_seq bigint;
 begin
     if covered then
         caller := enclave_private.require_fresh_session();
@@ -30,10 +31,15 @@ begin
     end if;
     insert into enclave.webhook_endpoints (tenant_id, id, url, baa_covered, signing_secret)
     values (tenant, endpoint, url, covered, sealed_secret);
-    perform enclave_private.append_audit_event(
+    event_seq := enclave_private.append_audit_event(
         tenant, caller.user_id, 'user', caller.session_id, 'webhook.created', 'webhook_endpoint',
         endpoint::text, 'ok', null, null, null, null,
         jsonb_build_object('baa_covered', covered, 'host', substring(url from '^https?://([^/?#:]+)')));
+    if covered then
+        perform enclave_private.raise_alert(
+            tenant, null, 'webhook_covered', caller.user_id, jsonb_build_object('endpoint', endpoint),
+            array[event_seq], 'webhook:' || endpoint);
+    end if;
 end
 $$;
 revoke all on function enclave_private.create_webhook_endpoint(uuid,text,boolean,bytea) from public;

@@ -45,6 +45,15 @@ public enum AuditAction: String, Sendable, CaseIterable, Codable {
     case agencyCreated = "agency.created"
     case webhookCreated = "webhook.created"
     case webhookRemoved = "webhook.removed"
+    case breakGlassOpened = "breakglass.opened"
+    case breakGlassEnded = "breakglass.ended"
+    case breakGlassAcknowledged = "breakglass.acknowledged"
+    case responderGranted = "responder.granted"
+    case responderRevoked = "responder.revoked"
+    case complianceSettingsChanged = "compliance.settings_changed"
+    case legalHoldPlaced = "legal_hold.placed"
+    case legalHoldReleased = "legal_hold.released"
+    case retentionPurged = "retention.purged"
 }
 
 /// How an audited attempt ended.

@@ -47,6 +47,8 @@ public struct EnclaveServices: Sendable {
     public let leads: LeadService
     public let ingest: IngestService
     public let webhooks: WebhookEndpoints
+    /// Break-glass, retention settings and legal holds, alerts, the owner's export.
+    public let compliance: ComplianceService
 
     /// Wires the services over a pool and master keys the caller already checked.
     public init(
@@ -67,6 +69,7 @@ public struct EnclaveServices: Sendable {
         leads = LeadService(access: access, keys: keys)
         ingest = IngestService(pool: pool, keys: keys, now: options.clock)
         webhooks = WebhookEndpoints(access: access, keys: keys)
+        compliance = ComplianceService(identity: identity, access: access, keys: keys)
     }
 
     /// Connects as the service and authentication roles, loads the master key file and checks it

@@ -33,6 +33,15 @@ enum DatabaseRefusal: String, CaseIterable, Sendable {
     case webhooksNeedPracticeOwner = "webhooks_need_practice_owner"
     case webhookURLInvalid = "webhook_url_invalid"
     case webhookPlainHTTPRefused = "webhook_plain_http_refused"
+    case complianceNeedsPracticeOwner = "compliance_needs_practice_owner"
+    case breakGlassNeedsResponder = "breakglass_needs_responder"
+    case breakGlassInvalid = "breakglass_invalid"
+    case complianceSettingsInvalid = "compliance_settings_invalid"
+    case legalHoldInvalid = "legal_hold_invalid"
+    case legalHoldActive = "legal_hold_active"
+    case retentionInvalid = "retention_invalid"
+    case alertsNeedOwnerOrAdmin = "alerts_need_owner_or_admin"
+    case auditRetentionTooYoung = "audit_retention_too_young"
 
     /// The refusal as the person who asked sees it. `detail` is the database's DETAIL, where
     /// the code has one (an agreement's status; never data).
@@ -81,6 +90,30 @@ enum DatabaseRefusal: String, CaseIterable, Sendable {
             AccessError(.forbidden, "only an owner of the practice may add or remove webhook endpoints")
         case .webhookURLInvalid: AccessError(.invalidInput, "the endpoint must be an absolute http(s) URL")
         case .webhookPlainHTTPRefused: AccessError(.invalidInput, "plain-HTTP endpoints are refused in HIPAA mode")
+        case .complianceNeedsPracticeOwner:
+            AccessError(.forbidden, "only an owner of the practice may do that")
+        case .breakGlassNeedsResponder:
+            AccessError(.forbidden, "only a platform responder may open emergency access")
+        case .breakGlassInvalid:
+            AccessError(
+                .invalidInput,
+                "emergency access needs an active practice, a reason of 10 to 500 characters and at most an hour")
+        case .complianceSettingsInvalid:
+            AccessError(
+                .invalidInput,
+                "retention is 1 to 36,500 days or empty, hours are 0 to 24, the time zone an IANA name and the age key an age1… recipient"
+            )
+        case .legalHoldInvalid:
+            AccessError(
+                .invalidInput, "a legal hold needs a reason of 3 to 500 characters and a practice that still exists")
+        case .legalHoldActive:
+            AccessError(.conflict, "the practice is under a legal hold: release it before offboarding")
+        case .retentionInvalid:
+            AccessError(.invalidInput, "the purge needs a practice in context and a clock not ahead of the database's")
+        case .alertsNeedOwnerOrAdmin:
+            AccessError(.forbidden, "only an owner of the practice or an admin of the agency may see these alerts")
+        case .auditRetentionTooYoung:
+            AccessError(.invalidInput, "audit events are kept at least six years: none that young can be removed")
         }
     }
 }

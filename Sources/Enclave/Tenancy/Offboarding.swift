@@ -39,17 +39,26 @@ public struct Offboarding: Sendable {
         return name
     }
 
-    /// Offboards `practice`. With `export`, first writes every lead and recording, decrypted,
-    /// into an archive sealed with the practice's passphrase, recorded as `phi.export`.
+    /// Offboards `practice`. With `export`, first writes every lead and recording into a tar
+    /// encrypted with age to the practice's key or passphrase (`PracticeArchive`), recorded as
+    /// `phi.export`. A legal hold stops it before anything changes.
     public func offboard(
         _ practice: UUID,
-        export: (path: String, passphrase: String)? = nil,
-        exportCost: PasswordHasher.Cost = .owasp
+        export: (path: String, recipient: AgeEncryptor.Recipient)? = nil
     ) async throws -> Report {
         _ = try await name(of: practice)
+        let holds =
+            try await keys.maintenance.pool.query(
+                "select count(*)::int8 as n from enclave_private.legal_holds($1) where released_at is null", [practice]
+            ).first?.decode(Int.self, "n") ?? 0
+        guard holds == 0 else {
+            throw ConfigurationError(
+                "the practice is under \(holds) legal hold(s): release them (enclave holds release) before offboarding; nothing was changed"
+            )
+        }
         var exported: (Int, Int)?
         if let export {
-            exported = try await write(practice, to: export.path, passphrase: export.passphrase, cost: exportCost)
+            exported = try await write(practice, to: export.path, recipient: export.recipient)
         }
         let closed = try await keys.maintenance.pool.query(
             "select agreements, sessions, credentials from enclave_private.close_practice_access($1)", [practice]
@@ -86,98 +95,24 @@ public struct Offboarding: Sendable {
             leadsDeleted: deleted, keysDestroyed: destroyed, masterKeyVersions: versions)
     }
 
-    private func write(_ practice: UUID, to path: String, passphrase: String, cost: PasswordHasher.Cost) async throws
+    private func write(_ practice: UUID, to path: String, recipient: AgeEncryptor.Recipient) async throws
         -> (Int, Int)
     {
-        let writer = try ExportArchive.Writer(path: path, practice: practice, passphrase: passphrase, cost: cost)
         let store = keys.store
-        do {
-            try await keys.maintenance.withTenant(practice) { transaction in
-                let keySet = try await store.keys(practice, in: transaction)
-                var cursor = UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
-                while true {
-                    let rows = try await transaction.query(
-                        """
-                        select id, kind, occurred_at, source, medium, campaign, keyword, landing_page, gclid, called_number,
-                               duration_seconds, disposition, caller_number, caller_name, transcript, form_fields, page_url,
-                               recording_header, recording_bytes, recording_chunks, recording_content_type
-                        from enclave.leads where tenant_id = $1 and id > $2 order by id limit 500
-                        """,
-                        [practice, cursor])
-                    if rows.isEmpty { break }
-                    for row in rows {
-                        let id = try row.decode(UUID.self, "id")
-                        cursor = id
-                        var lead: [String: String] = [
-                            "id": id.uuidString.lowercased(), "kind": try row.decode(String.self, "kind"),
-                        ]
-                        lead["occurred_at"] = ISO8601DateFormatter().string(
-                            from: try row.decode(Date.self, "occurred_at"))
-                        for column in [
-                            "source", "medium", "campaign", "keyword", "landing_page", "gclid", "called_number",
-                            "disposition",
-                        ] {
-                            lead[column] = try row.decode(String?.self, column)
-                        }
-                        lead["duration_seconds"] = try row.decode(Int32?.self, "duration_seconds").map(String.init)
-                        for column in ["caller_number", "caller_name", "transcript", "form_fields", "page_url"] {
-                            guard let sealed = try row.decode([UInt8]?.self, column) else { continue }
-                            let plain = try await keySet.open(
-                                sealed, for: FieldContext(tenantID: practice, table: "leads", column: column, rowID: id)
-                            )
-                            lead[column] = String(decoding: plain, as: UTF8.self)
-                        }
-                        try writer.add(
-                            lead: Array(try JSONSerialization.data(withJSONObject: lead, options: [.sortedKeys])))
-                        if let header = try row.decode([UInt8]?.self, "recording_header"),
-                            let chunks = try row.decode(Int32?.self, "recording_chunks"),
-                            let bytes = try row.decode(Int64?.self, "recording_bytes")
-                        {
-                            let opener = try StreamOpener(
-                                header: header,
-                                key: try await keySet.dataKey(version: StreamCipher.keyVersion(ofHeader: header)),
-                                context: FieldContext(
-                                    tenantID: practice, table: "recordings", column: "audio", rowID: id))
-                            var index: Int32 = 0
-                            try writer.startRecording(
-                                lead: id,
-                                contentType: try row.decode(String?.self, "recording_content_type") ?? "audio/*",
-                                bytes: bytes)
-                            // Chunks are read in batches and written as they come.
-                            while index < chunks {
-                                let batch = try await transaction.query(
-                                    """
-                                    select chunk_index, ciphertext from enclave.recordings
-                                    where tenant_id = $1 and lead_id = $2 and chunk_index between $3 and $4 order by chunk_index
-                                    """,
-                                    [practice, id, index, index + 15])
-                                guard !batch.isEmpty else {
-                                    throw SealingError(.streamIncomplete, "a recording chunk is missing")
-                                }
-                                let pieces = try batch.map { chunk in
-                                    let at = try chunk.decode(Int32.self, "chunk_index")
-                                    return try opener.openChunk(
-                                        try chunk.decode([UInt8].self, "ciphertext"), index: UInt32(at),
-                                        isLast: at == chunks - 1)
-                                }
-                                try writer.addRecordingPieces(pieces)
-                                index += Int32(batch.count)
-                            }
-                        }
-                    }
-                }
+        return try await keys.maintenance.withTenant(practice) { transaction in
+            let counts = try await PracticeArchive.write(
+                practice: practice, in: transaction, keys: store, to: recipient, path: path)
+            do {
                 try await transaction.audit(
                     AuditEvent(
                         tenant: practice, action: .phiExport, objectType: "practice",
-                        objectID: practice.uuidString.lowercased(),
-                        reason: "offboarding export",
-                        details: ["leads": .int(writer.leads), "recordings": .int(writer.recordings)]))
+                        objectID: practice.uuidString.lowercased(), reason: "offboarding export",
+                        details: ["leads": .int(counts.leads), "recordings": .int(counts.recordings)]))
+            } catch {
+                try? FileManager.default.removeItem(atPath: path)
+                throw error
             }
-            try writer.finish()
-        } catch {
-            try? FileManager.default.removeItem(atPath: path)
-            throw error
+            return (counts.leads, counts.recordings)
         }
-        return (writer.leads, writer.recordings)
     }
 }

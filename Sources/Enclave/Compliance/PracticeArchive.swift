@@ -1,0 +1,156 @@
+import Foundation
+import Postgres
+import Sealing
+
+/// A practice's data in a form the practice opens without Enclave: a tar holding `leads.csv`,
+/// `leads.json` (the same leads, exact values), `recordings/<lead id>.<ext>` (the audio as the
+/// provider sent it) and `README.txt`, encrypted in the format of the `age` tool to the
+/// practice's age public key or a passphrase. Open it with
+/// `age -d -i key.txt export.tar.age | tar x` (or `age -d` and the passphrase).
+///
+/// Recordings stream through (memory stays a chunk); the lead tables are built in memory and
+/// written last.
+public enum PracticeArchive {
+    /// What an archive holds.
+    public struct Counts: Sendable, Equatable {
+        public let leads: Int
+        public let recordings: Int
+    }
+
+    static let columns = [
+        "id", "kind", "occurred_at", "source", "medium", "campaign", "keyword", "landing_page", "gclid",
+        "called_number", "duration_seconds", "disposition", "caller_number", "caller_name", "transcript",
+        "form_fields", "page_url", "recording_file",
+    ]
+    static let sealedColumns = ["caller_number", "caller_name", "transcript", "form_fields", "page_url"]
+
+    /// Writes every lead and recording of `practice`, as `transaction` sees them, to a new file
+    /// at `path` (mode 0600; it must not exist). The file is removed on any failure.
+    public static func write(
+        practice: UUID, in transaction: Transaction, keys: TenantKeyStore, to recipient: AgeEncryptor.Recipient,
+        path: String
+    ) async throws -> Counts {
+        guard !FileManager.default.fileExists(atPath: path) else {
+            throw ConfigurationError("\(path) already exists; not overwriting it")
+        }
+        guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]),
+            let handle = FileHandle(forWritingAtPath: path)
+        else { throw ConfigurationError("\(path): cannot be created") }
+        do {
+            let encryptor = try AgeEncryptor(to: recipient) { try handle.write(contentsOf: $0) }
+            var tar = TarWriter { try encryptor.write($0) }
+            let counts = try await writeContents(practice, transaction, keys, &tar)
+            try tar.finish()
+            try encryptor.finish()
+            try handle.synchronize()
+            try handle.close()
+            return counts
+        } catch {
+            try? handle.close()
+            try? FileManager.default.removeItem(atPath: path)
+            throw error
+        }
+    }
+
+    private static func writeContents(
+        _ practice: UUID, _ transaction: Transaction, _ keys: TenantKeyStore, _ tar: inout TarWriter
+    ) async throws -> Counts {
+        let keySet = try await keys.keys(practice, in: transaction)
+        var csv = CSV.line(columns)
+        var json: [[String: Any]] = []
+        var recordings = 0
+        var cursor = UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+        let dates = ISO8601DateFormatter()
+        while true {
+            let rows = try await transaction.query(
+                """
+                select id, kind, occurred_at, source, medium, campaign, keyword, landing_page, gclid, called_number,
+                       duration_seconds, disposition, caller_number, caller_name, transcript, form_fields, page_url,
+                       recording_header, recording_bytes, recording_chunks, recording_content_type
+                from enclave.leads where tenant_id = $1 and id > $2 order by id limit 500
+                """,
+                [practice, cursor])
+            if rows.isEmpty { break }
+            for row in rows {
+                let id = try row.decode(UUID.self, "id")
+                cursor = id
+                var lead: [String: String] = [
+                    "id": id.uuidString.lowercased(), "kind": try row.decode(String.self, "kind"),
+                    "occurred_at": dates.string(from: try row.decode(Date.self, "occurred_at")),
+                ]
+                for column in [
+                    "source", "medium", "campaign", "keyword", "landing_page", "gclid", "called_number", "disposition",
+                ] {
+                    lead[column] = try row.decode(String?.self, column)
+                }
+                lead["duration_seconds"] = try row.decode(Int32?.self, "duration_seconds").map(String.init)
+                for column in sealedColumns {
+                    guard let sealed = try row.decode([UInt8]?.self, column) else { continue }
+                    let plain = try await keySet.open(
+                        sealed, for: FieldContext(tenantID: practice, table: "leads", column: column, rowID: id))
+                    lead[column] = String(decoding: plain, as: UTF8.self)
+                }
+                if let header = try row.decode([UInt8]?.self, "recording_header"),
+                    let chunks = try row.decode(Int32?.self, "recording_chunks"),
+                    let size = try row.decode(Int64?.self, "recording_bytes")
+                {
+                    let file =
+                        "recordings/\(id.uuidString.lowercased()).\(fileExtension(try row.decode(String?.self, "recording_content_type")))"
+                    try tar.startFile(file, size: size)
+                    let opener = try StreamOpener(
+                        header: header,
+                        key: try await keySet.dataKey(version: StreamCipher.keyVersion(ofHeader: header)),
+                        context: FieldContext(tenantID: practice, table: "recordings", column: "audio", rowID: id))
+                    var index: Int32 = 0
+                    while index < chunks {
+                        let batch = try await transaction.query(
+                            """
+                            select chunk_index, ciphertext from enclave.recordings
+                            where tenant_id = $1 and lead_id = $2 and chunk_index between $3 and $4 order by chunk_index
+                            """,
+                            [practice, id, index, index + 15])
+                        guard !batch.isEmpty else {
+                            throw SealingError(.streamIncomplete, "a recording chunk is missing")
+                        }
+                        for chunk in batch {
+                            let at = try chunk.decode(Int32.self, "chunk_index")
+                            try tar.append(
+                                try opener.openChunk(
+                                    try chunk.decode([UInt8].self, "ciphertext"), index: UInt32(at),
+                                    isLast: at == chunks - 1))
+                        }
+                        index += Int32(batch.count)
+                    }
+                    lead["recording_file"] = file
+                    recordings += 1
+                }
+                csv += CSV.line(columns.map { lead[$0] ?? "" })
+                json.append(lead)
+            }
+        }
+        let readme = """
+            Exported from Enclave on \(dates.string(from: Date())) for practice \(practice.uuidString.lowercased()).
+            leads.csv and leads.json hold the same \(json.count) leads (JSON keeps exact values; CSV fields a \
+            spreadsheet would run as formulas start with '). recordings/ holds \(recordings) recordings, \
+            named by lead id, as the provider sent them.
+
+            """
+        try tar.add("README.txt", Array(readme.utf8))
+        try tar.add("leads.csv", Array(csv.utf8))
+        try tar.add(
+            "leads.json",
+            Array(try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys, .prettyPrinted])))
+        return Counts(leads: json.count, recordings: recordings)
+    }
+
+    static func fileExtension(_ contentType: String?) -> String {
+        switch contentType?.lowercased() {
+        case "audio/wav", "audio/x-wav", "audio/wave": "wav"
+        case "audio/mpeg", "audio/mp3": "mp3"
+        case "audio/ogg": "ogg"
+        case "audio/webm": "webm"
+        case "audio/mp4", "audio/m4a", "audio/x-m4a": "m4a"
+        default: "audio"
+        }
+    }
+}
