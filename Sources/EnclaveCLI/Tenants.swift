@@ -9,7 +9,7 @@ extension EnclaveCommand {
     struct Tenants: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Tenant migrations, re-encryption, offboarding and seeding across practices.",
-            subcommands: [Migrate.self, Status.self, Reencrypt.self, Offboard.self, Seed.self]
+            subcommands: [Migrate.self, Status.self, Reencrypt.self, Offboard.self, Seed.self, Readable.self]
         )
     }
 }
@@ -269,6 +269,36 @@ extension EnclaveCommand.Tenants {
                         "  once those backups expire: enclave keys rotate-master (if \(version) is still active), then enclave keys destroy-master --version \(version)"
                     )
                 }
+            }
+        }
+    }
+
+    struct Readable: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Open every sealed field and recording of every active practice with the master key file.",
+            discussion: """
+                After a restore: proof that the data reads back. After a master key version is destroyed: \
+                which practices it leaves unreadable. Exit status 1 when any practice does not open.
+                """)
+        @OptionGroup var options: MaintenanceOptions
+
+        func run() async throws {
+            try await reportingErrors {
+                let keys = try await options.keyManagement()
+                let results = try await ReadabilityCheck(keys: keys).run()
+                for result in results {
+                    let id = result.practice.uuidString.lowercased()
+                    if let failure = result.failure {
+                        print("practice \(id): unreadable: \(failure)")
+                    } else {
+                        print(
+                            "practice \(id): \(result.leads) leads, \(result.fields) fields and \(result.recordings) recordings open")
+                    }
+                }
+                let unreadable = results.filter { $0.failure != nil }.count
+                print("\(results.count - unreadable) of \(results.count) practices read back")
+                await keys.maintenance.pool.close()
+                if unreadable > 0 { throw ExitCode.failure }
             }
         }
     }
