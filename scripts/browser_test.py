@@ -111,6 +111,20 @@ def statuses_become(driver, expected):
     return statuses()
 
 
+def shows(driver, selector, text, timeout=10):
+    """Waits until the element at `selector` contains `text` (the page may be replaced meanwhile)."""
+    def found(d):
+        try:
+            return any(text in e.text for e in d.find_elements(By.CSS_SELECTOR, selector))
+        except Exception:  # the page is being replaced
+            return False
+    try:
+        WebDriverWait(driver, timeout).until(found)
+        return True
+    except Exception:
+        return False
+
+
 def sign_in(driver, email, at):
     driver.get(ORIGIN + "/sign-in")
     page(driver, "sign-in")
@@ -452,6 +466,56 @@ try:
     owner.find_element(By.CSS_SELECTOR, ".endpoint button.danger").click()
     WebDriverWait(owner, 10).until(expected_conditions.presence_of_element_located((By.ID, "url")))
     check(not owner.find_elements(By.CSS_SELECTOR, ".endpoint"), "the deleted endpoint is still listed")
+
+    # Compliance: a break-glass access (opened here in the database, as a responder would) shows
+    # as a banner until the owner acknowledges it; the covered webhook above raised an alert that
+    # links to its audit events; a legal hold and the retention settings are set from the page;
+    # "download our data" saves an age-encrypted tar.
+    psql("insert into enclave.break_glass (practice_id, responder_id, session_id, reason, expires_at) "
+         "select '%s', u.id, s.id, 'on-call: the practice reports its phones are down', now() + interval '30 minutes' "
+         "from enclave.users u join enclave.sessions s on s.user_id = u.id where u.email = '%s' limit 1"
+         % (lakeside["id"], member_email))
+    owner.get(ORIGIN + "/home")
+    banner = owner.find_elements(By.CSS_SELECTOR, ".break-glass-banner")
+    check(len(banner) == 1 and member_email in banner[0].text, "the break-glass banner: %r" % [b.text for b in banner])
+    banner[0].find_element(By.TAG_NAME, "a").click()
+    WebDriverWait(owner, 10).until(expected_conditions.presence_of_element_located((By.ID, "glass-heading")))
+    page(owner, "compliance")
+    alerts = [a.text for a in owner.find_elements(By.CSS_SELECTOR, ".alert-item")]
+    check(any("covered by a BAA" in a for a in alerts), "the compliance page's alerts: %r" % alerts)
+    owner.find_element(By.CSS_SELECTOR, ".break-glass button").click()
+    check(shows(owner, ".break-glass", "(acknowledged)"), "the break-glass was not acknowledged")
+    owner.get(ORIGIN + "/home")
+    check(not owner.find_elements(By.CSS_SELECTOR, ".break-glass-banner"), "the banner stays after acknowledging")
+    owner.get(ORIGIN + "/practices/%s/compliance" % lakeside["id"])
+    owner.find_element(By.CSS_SELECTOR, ".alert-item a").click()
+    WebDriverWait(owner, 10).until(expected_conditions.presence_of_element_located((By.TAG_NAME, "table")))
+    page(owner, "alert")
+    check("webhook.created" in owner.find_element(By.TAG_NAME, "table").text, "the alert's events are not shown")
+    owner.get(ORIGIN + "/practices/%s/compliance" % lakeside["id"])
+    owner.find_element(By.ID, "hold-reason").send_keys("litigation hold 2026-114")
+    owner.find_element(By.CSS_SELECTOR, "form[action$='/holds'] button").click()
+    check(shows(owner, "main", "litigation hold 2026-114"), "the legal hold is not listed")
+    owner.find_element(By.ID, "recordingsDays").send_keys("365")
+    owner.find_element(By.ID, "readsPerHour").clear()
+    owner.find_element(By.ID, "readsPerHour").send_keys("150")
+    form_field = owner.find_element(By.ID, "recordingsDays")
+    owner.find_element(By.CSS_SELECTOR, "form[action$='/compliance'] button").click()
+    WebDriverWait(owner, 10).until(expected_conditions.staleness_of(form_field))
+    WebDriverWait(owner, 10).until(expected_conditions.presence_of_element_located((By.ID, "recordingsDays")))
+    check(owner.find_element(By.ID, "recordingsDays").get_attribute("value") == "365"
+          and owner.find_element(By.ID, "readsPerHour").get_attribute("value") == "150",
+          "the retention settings were not saved")
+    owner.find_element(By.ID, "passphrase").send_keys("our own long passphrase")
+    owner.find_element(By.CSS_SELECTOR, "form[action$='/export'] button").click()
+    exports = []
+    for _ in range(300):
+        exports = [f for f in glob.glob(os.path.join(downloads, "enclave-%s-*.tar.age" % lakeside["id"]))]
+        if exports:
+            break
+        time.sleep(0.1)
+    check(len(exports) == 1 and open(exports[0], "rb").read(22) == b"age-encryption.org/v1\n",
+          "the export download: %s" % exports)
 
     # A form posted without its CSRF token gets 403 and changes nothing: the session survives.
     owner.get(ORIGIN + "/home")

@@ -25,8 +25,9 @@ extension EnclaveCommand {
                     Without ENCLAVE_SMTP_URL no mail is sent. Without --once it runs until SIGINT or SIGTERM.
                     """)
             @OptionGroup var maintenance: MaintenanceOptions
-            @Flag(help: "Make one pass and exit.") var once = false
-            @Option(help: "Seconds between passes.") var interval: Double = 60
+            @Flag(help: "Make one pass of each and exit.") var once = false
+            @Option(help: "Seconds between purge and alert passes.") var interval: Double = 60
+            @Option(help: "Seconds between mail passes.") var mailInterval: Double = 5
 
             func run() async throws {
                 try await reportingErrors {
@@ -47,16 +48,24 @@ extension EnclaveCommand {
                     if mailer == nil { printNow("compliance: ENCLAVE_SMTP_URL is not set; no email is sent") }
                     if once {
                         print(
-                            ComplianceWorkService.describe(
-                                try await ComplianceWorkService.pass(operations: operations, mailer: mailer)))
+                            ComplianceWorkService.describe(try await ComplianceWorkService.pass(operations: operations))
+                        )
+                        if let mailer { print(ComplianceWorkService.describe(try await mailer.deliverDue())) }
                     } else {
+                        var services: [any Service] = [
+                            ComplianceWorkService.make(
+                                operations: operations, interval: .milliseconds(Int(interval * 1000)),
+                                report: { printNow($0) })
+                        ]
+                        if let mailer {
+                            services.append(
+                                ComplianceWorkService.mail(
+                                    mailer: mailer, interval: .milliseconds(Int(mailInterval * 1000)),
+                                    report: { printNow($0) }))
+                        }
                         try await ServiceGroup(
-                            services: [
-                                ComplianceWorkService.make(
-                                    operations: operations, mailer: mailer,
-                                    interval: .milliseconds(Int(interval * 1000)), report: { printNow($0) })
-                            ],
-                            gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "enclave.compliance")
+                            services: services, gracefulShutdownSignals: [.sigterm, .sigint],
+                            logger: Logger(label: "enclave.compliance")
                         ).run()
                     }
                     await context.pool.close()

@@ -114,13 +114,18 @@ extension EnclaveCommand {
 
                 /// Creates a user, signs in, enrolls TOTP and re-authenticates; returns a session that
                 /// reaches PHI and may take sensitive actions for five minutes.
+                /// Without a role: a platform responder (who may open break-glass access).
                 func person(
-                    _ email: String, _ name: String, _ role: Directory.Role, agency: UUID? = nil, practice: UUID? = nil
+                    _ email: String, _ name: String, _ role: Directory.Role?, agency: UUID? = nil, practice: UUID? = nil
                 )
                     async throws -> SessionToken
                 {
                     let id = try await people.createUser(email: email, displayName: name, password: password)
-                    try await people.grant(user: id, role: role, agency: agency, practice: practice)
+                    if let role {
+                        try await people.grant(user: id, role: role, agency: agency, practice: practice)
+                    } else {
+                        try await ComplianceOperations(maintenance: keys.maintenance).setResponder(email: email, true)
+                    }
                     let token = try await identity.login(email: email, password: password).token
                     let enrollment = try await identity.beginMFAEnrollment(token, issuer: "Enclave demo")
                     let totp = try TOTP(secret: SecretBytes(copying: Base32.decode(enrollment.secret) ?? []))
@@ -133,7 +138,9 @@ extension EnclaveCommand {
                     let fresh = try await identity.reauthenticate(
                         token, password: password, code: try totp.code(at: previous), at: previous)
                     users.append(
-                        .init(email: email, password: password, role: role.rawValue, totpSecret: enrollment.secret))
+                        .init(
+                            email: email, password: password, role: role?.rawValue ?? "platform_responder",
+                            totpSecret: enrollment.secret))
                     return fresh
                 }
 
@@ -155,6 +162,7 @@ extension EnclaveCommand {
                     ("Northside Pediatrics", "noah@northside.demo", "Noah North", "revoked"),
                 ]
                 let agency = try await people.createAgency(name: "Brightline Marketing")
+                _ = try await person("rita@enclave.demo", "Rita Responder", nil)
                 let admin = try await person("ada@brightline.demo", "Ada Admin", .agencyAdmin, agency: agency)
                 let member = try await person("max@brightline.demo", "Max Member", .agencyMember, agency: agency)
                 let memberID = try await identity.me(member).userID

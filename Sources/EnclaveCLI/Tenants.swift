@@ -292,7 +292,8 @@ extension EnclaveCommand.Tenants {
                         print("practice \(id): unreadable: \(failure)")
                     } else {
                         print(
-                            "practice \(id): \(result.leads) leads, \(result.fields) fields and \(result.recordings) recordings open")
+                            "practice \(id): \(result.leads) leads, \(result.fields) fields and \(result.recordings) recordings open"
+                        )
                     }
                 }
                 let unreadable = results.filter { $0.failure != nil }.count

@@ -54,10 +54,11 @@ extension Console {
             guard let agency = agencies.first else { throw AccessError(.forbidden, "agency admins only") }
             let members = try await services.agreements.members(token, agency: agency)
             let active = agreements.filter(\.inForce)
+            let alerts = try await agencyAlerts(token, agency: agency)
             return page(
                 "agency",
                 [
-                    "agreements": rows, "count": rows.count, "agency": id(agency),
+                    "agreements": rows, "count": rows.count, "agency": id(agency), "alerts": alerts,
                     "members": members.map { member in
                         [
                             "id": id(member.id), "email": member.email, "name": member.name,

@@ -12,10 +12,20 @@ extension Console {
             let me = try await services.identity.me(token)
             let practices = try await services.agreements.reachablePractices(token)
             let owned = Set(me.memberships.filter { $0.role == "practice_owner" }.compactMap(\.practice))
+            // Emergency accesses the owner has not acknowledged, per owned practice.
+            var banners: [[String: Any]] = []
+            for practice in practices where owned.contains(practice.id) {
+                for var row in await breakGlassBanner(token, practice: practice.id) {
+                    row["practice"] = practice.name
+                    banners.append(row)
+                }
+            }
+            let responder = (try? await services.compliance.responderBreakGlass(token)) != nil
             return page(
                 "home",
                 [
                     "name": me.displayName, "agencyAdmin": me.memberships.contains { $0.role == "agency_admin" },
+                    "breakGlass": banners, "responder": responder,
                     "practices": practices.map { practice in
                         [
                             "id": id(practice.id), "name": practice.name,
@@ -93,10 +103,12 @@ extension Console {
             let rows = try await LeadReports(access: services.access, agreements: services.agreements).practice(
                 token, practice: practice, since: days.first ?? until, until: until)
             let summary = DashboardSummary(rows: rows, days: Array(days))
+            let banners = await breakGlassBanner(token, practice: practice)
             return page(
                 "dashboard",
                 [
-                    "practice": id(practice), "total": summary.total.leads, "calls": summary.total.calls,
+                    "practice": id(practice), "breakGlass": banners, "total": summary.total.leads,
+                    "calls": summary.total.calls,
                     "answered": summary.total.answered, "missed": summary.total.missed, "forms": summary.total.forms,
                     "chart": summary.chart, "chartLabel": summary.chartLabel,
                     "days": summary.days.reversed().map { day in

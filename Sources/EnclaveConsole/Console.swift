@@ -86,6 +86,23 @@ public struct Console: Sendable {
             try await qualify(request, context)
         }
         router.post("/agreements/:agreement/:decision") { request, context in try await decide(request, context) }
+        router.get("/practices/:practice/compliance") { request, context in await compliancePage(request, context) }
+        router.post("/practices/:practice/compliance") { request, context in
+            try await saveCompliance(request, context)
+        }
+        router.post("/practices/:practice/holds") { request, context in try await placeHold(request, context) }
+        router.post("/practices/:practice/holds/:hold/release") { request, context in
+            try await releaseHold(request, context)
+        }
+        router.post("/practices/:practice/break-glass/:glass/acknowledge") { request, context in
+            try await acknowledgeBreakGlass(request, context)
+        }
+        router.post("/practices/:practice/export") { request, context in try await exportPractice(request, context) }
+        router.get("/alerts/:alert") { request, context in await alertPage(request, context) }
+        router.post("/alerts/:alert/acknowledge") { request, context in try await acknowledgeAlert(request, context) }
+        router.get("/break-glass") { request, _ in await breakGlassPage(request) }
+        router.post("/break-glass") { request, context in try await openBreakGlass(request, context) }
+        router.post("/break-glass/:glass/end") { request, context in try await endBreakGlass(request, context) }
     }
 }
 
@@ -109,3 +126,8 @@ extension Console.TwilioForm: CSRFCarrying { var csrfToken: String { csrf } }
 extension Console.NumbersForm: CSRFCarrying { var csrfToken: String { csrf } }
 extension Console.PropertyForm: CSRFCarrying { var csrfToken: String { csrf } }
 extension Console.SpendForm: CSRFCarrying { var csrfToken: String { csrf } }
+extension Console.ComplianceForm: CSRFCarrying { var csrfToken: String { csrf } }
+extension Console.HoldForm: CSRFCarrying { var csrfToken: String { csrf } }
+extension Console.BackForm: CSRFCarrying { var csrfToken: String { csrf } }
+extension Console.ExportForm: CSRFCarrying { var csrfToken: String { csrf } }
+extension Console.BreakGlassForm: CSRFCarrying { var csrfToken: String { csrf } }

@@ -81,7 +81,9 @@ public struct SMTPTransport: MailTransport {
             var tls = TLSConfiguration.makeClientConfiguration()
             if let caFile { tls.trustRoots = .file(caFile) }
             let context = try NIOSSLContext(configuration: tls)
-            let handler = try NIOSSLClientHandler(context: context, serverHostname: isLoopback ? nil : host)
+            // SNI takes names only; an address is checked against the certificate's IP entries.
+            let isAddress = host.contains(":") || host.split(separator: ".").allSatisfy { Int($0) != nil }
+            let handler = try NIOSSLClientHandler(context: context, serverHostname: isAddress ? nil : host)
             try await channel.pipeline.addHandler(handler, position: .first).get()
             features = try await expect(hello, [250])
             secure = true

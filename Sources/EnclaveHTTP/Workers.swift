@@ -107,31 +107,37 @@ public enum AuditChainService {
     }
 }
 
-/// The compliance worker: the retention purge, the access-alert scan and the mailer, each pass.
+/// The compliance workers: the retention purge with the access-alert scan (every minute), and
+/// the mailer (every few seconds, so that an owner hears of a break-glass at once).
 public enum ComplianceWorkService {
-    /// One pass of each.
+    /// One pass of the purge and the scan.
     public struct Summary: Sendable, Equatable {
         public var purge = ComplianceOperations.PurgeSummary()
         public var alerts = 0
-        public var mail = Mailer.Summary()
         public init() {}
     }
 
-    public static func pass(operations: ComplianceOperations, mailer: Mailer?) async throws -> Summary {
+    public static func pass(operations: ComplianceOperations) async throws -> Summary {
         var summary = Summary()
         summary.purge = try await operations.purge()
         summary.alerts = try await operations.scanAlerts()
-        if let mailer { summary.mail = try await mailer.deliverDue() }
         return summary
     }
 
     public static func make(
-        operations: ComplianceOperations, mailer: Mailer?, interval: Duration,
-        report: @escaping @Sendable (String) -> Void
+        operations: ComplianceOperations, interval: Duration, report: @escaping @Sendable (String) -> Void
     ) -> PeriodicWorker {
         PeriodicWorker(
-            name: "compliance", doing: "purging, alerting and mailing", interval: interval, idle: Summary(),
-            pass: { try await pass(operations: operations, mailer: mailer) }, describe: describe, report: report)
+            name: "compliance", doing: "purging expired data and raising alerts", interval: interval, idle: Summary(),
+            pass: { try await pass(operations: operations) }, describe: describe, report: report)
+    }
+
+    public static func mail(mailer: Mailer, interval: Duration, report: @escaping @Sendable (String) -> Void)
+        -> PeriodicWorker
+    {
+        PeriodicWorker(
+            name: "mail", doing: "sending notifications", interval: interval, idle: Mailer.Summary(),
+            pass: { try await mailer.deliverDue() }, describe: describe, report: report)
     }
 
     /// One line about a pass (counts only).
@@ -139,7 +145,11 @@ public enum ComplianceWorkService {
         let purge = pass.purge
         return "compliance: purged \(purge.recordings) recordings, \(purge.transcripts) transcripts, "
             + "\(purge.formFields) form fields and \(purge.leads) leads in \(purge.practices) practices "
-            + "(\(purge.held) held); \(pass.alerts) alerts raised; \(pass.mail.sent) emails sent for "
-            + "\(pass.mail.notifications) notifications, \(pass.mail.retrying) to retry, \(pass.mail.failed) failed"
+            + "(\(purge.held) held whole); \(pass.alerts) alerts raised"
+    }
+
+    public static func describe(_ pass: Mailer.Summary) -> String {
+        "mail: \(pass.sent) emails sent for \(pass.notifications) notifications, \(pass.retrying) to retry, "
+            + "\(pass.failed) failed"
     }
 }

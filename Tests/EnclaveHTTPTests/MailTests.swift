@@ -13,14 +13,16 @@ final class SMTPSink: @unchecked Sendable {
     private let process: Process
     private let input: Pipe
 
-    init() throws {
+    init(_ options: [String] = []) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("enclave-smtp-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
-            "python3", TestEnvironment.packageRoot.appendingPathComponent("scripts/smtp_sink.py").path, directory.path,
-        ]
+        process.arguments =
+            [
+                "python3", TestEnvironment.packageRoot.appendingPathComponent("scripts/smtp_sink.py").path,
+                directory.path,
+            ] + options
         input = Pipe()
         let output = Pipe()
         process.standardInput = input
@@ -98,6 +100,71 @@ struct MailTests {
             // Delivered once: a second pass sends nothing.
             #expect(try await mailer.deliverDue().sent == 0)
         }
+    }
+
+    @Test("off loopback, mail goes only over STARTTLS, with AUTH PLAIN inside TLS; a server without it is refused")
+    func startTLS() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "enclave-smtp-tls-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let cert = directory.appendingPathComponent("cert.pem").path
+        let key = directory.appendingPathComponent("key.pem").path
+        let openssl = Process()
+        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        openssl.arguments = [
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days",
+            "1",
+            "-keyout", key, "-out", cert, "-subj", "/CN=mail.test", "-addext", "subjectAltName=IP:127.0.0.2",
+        ]
+        openssl.standardError = FileHandle.nullDevice
+        try openssl.run()
+        openssl.waitUntilExit()
+        let message = MailMessage(
+            from: "enclave@platform.test", to: "owner@smile.test", subject: "Hello", body: ".dot\nline")
+        // 127.0.0.2 is not one of the loopback names the transport trusts: TLS is required.
+        let tls = try SMTPSink(["--host", "127.0.0.2", "--tls", cert, key, "--auth", "mailer:s3cret"])
+        defer { tls.stop() }
+        try await SMTPTransport(
+            host: "127.0.0.2", port: tls.port, username: "mailer", password: "s3cret", caFile: cert
+        ).send(message)
+        let received = try tls.messages()
+        #expect(received.count == 1 && received[0].contains("Subject: Hello") && received[0].contains("\r\n.dot\r\n"))
+        // Wrong credentials: refused (aiosmtpd stalls a failed AUTH, so the transport's own
+        // timeout ends it; it never sends the message).
+        await #expect(throws: SMTPError.self) {
+            try await SMTPTransport(
+                host: "127.0.0.2", port: tls.port, username: "mailer", password: "wrong", caFile: cert,
+                timeout: .seconds(2)
+            ).send(message)
+        }
+        // A certificate the transport does not trust: refused.
+        await #expect(throws: (any Error).self) {
+            try await SMTPTransport(host: "127.0.0.2", port: tls.port, username: "mailer", password: "s3cret").send(
+                message)
+        }
+        // No STARTTLS off loopback: refused before anything is sent.
+        let plain = try SMTPSink(["--host", "127.0.0.2"])
+        defer { plain.stop() }
+        await #expect(throws: SMTPError.self) {
+            try await SMTPTransport(host: "127.0.0.2", port: plain.port).send(message)
+        }
+        #expect(try plain.messages().isEmpty)
+        #expect(try tls.messages().count == 1)
+    }
+
+    @Test("a template may use only the whitelisted variables, checked when templates load")
+    func templateWhitelist() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "enclave-templates-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try "Subject: New lead for {{practice_name}}\n\nCaller: {{caller_name}}\n".write(
+            to: directory.appendingPathComponent("lead.created.txt"), atomically: true, encoding: .utf8)
+        #expect(throws: ConfigurationError.self) { try MailTemplates.load(directory: directory.path) }
+        try "Subject: New lead for {{practice_name}}\n\nSign in: {{ console_url }}\n".write(
+            to: directory.appendingPathComponent("lead.created.txt"), atomically: true, encoding: .utf8)
+        _ = try MailTemplates.load(directory: directory.path)
     }
 
     @Test("a server that is down leaves the notification pending for a retry, with no PHI in its error")

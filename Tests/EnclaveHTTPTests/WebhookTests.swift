@@ -219,8 +219,13 @@ struct WebhookTests {
                 #expect(disclosed.count == 1)
                 #expect(try disclosed.first?.decode(String.self, "object_id") == lead)
                 let notices = try await superuser.query(
-                    "select payload::text as payload from enclave.outbox where kind = 'notification'")
+                    "select payload::text as payload from enclave.outbox where kind = 'notification' and payload ->> 'event' = 'lead.created'"
+                )
                 #expect(notices.count == 1)
+                // Marking the endpoint covered raised an alert for the owner, with its own notification.
+                let alerts = try await superuser.query(
+                    "select a.kind from enclave.alerts a join enclave.outbox o on o.payload ->> 'alert' = a.id::text")
+                #expect(try alerts.map { try $0.decode(String.self, "kind") } == ["webhook_covered"])
                 let notice = try #require(try notices.first?.decode(String.self, "payload"))
                 for word in phi { #expect(!notice.contains(word), "the notification carries \(word)") }
                 #expect(notice.contains(lead))

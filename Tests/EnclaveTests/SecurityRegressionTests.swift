@@ -242,6 +242,7 @@ struct SecurityRegressionTests {
         case "uuid": uuid
         case "text": "leads.read"
         case "text[]": "{leads.read,recordings.listen}"
+        case "uuid[]": "{\(uuid)}"
         case "boolean": flag ? "true" : "false"
         case "bytea": "\\x" + String(repeating: "00", count: 32)
         case "bigint", "integer": "99999999999".prefix(type == "integer" ? 4 : 11).description
@@ -307,6 +308,11 @@ struct SecurityRegressionTests {
                     union all select 'membership:' || m::text from enclave.memberships m
                     union all select 'practice:' || p::text from enclave.practices p
                     union all select 'credential:' || c::text from enclave_private.ingest_credentials c
+                    union all select 'glass:' || g::text from enclave.break_glass g
+                    union all select 'hold:' || h::text from enclave.legal_holds h
+                    union all select 'retention:' || r::text from enclave.practice_compliance r
+                    union all select 'alert:' || a::text from enclave.alerts a
+                    union all select 'responder:' || r::text from enclave.platform_responders r
                     union all select 'user:' || u.id || coalesce(u.totp_secret::text, '') || coalesce(u.totp_pending_secret::text, '')
                         || coalesce(u.mfa_enrolled_at::text, '') || coalesce(u.disabled_at::text, '') from enclave.users u
                     union all select 'session:' || s.id || coalesce(s.mfa_verified_at::text, '') || coalesce(s.authenticated_at::text, '')

@@ -92,7 +92,9 @@ public struct ComplianceOperations: Sendable {
 
     /// Grants or withdraws the platform responder role; withdrawing ends open break-glass.
     public func setResponder(email: String, _ responder: Bool) async throws {
-        try await maintenance.pool.query("select enclave_private.set_responder($1, $2)", [email, responder])
+        try await mappingAccessErrors {
+            try await maintenance.pool.query("select enclave_private.set_responder($1, $2)", [email, responder])
+        }
     }
 
     /// A practice's settings (the export key among them).
@@ -101,18 +103,24 @@ public struct ComplianceOperations: Sendable {
     }
 
     public func holds(practice: UUID) async throws -> [LegalHold] {
-        try await maintenance.pool.withTransaction { try await ComplianceService.holds($0, practice) }
+        try await mappingAccessErrors {
+            try await maintenance.pool.withTransaction { try await ComplianceService.holds($0, practice) }
+        }
     }
 
     public func placeHold(practice: UUID, leads: [UUID]?, reason: String) async throws -> UUID {
-        try await maintenance.pool.withTransaction {
-            try await ComplianceService.placeHold($0, practice, leads, reason)
+        try await mappingAccessErrors {
+            try await maintenance.pool.withTransaction {
+                try await ComplianceService.placeHold($0, practice, leads, reason)
+            }
         }
     }
 
     @discardableResult
     public func releaseHold(_ id: UUID) async throws -> Bool {
-        try await maintenance.pool.query("select enclave_private.release_legal_hold($1) as done", [id]).first?.decode(
-            Bool.self, "done") ?? false
+        try await mappingAccessErrors {
+            try await maintenance.pool.query("select enclave_private.release_legal_hold($1) as done", [id]).first?
+                .decode(Bool.self, "done") ?? false
+        }
     }
 }

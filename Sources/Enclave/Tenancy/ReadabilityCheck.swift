@@ -35,7 +35,8 @@ public struct ReadabilityCheck: Sendable {
                 results.append(try await check(practice))
             } catch {
                 results.append(
-                    Result(practice: practice, leads: 0, fields: 0, recordings: 0, failure: logSafeDescription(of: error)))
+                    Result(
+                        practice: practice, leads: 0, fields: 0, recordings: 0, failure: logSafeDescription(of: error)))
             }
         }
         return results
