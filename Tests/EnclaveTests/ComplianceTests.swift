@@ -394,3 +394,44 @@ struct PracticeExportTests {
         }
     }
 }
+
+/// Keeps what the mailer sends (the SMTP transport itself is tested against a real server in
+/// EnclaveHTTPTests/MailTests).
+final class CapturingTransport: MailTransport {
+    let sent = Locked<[MailMessage]>([])
+    func send(_ message: MailMessage) async throws { sent.withLock { $0.append(message) } }
+}
+
+@Suite("Notifications")
+struct NotificationTests {
+    @Test(
+        "a proposal is emailed to the practice's owners; an alert about agency staff to the owners and the agency's admins"
+    )
+    func recipients() async throws {
+        try await IdentityFixture.with { fixture in
+            try await fixture.superuser(
+                "insert into enclave.practice_compliance (practice_id, reads_per_hour) values ($1, 1)",
+                [fixture.practiceA])
+            for _ in 0..<2 {
+                _ = try await fixture.services.leads.list(fixture.memberToken, practice: fixture.practiceA)
+            }
+            #expect(try await fixture.operations().scanAlerts() == 1)
+            let transport = CapturingTransport()
+            let mailer = Mailer(
+                maintenance: try await fixture.keys.keys().maintenance, transport: transport,
+                templates: try MailTemplates.load(), from: "enclave@platform.test", consoleURL: "https://console.test")
+            let summary = try await mailer.deliverDue()
+            #expect(summary.failed == 0 && summary.retrying == 0)
+            let sent = transport.sent.withLock { $0 }.map { "\($0.to) | \($0.subject)" }.sorted()
+            #expect(
+                sent == [
+                    "admin@agency.test | Access alert for Practice A",
+                    "owner@a.test | Access alert for Practice A",
+                    "owner@a.test | Growth Agency proposed a Business Associate Agreement with Practice A",
+                ])
+            let bodies = transport.sent.withLock { $0 }.map(\.body)
+            #expect(bodies.allSatisfy { $0.contains("https://console.test") })
+            #expect(try await mailer.deliverDue() == Mailer.Summary())
+        }
+    }
+}

@@ -303,14 +303,16 @@ begin
             request_id, details);
     end if;
     select * into caller from enclave_private.current_session();
-    -- A read under break-glass carries the break-glass id, whatever the caller claimed.
-    if tenant <> platform and caller.mfa_verified then
-        glass := enclave_private.break_glass_id(caller.session_id, caller.user_id, tenant);
-    end if;
-    if outcome = 'ok' and (tenant = platform or not (
-        enclave_private.caller_reaches(tenant)
-        or (glass is not null and action in ('phi.read', 'recording.played')))) then
-        raise exception 'an access can only be recorded by a caller who may perform it' using errcode = '42501';
+    -- A read that only break-glass allows carries the break-glass id, whatever the caller
+    -- claimed (looked up only when nothing else reaches the practice: no cost on other reads).
+    if outcome = 'ok' and (tenant = platform or not enclave_private.caller_reaches(tenant)) then
+        if tenant <> platform and coalesce(caller.mfa_verified, false)
+            and action in ('phi.read', 'recording.played') then
+            glass := enclave_private.break_glass_id(caller.session_id, caller.user_id, tenant);
+        end if;
+        if glass is null then
+            raise exception 'an access can only be recorded by a caller who may perform it' using errcode = '42501';
+        end if;
     end if;
     if glass is not null then
         details := coalesce(details, '{}'::jsonb) || jsonb_build_object('break_glass', glass);
