@@ -112,8 +112,16 @@ def client(keys):
 
 
 def postgres(action):
-    subprocess.run([os.path.join(os.path.dirname(__file__), "dev-postgres"), action], check=True,
-                   stdout=subprocess.DEVNULL)
+    # After a SIGKILL a backend forked in the instant before it may still hold the listening
+    # socket for a moment (it closes it first thing, but on a loaded machine that instant can
+    # be long): a start that finds the port taken is tried again.
+    for attempt in range(10):
+        done = subprocess.run([os.path.join(os.path.dirname(__file__), "dev-postgres"), action],
+                              stdout=subprocess.DEVNULL)
+        if done.returncode == 0:
+            return
+        time.sleep(1)
+    raise RuntimeError("dev-postgres %s failed 10 times" % action)
 
 
 def kill_postgres():
@@ -158,7 +166,7 @@ def psql(sql):
 start_server()
 keys = ["crash-%05d" % i for i in range(LEADS)]
 shares = [keys[i::CLIENTS] for i in range(CLIENTS)]
-threads = [threading.Thread(target=client, args=(share,)) for share in shares]
+threads = [threading.Thread(target=client, args=(share,), daemon=True) for share in shares]
 started = time.time()
 for thread in threads:
     thread.start()
