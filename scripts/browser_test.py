@@ -389,7 +389,7 @@ try:
     owner.find_element(By.ID, "value").clear()
     owner.find_element(By.ID, "value").send_keys("1250.50")
     owner.find_element(By.CSS_SELECTOR, "#qualify button").click()
-    WebDriverWait(owner, 10).until(lambda d: "1250.50" in d.find_element(By.ID, "qualification").text)
+    check(shows(owner, "#qualification", "1250.50"), "the lead's value is not shown")
     check("qualified" in owner.find_element(By.ID, "qualification").text, "the lead was not marked")
     owner.get(ORIGIN + "/practices/%s/roi" % lakeside["id"])
     owner.find_element(By.ID, "spend-source").send_keys("google")
