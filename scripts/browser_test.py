@@ -478,6 +478,7 @@ try:
     owner.get(ORIGIN + "/home")
     banner = owner.find_elements(By.CSS_SELECTOR, ".break-glass-banner")
     check(len(banner) == 1 and member_email in banner[0].text, "the break-glass banner: %r" % [b.text for b in banner])
+    page(owner, "home-break-glass")
     banner[0].find_element(By.TAG_NAME, "a").click()
     WebDriverWait(owner, 10).until(expected_conditions.presence_of_element_located((By.ID, "glass-heading")))
     page(owner, "compliance")

@@ -32,12 +32,8 @@ extension EnclaveCommand {
             func run() async throws {
                 try await reportingErrors {
                     let environment = ProcessInfo.processInfo.environment
-                    let configuration = try ConnectionConfiguration.forRole(
-                        .maint, override: maintenance.databaseURL,
-                        allowInsecureTransport: maintenance.insecureTransport)
-                    let context = MaintenanceContext(
-                        pool: ConnectionPool(configuration: configuration, options: .init(maxConnections: 2)))
-                    let operations = ComplianceOperations(maintenance: context)
+                    let operations = try maintenance.complianceOperations()
+                    let context = operations.maintenance
                     let templates = try MailTemplates.load(directory: environment["ENCLAVE_MAIL_TEMPLATES"])
                     let mailer = try SMTPTransport.fromEnvironment().map {
                         Mailer(
@@ -97,7 +93,7 @@ extension EnclaveCommand {
                             : "ended \(format.string(from: glass.endedAt ?? glass.expiresAt))"
                         print(
                             "\(glass.id.uuidString.lowercased())  \(format.string(from: glass.openedAt))  "
-                                + "\(glass.practiceName ?? "") (\(glass.practiceID?.uuidString.lowercased() ?? ""))  "
+                                + "\(glass.practiceName) (\(glass.practiceID.uuidString.lowercased()))  "
                                 + "\(glass.responderEmail)  \(state)  "
                                 + (glass.acknowledgedAt == nil ? "not acknowledged" : "acknowledged"))
                         print("    reason: \(glass.reason)")

@@ -43,8 +43,8 @@ extension Console {
         [
             "id": glass.id.uuidString.lowercased(), "responder": glass.responderEmail, "reason": glass.reason,
             "opened": format(glass.openedAt), "expires": format(glass.expiresAt), "active": glass.active,
-            "acknowledged": glass.acknowledgedAt != nil, "practice": glass.practiceName ?? "",
-            "practiceID": glass.practiceID.map { $0.uuidString.lowercased() } ?? "",
+            "acknowledged": glass.acknowledgedAt != nil, "practice": glass.practiceName,
+            "practiceID": glass.practiceID.uuidString.lowercased(),
         ]
     }
 
@@ -59,8 +59,9 @@ extension Console {
         ]
     }
 
-    /// The break-glass banner of a practice's owner pages: accesses not yet acknowledged.
-    func breakGlassBanner(_ token: SessionToken, practice: UUID) async -> [[String: Any]] {
+    /// The break-glass banner of an owner's pages: accesses not yet acknowledged, of one
+    /// practice or (nil) of every practice the caller owns, in one query.
+    func breakGlassBanner(_ token: SessionToken, practice: UUID?) async -> [[String: Any]] {
         let all = (try? await services.compliance.breakGlass(token, practice: practice)) ?? []
         return all.filter { $0.acknowledgedAt == nil }.map(Self.breakGlassRow)
     }

@@ -12,14 +12,8 @@ extension Console {
             let me = try await services.identity.me(token)
             let practices = try await services.agreements.reachablePractices(token)
             let owned = Set(me.memberships.filter { $0.role == "practice_owner" }.compactMap(\.practice))
-            // Emergency accesses the owner has not acknowledged, per owned practice.
-            var banners: [[String: Any]] = []
-            for practice in practices where owned.contains(practice.id) {
-                for var row in await breakGlassBanner(token, practice: practice.id) {
-                    row["practice"] = practice.name
-                    banners.append(row)
-                }
-            }
+            // Emergency accesses to any practice the owner owns, not yet acknowledged.
+            let banners = owned.isEmpty ? [] : await breakGlassBanner(token, practice: nil)
             let responder = (try? await services.compliance.responderBreakGlass(token)) != nil
             return page(
                 "home",

@@ -366,6 +366,22 @@ struct PracticeExportTests {
                     base.memberToken, practice: base.practiceA, passphrase: "long enough passphrase", path: path)
             }
             #expect(!FileManager.default.fileExists(atPath: path))
+            // An owner who signed in with MFA but has not re-authenticated: refused too, and the
+            // settings (a shorter retention deletes PHI) the same.
+            let staleOwner = try await base.directory.createUser(
+                email: "stale-owner@a.test", displayName: "Stale", password: IdentityFixture.password)
+            try await base.directory.grant(user: staleOwner, role: .practiceOwner, practice: base.practiceA)
+            let stale = try await base.identity.signInEnrollingMFA(
+                email: "stale-owner@a.test", password: IdentityFixture.password
+            ).token
+            await #expect(throws: AccessError(.reauthenticationRequired, "")) {
+                try await base.compliance.export(
+                    stale, practice: base.practiceA, passphrase: "long enough passphrase", path: path)
+            }
+            await #expect(throws: AccessError(.reauthenticationRequired, "")) {
+                try await base.compliance.setSettings(stale, practice: base.practiceA, ComplianceSettings(leadsDays: 1))
+            }
+            #expect(!FileManager.default.fileExists(atPath: path))
             var settings = ComplianceSettings()
             settings.ageRecipient = recipient
             try await base.compliance.setSettings(owner, practice: base.practiceA, settings)

@@ -167,23 +167,36 @@ $$;
 revoke all on function enclave_private.end_break_glass(uuid) from public;
 grant execute on function enclave_private.end_break_glass(uuid) to enclave_app;
 
--- The break-glass accesses of a practice, newest first, for its owners (the console's banner
--- shows those not yet acknowledged).
-create or replace function enclave_private.practice_break_glass(practice uuid)
-returns table (id uuid, responder_email text, reason text, opened_at timestamptz, expires_at timestamptz,
-               ended_at timestamptz, acknowledged_at timestamptz)
+-- The break-glass accesses of a practice (NULL: of every practice the caller owns), newest
+-- first, for its owners: the Compliance page, and the banner of those not yet acknowledged.
+-- The same columns as list_break_glass.
+drop function if exists enclave_private.practice_break_glass(uuid);
+create or replace function enclave_private.owner_break_glass(practice uuid)
+returns table (id uuid, practice_id uuid, practice_name text, responder_email text, reason text, opened_at timestamptz,
+               expires_at timestamptz, ended_at timestamptz, acknowledged_at timestamptz, active boolean)
 language plpgsql stable security definer set search_path = pg_catalog, pg_temp
 as $$
+declare
+    caller record := enclave_private.require_session();
 begin
-    perform enclave_private.require_practice_owner(practice, false);
+    if practice is not null then
+        perform enclave_private.require_practice_owner(practice, false);
+    end if;
     return query
-    select g.id, u.email, g.reason, g.opened_at, g.expires_at, g.ended_at, g.acknowledged_at
-    from enclave.break_glass g join enclave.users u on u.id = g.responder_id
-    where g.practice_id = practice order by g.opened_at desc limit 100;
+    select g.id, g.practice_id, p.name, u.email, g.reason, g.opened_at, g.expires_at, g.ended_at, g.acknowledged_at,
+           g.ended_at is null and clock_timestamp() < g.expires_at
+    from enclave.break_glass g
+    join enclave.practices p on p.id = g.practice_id
+    join enclave.users u on u.id = g.responder_id
+    where (practice is not null and g.practice_id = practice)
+       or (practice is null and exists (
+           select from enclave.memberships m
+           where m.user_id = caller.user_id and m.practice_id = g.practice_id and m.role = 'practice_owner'))
+    order by g.opened_at desc limit 100;
 end
 $$;
-revoke all on function enclave_private.practice_break_glass(uuid) from public;
-grant execute on function enclave_private.practice_break_glass(uuid) to enclave_app;
+revoke all on function enclave_private.owner_break_glass(uuid) from public;
+grant execute on function enclave_private.owner_break_glass(uuid) to enclave_app;
 
 -- An owner acknowledges a break-glass of the practice.
 create or replace function enclave_private.acknowledge_break_glass(glass uuid)

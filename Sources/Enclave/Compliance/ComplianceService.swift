@@ -5,16 +5,16 @@ import Sealing
 /// An emergency access to a practice (break-glass).
 public struct BreakGlass: Sendable, Equatable {
     public let id: UUID
-    public let practiceID: UUID?
-    public let practiceName: String?
+    public let practiceID: UUID
+    public let practiceName: String
     public let responderEmail: String
     public let reason: String
     public let openedAt: Date
     public let expiresAt: Date
     public let endedAt: Date?
     public let acknowledgedAt: Date?
-    /// Open now: not ended and not expired.
-    public var active: Bool { endedAt == nil && Date() < expiresAt }
+    /// Open now: not ended and not expired, by the database's clock.
+    public let active: Bool
 }
 
 /// A practice's retention, alert thresholds, business hours and export key.
@@ -150,17 +150,10 @@ public struct ComplianceService: Sendable {
         }
     }
 
-    /// A practice's break-glass accesses, for its owners.
-    public func breakGlass(_ token: SessionToken, practice: UUID) async throws -> [BreakGlass] {
-        try await identity.withSession(token) { transaction in
-            try await transaction.query("select * from enclave_private.practice_break_glass($1)", [practice]).map {
-                BreakGlass(
-                    id: try $0.decode(UUID.self, "id"), practiceID: practice, practiceName: nil,
-                    responderEmail: try $0.decode(String.self, "responder_email"),
-                    reason: try $0.decode(String.self, "reason"), openedAt: try $0.decode(Date.self, "opened_at"),
-                    expiresAt: try $0.decode(Date.self, "expires_at"), endedAt: try $0.decode(Date?.self, "ended_at"),
-                    acknowledgedAt: try $0.decode(Date?.self, "acknowledged_at"))
-            }
+    /// A practice's break-glass accesses (nil: of every practice the caller owns), for owners.
+    public func breakGlass(_ token: SessionToken, practice: UUID?) async throws -> [BreakGlass] {
+        try await identity.withSession(token) {
+            try await Self.decode($0.query("select * from enclave_private.owner_break_glass($1)", [practice]))
         }
     }
 
@@ -170,14 +163,20 @@ public struct ComplianceService: Sendable {
     }
 
     static func list(_ transaction: Transaction) async throws -> [BreakGlass] {
-        try await transaction.query("select * from enclave_private.list_break_glass(500)").map {
+        try decode(try await transaction.query("select * from enclave_private.list_break_glass(500)"))
+    }
+
+    /// Rows of owner_break_glass and list_break_glass (the same columns).
+    static func decode(_ rows: PostgresRows) throws -> [BreakGlass] {
+        try rows.map {
             BreakGlass(
                 id: try $0.decode(UUID.self, "id"), practiceID: try $0.decode(UUID.self, "practice_id"),
                 practiceName: try $0.decode(String.self, "practice_name"),
                 responderEmail: try $0.decode(String.self, "responder_email"),
                 reason: try $0.decode(String.self, "reason"), openedAt: try $0.decode(Date.self, "opened_at"),
                 expiresAt: try $0.decode(Date.self, "expires_at"), endedAt: try $0.decode(Date?.self, "ended_at"),
-                acknowledgedAt: try $0.decode(Date?.self, "acknowledged_at"))
+                acknowledgedAt: try $0.decode(Date?.self, "acknowledged_at"), active: try $0.decode(Bool.self, "active")
+            )
         }
     }
 
@@ -345,20 +344,9 @@ public struct ComplianceService: Sendable {
                 throw AccessError(
                     .invalidInput, "give a passphrase of at least 12 characters, or set the practice's age key first")
             }
-            let counts = try await PracticeArchive.write(
-                practice: practice, in: transaction, keys: keys, to: recipient, path: path)
-            do {
-                try await transaction.audit(
-                    AuditEvent(
-                        tenant: practice, action: .phiExport, objectType: "practice",
-                        objectID: practice.uuidString.lowercased(), reason: "owner download",
-                        details: ["leads": .int(counts.leads), "recordings": .int(counts.recordings)]),
-                    context: context)
-            } catch {
-                try? FileManager.default.removeItem(atPath: path)
-                throw error
-            }
-            return counts
+            return try await PracticeArchive.export(
+                practice: practice, in: transaction, keys: keys, to: recipient, path: path, reason: "owner download",
+                context: context)
         }
     }
 }

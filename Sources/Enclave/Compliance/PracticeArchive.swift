@@ -52,6 +52,27 @@ public enum PracticeArchive {
         }
     }
 
+    /// Writes the archive as `write` does and records it as `phi.export` in the same
+    /// transaction; the file is removed when the event cannot be written.
+    public static func export(
+        practice: UUID, in transaction: Transaction, keys: TenantKeyStore, to recipient: AgeEncryptor.Recipient,
+        path: String, reason: String, context: RequestContext = RequestContext()
+    ) async throws -> Counts {
+        let counts = try await write(practice: practice, in: transaction, keys: keys, to: recipient, path: path)
+        do {
+            try await transaction.audit(
+                AuditEvent(
+                    tenant: practice, action: .phiExport, objectType: "practice",
+                    objectID: practice.uuidString.lowercased(), reason: reason,
+                    details: ["leads": .int(counts.leads), "recordings": .int(counts.recordings)]),
+                context: context)
+        } catch {
+            try? FileManager.default.removeItem(atPath: path)
+            throw error
+        }
+        return counts
+    }
+
     private static func writeContents(
         _ practice: UUID, _ transaction: Transaction, _ keys: TenantKeyStore, _ tar: inout TarWriter
     ) async throws -> Counts {

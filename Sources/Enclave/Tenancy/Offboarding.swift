@@ -100,18 +100,9 @@ public struct Offboarding: Sendable {
     {
         let store = keys.store
         return try await keys.maintenance.withTenant(practice) { transaction in
-            let counts = try await PracticeArchive.write(
-                practice: practice, in: transaction, keys: store, to: recipient, path: path)
-            do {
-                try await transaction.audit(
-                    AuditEvent(
-                        tenant: practice, action: .phiExport, objectType: "practice",
-                        objectID: practice.uuidString.lowercased(), reason: "offboarding export",
-                        details: ["leads": .int(counts.leads), "recordings": .int(counts.recordings)]))
-            } catch {
-                try? FileManager.default.removeItem(atPath: path)
-                throw error
-            }
+            let counts = try await PracticeArchive.export(
+                practice: practice, in: transaction, keys: store, to: recipient, path: path,
+                reason: "offboarding export")
             return (counts.leads, counts.recordings)
         }
     }
