@@ -9,7 +9,7 @@ import statistics
 import time
 import urllib.parse
 
-from testkit import free_port, serve, totp
+from enclavekit import free_port, serve, totp
 
 WORK = os.environ["ENCLAVE_BENCH_WORK"]
 credentials = json.load(open(os.path.join(WORK, "credentials.json")))

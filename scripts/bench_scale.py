@@ -31,7 +31,7 @@ import ssl
 from contextlib import contextmanager
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import testkit  # noqa: E402
+import enclavekit  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = sys.argv[1]
@@ -167,7 +167,7 @@ CONTEXT = ssl.create_default_context(cafile=CERT)
 @contextmanager
 def serving(env, label):
     """`enclave serve` (release, TLS) with `env`'s credentials; yields its base URL."""
-    port = testkit.free_port()
+    port = enclavekit.free_port()
 
     def ready():
         try:
@@ -180,7 +180,7 @@ def serving(env, label):
     os.environ.clear()
     os.environ.update(env)
     try:
-        server = testkit.serve(BIN, ["--port", str(port), "--tls-cert", CERT, "--tls-key", KEY, "--metrics-port", "0",
+        server = enclavekit.serve(BIN, ["--port", str(port), "--tls-cert", CERT, "--tls-key", KEY, "--metrics-port", "0",
                                      "--connections", "16"],
                                os.path.join(WORK, "serve-%s.log" % label), ready, "bench-scale")
     finally:

@@ -22,7 +22,7 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 from twilio.request_validator import RequestValidator
 
-from testkit import free_port, serve, totp
+from enclavekit import free_port, serve, totp
 
 WORK = os.environ["ENCLAVE_BROWSER_WORK"]
 SHOTS = os.environ["ENCLAVE_SCREENSHOTS"]
@@ -125,9 +125,19 @@ def shows(driver, selector, text, timeout=10):
         return False
 
 
+def sign_in_page_is_clean(driver, when):
+    """The sign-in page as it first shows: no error message (it once showed the word "nil", an
+    absent optional rendered as text)."""
+    errors = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "main .error, main [role=alert]")]
+    check(not errors, "the sign-in page %s shows an error: %r" % (when, errors))
+    check("nil" not in driver.find_element(By.TAG_NAME, "main").text.split(),
+          "the sign-in page %s shows the word nil" % when)
+
+
 def sign_in(driver, email, at):
     driver.get(ORIGIN + "/sign-in")
     page(driver, "sign-in")
+    sign_in_page_is_clean(driver, "at first")
     driver.find_element(By.ID, "email").send_keys(email)
     driver.find_element(By.ID, "password").send_keys(users[email]["password"])
     driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
@@ -643,6 +653,7 @@ try:
         page(staff, "signed-out")
         staff.find_element(By.LINK_TEXT, "Sign in again").click()
         check("/sign-in" in staff.current_url, "the next click after the timeout went to %s" % staff.current_url)
+        sign_in_page_is_clean(staff, "after the session ended")
         staff.back()
         staff.back()
         check(not staff.find_elements(By.CSS_SELECTOR, ".fields"), "going back shows the lead page")
@@ -672,6 +683,14 @@ try:
         WebDriverWait(staff, 10).until(expected_conditions.url_contains("/sign-in/code"))
     finally:
         staff.quit()
+
+    # The owner signs out: the signed-out page, then a sign-in page without an error message.
+    owner.get(ORIGIN + "/home")
+    owner.find_element(By.CSS_SELECTOR, "form[action='/sign-out'] button").click()
+    WebDriverWait(owner, 10).until(expected_conditions.url_contains("/signed-out"))
+    owner.find_element(By.LINK_TEXT, "Sign in again").click()
+    WebDriverWait(owner, 10).until(expected_conditions.url_contains("/sign-in"))
+    sign_in_page_is_clean(owner, "after signing out")
 finally:
     owner.quit()
     member.quit()

@@ -20,7 +20,7 @@ import xml.etree.ElementTree as ElementTree
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
-from testkit import free_port, serve, totp
+from enclavekit import free_port, serve, totp
 
 WORK = os.environ["ENCLAVE_CAPTURE_WORK"]
 SUPERUSER = os.environ["ENCLAVE_SUPERUSER_DATABASE_URL"].rsplit("/", 1)[0] + "/enclave_capture"

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 
-from testkit import free_port, serve
+from enclavekit import free_port, serve
 
 WORK = os.environ["ENCLAVE_CRASH_WORK"]
 CLUSTER = os.environ["ENCLAVE_CRASH_CLUSTER"]

@@ -23,6 +23,12 @@ public enum TestEnvironment {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
     }
+
+    /// `scripts/python`: the project's virtual environment (made by `scripts/setup` from Debian's
+    /// python3), never whichever `python3` is first on PATH. Arguments follow it as for python.
+    public static var python: URL {
+        packageRoot.appendingPathComponent("scripts/python")
+    }
 }
 
 /// A failure to set up a test, with what to do about it.

@@ -2,6 +2,7 @@ import Enclave
 import EnclaveHTTP
 import EnclaveHTTPTestSupport
 import EnclaveTestSupport
+import EnclaveWorkers
 import Foundation
 import Postgres
 import Testing
@@ -17,12 +18,10 @@ final class SMTPSink: @unchecked Sendable {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("enclave-smtp-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.executableURL = TestEnvironment.python
         process.arguments =
-            [
-                "python3", TestEnvironment.packageRoot.appendingPathComponent("scripts/smtp_sink.py").path,
-                directory.path,
-            ] + options
+            [TestEnvironment.packageRoot.appendingPathComponent("scripts/smtp_sink.py").path, directory.path]
+            + options
         input = Pipe()
         let output = Pipe()
         process.standardInput = input
@@ -33,7 +32,7 @@ final class SMTPSink: @unchecked Sendable {
             let port = Int(line.dropFirst(6).trimmingCharacters(in: .whitespacesAndNewlines))
         else {
             throw TestSetupError(
-                "the SMTP sink did not start (python3 with aiosmtpd; scripts/setup installs it): \(line)")
+                "the SMTP sink did not start (scripts/python with aiosmtpd; scripts/setup installs it): \(line)")
         }
         self.port = port
     }

@@ -1,3 +1,4 @@
+import EnclaveTestSupport
 import Foundation
 
 /// The real `age` tool (Debian's package), to prove an export opens without Enclave.
@@ -62,7 +63,7 @@ enum AgeTool {
             _, status = os.waitpid(pid, 0)
             sys.exit(os.waitstatus_to_exitcode(status))
             """
-        return try run(["python3", "-c", script, output, path], input: passphrase + "\n") == 0
+        return try run([TestEnvironment.python.path, "-c", script, output, path], input: passphrase + "\n") == 0
     }
 
     /// Unpacks a tar into a new directory.

@@ -1,9 +1,12 @@
-"""What the Python test and benchmark scripts share: TOTP codes, a free port, and an `enclave
-serve` started without the privileged database URLs and waited for until it answers."""
+"""What the Python test and benchmark scripts share: TOTP codes, a free port, an `enclave
+serve` started without the privileged database URLs and waited for until it answers, and the
+demo's credentials. The shell scripts reach the same helpers through `scripts/python -m
+enclavekit` (see __main__.py), so none of them writes its own."""
 
 import base64
 import hashlib
 import hmac
+import json
 import os
 import socket
 import struct
@@ -45,3 +48,20 @@ def serve(binary, arguments, log_path, ready, what, timeout=60):
         time.sleep(0.05)
     server.kill()
     raise SystemExit("%s: the server did not start (see %s)" % (what, log_path))
+
+
+def demo_credentials(directory):
+    """The credentials.json that `enclave demo seed --dir DIRECTORY` wrote."""
+    with open(os.path.join(directory, "credentials.json")) as f:
+        return json.load(f)
+
+
+def demo_practice(credentials, agreement="active"):
+    """The first demo practice whose agreement with the agency is in this state."""
+    return next(p for p in credentials["practices"] if p["agreement"] == agreement)
+
+
+def demo_call_source(credentials, practice_id):
+    """The signed-JSON call source of a demo practice (its id and HMAC secret)."""
+    return next(s for s in credentials["sources"]
+                if s["practice"].lower() == practice_id.lower() and s["kind"] == "call")
