@@ -74,13 +74,31 @@ struct ConsoleAssets: Sendable {
 
     /// A complete page: `template` inside the layout, with the console's headers.
     func page(_ template: String, _ values: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
-        var context = values
+        var context = Self.withoutAbsentValues(values)
         context["year"] = Calendar(identifier: .gregorian).component(.year, from: Date())
         let html = library.render(context, withTemplate: template) ?? "<!doctype html><title>Enclave</title>"
         var headers = HTTPFields()
         headers[.contentType] = "text/html; charset=utf-8"
         ConsoleSecurity.apply(to: &headers)
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: html)))
+    }
+
+    /// `values` without the optionals that hold nothing, at any depth. Mustache renders an
+    /// `Optional<T>.none` stored as `Any` as the text "nil" (a sign-in page once showed it as its
+    /// error); a missing key renders as nothing and is false in a section.
+    static func withoutAbsentValues(_ values: [String: Any]) -> [String: Any] {
+        values.compactMapValues(present)
+    }
+
+    private static func present(_ value: Any) -> Any? {
+        let mirror = Mirror(reflecting: value)
+        if mirror.displayStyle == .optional {
+            guard let wrapped = mirror.children.first?.value else { return nil }
+            return present(wrapped)
+        }
+        if let dictionary = value as? [String: Any] { return withoutAbsentValues(dictionary) }
+        if let array = value as? [Any] { return array.compactMap(present) }
+        return value
     }
 
     /// A redirect after a form (303), with the console's headers.
