@@ -64,21 +64,31 @@ let package = Package(
             resources: [.copy("Resources/templates"), .copy("Resources/static")],
             swiftSettings: strict
         ),
+        // The workers: periodic passes as services, and their transports (SMTP, HTTPS webhooks).
         .target(
-            name: "EnclaveHTTP",
+            name: "EnclaveWorkers",
             dependencies: [
-                "Enclave", "EnclaveConsole",
+                "Enclave",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdCore", package: "hummingbird"),
-                .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "EnclaveHTTP",
+            dependencies: [
+                "Enclave", "EnclaveConsole",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
                 .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -92,6 +102,7 @@ let package = Package(
                 "Enclave",
                 "EnclaveConsole",
                 "EnclaveHTTP",
+                "EnclaveWorkers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -99,7 +110,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(
-            name: "EnclaveBench", dependencies: ["Sealing", "Enclave", "Postgres", "EnclaveTestSupport"],
+            name: "EnclaveBench", dependencies: ["Sealing", "Enclave", "Postgres", "EnclaveScratchDatabase"],
             swiftSettings: strict),
         // A client generated from the API's spec, for tests.
         .target(
@@ -108,7 +119,14 @@ let package = Package(
             swiftSettings: strict,
             plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
         ),
-        .target(name: "EnclaveTestSupport", dependencies: ["Postgres", "Sealing", "Enclave"], swiftSettings: strict),
+        // What the tests and the benchmarks share: disposable databases on the dev cluster,
+        // migrated from one shared template, and synthetic users signed in with TOTP.
+        .target(
+            name: "EnclaveScratchDatabase", dependencies: ["Postgres", "Sealing", "Enclave"], swiftSettings: strict),
+        // The tests' own helpers, over what they share with the benchmarks.
+        .target(
+            name: "EnclaveTestSupport", dependencies: ["Postgres", "Sealing", "Enclave", "EnclaveScratchDatabase"],
+            swiftSettings: strict),
         // The live HTTPS server fixture and the generated client, apart from the database
         // fixtures so that the benchmarks and the database tests neither wait for nor link the
         // HTTP stack.
@@ -138,7 +156,8 @@ let package = Package(
         .testTarget(
             name: "EnclaveHTTPTests",
             dependencies: [
-                "EnclaveHTTP", "Enclave", "Postgres", "Sealing", "EnclaveTestSupport", "EnclaveHTTPTestSupport",
+                "EnclaveHTTP", "EnclaveWorkers", "Enclave", "Postgres", "Sealing", "EnclaveTestSupport",
+                "EnclaveHTTPTestSupport",
                 "EnclaveAPIClient",
                 .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -1,5 +1,5 @@
 import Enclave
-import EnclaveTestSupport
+import EnclaveScratchDatabase
 import Foundation
 import Postgres
 import Sealing

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Enclave
-import EnclaveHTTP
+import EnclaveWorkers
 import Foundation
 import Logging
 import ServiceLifecycle

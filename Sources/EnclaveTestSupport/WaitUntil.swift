@@ -1,3 +1,5 @@
+import EnclaveScratchDatabase
+
 /// Polls `condition` every 10 ms until it holds; throws after `timeout`, so that a test whose
 /// condition never comes fails instead of hanging.
 public func waitUntil(

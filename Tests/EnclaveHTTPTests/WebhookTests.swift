@@ -1,6 +1,7 @@
 import Enclave
 import EnclaveHTTPTestSupport
 import EnclaveTestSupport
+import EnclaveWorkers
 import Foundation
 import Hummingbird
 import HummingbirdTLS

@@ -2,12 +2,12 @@ import Enclave
 import Foundation
 import OpenAPIRuntime
 
-/// Lead value and ROI (issue 15): qualification, spend, the ROI report, the conversion export.
+/// Value: qualification, ad spend, the ROI reports and the conversion export.
 extension EnclaveAPI {
-    var value: LeadValue { LeadValue(access: leads.access, agreements: services.agreements) }
-
     func qualifyLead(_ input: Operations.qualifyLead.Input) async throws -> Operations.qualifyLead.Output {
-        do {
+        try await Self.respond(declaring: [
+            400: { .badRequest($0) }, 401: { .unauthorized($0) }, 403: { .forbidden($0) }, 404: { .notFound($0) },
+        ]) {
             guard case .json(let body) = input.body,
                 let qualification = LeadValue.Qualification(rawValue: body.qualification.rawValue)
             else {
@@ -17,15 +17,13 @@ extension EnclaveAPI {
                 try token(), practice: try Self.uuid(input.path.practiceId, "practiceId"),
                 lead: try Self.uuid(input.path.leadId, "leadId"), as: qualification, valueCents: body.value_cents ?? 0)
             return .noContent(.init())
-        } catch {
-            return try Self.declared(
-                error,
-                [400: { .badRequest($0) }, 401: { .unauthorized($0) }, 403: { .forbidden($0) }, 404: { .notFound($0) }])
         }
     }
 
     func recordSpend(_ input: Operations.recordSpend.Input) async throws -> Operations.recordSpend.Output {
-        do {
+        try await Self.respond(declaring: [
+            400: { .badRequest($0) }, 401: { .unauthorized($0) }, 403: { .forbidden($0) },
+        ]) {
             guard case .json(let body) = input.body else {
                 throw Problem(.badRequest, "send the spend as JSON", type: "invalid-input")
             }
@@ -33,40 +31,36 @@ extension EnclaveAPI {
                 try token(), practice: try Self.uuid(input.path.practiceId, "practiceId"), month: body.month,
                 source: body.source, amountCents: body.amount_cents)
             return .noContent(.init())
-        } catch {
-            return try Self.declared(
-                error, [400: { .badRequest($0) }, 401: { .unauthorized($0) }, 403: { .forbidden($0) }])
         }
     }
 
     func roiReport(_ input: Operations.roiReport.Input) async throws -> Operations.roiReport.Output {
-        do {
+        try await Self.respond(declaring: [
+            400: { .badRequest($0) }, 401: { .unauthorized($0) }, 403: { .forbidden($0) },
+        ]) {
             let report = try await value.report(
                 try token(), practice: try Self.uuid(input.path.practiceId, "practiceId"), since: input.query.since,
                 until: input.query.until)
             return .ok(.init(body: .json(Self.roi(report))))
-        } catch {
-            return try Self.declared(
-                error, [400: { .badRequest($0) }, 401: { .unauthorized($0) }, 403: { .forbidden($0) }])
         }
     }
 
     func roiReportAcrossPractices(_ input: Operations.roiReportAcrossPractices.Input) async throws
         -> Operations.roiReportAcrossPractices.Output
     {
-        do {
+        try await Self.respond(declaring: [400: { .badRequest($0) }, 401: { .unauthorized($0) }]) {
             let report = try await value.reportAcrossPractices(
                 try token(), since: input.query.since, until: input.query.until)
             return .ok(.init(body: .json(Self.roi(report))))
-        } catch {
-            return try Self.declared(error, [400: { .badRequest($0) }, 401: { .unauthorized($0) }])
         }
     }
 
     func conversionExport(_ input: Operations.conversionExport.Input) async throws
         -> Operations.conversionExport.Output
     {
-        do {
+        try await Self.respond(declaring: [
+            400: { .badRequest($0) }, 401: { .unauthorized($0) }, 403: { .forbidden($0) },
+        ]) {
             let conversions = try await value.conversions(
                 try token(), practice: try Self.uuid(input.path.practiceId, "practiceId"), since: input.query.since,
                 until: input.query.until, context: values.context)
@@ -81,9 +75,6 @@ extension EnclaveAPI {
                         conversions.map {
                             .init(gclid: $0.gclid, conversion_time: $0.at, value_cents: $0.valueCents)
                         })))
-        } catch {
-            return try Self.declared(
-                error, [400: { .badRequest($0) }, 401: { .unauthorized($0) }, 403: { .forbidden($0) }])
         }
     }
 

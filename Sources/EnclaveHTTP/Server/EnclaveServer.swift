@@ -36,7 +36,13 @@ public enum EnclaveServer {
         }
         let router = Router(context: EnclaveRequestContext.self)
         let routes = RouteTable()
-        router.add(middleware: RequestValuesMiddleware(metrics: api.metrics, routes: routes))
+        // Outermost first: each middleware does one job (Middleware/).
+        router.add(middleware: RequestContextMiddleware())
+        router.add(middleware: AccessLogMiddleware())
+        router.add(middleware: MetricsMiddleware(metrics: api.metrics))
+        router.add(middleware: SecurityHeadersMiddleware())
+        router.add(middleware: ProblemMiddleware(routes: routes))
+        router.add(middleware: BodyLimitMiddleware())
         // Compact JSON, URLs unescaped (problem types are URLs); dates with or without fractions.
         try api.registerHandlers(
             on: router,

@@ -28,7 +28,7 @@ final class CaptureLimits: Sendable {
             return true
         }
         guard admitted else {
-            RequestValues.current.response.set(header: "Retry-After", "60")
+            RequestValues.current.outcome.set(header: "Retry-After", "60")
             throw Problem(
                 .tooManyRequests, "too many requests from this site or address; retry in a minute", type: "rate-limited"
             )

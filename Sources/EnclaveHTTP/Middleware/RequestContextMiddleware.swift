@@ -1,0 +1,45 @@
+import Enclave
+import EnclaveConsole
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// Sets `RequestValues` for everything inside it: the bearer token (or, for a recording's GET
+/// only, the console's session cookie), the request id, the client's address and user agent, and
+/// the target and Host a provider's signature covers. Answers with the request id.
+struct RequestContextMiddleware: RouterMiddleware {
+    typealias Context = EnclaveRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
+        var values = RequestValues()
+        values.contentType = request.headers[.contentType].map { String($0.prefix(100)) }
+        values.target = request.uri.string
+        values.host = request.head.authority.map { String($0.prefix(300)) }
+        if let authorization = request.headers[.authorization], authorization.hasPrefix("Bearer ") {
+            values.token = SessionToken(String(authorization.dropFirst(7)))
+        } else if request.method == .get, Self.isRecording(request.uri.path),
+            let cookie = request.cookies[Console.sessionCookieName], !cookie.value.isEmpty
+        {
+            // The console's audio player cannot send a header: a recording's GET (never a
+            // write) also takes the console's SameSite=Strict session cookie.
+            values.token = SessionToken(cookie.value)
+        }
+        values.context.requestID =
+            request.headers[.requestID].map { String($0.prefix(100)) } ?? UUID().uuidString.lowercased()
+        values.context.client = ClientInfo(
+            address: context.remoteAddress?.ipAddress,
+            userAgent: request.headers[.userAgent].map { String($0.prefix(300)) })
+        var response = try await RequestValues.$current.withValue(values) { try await next(request, context) }
+        response.headers[.requestID] = values.context.requestID
+        return response
+    }
+
+    /// `/v1/practices/{id}/leads/{id}/recording`.
+    static func isRecording(_ path: String) -> Bool {
+        let parts = path.split(separator: "/")
+        return parts.count == 6 && parts[0] == "v1" && parts[1] == "practices" && parts[3] == "leads"
+            && parts[5] == "recording"
+    }
+}
