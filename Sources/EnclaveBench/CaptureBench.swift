@@ -1,5 +1,5 @@
 import Enclave
-import EnclaveTestSupport
+import EnclaveScratchDatabase
 import Foundation
 import Postgres
 import Sealing
@@ -29,7 +29,7 @@ func captureBenchmark(calls: Int, rounds: Int = 3, concurrency: Int = 8) async t
         let twilio = try await services.sources.createTwilio(
             login.token, practice: practice, label: "Twilio line", trackingNumber: nil,
             twilio: TwilioSettings(accountSID: account, authToken: token, forwardTo: "+15550109999"))
-        let capture = TwilioCapture(ingest: services.ingest)
+        let capture = services.twilio
         let base = "https://enclave.bench"
 
         func jsonRequests(_ round: Int) throws -> [IngestRequest] {

@@ -17,7 +17,7 @@ extension Console {
                 try await services.agreements.reachablePractices(token).map { ($0.id, $0.name) },
                 uniquingKeysWith: { first, _ in first })
             let names = try await services.agreements.practiceNames(token)
-            let reports = LeadReports(access: services.access, agreements: services.agreements)
+            let reports = services.reports
             let weekAgo = Date().addingTimeInterval(-7 * 86_400)
             let soon = Date().addingTimeInterval(30 * 86_400)
             let agreements = try await services.agreements.list(token).filter { agencies.contains($0.agencyID) }

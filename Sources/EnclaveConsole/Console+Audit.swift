@@ -9,7 +9,7 @@ extension Console {
     func auditTrail<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async -> Response {
         await guardedAsync(request) { token in
             let practice = try uuid(context.parameters.get("practice"))
-            let log = AuditLog(identity: services.identity)
+            let log = services.auditLog
             let query = request.uri.queryParameters
             let filter = Self.auditFilter(
                 action: query["action"].map(String.init), since: query["since"].map(String.init),
@@ -68,7 +68,7 @@ extension Console {
                 what: "download this practice's audit trail",
                 hidden: [("action", form.action ?? ""), ("since", form.since ?? ""), ("until", form.until ?? "")]
             ) { fresh in
-                let (entries, complete) = try await AuditLog(identity: services.identity).exportPracticeEvents(
+                let (entries, complete) = try await services.auditLog.exportPracticeEvents(
                     fresh, practice: practice, filter: filter, context: requestContext(request))
                 var csv = AuditCSV.header
                 for entry in entries { csv += AuditCSV.line(entry) }

@@ -94,7 +94,7 @@ extension Console {
             calendar.timeZone = TimeZone(identifier: "UTC") ?? calendar.timeZone
             let until = calendar.startOfDay(for: Date()).addingTimeInterval(86_400)
             let days = (1...14).map { until.addingTimeInterval(-Double($0) * 86_400) }.reversed()
-            let rows = try await LeadReports(access: services.access, agreements: services.agreements).practice(
+            let rows = try await services.reports.practice(
                 token, practice: practice, since: days.first ?? until, until: until)
             let summary = DashboardSummary(rows: rows, days: Array(days))
             let banners = await breakGlassBanner(token, practice: practice)

@@ -18,7 +18,7 @@ extension Console {
             guard let qualification = LeadValue.Qualification(rawValue: form.qualification),
                 let cents = Self.cents(form.value ?? "")
             else { throw AccessError(.invalidInput, "choose an outcome and give a value such as 1250 or 1250.50") }
-            try await LeadValue(access: services.access, agreements: services.agreements).qualify(
+            try await services.value.qualify(
                 token, practice: practice, lead: lead, as: qualification, valueCents: cents)
             return ConsoleAssets.redirect("/practices/\(id(practice))/leads/\(id(lead))")
         }
@@ -78,7 +78,7 @@ extension Console {
     func roiReport(_ token: SessionToken, practice: UUID?, range: (since: Date, until: Date)) async throws
         -> LeadValue.Report
     {
-        let value = LeadValue(access: services.access, agreements: services.agreements)
+        let value = services.value
         if let practice {
             return try await value.report(token, practice: practice, since: range.since, until: range.until)
         }
@@ -135,7 +135,7 @@ extension Console {
             guard let cents = Self.cents(form.amount) else {
                 throw AccessError(.invalidInput, "give the amount in dollars, such as 1500 or 1500.25")
             }
-            try await LeadValue(access: services.access, agreements: services.agreements).recordSpend(
+            try await services.value.recordSpend(
                 token, practice: practice, month: form.month, source: form.source, amountCents: cents)
             return ConsoleAssets.redirect("/practices/\(id(practice))/roi")
         }

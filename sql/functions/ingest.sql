@@ -7,33 +7,23 @@
 -- functions below, each confined to its own source: the lead an idempotency key already made,
 -- the replay marker of a signature, the practice's active keys, the source's defaults.
 
--- A source's practice and wrapped secret, for the service to check a request's signature
--- before it binds the credential. The wrapped secret opens only with the master key.
-create or replace function enclave_private.ingest_source(source uuid)
-returns table (practice_id uuid, wrapped_secret bytea, disabled boolean)
+-- A source and its credential in one read, for the service to check a request's signature before
+-- it binds the credential: the practice, the wrapped secret (it opens only with the master key),
+-- whether it is disabled, and the provider's settings (a Twilio line's account, the number it
+-- forwards to). Every ingest format starts here.
+drop function if exists enclave_private.capture_source(uuid);
+drop function if exists enclave_private.ingest_source(uuid);
+create function enclave_private.ingest_source(source uuid)
+returns table (practice_id uuid, wrapped_secret bytea, disabled boolean, provider text, provider_account text,
+               forward_to text, announce_recording boolean)
 language sql stable security definer set search_path = pg_catalog, pg_temp
 as $$
-    select c.practice_id, c.wrapped_secret, c.disabled_at is not null
+    select c.practice_id, c.wrapped_secret, c.disabled_at is not null, c.provider, c.provider_account, c.forward_to,
+           c.announce_recording
     from enclave_private.ingest_credentials c where c.source_id = source
 $$;
 revoke all on function enclave_private.ingest_source(uuid) from public;
 grant execute on function enclave_private.ingest_source(uuid) to enclave_app;
-
--- A capture source's provider settings, for the service to check a provider's signature and
--- answer the provider before it binds the credential (ingest_source gives the wrapped secret).
--- plpgsql: its columns come from 0009, which a fresh database applies after this file.
-create or replace function enclave_private.capture_source(source uuid)
-returns table (provider text, provider_account text, forward_to text, announce_recording boolean)
-language plpgsql stable security definer set search_path = pg_catalog, pg_temp
-as $$
-begin
-    return query
-    select c.provider, c.provider_account, c.forward_to, c.announce_recording
-    from enclave_private.ingest_credentials c where c.source_id = source and c.disabled_at is null;
-end
-$$;
-revoke all on function enclave_private.capture_source(uuid) from public;
-grant execute on function enclave_private.capture_source(uuid) to enclave_app;
 
 -- The validated credential, or 'ingest_credential_required' (42501).
 create or replace function enclave_private.require_ingest_credential()
@@ -111,21 +101,25 @@ $$;
 revoke all on function enclave_private.ingest_keys() from public;
 grant execute on function enclave_private.ingest_keys() to enclave_app;
 
--- The source's default attribution, for fields a request leaves out.
-create or replace function enclave_private.ingest_defaults()
+-- A source's default attribution, for the fields a new lead leaves out (LeadWriter): to an ingest
+-- credential for its own source, to the maintenance role for a source of its tenant (the seeder).
+drop function if exists enclave_private.ingest_defaults();
+create or replace function enclave_private.source_defaults(source uuid)
 returns table (default_source text, default_medium text, default_campaign text)
 language plpgsql stable security definer set search_path = pg_catalog, pg_temp
 as $$
-declare
-    credential record := enclave_private.require_ingest_credential();
 begin
+    if session_user <> 'enclave_maint'
+        and not exists (select 1 from enclave_private.ingest_credential() c where c.source_id = source) then
+        return;
+    end if;
     return query
     select s.default_source, s.default_medium, s.default_campaign from enclave.tracking_sources s
-    where s.tenant_id = credential.tenant_id and s.id = credential.source_id;
+    where s.tenant_id = enclave_private.caller_tenant() and s.id = source;
 end
 $$;
-revoke all on function enclave_private.ingest_defaults() from public;
-grant execute on function enclave_private.ingest_defaults() to enclave_app;
+revoke all on function enclave_private.source_defaults(uuid) from public;
+grant execute on function enclave_private.source_defaults(uuid) to enclave_app, enclave_maint;
 
 -- Queues a `lead.created` webhook for each active endpoint of the practice and one notification
 -- (for a mailer), for a lead this source stored. Payloads carry no PHI: the lead's id, kind,
@@ -372,12 +366,9 @@ returns boolean
 language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
 as $$
 declare
-    caller record := enclave_private.require_session();
     practice uuid := enclave_private.reachable_tenant('leads.read');
+    caller record := enclave_private.require_practice_owner(practice, false, 'redact_needs_practice_owner');
 begin
-    if practice is null or not enclave_private.has_role(caller.user_id, 'practice_owner', null, practice) then
-        raise exception 'redact_needs_practice_owner' using errcode = '42501';
-    end if;
     if cardinality(fields) = 0 or not fields <@ array['caller_number', 'caller_name', 'transcript', 'form_fields', 'page_url', 'recording'] then
         raise exception 'invalid redaction fields' using errcode = '22023';
     end if;

@@ -61,35 +61,18 @@ public struct TwilioCapture: Sendable {
         let caller = form["From"].flatMap { try? PhoneNumber.normalize($0) }
         let callerName = form["CallerName"].flatMap { $0.isEmpty ? nil : String($0.prefix(200)) }
         let called = form["To"].flatMap { try? PhoneNumber.normalize($0) }
-        let result = try await ingest.store(
-            idempotencyKey: verified.callKey, replayID: nil, context: request.context, credential
-        ) { transaction, leadID, keySet in
-            let key = try await keySet.activeDataKey()
-            let seal = LeadSealer(key: key, practice: credential.practice, lead: leadID)
-            var index: [UInt8]?
-            if let caller { index = try await keySet.blindIndex().index(normalized: caller) }
+        var lead = NewLead(kind: .call)
+        lead.calledNumber = called
+        lead.callerNumber = caller
+        lead.callerName = callerName
+        lead.idempotencyKey = verified.callKey
+        let result = try await ingest.store(lead, replayID: nil, context: request.context, credential) {
+            transaction, lead in
             // A pool number shown to a website visitor in the last 30 minutes: the call is theirs.
-            var visitor = Attribution()
             if let called {
-                visitor = try WebCapture.attribution(
+                lead.attribution = try WebCapture.attribution(
                     try await transaction.query("select * from enclave_private.ingest_number_visitor($1)", [called]))
             }
-            return try await transaction.execute(
-                """
-                insert into enclave.leads (tenant_id, id, source_id, kind, occurred_at, source, medium, campaign,
-                    keyword, landing_page, gclid, called_number, caller_number, caller_name, caller_index, dek_version,
-                    idempotency_key)
-                select $1, $2, $3, 'call', now(), coalesce($10, s.default_source), coalesce($11, s.default_medium),
-                       coalesce($12, s.default_campaign), $13, $14, $15, $4, $5, $6, $7, $8, $9
-                from enclave_private.ingest_defaults() s
-                on conflict do nothing
-                """,
-                [
-                    credential.practice, leadID, request.sourceID, called, try seal(caller, "caller_number"),
-                    try seal(callerName, "caller_name"), index, Int32(key.version), verified.callKey, visitor.source,
-                    visitor.medium, visitor.campaign, visitor.keyword, visitor.landingPage, visitor.gclid,
-                ]
-            ) == 1
         }
         let base = request.baseURL + "/v1/capture/twilio/\(request.sourceID.uuidString.lowercased())"
         return (
@@ -168,20 +151,15 @@ public struct TwilioCapture: Sendable {
     /// the parameters before the signature matches.
     func verify(_ request: CaptureRequest) async throws -> Verified {
         let refused = AccessError(.forbidden, "the request's X-Twilio-Signature does not match this source")
-        let row = try await ingest.pool.query(
-            "select provider, provider_account, forward_to, announce_recording from enclave_private.capture_source($1)",
-            [request.sourceID]
-        ).first
-        guard let row, try row.decode(String.self, "provider") == "twilio",
-            let account = try row.decode(String?.self, "provider_account"),
-            let forwardTo = try row.decode(String?.self, "forward_to")
-        else { throw refused }
         let credential: IngestService.Credential
         do {
             credential = try await ingest.credential(request.sourceID)
         } catch let error as AccessError where error.code == .unauthenticated {
             throw refused
         }
+        guard credential.provider == "twilio", let account = credential.providerAccount,
+            let forwardTo = credential.forwardTo
+        else { throw refused }
         let form = try FormBody(request.body)
         guard
             try TwilioSignature.matches(request.signature, url: request.url, form: form, authToken: credential.secret),
@@ -191,8 +169,7 @@ public struct TwilioCapture: Sendable {
             callSid.dropFirst(2).allSatisfy(\.isHexDigit)
         else { throw AccessError(.invalidInput, "CallSid is missing or is not a call id") }
         return Verified(
-            settings: Settings(
-                account: account, forwardTo: forwardTo, announce: try row.decode(Bool.self, "announce_recording")),
+            settings: Settings(account: account, forwardTo: forwardTo, announce: credential.announceRecording),
             credential: credential, form: form, callKey: "twilio:" + callSid)
     }
 }

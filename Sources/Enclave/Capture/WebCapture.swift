@@ -128,38 +128,17 @@ public struct WebCapture: Sendable {
         else { throw AccessError(.invalidInput, "a form has 1 to 50 named fields of at most 10,000 bytes each") }
         let credential = try await ingest.credential(source)
         let given = submission.token.flatMap(Self.validToken)
-        return try await ingest.store(idempotencyKey: nil, replayID: nil, context: context, credential) {
-            transaction, leadID, keySet in
-            let key = try await keySet.activeDataKey()
-            let seal = LeadSealer(key: key, practice: credential.practice, lead: leadID)
-            var visitor = Attribution()
+        var lead = NewLead(kind: .form)
+        lead.formFields = submission.fields
+        lead.pageURL = submission.pageURL.map { String($0.prefix(2_000)) }
+        lead.callerNumber = IngestService.phoneField(submission.fields)
+        return try await ingest.store(lead, replayID: nil, context: context, credential) { transaction, lead in
             if let given {
-                visitor = try await Self.attribution(
+                lead.attribution = try await Self.attribution(
                     transaction.query(
                         "select * from enclave_private.ingest_form_visitor($1, $2)",
                         [property.id, SHA256.hash(Array(given.utf8))]))
             }
-            let phone = submission.fields.first {
-                ["phone", "phone_number", "telephone", "tel"].contains($0.key.lowercased())
-            }.flatMap { try? PhoneNumber.normalize($0.value) }
-            var index: [UInt8]?
-            if let phone { index = try await keySet.blindIndex().index(normalized: phone) }
-            return try await transaction.execute(
-                """
-                insert into enclave.leads (tenant_id, id, source_id, kind, occurred_at, source, medium, campaign, keyword,
-                    landing_page, gclid, form_fields, page_url, caller_number, caller_index, dek_version)
-                select $1, $2, $3, 'form', now(), coalesce($4, s.default_source), coalesce($5, s.default_medium),
-                       coalesce($6, s.default_campaign), $7, $8, $9, $10, $11, $12, $13, $14
-                from enclave_private.ingest_defaults() s
-                """,
-                [
-                    credential.practice, leadID, source, visitor.source, visitor.medium, visitor.campaign,
-                    visitor.keyword, visitor.landingPage, visitor.gclid,
-                    try seal(Array(try JSONEncoder().encode(submission.fields)), "form_fields"),
-                    try seal(submission.pageURL.map { Array($0.prefix(2_000).utf8) }, "page_url"),
-                    try seal(phone.map { Array($0.utf8) }, "caller_number"), index, Int32(key.version),
-                ]
-            ) == 1
         }
     }
 

@@ -49,6 +49,16 @@ public struct EnclaveServices: Sendable {
     public let webhooks: WebhookEndpoints
     /// Break-glass, retention settings and legal holds, alerts, the owner's export.
     public let compliance: ComplianceService
+    /// A practice's audit trail and accounting of disclosures.
+    public let auditLog: AuditLog
+    /// Lead counts by day and attribution (the dashboard, the agency overview).
+    public let reports: LeadReports
+    /// Qualification, spend and the ROI reports.
+    public let value: LeadValue
+    /// Twilio-compatible voice capture.
+    public let twilio: TwilioCapture
+    /// The website snippet's capture: visitor sessions, pool numbers, forms.
+    public let web: WebCapture
 
     /// Wires the services over a pool and master keys the caller already checked.
     public init(
@@ -70,6 +80,11 @@ public struct EnclaveServices: Sendable {
         ingest = IngestService(pool: pool, keys: keys, now: options.clock)
         webhooks = WebhookEndpoints(access: access, keys: keys)
         compliance = ComplianceService(identity: identity, access: access, keys: keys)
+        auditLog = AuditLog(identity: identity)
+        reports = LeadReports(access: access, agreements: agreements)
+        value = LeadValue(access: access, agreements: agreements)
+        twilio = TwilioCapture(ingest: ingest)
+        web = WebCapture(ingest: ingest)
     }
 
     /// Connects as the service and authentication roles, loads the master key file and checks it

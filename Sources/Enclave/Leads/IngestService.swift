@@ -53,81 +53,58 @@ public struct IngestService: Sendable {
     public func ingestCall(_ request: IngestRequest) async throws -> IngestResult {
         let credential = try await authenticate(request.sourceID, request.signature, body: request.body)
         let input = try LeadInputParser.call(request.body)
+        var lead = NewLead(kind: .call)
+        lead.occurredAt = input.startedAt
+        lead.attribution = input.attribution
+        lead.calledNumber = input.calledNumber
+        lead.durationSeconds = input.durationSeconds.map(Int32.init)
+        lead.disposition = input.disposition
+        lead.callerNumber = try PhoneNumber.normalize(input.callerNumber)
+        lead.callerName = input.callerName
+        lead.transcript = input.transcript
+        lead.idempotencyKey = request.idempotencyKey
         return try await store(
-            idempotencyKey: request.idempotencyKey, replayID: try IngestSignature(header: request.signature).replayID,
-            context: request.context, credential
-        ) { transaction, leadID, keySet in
-            let key = try await keySet.activeDataKey()
-            let seal = LeadSealer(key: key, practice: credential.practice, lead: leadID)
-            let normalized = try PhoneNumber.normalize(input.callerNumber)
-            return try await transaction.execute(
-                """
-                insert into enclave.leads (tenant_id, id, source_id, kind, occurred_at, source, medium, campaign, keyword,
-                    landing_page, gclid, called_number, duration_seconds, disposition, caller_number, caller_name, transcript,
-                    caller_index, dek_version, idempotency_key)
-                select $1, $2, $3, 'call', $4, coalesce($5, s.default_source), coalesce($6, s.default_medium),
-                       coalesce($7, s.default_campaign), $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19
-                from enclave_private.ingest_defaults() s
-                on conflict do nothing
-                """,
-                [
-                    credential.practice, leadID, request.sourceID, input.startedAt, input.attribution.source,
-                    input.attribution.medium, input.attribution.campaign, input.attribution.keyword,
-                    input.attribution.landingPage, input.attribution.gclid, input.calledNumber, input.durationSeconds,
-                    input.disposition, try seal(normalized, "caller_number"), try seal(input.callerName, "caller_name"),
-                    try seal(input.transcript, "transcript"),
-                    try await keySet.blindIndex().index(normalized: normalized),
-                    Int32(key.version), request.idempotencyKey,
-                ]
-            ) == 1
-        }
+            lead, replayID: try IngestSignature(header: request.signature).replayID, context: request.context,
+            credential)
     }
 
     /// Stores a form submission.
     public func ingestForm(_ request: IngestRequest) async throws -> IngestResult {
         let credential = try await authenticate(request.sourceID, request.signature, body: request.body)
         let input = try LeadInputParser.form(request.body)
+        var lead = NewLead(kind: .form)
+        lead.occurredAt = input.submittedAt
+        lead.attribution = input.attribution
+        lead.formFields = input.fields
+        lead.pageURL = input.pageURL
+        lead.callerNumber = Self.phoneField(input.fields)
+        lead.idempotencyKey = request.idempotencyKey
         return try await store(
-            idempotencyKey: request.idempotencyKey, replayID: try IngestSignature(header: request.signature).replayID,
-            context: request.context, credential
-        ) { transaction, leadID, keySet in
-            let key = try await keySet.activeDataKey()
-            let seal = LeadSealer(key: key, practice: credential.practice, lead: leadID)
-            let fields = try JSONEncoder().encode(input.fields)
-            // A phone field, when it is one, gets the blind index too: "all leads from this caller".
-            let phone = input.fields.first {
-                ["phone", "phone_number", "telephone", "tel"].contains($0.key.lowercased())
-            }
+            lead, replayID: try IngestSignature(header: request.signature).replayID, context: request.context,
+            credential)
+    }
+
+    /// A form's phone field, when it has one that is a phone number: the lead gets the caller's
+    /// blind index too ("all leads from this caller").
+    static func phoneField(_ fields: [String: String]) -> String? {
+        fields.first { ["phone", "phone_number", "telephone", "tel"].contains($0.key.lowercased()) }
             .flatMap { try? PhoneNumber.normalize($0.value) }
-            var index: [UInt8]?
-            if let phone { index = try await keySet.blindIndex().index(normalized: phone) }
-            return try await transaction.execute(
-                """
-                insert into enclave.leads (tenant_id, id, source_id, kind, occurred_at, source, medium, campaign, keyword,
-                    landing_page, gclid, form_fields, page_url, caller_number, caller_index, dek_version, idempotency_key)
-                select $1, $2, $3, 'form', $4, coalesce($5, s.default_source), coalesce($6, s.default_medium),
-                       coalesce($7, s.default_campaign), $8, $9, $10, $11, $12, $13, $14, $15, $16
-                from enclave_private.ingest_defaults() s
-                on conflict do nothing
-                """,
-                [
-                    credential.practice, leadID, request.sourceID, input.submittedAt, input.attribution.source,
-                    input.attribution.medium, input.attribution.campaign, input.attribution.keyword,
-                    input.attribution.landingPage, input.attribution.gclid, try seal(Array(fields), "form_fields"),
-                    try seal(input.pageURL.map { Array($0.utf8) }, "page_url"),
-                    try seal(phone.map { Array($0.utf8) }, "caller_number"),
-                    index, Int32(key.version), request.idempotencyKey,
-                ]
-            ) == 1
-        }
     }
 
     // MARK: - Internals
 
+    /// A source and its credential, as `ingest_source` gives them in one read.
     struct Credential: Sendable {
         let source: UUID
         let practice: UUID
         let secret: String
+        /// `enclave` (signed JSON) or a provider's name (`twilio`).
+        let provider: String
+        /// A provider line's settings: its account, the number it forwards to, and whether the
+        /// caller hears that the call is recorded.
+        let providerAccount: String?
+        let forwardTo: String?
+        let announceRecording: Bool
     }
 
     /// Checks the signature against the source's secret; nothing is parsed or stored before.
@@ -144,10 +121,13 @@ public struct IngestService: Sendable {
         return credential
     }
 
-    /// The source's practice and secret (unwrapped through the key cache).
+    /// The source's practice, secret (unwrapped through the key cache) and provider settings.
     func credential(_ source: UUID) async throws -> Credential {
         let row = try await pool.query(
-            "select practice_id, wrapped_secret, disabled from enclave_private.ingest_source($1)", [source]
+            """
+            select practice_id, wrapped_secret, disabled, provider, provider_account, forward_to, announce_recording
+            from enclave_private.ingest_source($1)
+            """, [source]
         ).first
         guard let row, try !row.decode(Bool.self, "disabled") else {
             throw AccessError(.unauthenticated, "the signature does not match this source's secret")
@@ -163,7 +143,12 @@ public struct IngestService: Sendable {
             try await keys.provider.unwrap(wrapped, context: TrackingSources.secretContext(source))
         }
         let secret = material.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
-        return Credential(source: source, practice: try row.decode(UUID.self, "practice_id"), secret: secret)
+        return Credential(
+            source: source, practice: try row.decode(UUID.self, "practice_id"), secret: secret,
+            provider: try row.decode(String.self, "provider"),
+            providerAccount: try row.decode(String?.self, "provider_account"),
+            forwardTo: try row.decode(String?.self, "forward_to"),
+            announceRecording: try row.decode(Bool.self, "announce_recording"))
     }
 
     /// Runs `body` in a transaction bound to the ingest credential.
@@ -186,19 +171,17 @@ public struct IngestService: Sendable {
         }
     }
 
-    /// Replay check, idempotency, insert, audit: one transaction.
-    ///
-    /// The inserts say `on conflict do nothing` without naming the idempotency constraint: naming
-    /// an arbiter makes PostgreSQL check the new row against the SELECT policies too, and an
-    /// ingest credential may read nothing. The id is random, so the only conflict is the key.
+    /// Replay check, idempotency, insert (`LeadWriter`), audit, outbox: one transaction.
     ///
     /// `replayID` marks a signed request as seen (a second one without an idempotency key is a
     /// replay); a provider whose signature has no timestamp passes nil and an idempotency key.
+    /// `complete` finishes the lead inside the transaction, before it is written (a call to a
+    /// pool number takes the attribution of the visitor it was shown to).
     func store(
-        idempotencyKey: String?, replayID: [UInt8]?, context: RequestContext,
-        _ credential: Credential,
-        insert: (Transaction, UUID, TenantKeySet) async throws -> Bool
+        _ lead: NewLead, replayID: [UInt8]?, context: RequestContext, _ credential: Credential,
+        complete: (Transaction, inout NewLead) async throws -> Void = { _, _ in }
     ) async throws -> IngestResult {
+        let idempotencyKey = lead.idempotencyKey
         if let key = idempotencyKey {
             guard (1...200).contains(key.utf8.count), key.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
                 throw AccessError(.invalidInput, "the idempotency key has 1 to 200 printable ASCII characters")
@@ -223,9 +206,13 @@ public struct IngestService: Sendable {
                 }
                 throw AccessError(.unauthenticated, "this signed request was already received (replay)")
             }
-            let leadID = UUID()
-            let keySet = try await keys.ingestKeys(credential.practice, in: transaction)
-            guard try await insert(transaction, leadID, keySet) else {
+            var lead = lead
+            try await complete(transaction, &lead)
+            let leadID = lead.id
+            let writer = LeadWriter(
+                practice: credential.practice, source: credential.source,
+                keys: try await keys.ingestKeys(credential.practice, in: transaction))
+            guard try await writer.insert([lead], in: transaction) == 1 else {
                 // A concurrent retry with the same key won the race: return its lead.
                 guard let lead = try await existing() else {
                     throw AccessError(.conflict, "the lead could not be stored")
@@ -255,24 +242,5 @@ public struct IngestService: Sendable {
         try await transaction.query(
             "select enclave_private.ingest_mark_signature($1) as fresh", [replayID]
         ).first?.decode(Bool.self, "fresh") ?? false
-    }
-}
-
-/// Seals a new lead's PHI fields with the practice's active data key, each bound to its
-/// practice, table, column and row (one sealer per lead; every ingest path uses it).
-struct LeadSealer {
-    let key: DataKey
-    let practice: UUID
-    let lead: UUID
-
-    func callAsFunction(_ value: [UInt8]?, _ column: String) throws -> [UInt8]? {
-        try value.map {
-            try FieldCipher.seal(
-                $0, with: key, for: FieldContext(tenantID: practice, table: "leads", column: column, rowID: lead))
-        }
-    }
-
-    func callAsFunction(_ value: String?, _ column: String) throws -> [UInt8]? {
-        try callAsFunction(value.map { Array($0.utf8) }, column)
     }
 }

@@ -120,7 +120,7 @@ public struct TrackingSources: Sendable {
     /// Replaces a source's secret; the old one stops working at once.
     public func rotateSecret(_ token: SessionToken, practice: UUID, source: UUID) async throws -> String {
         let provider = try await access.pool.query(
-            "select provider from enclave_private.capture_source($1)", [source]
+            "select provider from enclave_private.ingest_source($1)", [source]
         ).first?.decode(String.self, "provider")
         guard provider != "twilio" else {
             throw AccessError(.invalidInput, "a Twilio source's secret is the account's auth token, set at Twilio")

@@ -47,44 +47,21 @@ public struct Seeder: Sendable {
                     """,
                     [practice, source])
                 guard leadsPerPractice > 0 else { return }
-                let keySet = try await store.keys(practice, in: transaction)
-                let key = try await keySet.activeDataKey()
-                let index = try await keySet.blindIndex()
+                let writer = LeadWriter(
+                    practice: practice, source: source, keys: try await store.keys(practice, in: transaction))
+                let started = Date()
                 for batchStart in stride(from: 0, to: leadsPerPractice, by: 1000) {
-                    let size = min(1000, leadsPerPractice - batchStart)
-                    var leadIDs: [UUID] = []
-                    var numbers: [[UInt8]] = []
-                    var names: [[UInt8]] = []
-                    var indexes: [[UInt8]] = []
-                    for offset in 0..<size {
-                        let id = UUID()
-                        let number = String(format: "+1555%07d", (batchStart + offset) % 10_000_000)
-                        leadIDs.append(id)
-                        numbers.append(
-                            try FieldCipher.seal(
-                                Array(number.utf8), with: key,
-                                for: FieldContext(
-                                    tenantID: practice, table: "leads", column: "caller_number", rowID: id)))
-                        names.append(
-                            try FieldCipher.seal(
-                                Array("Synthetic Caller \(batchStart + offset)".utf8), with: key,
-                                for: FieldContext(tenantID: practice, table: "leads", column: "caller_name", rowID: id))
-                        )
-                        indexes.append(try index.index(normalized: number))
+                    let batch = (batchStart..<min(batchStart + 1000, leadsPerPractice)).map { n in
+                        var lead = NewLead(kind: .call)
+                        lead.occurredAt = started.addingTimeInterval(-420 * Double(n - batchStart + 1))
+                        lead.attribution = Attribution(source: "google", medium: "cpc", campaign: "new patients")
+                        lead.durationSeconds = Int32(30 + n % 300)
+                        lead.disposition = "answered"
+                        lead.callerNumber = String(format: "+1555%07d", n % 10_000_000)
+                        lead.callerName = "Synthetic Caller \(n)"
+                        return lead
                     }
-                    // Arrays of bytea go as hex text: the binary array codec here covers text and uuid.
-                    try await transaction.query(
-                        """
-                        insert into enclave.leads (tenant_id, id, source_id, kind, occurred_at, source, medium, campaign,
-                            duration_seconds, disposition, caller_number, caller_name, caller_index, dek_version)
-                        select $1, u.id, $2, 'call', now() - (u.n * interval '7 minutes'), 'google', 'cpc', 'new patients',
-                               30 + (u.n % 300), 'answered', decode(u.number, 'hex'), decode(u.name, 'hex'), decode(u.idx, 'hex'), $7
-                        from unnest($3::uuid[], $4::text[], $5::text[], $6::text[]) with ordinality as u(id, number, name, idx, n)
-                        """,
-                        [
-                            practice, source, leadIDs, numbers.map(\.hex), names.map(\.hex),
-                            indexes.map(\.hex), Int32(key.version),
-                        ])
+                    _ = try await writer.insert(batch, in: transaction)
                 }
             }
         }
