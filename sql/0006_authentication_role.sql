@@ -21,9 +21,7 @@ begin
 end
 $$;
 grant usage on schema enclave_private to enclave_auth;
-grant execute on function enclave_private.mfa_secret(boolean), enclave_private.complete_mfa(bigint,boolean),
-    enclave_private.reauth_parameters(), enclave_private.reauthenticate(bytea,bigint,text)
-    to enclave_auth;
+-- Its functions get their grants in sql/functions/sessions.sql, which applies after this file.
 
 -- Signing in is not a re-authentication: a session starts without one (authenticated_at NULL)
 -- and gets one from enclave_private.reauthenticate (password and TOTP).

@@ -28,24 +28,7 @@ alter table enclave.recording_fetches enable row level security;
 alter table enclave.recording_fetches force row level security;
 -- The maintenance role works one practice at a time; the owner's definer functions queue a
 -- fetch for the caller's practice (an ingest credential) and list the due ones across practices
--- for the worker. The service role has no access at all.
-create policy maint_select on enclave.recording_fetches for select to enclave_maint
-    using (tenant_id = (select enclave_private.reachable_tenant('maintenance')));
-create policy maint_insert on enclave.recording_fetches for insert to enclave_maint
-    with check (tenant_id = (select enclave_private.reachable_tenant('maintenance')));
-create policy maint_update on enclave.recording_fetches for update to enclave_maint
-    using (tenant_id = (select enclave_private.reachable_tenant('maintenance')))
-    with check (tenant_id = (select enclave_private.reachable_tenant('maintenance')));
-create policy maint_delete on enclave.recording_fetches for delete to enclave_maint
-    using (tenant_id = (select enclave_private.reachable_tenant('maintenance')));
-create policy owner_select on enclave.recording_fetches for select to enclave_owner using (true);
-create policy owner_insert on enclave.recording_fetches for insert to enclave_owner
-    with check (tenant_id = (select enclave_private.caller_tenant()));
-create policy owner_update on enclave.recording_fetches for update to enclave_owner
-    using (tenant_id = (select enclave_private.caller_tenant()))
-    with check (tenant_id = (select enclave_private.caller_tenant()));
-create policy owner_delete on enclave.recording_fetches for delete to enclave_owner
-    using (tenant_id = (select enclave_private.caller_tenant()));
+-- for the worker (the policies: sql/functions/policies.sql). The service role has no access at all.
 grant select, insert, update, delete on enclave.recording_fetches to enclave_maint;
 
 insert into enclave.audit_actions (action, recorded_by) values

@@ -56,22 +56,5 @@ create table enclave.visitor_sessions (
 create index visitor_sessions_number on enclave.visitor_sessions (tenant_id, number, last_seen_at);
 alter table enclave.visitor_sessions enable row level security;
 alter table enclave.visitor_sessions force row level security;
-create policy maint_select on enclave.visitor_sessions for select to enclave_maint
-    using (tenant_id = (select enclave_private.reachable_tenant('maintenance')));
-create policy maint_insert on enclave.visitor_sessions for insert to enclave_maint
-    with check (tenant_id = (select enclave_private.reachable_tenant('maintenance')));
-create policy maint_update on enclave.visitor_sessions for update to enclave_maint
-    using (tenant_id = (select enclave_private.reachable_tenant('maintenance')))
-    with check (tenant_id = (select enclave_private.reachable_tenant('maintenance')));
-create policy maint_delete on enclave.visitor_sessions for delete to enclave_maint
-    using (tenant_id = (select enclave_private.reachable_tenant('maintenance')));
-create policy owner_select on enclave.visitor_sessions for select to enclave_owner
-    using (tenant_id = (select enclave_private.caller_tenant()));
-create policy owner_insert on enclave.visitor_sessions for insert to enclave_owner
-    with check (tenant_id = (select enclave_private.caller_tenant()));
-create policy owner_update on enclave.visitor_sessions for update to enclave_owner
-    using (tenant_id = (select enclave_private.caller_tenant()))
-    with check (tenant_id = (select enclave_private.caller_tenant()));
-create policy owner_delete on enclave.visitor_sessions for delete to enclave_owner
-    using (tenant_id = (select enclave_private.caller_tenant()));
+-- The maintenance role and the owner's definer functions only (sql/functions/policies.sql).
 grant select, insert, update, delete on enclave.visitor_sessions to enclave_maint;

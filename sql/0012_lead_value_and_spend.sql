@@ -26,23 +26,9 @@ create table enclave.ad_spend (
 alter table enclave.ad_spend enable row level security;
 alter table enclave.ad_spend force row level security;
 -- Read with the practice's leads (reports); written only through record_ad_spend, which checks
--- the caller's agency and agreement itself (an admin need not be assigned to the practice).
-create policy app_select on enclave.ad_spend for select to enclave_app
-    using (tenant_id = (select enclave_private.reachable_tenant('leads.read')));
+-- the caller's agency and agreement itself (an admin need not be assigned to the practice). The
+-- policies: sql/functions/policies.sql.
 grant select on enclave.ad_spend to enclave_app;
-create policy maint_select on enclave.ad_spend for select to enclave_maint
-    using (tenant_id = (select enclave_private.reachable_tenant('maintenance')));
-create policy maint_insert on enclave.ad_spend for insert to enclave_maint
-    with check (tenant_id = (select enclave_private.reachable_tenant('maintenance')));
-create policy maint_update on enclave.ad_spend for update to enclave_maint
-    using (tenant_id = (select enclave_private.reachable_tenant('maintenance')))
-    with check (tenant_id = (select enclave_private.reachable_tenant('maintenance')));
-create policy maint_delete on enclave.ad_spend for delete to enclave_maint
-    using (tenant_id = (select enclave_private.reachable_tenant('maintenance')));
-create policy owner_select on enclave.ad_spend for select to enclave_owner using (true);
-create policy owner_insert on enclave.ad_spend for insert to enclave_owner with check (true);
-create policy owner_update on enclave.ad_spend for update to enclave_owner using (true) with check (true);
-create policy owner_delete on enclave.ad_spend for delete to enclave_owner using (true);
 grant select, insert, update, delete on enclave.ad_spend to enclave_maint;
 
 insert into enclave.audit_actions (action, recorded_by) values

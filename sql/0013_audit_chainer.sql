@@ -19,10 +19,19 @@ alter table enclave.audit_events
     add column link smallint check (link in (1, 2));
 
 -- Existing events are already linked: their position is their sequence number. The trigger
--- refuses every update, so it is off for this one statement, inside this transaction.
-alter table enclave.audit_events disable trigger audit_events_immutable;
-update enclave.audit_events set chain_seq = seq, link = 1;
-alter table enclave.audit_events enable trigger audit_events_immutable;
+-- refuses every update, so it is off for this one statement, inside this transaction. A fresh
+-- database has no events and no trigger yet (audit.sql creates it after the numbered files).
+-- (Rewritten by issue 24, see sql/rewritten: the trigger was once there on every database.)
+do $$
+begin
+    if exists (select from pg_trigger where tgname = 'audit_events_immutable'
+               and tgrelid = 'enclave.audit_events'::regclass) then
+        alter table enclave.audit_events disable trigger audit_events_immutable;
+        update enclave.audit_events set chain_seq = seq, link = 1;
+        alter table enclave.audit_events enable trigger audit_events_immutable;
+    end if;
+end
+$$;
 
 select setval('enclave_private.audit_event_seq', coalesce((select max(seq) from enclave.audit_events), 0) + 1, false);
 alter table enclave.audit_events

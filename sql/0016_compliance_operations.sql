@@ -80,9 +80,8 @@ create index alerts_by_practice on enclave.alerts (practice_id, created_at desc)
 create index alerts_by_agency on enclave.alerts (agency_id, created_at desc) where agency_id is not null;
 
 -- The definer functions queue PHI-free notifications (alerts, agreement proposals) into the
--- practice's outbox for the mailer, whoever the caller is; webhooks stay as before.
-create policy owner_notify on enclave.outbox for insert to enclave_owner
-    with check (kind = 'notification' and endpoint_id is null);
+-- practice's outbox for the mailer: the policy owner_notify, in sql/functions/policies.sql.
+-- (Rewritten by issue 24, see sql/rewritten: the policy was once created here.)
 
 insert into enclave.audit_actions (action, recorded_by) values
     ('breakglass.opened', '{}'),

@@ -54,11 +54,12 @@ returns void
 language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
 as $$
 declare
-    caller record := enclave_private.require_fresh_session();
+    practice uuid := (select b.practice_id from enclave.baas b where b.id = baa);
+    caller record := enclave_private.require_practice_owner(practice, true, 'decide_needs_practice_owner');
     agreement record;
 begin
-    select * into agreement from enclave.baas b where b.id = baa for update;
-    if not found or not enclave_private.has_role(caller.user_id, 'practice_owner', null, agreement.practice_id) then
+    select * into agreement from enclave.baas b where b.id = baa and b.practice_id = practice for update;
+    if not found then
         raise exception 'decide_needs_practice_owner' using errcode = '42501';
     end if;
     if agreement.proposed_by = caller.user_id then
@@ -248,11 +249,8 @@ returns table (agreement_id uuid, agency_name text, scopes text[], expires_at ti
 language plpgsql stable security definer set search_path = pg_catalog, pg_temp
 as $$
 declare
-    caller record := enclave_private.require_session();
+    caller record := enclave_private.require_practice_owner(practice, false, 'reach_needs_practice_owner');
 begin
-    if not enclave_private.has_role(caller.user_id, 'practice_owner', null, practice) then
-        raise exception 'reach_needs_practice_owner' using errcode = '42501';
-    end if;
     return query
     select b.id, g.name, b.scopes, b.expires_at, u.email,
            (select max(e.at) from enclave.audit_events e where e.tenant_id = practice and e.actor_id = u.id)

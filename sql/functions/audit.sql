@@ -190,6 +190,14 @@ begin
 end
 $$;
 revoke all on function enclave_private.audit_events_immutable() from public;
+-- Nobody updates, deletes or truncates audit events, not even the owner, except inside
+-- apply_audit_retention (which records what it removed in the chain itself) and the chainer's link.
+drop trigger if exists audit_events_immutable on enclave.audit_events;
+create trigger audit_events_immutable before update or delete on enclave.audit_events
+    for each row execute function enclave_private.audit_events_immutable();
+drop trigger if exists audit_events_no_truncate on enclave.audit_events;
+create trigger audit_events_no_truncate before truncate on enclave.audit_events
+    for each statement execute function enclave_private.audit_events_immutable();
 
 -- Retention: removes the oldest linked events of a chain up to position `through_seq` and
 -- records, in the same chain, how many and the hash the next remaining event links to, so
@@ -338,11 +346,8 @@ returns table (seq bigint, at timestamptz, actor_id uuid, actor_email text, acto
 language plpgsql stable security definer set search_path = pg_catalog, pg_temp
 as $$
 declare
-    caller record := enclave_private.require_session();
+    caller record := enclave_private.require_practice_owner(practice, false, 'audit_needs_practice_owner');
 begin
-    if not enclave_private.has_role(caller.user_id, 'practice_owner', null, practice) then
-        raise exception 'audit_needs_practice_owner' using errcode = '42501';
-    end if;
     return query
     select e.seq, e.at, e.actor_id, u.email, e.actor_kind, e.action, e.object_type, e.object_id, e.outcome, e.reason,
            e.request_id, e.details
@@ -366,11 +371,8 @@ returns table (seq bigint, at timestamptz, recipient_id uuid, recipient_email te
 language plpgsql stable security definer set search_path = pg_catalog, pg_temp
 as $$
 declare
-    caller record := enclave_private.require_session();
+    caller record := enclave_private.require_practice_owner(practice, false, 'disclosures_need_practice_owner');
 begin
-    if not enclave_private.has_role(caller.user_id, 'practice_owner', null, practice) then
-        raise exception 'disclosures_need_practice_owner' using errcode = '42501';
-    end if;
     return query
     select e.seq, e.at, e.actor_id, u.email,
            (select string_agg(a.name, ', ') from enclave.memberships m join enclave.agencies a on a.id = m.agency_id

@@ -22,8 +22,7 @@ $$;
 revoke all on function enclave_private.capture_property(text) from public;
 grant execute on function enclave_private.capture_property(text) to enclave_app;
 
--- The property, if the bound ingest credential is one of its sources. (Types are spelled out
--- rather than taken from the tables: a fresh database creates these functions before 0011.)
+-- The property, if the bound ingest credential is one of its sources.
 create or replace function enclave_private.credential_property(property uuid)
 returns table (id uuid, practice_id uuid, call_source_id uuid, form_source_id uuid, main_number text)
 language plpgsql stable security definer set search_path = pg_catalog, pg_temp

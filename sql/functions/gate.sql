@@ -105,7 +105,7 @@ revoke all on function enclave_private.break_glass_id(uuid, uuid, uuid) from pub
 -- whose agency holds an active, unexpired BAA with the scope (any scope when required_scope is
 -- NULL). A session never reaches for 'ingest'. A session without MFA reaches nothing: it may only
 -- complete MFA or sign out. A platform responder's session that opened break-glass on the
--- practice reaches it for the read scopes until the break-glass expires (compliance.sql).
+-- practice reaches it for the read scopes until the break-glass expires (breakglass.sql).
 --
 -- This runs on every statement, so it is two index lookups' worth of queries: the live session
 -- with its user and the practice's status, then the membership or the assignment, agreement and
@@ -272,3 +272,27 @@ end
 $$;
 revoke all on function enclave_private.reachable_practices(text) from public;
 grant execute on function enclave_private.reachable_practices(text) to enclave_app;
+
+-- The one owner guard: the caller's session (re-authenticated in the last five minutes when
+-- `fresh`, else 'reauthentication_required' from require_fresh_session) when it belongs to an
+-- owner of `practice`; otherwise `refusal`, the caller's stable refusal code (42501).
+drop function if exists enclave_private.require_practice_owner(uuid, boolean);
+create or replace function enclave_private.require_practice_owner(practice uuid, fresh boolean, refusal text)
+returns record
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    caller record;
+begin
+    if fresh then
+        caller := enclave_private.require_fresh_session();
+    else
+        caller := enclave_private.require_session();
+    end if;
+    if practice is null or not enclave_private.has_role(caller.user_id, 'practice_owner', null, practice) then
+        raise exception using message = refusal, errcode = '42501';
+    end if;
+    return caller;
+end
+$$;
+revoke all on function enclave_private.require_practice_owner(uuid, boolean, text) from public;

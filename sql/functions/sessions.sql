@@ -464,14 +464,8 @@ $$;
 revoke all on function enclave_private.whoami() from public;
 grant execute on function enclave_private.whoami() to enclave_app;
 
--- The authentication role's functions. On a fresh database the function files first apply
--- before 0006_authentication_role.sql creates the role, which then grants the same itself.
-do $$
-begin
-    if exists (select from pg_roles where rolname = 'enclave_auth') then
-        grant execute on function enclave_private.mfa_secret(boolean), enclave_private.complete_mfa(bigint,boolean),
-            enclave_private.reauth_parameters(), enclave_private.reauthenticate(bytea,bigint,text)
-            to enclave_auth;
-    end if;
-end
-$$;
+-- The authentication role's functions (0006_authentication_role.sql creates the role; the function
+-- files apply after every numbered file).
+grant execute on function enclave_private.mfa_secret(boolean), enclave_private.complete_mfa(bigint,boolean),
+    enclave_private.reauth_parameters(), enclave_private.reauthenticate(bytea,bigint,text)
+    to enclave_auth;

@@ -14,14 +14,7 @@ declare
     hipaa boolean;
     event_seq bigint;
 begin
-    if covered then
-        caller := enclave_private.require_fresh_session();
-    else
-        caller := enclave_private.require_session();
-    end if;
-    if tenant is null or not enclave_private.has_role(caller.user_id, 'practice_owner', null, tenant) then
-        raise exception 'webhooks_need_practice_owner' using errcode = '42501';
-    end if;
+    caller := enclave_private.require_practice_owner(tenant, covered, 'webhooks_need_practice_owner');
     if url !~ '^https?://[^/?#@[:space:]]+' or octet_length(url) > 2000 then
         raise exception 'webhook_url_invalid' using errcode = '22023';
     end if;
@@ -50,12 +43,9 @@ returns boolean
 language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
 as $$
 declare
-    caller record := enclave_private.require_session();
     tenant uuid := nullif(current_setting('enclave.tenant_id', true), '')::uuid;
+    caller record := enclave_private.require_practice_owner(tenant, false, 'webhooks_need_practice_owner');
 begin
-    if tenant is null or not enclave_private.has_role(caller.user_id, 'practice_owner', null, tenant) then
-        raise exception 'webhooks_need_practice_owner' using errcode = '42501';
-    end if;
     update enclave.webhook_endpoints set active = false where tenant_id = tenant and id = endpoint and active;
     if not found then
         return false;

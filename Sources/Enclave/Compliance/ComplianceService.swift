@@ -111,7 +111,7 @@ public struct AlertEvent: Sendable, Equatable {
 }
 
 /// Compliance operations for signed-in people: break-glass, settings and legal holds, alerts,
-/// and the owner's export. The database checks each caller (sql/functions/compliance.sql).
+/// and the owner's export. The database checks each caller (sql/functions/alerts.sql, breakglass.sql, retention.sql, mail.sql, export.sql).
 public struct ComplianceService: Sendable {
     public let identity: IdentityService
     public let access: PracticeAccess

@@ -17,17 +17,18 @@ public struct MigrationFile: Sendable, Equatable {
     /// For tenant migrations marked `-- enclave:batch N`: run in batches of N rows, each in its
     /// own transaction, until a batch changes nothing.
     public let batchSize: Int?
-    /// True when marked `-- enclave:after-functions`: the file needs the functions of
-    /// `functions/` (a policy or trigger that calls one), so the runner applies changed
-    /// function files first.
-    public let runsAfterFunctions: Bool
+    /// The checksums this file had before it was rewritten (listed in the directory's
+    /// `rewritten` file): a database that applied one of them is current.
+    public internal(set) var previousChecksums: Set<String> = []
 
     /// The marker that makes a file run outside a transaction.
     public static let noTransactionMarker = "-- enclave:no-transaction"
     /// The marker of a batched tenant migration, followed by the batch size.
     public static let batchMarker = "-- enclave:batch "
-    /// The marker of a schema migration that needs the function files applied before it.
-    public static let afterFunctionsMarker = "-- enclave:after-functions"
+    /// A marker of earlier releases: the function files now apply after every numbered file.
+    static let retiredAfterFunctionsMarker = "-- enclave:after-functions"
+    /// The file that lists rewritten migrations with their earlier checksums.
+    public static let rewrittenListName = "rewritten"
 
     init(version: Int, name: String, data: Data) throws {
         guard let source = String(data: data, encoding: .utf8) else {
@@ -42,7 +43,12 @@ public struct MigrationFile: Sendable, Equatable {
             .map { $0.trimmingCharacters(in: .whitespaces) }
             .prefix { $0.hasPrefix("-- enclave:") }
         self.transactional = !markers.contains(Self.noTransactionMarker)
-        self.runsAfterFunctions = markers.contains(Self.afterFunctionsMarker)
+        if markers.contains(Self.retiredAfterFunctionsMarker) {
+            throw MigrationError(
+                code: .badFile, file: name, line: 1,
+                message: "\(Self.retiredAfterFunctionsMarker) is retired: function files apply after every numbered "
+                    + "file, so a numbered file may not call them (policies go in functions/policies.sql)")
+        }
         if let index = markers.firstIndex(where: { $0.hasPrefix(Self.batchMarker) }) {
             guard let size = Int(markers[index].dropFirst(Self.batchMarker.count)), (1...1_000_000).contains(size)
             else {
@@ -89,6 +95,38 @@ public struct MigrationFile: Sendable, Equatable {
             }
             files.append(try MigrationFile(version: version, name: name, data: data))
         }
+        for (version, checksums) in try rewrittenChecksums(in: directory) {
+            guard let index = files.firstIndex(where: { $0.version == version }) else {
+                throw MigrationError(
+                    code: .badFile, file: rewrittenListName,
+                    message: "lists version \(version), which has no file")
+            }
+            files[index].previousChecksums = checksums
+        }
         return files
+    }
+
+    /// The directory's `rewritten` list: for each rewritten version, the checksums it had. Lines
+    /// are `NNNN <64 hex digits> <why>`; `#` starts a comment.
+    static func rewrittenChecksums(in directory: URL) throws -> [Int: Set<String>] {
+        let url = directory.appendingPathComponent(rewrittenListName)
+        guard FileManager.default.fileExists(atPath: url.path) else { return [:] }
+        guard let text = try? String(contentsOf: url, encoding: .utf8) else {
+            throw MigrationError(code: .badFile, file: rewrittenListName, message: "cannot be read as UTF-8")
+        }
+        var list: [Int: Set<String>] = [:]
+        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let fields = line.split(whereSeparator: \.isWhitespace)
+            guard let first = fields.first, !first.hasPrefix("#") else { continue }
+            guard fields.count >= 3, first.count == 4, let version = Int(first), fields[1].count == 64,
+                fields[1].allSatisfy({ $0.isHexDigit && !$0.isUppercase })
+            else {
+                throw MigrationError(
+                    code: .badFile, file: rewrittenListName, line: number + 1,
+                    message: "is not `NNNN <previous SHA-256, 64 lowercase hex digits> <why>`")
+            }
+            list[version, default: []].insert(String(fields[1]))
+        }
+        return list
     }
 }

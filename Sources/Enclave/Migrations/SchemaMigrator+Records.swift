@@ -44,6 +44,8 @@ extension SchemaMigrator {
         case pending
         /// Applied, but the file's content changed since.
         case changed
+        /// Applied as an earlier text that `rewritten` lists: `up` records the new checksum.
+        case rewritten
         /// Applied, but the file is gone.
         case missingFile = "missing file"
     }

@@ -2,14 +2,16 @@ import Foundation
 import Postgres
 
 /// Applies `sql/NNNN_description.sql` files in order, then the function files of
-/// `sql/functions/` whose checksum changed, as the owner role.
+/// `sql/functions/`, as the owner role.
 ///
 /// Each numbered file runs in its own transaction (unless marked `-- enclave:no-transaction`)
 /// together with its `enclave_meta.schema_migrations` row, so a failing file leaves nothing
-/// behind; an applied file whose checksum changed is refused. Function files are source, not
-/// history: each runs in its own transaction whenever its checksum changes, recorded in
-/// `enclave_meta.function_migrations`, after the numbered files (and before any numbered file
-/// marked `-- enclave:after-functions`). A PostgreSQL advisory lock keeps runners apart.
+/// behind; an applied file whose checksum changed is refused, unless `sql/rewritten` lists the
+/// checksum it was applied with. Function files (and the policies, `functions/policies.sql`) are
+/// source, not history, as Flyway's repeatable migrations are: they apply after every numbered
+/// file, each in its own transaction, recorded in `enclave_meta.function_migrations`: those whose
+/// checksum changed, and all of them when a numbered file was applied (a new table needs its
+/// policies). A PostgreSQL advisory lock keeps runners apart.
 public struct SchemaMigrator: Sendable {
     /// The advisory lock key shared by every runner ("enclave" in ASCII).
     static let lockKey: Int64 = 0x656E_636C_6176_65
@@ -43,27 +45,30 @@ public struct SchemaMigrator: Sendable {
             try await ensureTables(connection)
             let applied = try await loadApplied(connection)
             if let problem = problems(files: files, applied: applied).first { throw problem }
-            var functionChecksums = try await loadAppliedFunctions(connection).mapValues(\.checksum)
+            let functionChecksums = try await loadAppliedFunctions(connection).mapValues(\.checksum)
             var migrations: [AppliedMigration] = []
             var functions: [AppliedFunctionFile] = []
-            func applyChangedFunctions() async throws {
-                for file in functionFiles where functionChecksums[file.name] != file.checksum {
-                    log("applying \(file.name)")
-                    let record = try await apply(file, connection)
-                    log("applied \(file.name) in \(record.durationMilliseconds) ms")
-                    functionChecksums[file.name] = file.checksum
-                    functions.append(record)
-                }
-            }
             let appliedVersions = Set(applied.map(\.version))
             for file in files where !appliedVersions.contains(file.version) {
-                if file.runsAfterFunctions { try await applyChangedFunctions() }
                 log("applying \(file.name)")
                 let record = try await apply(file, connection)
                 log("applied \(file.name) in \(record.durationMilliseconds) ms")
                 migrations.append(record)
             }
-            try await applyChangedFunctions()
+            let rewritten = Self.rewritten(files: files, applied: applied)
+            let everything = !migrations.isEmpty || !rewritten.isEmpty
+            for file in functionFiles where everything || functionChecksums[file.name] != file.checksum {
+                log("applying \(file.name)")
+                let record = try await apply(file, connection)
+                log("applied \(file.name) in \(record.durationMilliseconds) ms")
+                functions.append(record)
+            }
+            for file in rewritten {
+                try await connection.query(
+                    "update enclave_meta.schema_migrations set checksum = $1 where version = $2",
+                    [file.checksum, file.version])
+                log("recorded the rewritten \(file.name) (sql/\(MigrationFile.rewrittenListName))")
+            }
             if migrations.isEmpty && functions.isEmpty {
                 log(
                     "nothing to apply: \(applied.count) migrations and \(functionFiles.count) function files are current"
@@ -82,9 +87,11 @@ public struct SchemaMigrator: Sendable {
             if let problem = problems(files: files, applied: applied).first { throw problem }
             let appliedVersions = Set(applied.map(\.version))
             let functionChecksums = try await loadAppliedFunctions(connection).mapValues(\.checksum)
+            let migrations = files.filter { !appliedVersions.contains($0.version) }
+            let everything = !migrations.isEmpty || !Self.rewritten(files: files, applied: applied).isEmpty
             return Plan(
-                migrations: files.filter { !appliedVersions.contains($0.version) },
-                functions: functionFiles.filter { functionChecksums[$0.name] != $0.checksum }
+                migrations: migrations,
+                functions: functionFiles.filter { everything || functionChecksums[$0.name] != $0.checksum }
             )
         }
     }
@@ -104,7 +111,9 @@ public struct SchemaMigrator: Sendable {
                 switch (file, record) {
                 case (.some, nil): .pending
                 case (nil, .some): .missingFile
-                case (.some(let file), .some(let record)): file.checksum == record.checksum ? .applied : .changed
+                case (.some(let file), .some(let record)):
+                    file.checksum == record.checksum
+                        ? .applied : file.previousChecksums.contains(record.checksum) ? .rewritten : .changed
                 case (nil, nil): .pending
                 }
             entries.append(
@@ -231,6 +240,13 @@ public struct SchemaMigrator: Sendable {
         }
     }
 
+    /// The applied files whose record holds a checksum that `rewritten` lists for them.
+    static func rewritten(files: [MigrationFile], applied: [AppliedMigration]) -> [MigrationFile] {
+        files.filter { file in
+            applied.contains { $0.version == file.version && file.previousChecksums.contains($0.checksum) }
+        }
+    }
+
     private func problems(files: [MigrationFile], applied: [AppliedMigration]) -> [MigrationError] {
         var problems: [MigrationError] = []
         let newestApplied = applied.map(\.version).max() ?? 0
@@ -245,7 +261,7 @@ public struct SchemaMigrator: Sendable {
                 )
                 continue
             }
-            if file.checksum != record.checksum {
+            if file.checksum != record.checksum && !file.previousChecksums.contains(record.checksum) {
                 problems.append(
                     MigrationError(
                         code: .checksumMismatch,
