@@ -35,7 +35,8 @@ public enum PhoneNumber {
         for (offset, character) in input.trimmingSpaces().enumerated() {
             switch character {
             case "+" where offset == 0: international = true
-            case "0"..."9": digits.append(character)
+            // ASCII only: a digit with a combining mark sorts between "0" and "9" too (fuzzing found it).
+            case "0"..."9" where character.isASCII: digits.append(character)
             case " ", "-", ".", "(", ")": continue
             default:
                 throw SealingError(

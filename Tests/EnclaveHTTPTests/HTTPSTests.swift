@@ -8,17 +8,27 @@ import Testing
 
 @testable import EnclaveHTTP
 
+/// The owner of the fixture's practice, signed in with password and code over the API.
+func ownerSession(_ server: LiveServer) async throws -> String {
+    try await server.mfaSession(email: "owner@smile.test", password: "owner password 12")
+}
+
 @Suite("The API over real HTTPS")
 struct HTTPSTests {
-    @Test("login with MFA, signed ingest with an idempotent retry, decrypted leads, and problem+json for bad input")
-    func endToEnd() async throws {
+    @Test("health and readiness answer over TLS, with HSTS")
+    func health() async throws {
         try await LiveServer.with { server in
             let health = try await server.request("GET", "/healthz")
             #expect(health.status == 200)
             #expect(health.body == "ok")
             #expect(health.headers.lowercased().contains("strict-transport-security: max-age="))
             #expect(try await server.request("GET", "/readyz").json["migrations"] as? Bool == true)
+        }
+    }
 
+    @Test("a wrong password is a problem; a password alone opens no practice data; a code does")
+    func signIn() async throws {
+        try await LiveServer.with { server in
             let wrong = try await server.request(
                 "POST", "/v1/auth/login",
                 body: Array(#"{"email": "owner@smile.test", "password": "nope nope nope"}"#.utf8))
@@ -38,7 +48,13 @@ struct HTTPSTests {
                 "POST", "/v1/auth/mfa", token: token, body: Array("{\"code\": \"\(try server.code(step: 0))\"}".utf8))
             #expect(mfa.status == 204, "\(mfa.body)")
             #expect(try await server.request("GET", "/v1/me", token: token).json["mfa_verified"] as? Bool == true)
+        }
+    }
 
+    @Test("a signed call retried with its Idempotency-Key is one lead, read back decrypted and not cached")
+    func signedIngestReadsBack() async throws {
+        try await LiveServer.with { server in
+            let token = try await ownerSession(server)
             let call =
                 #"{"caller_number": "+1 555 867 5309", "caller_name": "Jane Patient", "started_at": "2026-11-29T10:00:00Z"}"#
             let created = try await server.signedCall(call, key: "abc-1")
@@ -54,20 +70,28 @@ struct HTTPSTests {
             #expect(list.status == 200)
             #expect(list.headers.lowercased().contains("cache-control: no-store"))
             let leads = try #require(list.json["leads"] as? [[String: Any]])
+            #expect(leads.count == 1)
             #expect(leads.first?["caller_name"] as? String == "Jane Patient")
             #expect(
                 try await server.request("GET", "/v1/practices/\(server.practice)/leads/\(leadID)", token: token).status
                     == 200)
+        }
+    }
 
+    @Test("bad input gets its documented 4xx problem, leaks nothing, and changes nothing")
+    func badInput() async throws {
+        try await LiveServer.with { server in
+            let token = try await ownerSession(server)
+            let call = #"{"caller_number": "+1 555 867 5309", "started_at": "2026-11-29T10:00:00Z"}"#
+            let leadID = try #require(try await server.signedCall(call, key: "bad-input-1").json["lead_id"] as? String)
             // Another practice's lead: invisible under this practice, refused under its own.
             let other = try #require(try await Seeder(keys: server.keys).seed(practices: 1, leadsPerPractice: 1).first)
             let superuser = try await server.database.connect()
+            defer { Task { await superuser.close() } }
             let theirs = try #require(
                 try await superuser.query("select id from enclave.leads where tenant_id = $1", [other]).first?.decode(
                     UUID.self, "id"))
             let signed50MB = [UInt8](repeating: 0x20, count: 50 << 20)
-
-            // Bad input: each gets a documented 4xx problem and changes nothing; never a 500.
             let cases: [(String, String, [UInt8]?, String, Int)] = [
                 ("GET", "/v1/practices/\(server.practice)/leads/\(theirs)", nil, "", 404),
                 ("GET", "/v1/practices/\(other)/leads/\(theirs)", nil, "", 403),
@@ -111,16 +135,23 @@ struct HTTPSTests {
                     #expect(!reply.body.contains(leak), "\(method) \(path) leaked \(leak): \(reply.body)")
                 }
             }
-            // A known path with another method: 405 and Allow. Dates with fractional seconds are read.
+            let after = try await server.request("GET", "/v1/practices/\(server.practice)/leads", token: token)
+            #expect((after.json["leads"] as? [Any])?.count == 1)
+        }
+    }
+
+    @Test("schema errors name the field, never its value; 405 says Allow; 401 says WWW-Authenticate")
+    func protocolErrors() async throws {
+        try await LiveServer.with { server in
+            let token = try await ownerSession(server)
             let wrongMethod = try await server.request("DELETE", "/v1/me", token: token)
             #expect(wrongMethod.status == 405)
             #expect(wrongMethod.header("Allow") == "GET")
+            // Dates with fractional seconds are read.
             #expect(
                 try await server.request(
                     "GET", "/v1/practices/\(server.practice)/leads?since=2026-01-01T00:00:00.250Z", token: token
                 ).status == 200)
-
-            // Schema errors name the field, never its value.
             let unknownField = try await server.request(
                 "POST", "/v1/auth/login", body: Array(#"{"email": "a@b.c", "password": "x", "extra": 1}"#.utf8))
             #expect(unknownField.json["detail"] as? String == "unknown field 'extra'")
@@ -131,11 +162,15 @@ struct HTTPSTests {
             let missing = try await server.request("POST", "/v1/auth/login", body: Array(#"{"email": "a@b.c"}"#.utf8))
             #expect(missing.json["detail"] as? String == "missing field 'password'")
             #expect(try await server.request("GET", "/v1/me").header("WWW-Authenticate") == "Bearer realm=\"enclave\"")
+        }
+    }
 
-            let afterBadInput = try await server.request("GET", "/v1/practices/\(server.practice)/leads", token: token)
-            #expect((afterBadInput.json["leads"] as? [Any])?.count == 1)
-
-            // An expired session gets 401.
+    @Test("a session idle past its timeout gets 401")
+    func idleSession() async throws {
+        try await LiveServer.with { server in
+            let token = try await ownerSession(server)
+            #expect(try await server.request("GET", "/v1/me", token: token).status == 200)
+            let superuser = try await server.database.connect()
             try await superuser.query("update enclave.sessions set last_seen_at = now() - interval '16 minutes'")
             await superuser.close()
             let expired = try await server.request("GET", "/v1/me", token: token)

@@ -464,26 +464,26 @@ struct AuditTests {
             #expect(denials.first?.outcome == "denied")
 
             // Owners of one practice cannot read another's trail; members cannot read it at all.
-            await #expect(throws: AccessError(.forbidden, "")) {
+            await #expect(throws: AccessError(.forbidden, "only an owner of the practice may read its audit trail")) {
                 try await log.practiceEvents(fixture.ownerAToken, practice: fixture.practiceB)
             }
-            await #expect(throws: AccessError(.forbidden, "")) {
+            await #expect(throws: AccessError(.forbidden, "only an owner of the practice may read its audit trail")) {
                 try await log.practiceEvents(fixture.memberToken, practice: fixture.practiceA)
             }
             let agency = try await log.agencyEvents(fixture.adminToken, agency: fixture.agency)
             #expect(
                 Set(agency.map(\.action)).isSuperset(of: ["auth.login", "phi.read", "access.denied", "baa.proposed"]))
             #expect(agency.allSatisfy { [fixture.admin, fixture.member].contains($0.actorID) })
-            await #expect(throws: AccessError(.forbidden, "")) {
+            await #expect(throws: AccessError(.forbidden, "only an admin of the agency may read its audit events")) {
                 try await log.agencyEvents(fixture.memberToken, agency: fixture.agency)
             }
             // The service cannot write events it does not perform, nor an "ok" access it could not do.
-            await #expect(throws: AccessError(.forbidden, "")) {
+            await #expect(throws: AccessError(.forbidden, "you may not do that")) {
                 try await fixture.identity.withSession(fixture.memberToken) { transaction in
                     try await transaction.audit(AuditEvent(tenant: fixture.practiceA, action: .baaApproved))
                 }
             }
-            await #expect(throws: AccessError(.forbidden, "")) {
+            await #expect(throws: AccessError(.forbidden, "you may not do that")) {
                 try await fixture.identity.withSession(fixture.memberToken) { transaction in
                     try await transaction.audit(AuditEvent(tenant: fixture.practiceB, action: .phiRead))
                 }
@@ -514,16 +514,16 @@ struct AuditTests {
                     $0.actorID == fixture.ownerA && $0.objectID == fixture.practiceA.uuidString.lowercased()
                 })
 
-            await #expect(throws: AccessError(.forbidden, "")) {
+            await #expect(throws: AccessError(.forbidden, "only an owner of the practice may read its audit trail")) {
                 try await log.exportPracticeEvents(fixture.memberToken, practice: fixture.practiceA)
             }
-            await #expect(throws: AccessError(.forbidden, "")) {
+            await #expect(throws: AccessError(.forbidden, "only an owner of the practice may read its audit trail")) {
                 try await log.exportPracticeEvents(fixture.ownerAToken, practice: fixture.practiceB)
             }
             try await fixture.superuser(
                 "update enclave.sessions set authenticated_at = now() - interval '6 minutes' where user_id = $1",
                 [fixture.ownerA])
-            await #expect(throws: AccessError(.reauthenticationRequired, "")) {
+            await #expect(throws: AccessError(.reauthenticationRequired, "confirm your password to continue")) {
                 try await log.exportPracticeEvents(fixture.ownerAToken, practice: fixture.practiceA)
             }
             let after = try await log.practiceEvents(

@@ -119,7 +119,7 @@ struct BreakGlassTests {
             try await (try await fixture.operations()).setResponder(email: "stale@platform.test", true)
             let stale = try await fixture.identity.signInEnrollingMFA(
                 email: "stale@platform.test", password: IdentityFixture.password)
-            await #expect(throws: AccessError(.reauthenticationRequired, "")) {
+            await #expect(throws: AccessError(.reauthenticationRequired, "confirm your password to continue")) {
                 try await fixture.compliance.openBreakGlass(
                     stale.token, practice: fixture.practiceB, reason: "patient safety incident", seconds: 60)
             }
@@ -374,11 +374,11 @@ struct PracticeExportTests {
             let stale = try await base.identity.signInEnrollingMFA(
                 email: "stale-owner@a.test", password: IdentityFixture.password
             ).token
-            await #expect(throws: AccessError(.reauthenticationRequired, "")) {
+            await #expect(throws: AccessError(.reauthenticationRequired, "confirm your password to continue")) {
                 try await base.compliance.export(
                     stale, practice: base.practiceA, passphrase: "long enough passphrase", path: path)
             }
-            await #expect(throws: AccessError(.reauthenticationRequired, "")) {
+            await #expect(throws: AccessError(.reauthenticationRequired, "confirm your password to continue")) {
                 try await base.compliance.setSettings(stale, practice: base.practiceA, ComplianceSettings(leadsDays: 1))
             }
             #expect(!FileManager.default.fileExists(atPath: path))

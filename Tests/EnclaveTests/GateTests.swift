@@ -18,10 +18,9 @@ struct GateTests {
     }
 
     /// The member sees zero rows of practice A and cannot write, whichever way it asks.
-    func expectNoAccess(_ fixture: IdentityFixture, token: SessionToken? = nil, refusal: AccessError.Code) async throws
-    {
+    func expectNoAccess(_ fixture: IdentityFixture, token: SessionToken? = nil, refusal: AccessError) async throws {
         let token = token ?? fixture.memberToken
-        await #expect(throws: AccessError(refusal, "")) {
+        await #expect(throws: refusal) {
             try await fixture.serviceCount(token, practice: fixture.practiceA)
         }
         let raw = try await fixture.rawAccess(token, practice: fixture.practiceA)
@@ -39,7 +38,7 @@ struct GateTests {
         try await IdentityFixture.with { fixture in
             try await expectAccess(fixture)
             try await fixture.agreements.revoke(fixture.ownerAToken, agreement: fixture.baa)
-            try await expectNoAccess(fixture, refusal: .forbidden)
+            try await expectNoAccess(fixture, refusal: .noAccess)
         }
     }
 
@@ -50,7 +49,7 @@ struct GateTests {
             try await fixture.superuser(
                 "update enclave.baas set effective_at = now() - interval '2 days', expires_at = now() - interval '1 second' where id = $1",
                 [fixture.baa])
-            try await expectNoAccess(fixture, refusal: .forbidden)
+            try await expectNoAccess(fixture, refusal: .noAccess)
             #expect(try await fixture.agreements.list(fixture.ownerAToken).first?.inForce == false)
             // The sweep records the expiry once, in the practice's chain.
             #expect(try await fixture.directory.recordExpiredAgreements() == 1)
@@ -68,7 +67,7 @@ struct GateTests {
             try await expectAccess(fixture)
             try await fixture.agreements.unassign(
                 fixture.adminToken, agency: fixture.agency, practice: fixture.practiceA, member: fixture.member)
-            try await expectNoAccess(fixture, refusal: .forbidden)
+            try await expectNoAccess(fixture, refusal: .noAccess)
         }
     }
 
@@ -79,7 +78,7 @@ struct GateTests {
             try await fixture.superuser(
                 "update enclave.sessions set last_seen_at = now() - interval '16 minutes' where user_id = $1",
                 [fixture.member])
-            try await expectNoAccess(fixture, refusal: .unauthenticated)
+            try await expectNoAccess(fixture, refusal: .sessionInvalid)
         }
     }
 
@@ -90,7 +89,7 @@ struct GateTests {
             try await fixture.superuser(
                 "update enclave.sessions set created_at = now() - interval '12 hours 1 minute' where user_id = $1",
                 [fixture.member])
-            try await expectNoAccess(fixture, refusal: .unauthenticated)
+            try await expectNoAccess(fixture, refusal: .sessionInvalid)
         }
     }
 
@@ -108,7 +107,7 @@ struct GateTests {
             #expect(sessions.count == 2)
             let target = try #require(sessions.first { !$0.current })
             try await fixture.identity.revokeSession(other.token, sessionID: target.id)
-            try await expectNoAccess(fixture, refusal: .unauthenticated)
+            try await expectNoAccess(fixture, refusal: .sessionInvalid)
         }
     }
 
@@ -117,8 +116,8 @@ struct GateTests {
         try await IdentityFixture.with { fixture in
             try await expectAccess(fixture)
             try await fixture.directory.disable(user: fixture.member)
-            try await expectNoAccess(fixture, refusal: .unauthenticated)
-            await #expect(throws: AccessError(.invalidCredentials, "")) {
+            try await expectNoAccess(fixture, refusal: .sessionInvalid)
+            await #expect(throws: AccessError(.invalidCredentials, "wrong email or password")) {
                 try await fixture.identity.login(email: "member@agency.test", password: IdentityFixture.password)
             }
         }
@@ -127,7 +126,7 @@ struct GateTests {
     @Test("a BAA for practice A gives nothing of practice B, even with GUCs set by hand")
     func otherPractice() async throws {
         try await IdentityFixture.with { fixture in
-            await #expect(throws: AccessError(.forbidden, "")) {
+            await #expect(throws: AccessError(.forbidden, "you do not have access to this practice's data")) {
                 try await fixture.serviceCount(fixture.memberToken, practice: fixture.practiceB)
             }
             let app = try await fixture.keys.database.connect(DatabaseRole.app.variable)
@@ -199,7 +198,7 @@ struct GateTests {
             #expect(
                 try await fixture.rawAccess(fixture.memberToken, practice: fixture.practiceA, table: "recordings").rows
                     == 0)
-            await #expect(throws: AccessError(.forbidden, "")) {
+            await #expect(throws: AccessError(.forbidden, "you do not have access to this practice's data")) {
                 try await fixture.serviceCount(
                     fixture.memberToken, practice: fixture.practiceA, table: "recordings", scope: .recordingsListen)
             }
@@ -219,7 +218,7 @@ struct GateTests {
             let login = try await fixture.identity.login(
                 email: "member@agency.test", password: IdentityFixture.password)
             #expect(login.mfaEnrolled)
-            try await expectNoAccess(fixture, token: login.token, refusal: .mfaRequired)
+            try await expectNoAccess(fixture, token: login.token, refusal: .mfaFirst)
             try await fixture.identity.verifyMFA(
                 login.token, code: try await IdentityFixture.code(fixture.keys, "member@agency.test", step: 2),
                 at: IdentityFixture.start.addingTimeInterval(60))
@@ -258,4 +257,11 @@ struct GateTests {
             }
         }
     }
+}
+
+extension AccessError {
+    /// The refusals the gate's tests expect, word for word.
+    static let noAccess = AccessError(.forbidden, "you do not have access to this practice's data")
+    static let sessionInvalid = AccessError(.unauthenticated, "sign in again: the session is not valid")
+    static let mfaFirst = AccessError(.mfaRequired, "verify a one-time code before opening practice data")
 }

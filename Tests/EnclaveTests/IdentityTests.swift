@@ -40,7 +40,7 @@ struct IdentityTests {
             try await fixture.superuser(
                 "update enclave.sessions set last_seen_at = now() - interval '16 minutes' where user_id = $1",
                 [fixture.member])
-            await #expect(throws: AccessError(.unauthenticated, "")) {
+            await #expect(throws: AccessError(.unauthenticated, "sign in again: the session is not valid")) {
                 _ = try await fixture.identity.me(fixture.memberToken)
             }
         }
@@ -60,7 +60,7 @@ struct IdentityTests {
             try await fixture.superuser(
                 "update enclave.sessions set authenticated_at = now() - interval '6 minutes' where user_id = $1",
                 [fixture.ownerA])
-            await #expect(throws: AccessError(.reauthenticationRequired, "")) {
+            await #expect(throws: AccessError(.reauthenticationRequired, "confirm your password to continue")) {
                 try await fixture.agreements.approve(owner.token, agreement: proposal)
             }
             #expect(
@@ -73,7 +73,7 @@ struct IdentityTests {
             #expect(
                 try await fixture.agreements.list(fixture.adminToken).first { $0.id == proposal }?.status == "active")
             // The old token stopped working when re-authentication issued a new one.
-            await #expect(throws: AccessError(.unauthenticated, "")) {
+            await #expect(throws: AccessError(.unauthenticated, "sign in again: the session is not valid")) {
                 try await fixture.identity.sessions(owner.token)
             }
         }
@@ -96,11 +96,12 @@ struct IdentityTests {
                 (error as? AccessError)?.code == .forbidden && "\(error)".contains("proposer")
             }
             // The owner of practice A is not an owner of B.
-            await #expect(throws: AccessError(.forbidden, "")) {
+            await #expect(throws: AccessError(.forbidden, "only an owner of the practice may decide on this agreement"))
+            {
                 try await fixture.agreements.approve(fixture.ownerAToken, agreement: proposal)
             }
             // A member cannot propose.
-            await #expect(throws: AccessError(.forbidden, "")) {
+            await #expect(throws: AccessError(.forbidden, "only an admin of the agency may propose an agreement")) {
                 try await fixture.agreements.propose(
                     fixture.memberToken, agency: fixture.agency, practice: fixture.practiceB, scopes: [.leadsRead],
                     effectiveAt: Date(), expiresAt: nil, documentSHA256: SHA256.hash([3]))
@@ -125,16 +126,16 @@ struct IdentityTests {
             try await fixture.identity.verifyMFA(login.token, code: code, at: at)
             let again = try await fixture.identity.login(
                 email: "member@agency.test", password: IdentityFixture.password)
-            await #expect(throws: AccessError(.invalidCredentials, "")) {
+            await #expect(throws: AccessError(.invalidCredentials, "wrong or already used code")) {
                 try await fixture.identity.verifyMFA(again.token, code: code, at: at)
             }
             // The enrollment code (step 0) is older still: refused too.
-            await #expect(throws: AccessError(.invalidCredentials, "")) {
+            await #expect(throws: AccessError(.invalidCredentials, "wrong or already used code")) {
                 try await fixture.identity.verifyMFA(
                     again.token, code: try await IdentityFixture.code(fixture.keys, "member@agency.test", step: 0),
                     at: at)
             }
-            await #expect(throws: AccessError(.invalidCredentials, "")) {
+            await #expect(throws: AccessError(.invalidCredentials, "wrong or already used code")) {
                 try await fixture.identity.verifyMFA(again.token, code: "000000", at: at)
             }
         }
@@ -183,21 +184,23 @@ struct IdentityTests {
                 fixture.memberToken, password: IdentityFixture.password,
                 code: try await IdentityFixture.code(fixture.keys, "member@agency.test", step: 1),
                 at: IdentityFixture.start.addingTimeInterval(30))
-            await #expect(throws: AccessError(.invalidInput, "")) {
+            await #expect(throws: AccessError(.invalidInput, "a password has at least 12 characters")) {
                 try await fixture.identity.changePassword(fresh, current: IdentityFixture.password, new: "short")
             }
             try await fixture.identity.changePassword(
                 fresh, current: IdentityFixture.password, new: "a much better passphrase")
             for token in [fresh, second.token] {
-                await #expect(throws: AccessError(.unauthenticated, "")) { try await fixture.identity.sessions(token) }
+                await #expect(throws: AccessError(.unauthenticated, "sign in again: the session is not valid")) {
+                    try await fixture.identity.sessions(token)
+                }
             }
-            await #expect(throws: AccessError(.invalidCredentials, "")) {
+            await #expect(throws: AccessError(.invalidCredentials, "wrong email or password")) {
                 try await fixture.identity.login(email: "member@agency.test", password: IdentityFixture.password)
             }
             let again = try await fixture.identity.login(
                 email: "member@agency.test", password: "a much better passphrase")
             try await fixture.identity.logout(again.token)
-            await #expect(throws: AccessError(.unauthenticated, "")) {
+            await #expect(throws: AccessError(.unauthenticated, "sign in again: the session is not valid")) {
                 try await fixture.identity.sessions(again.token)
             }
         }

@@ -67,7 +67,7 @@ struct LeadValueTests {
                 }
             }
             // The agency member's agreement does not grant leads.qualify.
-            await #expect(throws: AccessError(.forbidden, "")) {
+            await #expect(throws: AccessError(.forbidden, "you do not have access to this practice's data")) {
                 try await value.qualify(
                     base.memberToken, practice: base.practiceA, lead: seeded[5].id, as: .qualified, valueCents: 1)
             }
@@ -79,7 +79,10 @@ struct LeadValueTests {
             for stranger in [
                 base.memberToken, try await IdentityFixture.signInWithMFA(base.identity, base.keys, "owner@b.test"),
             ] {
-                await #expect(throws: AccessError(.forbidden, "")) {
+                await #expect(
+                    throws: AccessError(
+                        .forbidden, "ad spend is recorded by an admin of an agency with an agreement in force")
+                ) {
                     try await value.recordSpend(
                         stranger, practice: base.practiceA, month: "2026-11", source: "google", amountCents: 1)
                 }

@@ -168,27 +168,33 @@ struct LeadsTests {
             var good = try fixture.request(body, at: now)
             _ = try await fixture.ingest.ingestCall(good)
             let before = try await fixture.leadCount()
-            var cases: [(String, IngestRequest)] = []
-            cases.append(("wrong secret", try fixture.request(body, secret: "whsec_not-the-secret")))
+            let mismatch = "the signature does not match this source's secret"
+            let stale = "the signature's timestamp is outside the 5-minute tolerance"
+            var cases: [(String, IngestRequest, String)] = []
+            cases.append(("wrong secret", try fixture.request(body, secret: "whsec_not-the-secret"), mismatch))
             good.body = Array(fixture.call("Mallory Modified").utf8)
-            cases.append(("modified body", good))
-            cases.append(("stale", try fixture.request(body, at: Date().addingTimeInterval(-400))))
-            cases.append(("future", try fixture.request(body, at: Date().addingTimeInterval(400))))
+            cases.append(("modified body", good, mismatch))
+            cases.append(("stale", try fixture.request(body, at: Date().addingTimeInterval(-400)), stale))
+            cases.append(("future", try fixture.request(body, at: Date().addingTimeInterval(400)), stale))
             // Signed a minute before `good` (so it differs from it, however slow the machine);
             // sent twice below.
-            cases.append(("replay", try fixture.request(body, at: now.addingTimeInterval(-60))))
+            cases.append(
+                (
+                    "replay", try fixture.request(body, at: now.addingTimeInterval(-60)),
+                    "this signed request was already received (replay)"
+                ))
             var garbled = try fixture.request(body)
             garbled.signature = "v1=abc"
-            cases.append(("garbled", garbled))
+            cases.append(("garbled", garbled, "the signature header must be t=<unix seconds>,v1=<64 hex digits>"))
             var unknown = try fixture.request(body)
             unknown.sourceID = UUID()
-            cases.append(("unknown source", unknown))
+            cases.append(("unknown source", unknown, mismatch))
             // The replay case: send once (accepted), then the very same request again.
             _ = try await fixture.ingest.ingestCall(cases[4].1)
             let afterFirst = try await fixture.leadCount()
             #expect(afterFirst == before + 1)
-            for (name, request) in cases {
-                await #expect(throws: AccessError(.unauthenticated, ""), "\(name) accepted") {
+            for (name, request, refusal) in cases {
+                await #expect(throws: AccessError(.unauthenticated, refusal), "\(name) accepted") {
                     try await fixture.ingest.ingestCall(request)
                 }
             }
@@ -206,14 +212,14 @@ struct LeadsTests {
                 fixture.base.ownerAToken, practice: fixture.base.practiceA, source: fixture.source)
             #expect(newSecret != fixture.secret)
             #expect(newSecret.hasPrefix("whsec_"))
-            await #expect(throws: AccessError(.unauthenticated, "")) {
+            await #expect(throws: AccessError(.unauthenticated, "the signature does not match this source's secret")) {
                 try await fixture.ingest.ingestCall(try fixture.request(fixture.call("Old Secret")))
             }
             let accepted = try await fixture.ingest.ingestCall(
                 try fixture.request(fixture.call("New Secret"), secret: newSecret))
             #expect(accepted.created)
             // An agency member without tracking.manage cannot rotate it.
-            await #expect(throws: AccessError(.forbidden, "")) {
+            await #expect(throws: AccessError(.forbidden, "you do not have access to this practice's data")) {
                 try await sources.rotateSecret(
                     fixture.base.memberToken, practice: fixture.base.practiceA, source: fixture.source)
             }
@@ -256,10 +262,10 @@ struct LeadsTests {
             // The assigned member loses the BAA.
             try await fixture.base.agreements.revoke(fixture.base.ownerAToken, agreement: fixture.base.baa)
             for token in [unassignedToken, fixture.base.memberToken] {
-                await #expect(throws: AccessError(.forbidden, "")) {
+                await #expect(throws: AccessError(.forbidden, "you do not have access to this practice's data")) {
                     try await fixture.leads.list(token, practice: fixture.base.practiceA)
                 }
-                await #expect(throws: AccessError(.forbidden, "")) {
+                await #expect(throws: AccessError(.forbidden, "you do not have access to this practice's data")) {
                     try await fixture.leads.find(token, practice: fixture.base.practiceA, callerNumber: "+15558675309")
                 }
             }
@@ -396,7 +402,7 @@ struct LeadsTests {
                 fixture.base.memberToken, practice: fixture.base.practiceA, callerNumber: "(555) 444-0000")
             #expect(found.count == 3)
             #expect(Set(found.compactMap(\.callerName)) == ["Caller 0", "Caller 1", "Caller 2"])
-            await #expect(throws: AccessError(.invalidInput, "")) {
+            await #expect(throws: AccessError(.invalidInput, "the cursor is not valid")) {
                 try await fixture.leads.list(
                     fixture.base.memberToken, practice: fixture.base.practiceA, filter: .init(cursor: "garbage!"))
             }
@@ -418,7 +424,7 @@ struct LeadsTests {
         try await LeadsFixture.with { fixture in
             let lead = try await fixture.ingest.ingestCall(
                 try fixture.request(fixture.call("Rita Redact", transcript: "private")))
-            await #expect(throws: AccessError(.forbidden, "")) {
+            await #expect(throws: AccessError(.forbidden, "only an owner of the practice may redact its leads")) {
                 try await fixture.leads.redact(
                     fixture.base.memberToken, practice: fixture.base.practiceA, lead: lead.leadID, fields: [.callerName]
                 )

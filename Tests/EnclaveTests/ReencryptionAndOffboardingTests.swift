@@ -169,10 +169,10 @@ struct ReencryptionAndOffboardingTests {
             await #expect(throws: AccessError.self) {
                 try await fixture.leads.list(fixture.base.memberToken, practice: fixture.base.practiceA)
             }
-            await #expect(throws: AccessError(.unauthenticated, "")) {
+            await #expect(throws: AccessError(.unauthenticated, "sign in again: the session is not valid")) {
                 try await fixture.base.identity.sessions(fixture.base.ownerAToken)
             }
-            await #expect(throws: AccessError(.unauthenticated, "")) {
+            await #expect(throws: AccessError(.unauthenticated, "the signature does not match this source's secret")) {
                 try await fixture.ingest.ingestCall(try fixture.request(fixture.call("After")))
             }
             // The audit chain stays and still verifies.

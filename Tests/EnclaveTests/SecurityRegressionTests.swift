@@ -59,7 +59,7 @@ struct SecurityRegressionTests {
                 #expect(try await refusal(fixture, bound, sql) == "42501", "\(sql)")
             }
             // The session still reaches nothing: the API would not serve the practice's leads.
-            await #expect(throws: AccessError(.mfaRequired, "")) {
+            await #expect(throws: AccessError(.mfaRequired, "verify a one-time code before opening practice data")) {
                 try await fixture.serviceCount(token, practice: fixture.practiceA)
             }
             // The authentication role executes its four functions and nothing else.
@@ -86,29 +86,29 @@ struct SecurityRegressionTests {
             let member = try await passwordOnly(fixture)
             let admin = try await passwordOnly(fixture, email: "admin@agency.test")
             let owner = try await passwordOnly(fixture, email: "owner@a.test")
-            await #expect(throws: AccessError(.mfaRequired, "")) {
+            await #expect(throws: AccessError(.mfaRequired, "verify a one-time code first")) {
                 try await fixture.agreements.propose(
                     admin, agency: fixture.agency, practice: fixture.practiceB, scopes: [.leadsRead],
                     effectiveAt: Date(), expiresAt: nil, documentSHA256: SHA256.hash([9]))
             }
-            await #expect(throws: AccessError(.mfaRequired, "")) {
+            await #expect(throws: AccessError(.mfaRequired, "verify a one-time code first")) {
                 try await fixture.agreements.assign(
                     admin, agency: fixture.agency, practice: fixture.practiceB, member: fixture.member)
             }
-            await #expect(throws: AccessError(.mfaRequired, "")) {
+            await #expect(throws: AccessError(.mfaRequired, "verify a one-time code first")) {
                 try await fixture.agreements.revoke(owner, agreement: fixture.baa)
             }
-            await #expect(throws: AccessError(.mfaRequired, "")) {
+            await #expect(throws: AccessError(.mfaRequired, "verify a one-time code first")) {
                 try await AuditLog(identity: fixture.identity).practiceEvents(owner, practice: fixture.practiceA)
             }
-            await #expect(throws: AccessError(.mfaRequired, "")) {
+            await #expect(throws: AccessError(.mfaRequired, "verify a one-time code first")) {
                 try await AuditLog(identity: fixture.identity).disclosures(owner, practice: fixture.practiceA)
             }
-            await #expect(throws: AccessError(.mfaRequired, "")) {
+            await #expect(throws: AccessError(.mfaRequired, "verify a one-time code first")) {
                 try await fixture.identity.sessions(member)
             }
             // A password alone cannot enroll a new authenticator for a user who has one.
-            await #expect(throws: AccessError(.mfaRequired, "")) {
+            await #expect(throws: AccessError(.mfaRequired, "verify a one-time code first")) {
                 try await fixture.identity.beginMFAEnrollment(member)
             }
             // Signing out works.
@@ -120,12 +120,12 @@ struct SecurityRegressionTests {
             try await fixture.identity.verifyMFA(
                 signedIn.token, code: try await IdentityFixture.code(fixture.keys, "admin@agency.test", step: 2),
                 at: IdentityFixture.start.addingTimeInterval(60))
-            await #expect(throws: AccessError(.reauthenticationRequired, "")) {
+            await #expect(throws: AccessError(.reauthenticationRequired, "confirm your password to continue")) {
                 try await fixture.agreements.propose(
                     signedIn.token, agency: fixture.agency, practice: fixture.practiceB, scopes: [.leadsRead],
                     effectiveAt: Date(), expiresAt: nil, documentSHA256: SHA256.hash([9]))
             }
-            await #expect(throws: AccessError(.reauthenticationRequired, "")) {
+            await #expect(throws: AccessError(.reauthenticationRequired, "confirm your password to continue")) {
                 try await fixture.agreements.assign(
                     signedIn.token, agency: fixture.agency, practice: fixture.practiceB, member: fixture.member)
             }
@@ -134,11 +134,11 @@ struct SecurityRegressionTests {
             try await fixture.identity.verifyMFA(
                 ownerSignedIn.token, code: try await IdentityFixture.code(fixture.keys, "owner@a.test", step: 2),
                 at: IdentityFixture.start.addingTimeInterval(60))
-            await #expect(throws: AccessError(.reauthenticationRequired, "")) {
+            await #expect(throws: AccessError(.reauthenticationRequired, "confirm your password to continue")) {
                 try await fixture.services.sources.create(
                     ownerSignedIn.token, practice: fixture.practiceA, kind: "call", label: "Injected")
             }
-            await #expect(throws: AccessError(.reauthenticationRequired, "")) {
+            await #expect(throws: AccessError(.reauthenticationRequired, "confirm your password to continue")) {
                 try await fixture.agreements.revoke(ownerSignedIn.token, agreement: fixture.baa)
             }
         }

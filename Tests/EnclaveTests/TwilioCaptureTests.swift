@@ -121,7 +121,9 @@ struct TwilioCaptureTests {
                 try fixture.request("voice", Self.call(Self.sid), source: UUID()),
             ]
             for attempt in attempts {
-                await #expect(throws: AccessError(.forbidden, "")) {
+                await #expect(
+                    throws: AccessError(.forbidden, "the request's X-Twilio-Signature does not match this source")
+                ) {
                     try await fixture.capture.incomingCall(attempt)
                 }
             }
@@ -158,7 +160,7 @@ struct TwilioCaptureTests {
             #expect(second.disposition == "answered" && second.durationSeconds == 95)
 
             // A status for a call Enclave never stored changes nothing.
-            await #expect(throws: AccessError(.notFound, "")) {
+            await #expect(throws: AccessError(.notFound, "no such call for this source")) {
                 try await fixture.capture.callStatus(
                     try fixture.request("status", Self.call("CA" + String(repeating: "ef", count: 16))))
             }
@@ -168,7 +170,10 @@ struct TwilioCaptureTests {
     @Test("a Twilio source's secret is its auth token: rotating it to a generated secret is refused")
     func noRotation() async throws {
         try await Self.with { fixture in
-            await #expect(throws: AccessError(.invalidInput, "")) {
+            await #expect(
+                throws: AccessError(
+                    .invalidInput, "a Twilio source's secret is the account's auth token, set at Twilio")
+            ) {
                 try await fixture.leads.base.services.sources.rotateSecret(
                     fixture.leads.base.ownerAToken, practice: fixture.leads.base.practiceA, source: fixture.source)
             }

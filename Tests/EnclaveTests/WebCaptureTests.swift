@@ -69,10 +69,10 @@ struct WebCaptureTests {
             let firstAgain = try await fixture.view(first.token)
             #expect(firstAgain.number == second.number)
 
-            await #expect(throws: AccessError(.forbidden, "")) {
+            await #expect(throws: AccessError(.forbidden, "this site may not use this key")) {
                 try await fixture.view(origin: "https://evil.test")
             }
-            await #expect(throws: AccessError(.notFound, "")) {
+            await #expect(throws: AccessError(.notFound, "no such web property")) {
                 try await fixture.web.view(
                     publicKey: "pk_" + String(repeating: "a", count: 24), origin: Self.origin, token: nil,
                     landingPath: "/", parameters: [:])
@@ -130,7 +130,7 @@ struct WebCaptureTests {
             #expect(try await submit("I am a bot", 9_000) == nil)
             #expect(try await submit(nil, 300) == nil)
             #expect(try await fixture.leads.leadCount() == before)
-            await #expect(throws: AccessError(.forbidden, "")) {
+            await #expect(throws: AccessError(.forbidden, "this site may not use this key")) {
                 try await submit(nil, 9_000, origin: "https://evil.test")
             }
             let stored = try #require(try await submit("", 9_000))

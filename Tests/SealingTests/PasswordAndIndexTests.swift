@@ -44,7 +44,11 @@ struct PasswordAndIndexTests {
 
     @Test(
         "things that are not phone numbers are refused",
-        arguments: ["", "hello", "555-1234", "+1234", "+1234567890123456", "555 123 4567 ext 9", "+0 555 123 4567"])
+        arguments: [
+            "", "hello", "555-1234", "+1234", "+1234567890123456", "555 123 4567 ext 9", "+0 555 123 4567",
+            // A digit with a combining mark (found by fuzzing) is not a digit.
+            "+1 555 123 456\u{34E}7", "+1 555 123 4567\u{737}",
+        ])
     func notPhoneNumbers(input: String) {
         #expect(throws: SealingError(.invalidPhoneNumber, "")) { try PhoneNumber.normalize(input) }
     }

@@ -40,7 +40,10 @@ public struct AccessError: Error, Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { message }
 
-    public static func == (lhs: AccessError, rhs: AccessError) -> Bool { lhs.code == rhs.code }
+    /// The same refusal: the same code and the same words (`retryAfter` is a time, not the refusal).
+    public static func == (lhs: AccessError, rhs: AccessError) -> Bool {
+        lhs.code == rhs.code && lhs.message == rhs.message
+    }
 
     /// Maps the SQLSTATEs raised by the identity functions; other errors pass through.
     static func mapping(_ error: any Error) -> any Error {
