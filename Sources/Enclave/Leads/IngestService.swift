@@ -51,33 +51,42 @@ public struct IngestService: Sendable {
 
     /// Stores a call.
     public func ingestCall(_ request: IngestRequest) async throws -> IngestResult {
-        let credential = try await authenticate(request.sourceID, request.signature, body: request.body)
-        let input = try LeadInputParser.call(request.body)
-        var lead = NewLead(kind: .call)
-        lead.occurredAt = input.startedAt
-        lead.attribution = input.attribution
-        lead.calledNumber = input.calledNumber
-        lead.durationSeconds = input.durationSeconds.map(Int32.init)
-        lead.disposition = input.disposition
-        lead.callerNumber = try PhoneNumber.normalize(input.callerNumber)
-        lead.callerName = input.callerName
-        lead.transcript = input.transcript
-        lead.idempotencyKey = request.idempotencyKey
-        return try await store(
-            lead, replayID: try IngestSignature(header: request.signature).replayID, context: request.context,
-            credential)
+        try await ingestSigned(request) { body in
+            let input = try LeadInputParser.call(body)
+            var lead = NewLead(kind: .call)
+            lead.occurredAt = input.startedAt
+            lead.attribution = input.attribution
+            lead.calledNumber = input.calledNumber
+            lead.durationSeconds = input.durationSeconds.map(Int32.init)
+            lead.disposition = input.disposition
+            lead.callerNumber = try PhoneNumber.normalize(input.callerNumber)
+            lead.callerName = input.callerName
+            lead.transcript = input.transcript
+            return lead
+        }
     }
 
     /// Stores a form submission.
     public func ingestForm(_ request: IngestRequest) async throws -> IngestResult {
+        try await ingestSigned(request) { body in
+            let input = try LeadInputParser.form(body)
+            var lead = NewLead(kind: .form)
+            lead.occurredAt = input.submittedAt
+            lead.attribution = input.attribution
+            lead.formFields = input.fields
+            lead.pageURL = input.pageURL
+            lead.callerNumber = Self.phoneField(input.fields)
+            return lead
+        }
+    }
+
+    /// A signed JSON request: its signature checked before `describe` parses the body into the
+    /// lead, which is stored under the request's idempotency key.
+    func ingestSigned(_ request: IngestRequest, _ describe: ([UInt8]) throws -> NewLead) async throws
+        -> IngestResult
+    {
         let credential = try await authenticate(request.sourceID, request.signature, body: request.body)
-        let input = try LeadInputParser.form(request.body)
-        var lead = NewLead(kind: .form)
-        lead.occurredAt = input.submittedAt
-        lead.attribution = input.attribution
-        lead.formFields = input.fields
-        lead.pageURL = input.pageURL
-        lead.callerNumber = Self.phoneField(input.fields)
+        var lead = try describe(request.body)
         lead.idempotencyKey = request.idempotencyKey
         return try await store(
             lead, replayID: try IngestSignature(header: request.signature).replayID, context: request.context,
