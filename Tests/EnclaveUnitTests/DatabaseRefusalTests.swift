@@ -11,6 +11,10 @@ struct DatabaseRefusalTests {
         var raised: Set<String> = []
         for file in try FunctionFile.load(from: schemaDirectory) {
             for match in file.source.matches(of: /raise exception '([a-z_]+)'/) { raised.insert(String(match.1)) }
+            // The owner guard raises the refusal its caller names.
+            for match in file.source.matches(of: /require_practice_owner\([^;]*?, '([a-z_]+)'\)/) {
+                raised.insert(String(match.1))
+            }
         }
         #expect(raised.count >= 10)
         #expect(raised == Set(DatabaseRefusal.allCases.map(\.rawValue)))
