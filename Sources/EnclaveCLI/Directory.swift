@@ -33,7 +33,8 @@ extension EnclaveCommand {
     /// `enclave users`.
     struct Users: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Manage users and their memberships.", subcommands: [Create.self, Grant.self, Disable.self])
+            abstract: "Manage users and their memberships.",
+            subcommands: [Create.self, Grant.self, Disable.self, Unlock.self])
 
         struct Create: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
@@ -97,6 +98,21 @@ extension EnclaveCommand {
                     let directory = try options.directory()
                     try await directory.disable(user: try await directory.user(email: email))
                     print("disabled \(email); every session ended")
+                }
+            }
+        }
+
+        /// `enclave users unlock`.
+        struct Unlock: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Let a user whose one-time codes were locked (too many wrong codes) try again.")
+            @OptionGroup var options: MaintenanceOptions
+            @Option(help: "The user's email.") var email: String
+
+            func run() async throws {
+                try await reportingErrors {
+                    try await options.directory().unlockCodes(email: email)
+                    print("unlocked the one-time codes of \(email)")
                 }
             }
         }

@@ -51,6 +51,11 @@ extension Console {
             } catch let error as AccessError where error.code == .invalidCredentials {
                 return page(
                     "code", ["error": "That code is wrong or was used already."], request, status: .unauthorized)
+            } catch let error as AccessError where error.code == .throttled {
+                // Too many wrong codes: held back for a while, or locked until an operator unlocks.
+                return page(
+                    "code", ["error": error.message.prefix(1).uppercased() + error.message.dropFirst() + "."],
+                    request, status: .tooManyRequests)
             }
         }
     }

@@ -123,13 +123,13 @@ begin
             raised := raised + 1;
         end if;
     end loop;
-    -- Failed sign-ins (the platform chain) of users who can reach a practice.
+    -- Failed sign-ins and wrong one-time codes (the platform chain) of users who can reach a practice.
     for found_alert in
         select f.actor_id, f.failures, f.seqs, reach.practice
         from (
             select e.actor_id, count(*) as failures, array_agg(e.seq order by e.seq) as seqs
             from enclave.audit_events e
-            where e.tenant_id = platform and e.action = 'auth.login_failed' and e.actor_id is not null
+            where e.tenant_id = platform and e.action in ('auth.login_failed', 'auth.mfa_failed') and e.actor_id is not null
               and e.at > as_of - interval '1 hour' and e.at <= as_of
             group by e.actor_id having count(*) >= 5
         ) f

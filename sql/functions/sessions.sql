@@ -299,6 +299,7 @@ as $$
 declare
     caller record := enclave_private.require_session();
     person record;
+    refusal text;
 begin
     if length(new_token) < 40 then
         raise exception 'invalid re-authentication request' using errcode = '22023';
@@ -308,13 +309,15 @@ begin
     if enclave_private.locked_until('email:' || lower(person.email), 5, interval '15 minutes') is not null then
         return 'throttled';
     end if;
+    refusal := enclave_private.code_refusal(caller.user_id);
+    if refusal is not null then
+        return refusal;
+    end if;
+    -- A NULL step is a code that matched none: counted like a wrong password.
     if sha256(derived_key) is distinct from person.password_verifier or person.mfa_enrolled_at is null
         or totp_step is null or totp_step <= coalesce(person.totp_last_step, -1) then
         perform enclave_private.record_failure('email:' || lower(person.email), 5, interval '15 minutes');
-        perform enclave_private.append_audit_event(
-            '00000000-0000-0000-0000-000000000000'::uuid, caller.user_id, 'user', caller.session_id, 'auth.reauth', 'session', caller.session_id::text,
-            'denied', 'wrong password or code', null, null, null, '{}');
-        return 'invalid';
+        return enclave_private.record_code_failure(caller.user_id, caller.session_id, 'auth.reauth');
     end if;
     update enclave.users set totp_last_step = totp_step where id = caller.user_id;
     update enclave.sessions
@@ -364,17 +367,86 @@ end
 $$;
 revoke all on function enclave_private.mfa_secret(boolean) from public;
 
+-- A wrong one-time code (or password at re-authentication), counted in the database whatever the
+-- service does: per session, five end a session (it must sign in with its password again); per
+-- user, ten in fifteen minutes make it wait, and twenty in a day lock its codes until an operator
+-- clears the lock (unlock_mfa). Each failure is audited in the platform chain as `audited_action`
+-- (auth.mfa_failed, or auth.reauth for a re-authentication) and counts towards the failed sign-in
+-- alert. Returns 'invalid', 'ended', 'throttled' or 'locked'.
+create or replace function enclave_private.record_code_failure(person uuid, session uuid, audited_action text)
+returns text
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    session_failures integer;
+    day_failures integer;
+    outcome text := 'invalid';
+begin
+    perform enclave_private.record_failure('mfa-day:' || person, 20, interval '24 hours');
+    perform enclave_private.record_failure('mfa-backoff:' || person, 10, interval '15 minutes');
+    select f.failures into day_failures from enclave.login_failures f where f.subject = 'mfa-day:' || person;
+    update enclave.sessions s set mfa_failures = s.mfa_failures + 1 where s.id = session
+    returning s.mfa_failures into session_failures;
+    if day_failures >= 20 then
+        update enclave.users set mfa_locked_at = now() where id = person and mfa_locked_at is null;
+        outcome := 'locked';
+    elsif session_failures >= 5 then
+        update enclave.sessions set revoked_at = now() where id = session and revoked_at is null;
+        outcome := 'ended';
+    elsif enclave_private.locked_until('mfa-backoff:' || person, 10, interval '15 minutes') is not null then
+        outcome := 'throttled';
+    end if;
+    perform enclave_private.append_audit_event(
+        '00000000-0000-0000-0000-000000000000'::uuid, person, 'user', session, audited_action, 'session', session::text,
+        'denied', 'wrong password or code', null, null, null,
+        jsonb_build_object('session_failures', session_failures, 'day_failures', day_failures, 'outcome', outcome));
+    return outcome;
+end
+$$;
+revoke all on function enclave_private.record_code_failure(uuid, uuid, text) from public;
+
+-- Whether the user's codes are refused now: 'locked' (until an operator clears it), 'throttled'
+-- (for a few minutes), or NULL.
+create or replace function enclave_private.code_refusal(person uuid)
+returns text
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if exists (select from enclave.users u where u.id = person and u.mfa_locked_at is not null) then
+        return 'locked';
+    end if;
+    if enclave_private.locked_until('mfa-backoff:' || person, 10, interval '15 minutes') is not null then
+        return 'throttled';
+    end if;
+    return null;
+end
+$$;
+revoke all on function enclave_private.code_refusal(uuid) from public;
+
 -- Marks the session MFA-verified for a TOTP step the authentication role checked, newer than
--- any accepted before (the replay guard). Only enclave_auth may call it (see reauthenticate).
-create or replace function enclave_private.complete_mfa(totp_step bigint, enrolling boolean)
-returns boolean
+-- any accepted before (the replay guard); a NULL step is a code that matched no step, counted as
+-- a failure (record_code_failure). Returns 'ok', or why not: 'invalid', 'ended', 'throttled',
+-- 'locked'. Only enclave_auth may call it (see reauthenticate).
+drop function if exists enclave_private.complete_mfa(bigint, boolean);
+create function enclave_private.complete_mfa(totp_step bigint, enrolling boolean)
+returns text
 language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
 as $$
 declare
     caller record := enclave_private.require_any_session();
+    refusal text;
 begin
     if enrolling and exists (select from enclave.users u where u.id = caller.user_id and u.mfa_enrolled_at is not null) then
         perform enclave_private.require_fresh_session();
+    end if;
+    -- One attempt at a time per user, so that concurrent guesses are all counted.
+    perform from enclave.users u where u.id = caller.user_id for update;
+    refusal := enclave_private.code_refusal(caller.user_id);
+    if refusal is not null then
+        return refusal;
+    end if;
+    if totp_step is null then
+        return enclave_private.record_code_failure(caller.user_id, caller.session_id, 'auth.mfa_failed');
     end if;
     update enclave.users u
     set totp_last_step = totp_step,
@@ -385,17 +457,42 @@ begin
       and totp_step > coalesce(u.totp_last_step, -1)
       and (case when enrolling then u.totp_pending_secret else u.totp_secret end) is not null;
     if not found then
-        return false;
+        return enclave_private.record_code_failure(caller.user_id, caller.session_id, 'auth.mfa_failed');
     end if;
-    update enclave.sessions set mfa_verified_at = now() where id = caller.session_id;
+    update enclave.sessions set mfa_verified_at = now(), mfa_failures = 0 where id = caller.session_id;
     perform enclave_private.append_audit_event(
         '00000000-0000-0000-0000-000000000000'::uuid, caller.user_id, 'user', caller.session_id,
         case when enrolling then 'auth.mfa_enrolled' else 'auth.mfa_verified' end, 'session', caller.session_id::text,
         'ok', null, null, null, null, '{}');
-    return true;
+    return 'ok';
 end
 $$;
 revoke all on function enclave_private.complete_mfa(bigint,boolean) from public;
+
+-- An operator clears a user's code lock (after checking with the person): the failures are
+-- forgotten and the clearing is audited.
+create or replace function enclave_private.unlock_mfa(email text)
+returns uuid
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    person uuid;
+begin
+    perform enclave_private.require_operator();
+    select u.id into person from enclave.users u where lower(u.email) = lower(unlock_mfa.email);
+    if person is null then
+        raise exception 'unknown_user' using errcode = '22023';
+    end if;
+    update enclave.users set mfa_locked_at = null where id = person;
+    delete from enclave.login_failures where subject in ('mfa-day:' || person, 'mfa-backoff:' || person);
+    perform enclave_private.append_audit_event(
+        '00000000-0000-0000-0000-000000000000'::uuid, null, 'operator', null, 'auth.mfa_unlocked', 'user', person::text,
+        'ok', null, null, null, null, '{}'::jsonb);
+    return person;
+end
+$$;
+revoke all on function enclave_private.unlock_mfa(text) from public;
+grant execute on function enclave_private.unlock_mfa(text) to enclave_maint;
 
 -- A password change ends every session of the user (the service logs in again afterwards).
 create or replace function enclave_private.change_password(derived_key bytea, new_phc text, new_verifier bytea)

@@ -42,6 +42,7 @@ enum DatabaseRefusal: String, CaseIterable, Sendable {
     case retentionInvalid = "retention_invalid"
     case alertsNeedOwnerOrAdmin = "alerts_need_owner_or_admin"
     case auditRetentionTooYoung = "audit_retention_too_young"
+    case unknownUser = "unknown_user"
 
     /// The refusal as the person who asked sees it. `detail` is the database's DETAIL, where
     /// the code has one (an agreement's status; never data).
@@ -86,6 +87,7 @@ enum DatabaseRefusal: String, CaseIterable, Sendable {
         case .agencyAuditNeedsAgencyAdmin:
             AccessError(.forbidden, "only an admin of the agency may read its audit events")
         case .unknownTrackingSource: AccessError(.forbidden, "no such tracking source for this practice")
+        case .unknownUser: AccessError(.notFound, "no such user")
         case .webhooksNeedPracticeOwner:
             AccessError(.forbidden, "only an owner of the practice may add or remove webhook endpoints")
         case .webhookURLInvalid: AccessError(.invalidInput, "the endpoint must be an absolute http(s) URL")

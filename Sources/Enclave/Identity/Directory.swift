@@ -98,6 +98,14 @@ public struct Directory: Sendable {
     }
 
     /// Disables a user: every session ends now, and no sign-in succeeds.
+    /// Clears a user's code lock (set after too many wrong one-time codes) and forgets the
+    /// failures; the database audits it (`auth.mfa_unlocked`).
+    public func unlockCodes(email: String) async throws {
+        _ = try await mappingAccessErrors {
+            try await pool.query("select enclave_private.unlock_mfa($1)", [email])
+        }
+    }
+
     public func disable(user: UUID) async throws {
         try await pool.withTransaction { transaction in
             let updated = try await transaction.execute(

@@ -167,11 +167,9 @@ public struct IdentityService: Sendable {
             }
             let totp = try TOTP(
                 secret: try await unwrapSecret(wrapped, user: try secretRow.decode(UUID.self, "user_id")))
-            guard let code, let matched = try totp.matchingStep(for: code, at: date, window: policy.totpWindow)
-            else {
-                throw AccessError(.invalidCredentials, "wrong password or code")
-            }
-            let step = Int64(matched)
+            // A code that matches no step goes to the database too, which counts it (NULL).
+            let step = try code.flatMap { try totp.matchingStep(for: $0, at: date, window: policy.totpWindow) }
+                .map(Int64.init)
             let parameters = try await transaction.query(
                 "select enclave_private.reauth_parameters() as parameters"
             ).first?.decode(String?.self, "parameters")
@@ -183,7 +181,7 @@ public struct IdentityService: Sendable {
         switch outcome {
         case "ok": return newToken
         case "throttled": throw AccessError(.throttled, "too many failed attempts; try again later")
-        default: throw AccessError(.invalidCredentials, "wrong password or code")
+        default: throw Self.codeRefusal(outcome, invalid: "wrong password or code", at: date)
         }
     }
 
@@ -299,8 +297,23 @@ public struct IdentityService: Sendable {
         }
     }
 
+    /// Why a code was refused, as the database said: wrong (`invalid`), too many wrong codes in
+    /// this session (`ended`: sign in again), too many for the user lately (`throttled`), or so
+    /// many that an operator must unlock the user (`locked`).
+    static func codeRefusal(_ outcome: String, invalid: String, at date: Date) -> AccessError {
+        switch outcome {
+        case "ended": AccessError(.unauthenticated, "too many wrong codes: sign in again")
+        case "throttled":
+            AccessError(
+                .throttled, "too many wrong codes; try again in 15 minutes",
+                retryAfter: date.addingTimeInterval(15 * 60))
+        case "locked": AccessError(.throttled, "too many wrong codes: ask an operator to unlock your account")
+        default: AccessError(.invalidCredentials, invalid)
+        }
+    }
+
     private func checkCode(_ token: SessionToken, code: String, pending: Bool, at date: Date) async throws {
-        let accepted = try await withAuthSession(token) { transaction in
+        let outcome = try await withAuthSession(token) { transaction in
             let row = try await transaction.query(
                 "select user_id, secret from enclave_private.mfa_secret($1)", [pending]
             ).first
@@ -308,12 +321,15 @@ public struct IdentityService: Sendable {
                 throw AccessError(.conflict, pending ? "start MFA enrollment first" : "MFA is not set up for this user")
             }
             let totp = try TOTP(secret: try await unwrapSecret(wrapped, user: try row.decode(UUID.self, "user_id")))
-            guard let step = try totp.matchingStep(for: code, at: date, window: policy.totpWindow) else { return false }
+            // A code that matches no step is sent as NULL: the database counts every failure.
+            let step = try totp.matchingStep(for: code, at: date, window: policy.totpWindow).map(Int64.init)
             return try await transaction.query(
-                "select enclave_private.complete_mfa($1, $2) as accepted", [Int64(step), pending]
-            ).first?.decode(Bool.self, "accepted") ?? false
+                "select enclave_private.complete_mfa($1, $2) as outcome", [step, pending]
+            ).first?.decode(String.self, "outcome") ?? "invalid"
         }
-        guard accepted else { throw AccessError(.invalidCredentials, "wrong or already used code") }
+        guard outcome == "ok" else {
+            throw Self.codeRefusal(outcome, invalid: "wrong or already used code", at: date)
+        }
     }
 
     static func totpContext(_ userID: UUID) -> KeyWrapContext {

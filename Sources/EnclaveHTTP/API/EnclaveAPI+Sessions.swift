@@ -20,6 +20,7 @@ extension EnclaveAPI {
         guard case .json(let body) = input.body else { throw Problem(.unsupportedMediaType, "send application/json") }
         return try await Self.respond(declaring: [
             400: { .badRequest($0) }, 401: { .unauthorized($0) }, 409: { .conflict($0) },
+            429: { .tooManyRequests($0) },
         ]) {
             try await identity.verifyMFA(try token(), code: body.code)
             return .noContent(.init())

@@ -58,6 +58,10 @@ public struct EnclaveAPI: APIProtocol {
         } catch {
             let problem = Problem(error)
             guard let respond = responses[Int(problem.status.code)] else { throw error }
+            if let refusal = error as? AccessError, let after = refusal.retryAfter {
+                RequestValues.current.outcome.set(
+                    header: "Retry-After", String(max(1, Int(after.timeIntervalSinceNow.rounded(.up)))))
+            }
             return respond(
                 .init(
                     body: .application_problem_plus_json(
