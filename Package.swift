@@ -133,7 +133,8 @@ let package = Package(
         .target(
             name: "EnclaveHTTPTestSupport",
             dependencies: [
-                "Enclave", "EnclaveHTTP", "EnclaveAPIClient", "EnclaveTestSupport", "Postgres", "Sealing",
+                "Enclave", "EnclaveHTTP", "EnclaveConsole", "EnclaveAPIClient", "EnclaveTestSupport", "Postgres",
+                "Sealing",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),

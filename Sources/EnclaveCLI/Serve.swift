@@ -31,6 +31,12 @@ extension EnclaveCommand {
         @Option(help: "Address of the metrics listener (plain HTTP; keep it off public networks).")
         var metricsHost: String = "127.0.0.1"
         @Option(help: "Port of the metrics listener (GET /metrics, Prometheus text).") var metricsPort: Int = 9464
+        @Option(
+            name: .customLong("trusted-proxy"), parsing: .upToNextOption,
+            help:
+                "Address blocks (CIDR) of reverse proxies whose X-Forwarded-For names the client; anyone else's is ignored."
+        )
+        var trustedProxies: [String] = []
 
         func validate() throws {
             guard (60...3600).contains(idleTimeout) else {
@@ -40,6 +46,9 @@ extension EnclaveCommand {
                 guard let parsed = URL(string: url), parsed.scheme == "https", parsed.host != nil,
                     parsed.query == nil, parsed.path.isEmpty || parsed.path == "/"
                 else { throw ValidationError("the public URL is https://host[:port], with no path: \(url)") }
+            }
+            for block in trustedProxies where EgressPolicy.Block(block) == nil {
+                throw ValidationError("--trusted-proxy \(block) is not an address or a CIDR block")
             }
             if !insecureHTTP, tlsCert == nil || tlsKey == nil {
                 throw ValidationError("give --tls-cert and --tls-key (or --insecure-http on loopback)")
@@ -60,7 +69,8 @@ extension EnclaveCommand {
                     api: api,
                     listen: .init(
                         host: host, port: port,
-                        tls: insecureHTTP ? nil : tlsCert.flatMap { cert in tlsKey.map { (cert, $0) } }),
+                        tls: insecureHTTP ? nil : tlsCert.flatMap { cert in tlsKey.map { (cert, $0) } },
+                        trustedProxies: trustedProxies.compactMap(EgressPolicy.Block.init)),
                     console: try await Console.load(services: services),
                     onRunning: { port in printNow("serving on \(insecureHTTP ? "http" : "https")://\(host):\(port)") })
                 let metrics = EnclaveServer.metricsApplication(

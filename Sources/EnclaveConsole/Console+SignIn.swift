@@ -25,7 +25,7 @@ extension Console {
         else { return forbiddenForm() }
         do {
             let login = try await services.identity.login(
-                email: form.email, password: form.password, client: client(request))
+                email: form.email, password: form.password, client: client())
             var response = ConsoleAssets.redirect(login.mfaEnrolled ? "/sign-in/code" : "/enroll")
             response.setCookie(ConsoleSecurity.cookie(ConsoleSecurity.sessionCookie, login.token.value))
             return response

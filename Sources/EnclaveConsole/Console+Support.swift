@@ -162,12 +162,8 @@ extension Console {
 
     func id(_ uuid: UUID) -> String { uuid.uuidString.lowercased() }
 
-    func client(_ request: Request) -> ClientInfo {
-        ClientInfo(userAgent: request.headers[.userAgent])
-    }
-
     func requestContext(_ request: Request) -> Enclave.RequestContext {
-        Enclave.RequestContext(client: client(request))
+        Enclave.RequestContext(client: client())
     }
 
     /// The bytes of lowercase or uppercase hex digits, or nil.

@@ -13,6 +13,8 @@ import Sealing
 public struct Console: Sendable {
     let services: EnclaveServices
     let assets: ConsoleAssets
+    /// Who the request in progress comes from (set by `addRoutes`).
+    private(set) var client: @Sendable () -> ClientInfo = { ClientInfo() }
 
     /// The session cookie's name, for the API's recording playback.
     public static let sessionCookieName = ConsoleSecurity.sessionCookie
@@ -21,8 +23,18 @@ public struct Console: Sendable {
         Console(services: services, assets: try await ConsoleAssets.load())
     }
 
-    /// Adds the console's routes to `router`.
-    public func addRoutes<Context: Hummingbird.RequestContext>(to router: Router<Context>) {
+    /// Adds the console's routes to `router`. `client` says who the request in progress comes
+    /// from (its address and user agent), as the host's middleware found it: sign-in throttles
+    /// and audit events key on it.
+    public func addRoutes<Context: Hummingbird.RequestContext>(
+        to router: Router<Context>, client: @escaping @Sendable () -> ClientInfo
+    ) {
+        var console = self
+        console.client = client
+        console.addRoutesWithClient(to: router)
+    }
+
+    private func addRoutesWithClient<Context: Hummingbird.RequestContext>(to router: Router<Context>) {
         router.get("/") { request, _ in
             request.cookies[ConsoleSecurity.sessionCookie] == nil
                 ? ConsoleAssets.redirect("/sign-in") : ConsoleAssets.redirect("/home")

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Enclave
 import EnclaveAPIClient
+import EnclaveConsole
 import EnclaveHTTP
 import EnclaveTestSupport
 import Foundation
@@ -50,7 +51,9 @@ public struct LiveServer: Sendable {
         }
     }
 
-    public static func with(_ body: (LiveServer) async throws -> Void) async throws {
+    /// A server over a new database, with the console mounted; `trustedProxies` as
+    /// `serve --trusted-proxy` takes them.
+    public static func with(trustedProxies: [String] = [], _ body: (LiveServer) async throws -> Void) async throws {
         try await ScratchDatabase.migrated { database in
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
                 "enclave-https-\(UUID().uuidString)"
@@ -94,7 +97,10 @@ public struct LiveServer: Sendable {
             let port = Locked<Int>(0)
             let server = try EnclaveServer.application(
                 api: api,
-                listen: .init(host: "127.0.0.1", port: 0, tls: ("\(directory)/cert.pem", "\(directory)/key.pem")),
+                listen: .init(
+                    host: "127.0.0.1", port: 0, tls: ("\(directory)/cert.pem", "\(directory)/key.pem"),
+                    trustedProxies: trustedProxies.compactMap(EgressPolicy.Block.init)),
+                console: try await Console.load(services: services),
                 onRunning: { bound in port.withLock { $0 = bound } })
             let metricsPort = Locked<Int>(0)
             let metricsServer = EnclaveServer.metricsApplication(
@@ -231,6 +237,8 @@ enum Exchanges {
 
     static func record(method: String, path: String, reply: LiveServer.Reply) {
         guard let file = ProcessInfo.processInfo.environment["ENCLAVE_HTTP_EXCHANGES"], !file.isEmpty else { return }
+        // The spec covers the API; the console's pages are checked in the browser.
+        guard path.hasPrefix("/v1/") || path == "/healthz" || path == "/readyz" else { return }
         var headers: [String: String] = [:]
         for name in ["Content-Range", "Accept-Ranges", "Content-Length"] { headers[name] = reply.header(name) }
         let contentType = reply.header("Content-Type") ?? ""

@@ -135,7 +135,8 @@ $$;
 revoke all on function enclave_private.locked_until(text,integer,interval) from public;
 
 -- Password login. Throttled per email (5 failures in 15 minutes) and per client address (20),
--- whether or not the email exists; the answer never says which.
+-- whether or not the email exists; the answer never says which. A request without an address
+-- is throttled per email only.
 create or replace function enclave_private.login(
     email text, derived_key bytea, new_token text, client_ip inet, user_agent text,
     idle_timeout interval, absolute_timeout interval
@@ -145,7 +146,9 @@ language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
 as $$
 declare
     account_subject text := 'email:' || lower(login.email);
-    address_subject text := 'ip:' || coalesce(host(client_ip), 'unknown');
+    -- No address, no address bucket: a shared 'unknown' bucket would let one stranger lock everyone
+    -- out whose address the service did not know (the console once sent none).
+    address_subject text := 'ip:' || host(client_ip);
     locked timestamptz;
     person record;
     new_session uuid;
@@ -169,7 +172,9 @@ begin
     if not found or person.password_verifier is null or person.disabled_at is not null
         or sha256(derived_key) <> person.password_verifier then
         perform enclave_private.record_failure(account_subject, 5, interval '15 minutes');
-        perform enclave_private.record_failure(address_subject, 20, interval '15 minutes');
+        if address_subject is not null then
+            perform enclave_private.record_failure(address_subject, 20, interval '15 minutes');
+        end if;
         perform enclave_private.append_audit_event(
             '00000000-0000-0000-0000-000000000000'::uuid, person.id, 'user', null, 'auth.login_failed', 'user', person.id::text, 'denied',
             case when person.id is null then 'unknown account' when person.disabled_at is not null then 'disabled' else 'wrong password' end,

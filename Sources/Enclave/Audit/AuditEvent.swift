@@ -8,6 +8,10 @@ public enum AuditAction: String, Sendable, CaseIterable, Codable {
     case loginFailed = "auth.login_failed"
     case logout = "auth.logout"
     case mfaEnrolled = "auth.mfa_enrolled"
+    /// A wrong one-time code (counted by the database; see complete_mfa).
+    case mfaFailed = "auth.mfa_failed"
+    /// An operator cleared a user's code lock.
+    case mfaUnlocked = "auth.mfa_unlocked"
     case mfaVerified = "auth.mfa_verified"
     case reauthenticated = "auth.reauth"
     case passwordChanged = "auth.password_changed"

@@ -4,11 +4,17 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 
-/// Sets `RequestValues` for everything inside it: the bearer token (or, for a recording's GET
-/// only, the console's session cookie), the request id, the client's address and user agent, and
-/// the target and Host a provider's signature covers. Answers with the request id.
+/// Sets `RequestValues` for everything inside it (the API and the console): the bearer token
+/// (or, for a recording's GET only, the console's session cookie), the request id, the client's
+/// address and user agent, and the target and Host a provider's signature covers. Answers with
+/// the request id.
+///
+/// The client's address is the peer's, unless the peer is one of `trustedProxies`: then it is the
+/// last address of `X-Forwarded-For` that is not itself a trusted proxy. Anyone else's
+/// `X-Forwarded-For` is ignored, so a client cannot choose its own address.
 struct RequestContextMiddleware: RouterMiddleware {
     typealias Context = EnclaveRequestContext
+    let trustedProxies: [EgressPolicy.Block]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
@@ -29,11 +35,28 @@ struct RequestContextMiddleware: RouterMiddleware {
         values.context.requestID =
             request.headers[.requestID].map { String($0.prefix(100)) } ?? UUID().uuidString.lowercased()
         values.context.client = ClientInfo(
-            address: context.remoteAddress?.ipAddress,
+            address: Self.clientAddress(
+                peer: context.remoteAddress?.ipAddress, forwardedFor: request.headers[values: .xForwardedFor],
+                trusting: trustedProxies),
             userAgent: request.headers[.userAgent].map { String($0.prefix(300)) })
         var response = try await RequestValues.$current.withValue(values) { try await next(request, context) }
         response.headers[.requestID] = values.context.requestID
         return response
+    }
+
+    /// The client's address: the peer's, or behind trusted proxies the last forwarded address
+    /// that is not a trusted proxy (a proxy appends the address it received the request from).
+    static func clientAddress(peer: String?, forwardedFor: [String], trusting proxies: [EgressPolicy.Block])
+        -> String?
+    {
+        guard let peer, let address = EgressPolicy.IPAddress(peer), proxies.contains(where: { $0.contains(address) })
+        else { return peer }
+        let hops = forwardedFor.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
+        for hop in hops.reversed() {
+            guard let forwarded = EgressPolicy.IPAddress(hop) else { return peer }
+            if !proxies.contains(where: { $0.contains(forwarded) }) { return forwarded.description }
+        }
+        return peer
     }
 
     /// `/v1/practices/{id}/leads/{id}/recording`.

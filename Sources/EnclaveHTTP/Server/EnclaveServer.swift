@@ -16,11 +16,17 @@ public enum EnclaveServer {
         public var port: Int
         /// PEM certificate chain and private key; nil means plain HTTP.
         public var tls: (certificate: String, key: String)?
+        /// The proxies whose `X-Forwarded-For` names the client (anyone else's is ignored).
+        public var trustedProxies: [EgressPolicy.Block]
 
-        public init(host: String = "127.0.0.1", port: Int = 8443, tls: (certificate: String, key: String)?) {
+        public init(
+            host: String = "127.0.0.1", port: Int = 8443, tls: (certificate: String, key: String)?,
+            trustedProxies: [EgressPolicy.Block] = []
+        ) {
             self.host = host
             self.port = port
             self.tls = tls
+            self.trustedProxies = trustedProxies
         }
     }
 
@@ -37,7 +43,7 @@ public enum EnclaveServer {
         let router = Router(context: EnclaveRequestContext.self)
         let routes = RouteTable()
         // Outermost first: each middleware does one job (Middleware/).
-        router.add(middleware: RequestContextMiddleware())
+        router.add(middleware: RequestContextMiddleware(trustedProxies: listen.trustedProxies))
         router.add(middleware: AccessLogMiddleware())
         router.add(middleware: MetricsMiddleware(metrics: api.metrics))
         router.add(middleware: SecurityHeadersMiddleware())
@@ -48,7 +54,8 @@ public enum EnclaveServer {
             on: router,
             configuration: .init(
                 dateTranscoder: RFC3339DateTranscoder(), jsonEncodingOptions: [.sortedKeys, .withoutEscapingSlashes]))
-        console?.addRoutes(to: router)
+        // The console's pages learn who the client is from the same middleware as the API.
+        console?.addRoutes(to: router, client: { RequestValues.current.context.client })
         routes.load(router.routes.map { (path: $0.path.description, method: $0.method.rawValue) })
         let server: HTTPServerBuilder
         if let tls = listen.tls {
