@@ -31,6 +31,11 @@ extension Console {
             return response
         } catch let error as AccessError where error.code == .throttled {
             return signInPage(request, error: "Too many failed sign-ins. Try again later.", status: .tooManyRequests)
+        } catch is PasswordWork.Busy {
+            var response = signInPage(
+                request, error: "The service is busy. Try again in a few seconds.", status: .serviceUnavailable)
+            response.headers[.retryAfter] = "5"
+            return response
         } catch is AccessError {
             return signInPage(request, error: "Wrong email or password.", status: .unauthorized)
         }

@@ -134,6 +134,20 @@ as $$
 $$;
 revoke all on function enclave_private.locked_until(text,integer,interval) from public;
 
+-- When a sign-in for `email` from `client_ip` may be tried again, or NULL if neither is throttled:
+-- the service asks before it hashes the password, so a throttled flood costs no scrypt. (The
+-- login function checks again, in its own transaction.)
+create or replace function enclave_private.login_throttled(email text, client_ip inet)
+returns timestamptz
+language sql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+    select greatest(
+        enclave_private.locked_until('email:' || lower(login_throttled.email), 5, interval '15 minutes'),
+        enclave_private.locked_until('ip:' || host(login_throttled.client_ip), 20, interval '15 minutes'))
+$$;
+revoke all on function enclave_private.login_throttled(text, inet) from public;
+grant execute on function enclave_private.login_throttled(text, inet) to enclave_app;
+
 -- Password login. Throttled per email (5 failures in 15 minutes) and per client address (20),
 -- whether or not the email exists; the answer never says which. A request without an address
 -- is throttled per email only.

@@ -17,15 +17,19 @@ public struct EnclaveServices: Sendable {
         public var identity: IdentityService.Policy
         /// The clock signatures and codes are checked against.
         public var clock: @Sendable () -> Date
+        /// Password derivations at once (default: the machine's cores); past it, 503.
+        public var passwordWork: Int
 
         public init(
             connections: Int = 10, authConnections: Int = 2, identity: IdentityService.Policy = .init(),
-            clock: @escaping @Sendable () -> Date = Date.init
+            clock: @escaping @Sendable () -> Date = Date.init,
+            passwordWork: Int = ProcessInfo.processInfo.activeProcessorCount
         ) {
             self.connections = connections
             self.authConnections = authConnections
             self.identity = identity
             self.clock = clock
+            self.passwordWork = passwordWork
         }
     }
 
@@ -72,7 +76,7 @@ public struct EnclaveServices: Sendable {
         keys = TenantKeyStore(provider: masterKeys)
         identity = IdentityService(
             pool: pool, authPool: authPool, masterKeys: masterKeys, masterKeyVersion: masterKeyVersion,
-            policy: options.identity)
+            policy: options.identity, passwordWork: PasswordWork(limit: options.passwordWork))
         access = PracticeAccess(pool: pool)
         agreements = AgreementService(identity: identity)
         sources = TrackingSources(access: access, masterKeys: masterKeys, masterKeyVersion: masterKeyVersion)

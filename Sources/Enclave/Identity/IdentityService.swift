@@ -61,16 +61,19 @@ public struct IdentityService: Sendable {
     public let masterKeys: any MasterKeyProvider
     public let masterKeyVersion: UInt32
     public let policy: Policy
+    /// Every password derivation goes through it: bounded, off the cooperative pool.
+    public let passwordWork: PasswordWork
 
     public init(
         pool: ConnectionPool, authPool: ConnectionPool, masterKeys: any MasterKeyProvider, masterKeyVersion: UInt32,
-        policy: Policy = Policy()
+        policy: Policy = Policy(), passwordWork: PasswordWork = PasswordWork()
     ) {
         self.pool = pool
         self.authPool = authPool
         self.masterKeys = masterKeys
         self.masterKeyVersion = masterKeyVersion
         self.policy = policy
+        self.passwordWork = passwordWork
     }
 
     var hasher: PasswordHasher { PasswordHasher(cost: policy.passwordCost) }
@@ -84,11 +87,19 @@ public struct IdentityService: Sendable {
             throw AccessError(.invalidCredentials, "wrong email or password")
         }
         let token = try SessionToken.generate()
-        let parameters = try await pool.query(
-            "select enclave_private.login_parameters($1, $2) as parameters", [email, hasher.defaultParameters]
-        ).first?.decode(String.self, "parameters")
+        // The throttles first: a throttled attempt costs no scrypt.
+        let before = try await pool.query(
+            """
+            select enclave_private.login_parameters($1, $2) as parameters,
+                   enclave_private.login_throttled($1, $3::text::inet) as until
+            """, [email, hasher.defaultParameters, client.address]
+        ).first
+        if let until = try before?.decode(Date?.self, "until") {
+            throw AccessError(.throttled, "too many failed sign-ins; try again later", retryAfter: until)
+        }
+        let parameters = try before?.decode(String?.self, "parameters")
         // Derived for unknown emails too, so that the time taken does not tell.
-        let key = try PasswordHasher.deriveKey(password, parameters: parameters ?? hasher.defaultParameters)
+        let key = try await passwordWork.deriveKey(password, parameters: parameters ?? hasher.defaultParameters)
         let row = try await pool.withTransaction { transaction in
             try await transaction.query(
                 """
@@ -173,7 +184,7 @@ public struct IdentityService: Sendable {
             let parameters = try await transaction.query(
                 "select enclave_private.reauth_parameters() as parameters"
             ).first?.decode(String?.self, "parameters")
-            let key = try PasswordHasher.deriveKey(password, parameters: parameters ?? hasher.defaultParameters)
+            let key = try await passwordWork.deriveKey(password, parameters: parameters ?? hasher.defaultParameters)
             return try await transaction.query(
                 "select enclave_private.reauthenticate($1, $2, $3) as outcome", [key, step, newToken.value]
             ).first?.decode(String.self, "outcome") ?? "invalid"
@@ -227,9 +238,9 @@ public struct IdentityService: Sendable {
             let parameters = try await transaction.query(
                 "select enclave_private.login_parameters($1, $2) as parameters", [email, hasher.defaultParameters]
             ).first?.decode(String.self, "parameters")
-            let oldKey = try PasswordHasher.deriveKey(current, parameters: parameters ?? hasher.defaultParameters)
+            let oldKey = try await passwordWork.deriveKey(current, parameters: parameters ?? hasher.defaultParameters)
             let newParameters = try hasher.newParameters()
-            let newKey = try PasswordHasher.deriveKey(new, parameters: newParameters)
+            let newKey = try await passwordWork.deriveKey(new, parameters: newParameters)
             return try await transaction.query(
                 "select enclave_private.change_password($1, $2, $3) as changed",
                 [oldKey, newParameters, PasswordHasher.storedKey(for: newKey)]
