@@ -28,6 +28,8 @@ extension Console {
                             "scope": hold.wholePractice ? "the whole practice" : "\(hold.leads) leads",
                             "reason": hold.reason, "by": hold.placedBy, "at": Self.format(hold.placedAt),
                             "active": hold.releasedAt == nil,
+                            // Only an operator releases an operator's hold.
+                            "releasable": hold.releasedAt == nil && hold.placedBy != "operator",
                         ] as [String: Any]
                     },
                     "recordingsDays": days(settings.recordingsDays), "transcriptsDays": days(settings.transcriptsDays),
@@ -149,13 +151,27 @@ extension Console {
         }
     }
 
+    struct ReleaseForm: Decodable {
+        let csrf: String
+        let password: String?
+        let code: String?
+    }
+
+    /// Releasing a hold lets PHI be deleted: it asks for the password and a code first.
     func releaseHold<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async throws
         -> Response
     {
-        try await withForm(request, context) { (_: CSRFForm, token) in
+        try await withForm(request, context) { (form: ReleaseForm, token) in
             let practice = try uuid(context.parameters.get("practice"))
-            try await services.compliance.releaseHold(token, id: try uuid(context.parameters.get("hold")))
-            return ConsoleAssets.redirect("/practices/\(id(practice))/compliance")
+            let hold = try uuid(context.parameters.get("hold"))
+            return try await sensitive(
+                request, token, form.password, form.code,
+                action: "/practices/\(id(practice))/holds/\(id(hold))/release", what: "release this legal hold",
+                hidden: []
+            ) { fresh in
+                try await services.compliance.releaseHold(fresh, id: hold)
+                return ConsoleAssets.redirect("/practices/\(id(practice))/compliance")
+            }
         }
     }
 

@@ -372,6 +372,10 @@ begin
     if cardinality(fields) = 0 or not fields <@ array['caller_number', 'caller_name', 'transcript', 'form_fields', 'page_url', 'recording'] then
         raise exception 'invalid redaction fields' using errcode = '22023';
     end if;
+    -- A held lead keeps its PHI until the hold is released.
+    if enclave_private.lead_held(practice, lead) then
+        raise exception 'lead_under_legal_hold' using errcode = '55000';
+    end if;
     update enclave.leads set
         caller_number = case when 'caller_number' = any (fields) then null else caller_number end,
         caller_index = case when 'caller_number' = any (fields) then null else caller_index end,

@@ -97,6 +97,19 @@ $$;
 revoke all on function enclave_private.place_legal_hold(uuid, uuid[], text) from public;
 grant execute on function enclave_private.place_legal_hold(uuid, uuid[], text) to enclave_app, enclave_maint;
 
+-- Whether a lead of `practice` is under an active legal hold (of the whole practice, or naming it):
+-- redaction and offboarding refuse it, the purge skips it.
+create or replace function enclave_private.lead_held(practice uuid, lead uuid)
+returns boolean
+language sql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+    select exists (select from enclave.legal_holds h where h.practice_id = practice and h.released_at is null
+                   and (h.lead_ids is null or lead = any (h.lead_ids)))
+$$;
+revoke all on function enclave_private.lead_held(uuid, uuid) from public;
+
+-- Releases a hold: an owner freshly re-authenticated (a release lets PHI be deleted), or an
+-- operator; a hold an operator placed only an operator may release.
 create or replace function enclave_private.release_legal_hold(hold uuid)
 returns boolean
 language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
@@ -106,13 +119,17 @@ declare
     person uuid;
     sess uuid;
     practice uuid;
+    placer uuid;
 begin
-    select h.practice_id into practice from enclave.legal_holds h where h.id = hold;
+    select h.practice_id, h.placed_by into practice, placer from enclave.legal_holds h where h.id = hold;
     if practice is null then
         raise exception 'legal_hold_invalid' using errcode = '22023';
     end if;
     if session_user <> 'enclave_maint' then
-        caller := enclave_private.require_practice_owner(practice, false, 'compliance_needs_practice_owner');
+        caller := enclave_private.require_practice_owner(practice, true, 'compliance_needs_practice_owner');
+        if placer is null then
+            raise exception 'legal_hold_needs_operator' using errcode = '42501';
+        end if;
         person := caller.user_id;
         sess := caller.session_id;
     end if;

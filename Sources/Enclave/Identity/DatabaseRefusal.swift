@@ -39,6 +39,8 @@ enum DatabaseRefusal: String, CaseIterable, Sendable {
     case complianceSettingsInvalid = "compliance_settings_invalid"
     case legalHoldInvalid = "legal_hold_invalid"
     case legalHoldActive = "legal_hold_active"
+    case leadUnderLegalHold = "lead_under_legal_hold"
+    case legalHoldNeedsOperator = "legal_hold_needs_operator"
     case retentionInvalid = "retention_invalid"
     case alertsNeedOwnerOrAdmin = "alerts_need_owner_or_admin"
     case auditRetentionTooYoung = "audit_retention_too_young"
@@ -110,6 +112,10 @@ enum DatabaseRefusal: String, CaseIterable, Sendable {
                 .invalidInput, "a legal hold needs a reason of 3 to 500 characters and a practice that still exists")
         case .legalHoldActive:
             AccessError(.conflict, "the practice is under a legal hold: release it before offboarding")
+        case .leadUnderLegalHold:
+            AccessError(.conflict, "the lead is under a legal hold: its PHI stays until the hold is released")
+        case .legalHoldNeedsOperator:
+            AccessError(.forbidden, "an operator placed this hold: only an operator may release it")
         case .retentionInvalid:
             AccessError(.invalidInput, "the purge needs a practice in context and a clock not ahead of the database's")
         case .alertsNeedOwnerOrAdmin:
