@@ -51,9 +51,59 @@ language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
 as $$
 begin
     perform enclave_private.require_operator();
+    -- Its pool numbers and web properties go back: they would attribute calls to a closed practice.
+    delete from enclave_private.number_directory d where d.practice_id = practice;
+    delete from enclave_private.web_properties w where w.practice_id = practice;
     update enclave.practices set status = 'offboarded', offboarded_at = now() where id = practice;
 end
 $$;
+
+-- Deletes every row of the practice of the maintenance context from every tenant table (every
+-- table of schema enclave with a tenant_id column, read from the catalog, so that a new table is
+-- never forgotten), children before the tables they reference; the audit trail stays (it is kept
+-- past offboarding). Returns each table's count. For offboarding, after the keys are destroyed.
+create or replace function enclave_private.erase_tenant_rows(practice uuid)
+returns table (table_name text, deleted bigint)
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    target record;
+    n bigint;
+begin
+    perform enclave_private.require_operator();
+    if practice is distinct from enclave_private.maintenance_tenant() then
+        raise exception 'operators_only' using errcode = '42501';
+    end if;
+    for target in
+        with recursive tenant_tables as (
+            select c.oid, c.relname from pg_class c
+            join pg_namespace ns on ns.oid = c.relnamespace
+            join pg_attribute a on a.attrelid = c.oid and a.attname = 'tenant_id' and not a.attisdropped
+            where ns.nspname = 'enclave' and c.relkind = 'r' and c.relname <> 'audit_events'
+        ),
+        depth (oid, level) as (
+            select t.oid, 0 from tenant_tables t
+            union all
+            -- A table that references another is deleted before it (a deeper level first).
+            select f.conrelid, d.level + 1 from depth d
+            join pg_constraint f on f.confrelid = d.oid and f.contype = 'f' and f.conrelid <> d.oid
+            join tenant_tables t on t.oid = f.conrelid
+            where d.level < 20
+        )
+        select t.relname, max(d.level) as level from tenant_tables t join depth d on d.oid = t.oid
+        group by t.relname order by 2 desc, 1
+    loop
+        -- The table name comes from the catalog, quoted by format's %I.
+        execute format('delete from enclave.%I where tenant_id = $1', target.relname) using practice;
+        get diagnostics n = row_count;
+        table_name := target.relname;
+        deleted := n;
+        return next;
+    end loop;
+end
+$$;
+revoke all on function enclave_private.erase_tenant_rows(uuid) from public;
+grant execute on function enclave_private.erase_tenant_rows(uuid) to enclave_maint;
 revoke all on function enclave_private.finish_offboarding(uuid) from public;
 grant execute on function enclave_private.finish_offboarding(uuid) to enclave_maint;
 

@@ -70,15 +70,14 @@ public struct Offboarding: Sendable {
                 "select distinct kek_version from enclave.tenant_keys where tenant_id = $1 and state <> 'destroyed' order by 1",
                 [practice]
             ).map { UInt32(try $0.decode(Int32.self, "kek_version")) }
-            try await transaction.query("delete from enclave.recordings where tenant_id = $1", [practice])
-            let deleted = try await transaction.execute("delete from enclave.leads where tenant_id = $1", [practice])
-            for table in [
-                "enclave.ingest_replays", "enclave.outbox", "enclave.webhook_endpoints", "enclave.tracking_sources",
-            ] {
-                // Table names are fixed here, never input.
-                try await transaction.query("delete from \(table) where tenant_id = $1", [practice])
-            }
             let destroyed = try await store.destroyAll(practice, in: transaction)
+            // Every row of every tenant table (the catalog says which), the keys' included; the
+            // audit trail stays.
+            let erased = try await transaction.query(
+                "select table_name, deleted from enclave_private.erase_tenant_rows($1)", [practice])
+            let deleted =
+                try erased.first { try $0.decode(String.self, "table_name") == "leads" }
+                .map { Int(try $0.decode(Int64.self, "deleted")) } ?? 0
             try await transaction.audit(
                 AuditEvent(
                     tenant: practice, action: .tenantOffboarded, objectType: "practice",
