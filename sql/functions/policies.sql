@@ -22,7 +22,7 @@ declare
     command text;
     maintenance constant text := '(tenant_id = (select enclave_private.reachable_tenant(''maintenance'')))';
     caller constant text := '(tenant_id = (select enclave_private.caller_tenant()))';
-    predicate text;
+    grantee record;
 begin
     for policy in
         select p.schemaname, p.tablename, p.policyname from pg_policies p
@@ -55,24 +55,24 @@ begin
                 'using (tenant_id = (select enclave_private.reachable_tenant(%L)))',
                 spec.table_name, spec.read_scope);
         end if;
+        -- Per command, for the maintenance role and for the owner's definer functions.
         foreach command in array array['select', 'insert', 'update', 'delete'] loop
-            execute format(
-                'create policy maint_%s on enclave.%I for %s to enclave_maint %s',
-                command, spec.table_name, command,
-                case command
-                    when 'insert' then 'with check ' || maintenance
-                    when 'update' then 'using ' || maintenance || ' with check ' || maintenance
-                    else 'using ' || maintenance
-                end);
-            predicate := case when command = any (spec.owner_every_tenant) then '(true)' else caller end;
-            execute format(
-                'create policy owner_%s on enclave.%I for %s to enclave_owner %s',
-                command, spec.table_name, command,
-                case command
-                    when 'insert' then 'with check ' || predicate
-                    when 'update' then 'using ' || predicate || ' with check ' || predicate
-                    else 'using ' || predicate
-                end);
+            for grantee in
+                select * from (values
+                    ('maint', 'enclave_maint', maintenance),
+                    ('owner', 'enclave_owner',
+                     case when command = any (spec.owner_every_tenant) then '(true)' else caller end)
+                ) as g (prefix, role_name, predicate)
+            loop
+                execute format(
+                    'create policy %s_%s on enclave.%I for %s to %I %s',
+                    grantee.prefix, command, spec.table_name, command, grantee.role_name,
+                    case command
+                        when 'insert' then 'with check ' || grantee.predicate
+                        when 'update' then 'using ' || grantee.predicate || ' with check ' || grantee.predicate
+                        else 'using ' || grantee.predicate
+                    end);
+            end loop;
         end loop;
     end loop;
 end
