@@ -108,3 +108,27 @@ struct OffboardingTests {
         }
     }
 }
+
+@Suite("Operators' tools that open PHI are audited")
+struct ReadabilityAuditTests {
+    @Test("enclave tenants readable records a phi.read in each practice it opened, with what it opened")
+    func readabilityIsAudited() async throws {
+        try await IdentityFixture.with { fixture in
+            let results = try await ReadabilityCheck(keys: try await fixture.keys.keys()).run(practices: [
+                fixture.practiceA
+            ])
+            #expect(results.map(\.failure) == [nil])
+            let superuser = try await fixture.keys.database.connect()
+            defer { Task { await superuser.close() } }
+            let events = try await superuser.query(
+                """
+                select actor_kind, details ->> 'purpose' as purpose, (details ->> 'leads')::int8 as leads
+                from enclave.audit_events where tenant_id = $1 and action = 'phi.read'
+                """, [fixture.practiceA]
+            ).map {
+                "\(try $0.decode(String.self, "actor_kind")) \(try $0.decode(String.self, "purpose")) \(try $0.decode(Int64.self, "leads"))"
+            }
+            #expect(events == ["operator readability check \(results.first?.leads ?? -1)"])
+        }
+    }
+}

@@ -84,6 +84,16 @@ public struct ReadabilityCheck: Sendable {
                     }
                 }
             }
+            // Opening PHI is a read, whoever does it: recorded in the practice's chain, in this
+            // transaction (a check that cannot record itself does not run).
+            try await transaction.audit(
+                AuditEvent(
+                    tenant: practice, action: .phiRead, objectType: "practice",
+                    objectID: practice.uuidString.lowercased(),
+                    details: [
+                        "purpose": .string("readability check"), "leads": .int(leads), "fields": .int(fields),
+                        "recordings": .int(recordings),
+                    ]))
             return Result(practice: practice, leads: leads, fields: fields, recordings: recordings, failure: nil)
         }
     }
