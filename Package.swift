@@ -159,6 +159,7 @@ let package = Package(
             dependencies: [
                 "EnclaveHTTP", "EnclaveWorkers", "Enclave", "Postgres", "Sealing", "EnclaveTestSupport",
                 "EnclaveHTTPTestSupport",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 "EnclaveAPIClient",
                 .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
                 .product(name: "Hummingbird", package: "hummingbird"),

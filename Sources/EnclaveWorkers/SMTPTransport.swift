@@ -84,7 +84,12 @@ public struct SMTPTransport: MailTransport {
             // SNI takes names only; an address is checked against the certificate's IP entries.
             let isAddress = host.contains(":") || host.split(separator: ".").allSatisfy { Int($0) != nil }
             let handler = try NIOSSLClientHandler(context: context, serverHostname: isAddress ? nil : host)
-            try await channel.pipeline.addHandler(handler, position: .first).get()
+            // Anything that came in plaintext after the 220 (an attacker's injected replies) is
+            // dropped, in the same event loop turn that puts TLS in front (RFC 3207 section 4.2).
+            try await channel.eventLoop.flatSubmit {
+                replies.discardPlaintext()
+                return channel.pipeline.addHandler(handler, position: .first)
+            }.get()
             features = try await expect(hello, [250])
             secure = true
         } else if !isLoopback {
@@ -183,6 +188,17 @@ final class SMTPReplies: ChannelInboundHandler, @unchecked Sendable {
         fail(SMTPError("the SMTP connection failed (\(type(of: error)))"))
         context.close(promise: nil)
     }
+
+    /// Replies and partial lines read so far and not yet taken: dropped at STARTTLS, so that
+    /// nothing read before TLS answers a command sent after it. On the channel's event loop.
+    func discardPlaintext() {
+        buffer = ""
+        lines = []
+        ready = []
+    }
+
+    /// Replies read and not yet taken (for tests).
+    var pendingReplies: Int { ready.count }
 
     private func deliver(_ reply: Reply) {
         if waiting.isEmpty { ready.append(reply) } else { waiting.removeFirst().succeed(reply) }
