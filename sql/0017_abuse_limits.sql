@@ -15,3 +15,8 @@ insert into enclave.audit_actions (action, recorded_by) values
 -- Operators' tools that open PHI record it as a read too (`enclave tenants readable`).
 update enclave.audit_actions set recorded_by = array_append(recorded_by, 'maintenance')
 where action = 'phi.read' and not 'maintenance' = any (recorded_by);
+
+-- Pool numbers cannot be cycled: a visitor session remembers a pseudonymous key of the address it
+-- came from (SHA-256 of the property and the address), so that one address holds a bounded number
+-- of a property's pool numbers.
+alter table enclave.visitor_sessions add column client_key bytea check (length(client_key) = 32);

@@ -10,7 +10,7 @@ import Testing
 @Suite("Capture: website visitors, pool numbers and forms")
 struct WebCaptureTests {
     static let origin = "https://www.smile.test"
-    static let pool = ["+15550207001", "+15550207002"]
+    static let pool = ["+15550207001", "+15550207002", "+15550207003", "+15550207004"]
 
     struct Fixture {
         let twilio: TwilioCaptureTests.Fixture
@@ -19,12 +19,13 @@ struct WebCaptureTests {
         let formSource: UUID
         var leads: LeadsFixture { twilio.leads }
 
-        func view(_ token: String? = nil, _ parameters: [String: String] = [:], origin: String = WebCaptureTests.origin)
-            async throws -> WebCapture.View
-        {
+        func view(
+            _ token: String? = nil, _ parameters: [String: String] = [:], origin: String = WebCaptureTests.origin,
+            from address: String = "198.51.100.1"
+        ) async throws -> WebCapture.View {
             try await web.view(
                 publicKey: key, origin: origin, token: token, landingPath: "/implants?patient=x#top",
-                parameters: parameters)
+                parameters: parameters, client: address)
         }
 
         func superuser<T: Sendable>(_ sql: String, _ decode: (PostgresRows) throws -> T) async throws -> T {
@@ -52,7 +53,7 @@ struct WebCaptureTests {
     }
 
     @Test(
-        "a visitor keeps a pool number; others get free ones first, then the least recently used; other origins get 403"
+        "a visitor keeps a pool number; nobody recent loses theirs; an address holds two; other origins get 403"
     )
     func numbers() async throws {
         try await Self.with { fixture in
@@ -62,12 +63,22 @@ struct WebCaptureTests {
             #expect(try await fixture.view(first.token).token == first.token)
             let second = try await fixture.view()
             #expect(second.number != nil && second.number != first.number && second.token != first.token)
-            // The pool is spent: the least recently seen visitor's number goes to the newcomer.
-            _ = try await fixture.view(second.token)
+            // The same address again: it holds two already, so the page keeps the main number.
             let third = try await fixture.view()
-            #expect(third.number == first.number)
-            let firstAgain = try await fixture.view(first.token)
-            #expect(firstAgain.number == second.number)
+            #expect(third.number == nil && third.mainNumber == "+15550109999")
+            // Other addresses take the free numbers; once the pool is spent, nobody loses theirs.
+            let fourth = try await fixture.view(from: "198.51.100.2")
+            let fifth = try await fixture.view(from: "198.51.100.3")
+            let sixth = try await fixture.view(from: "198.51.100.4")
+            #expect(Set([first.number, second.number, fourth.number, fifth.number]).count == 4)
+            #expect(sixth.number == nil)
+            #expect(try await fixture.view(first.token).number == first.number)
+            #expect(try await fixture.view(second.token).number == second.number)
+            // Thirty minutes unseen, a number is free again.
+            _ = try await fixture.superuser(
+                "update enclave.visitor_sessions set last_seen_at = now() - interval '31 minutes' where number = '\(try #require(fifth.number))'"
+            ) { _ in 0 }
+            #expect(try await fixture.view(from: "198.51.100.5").number == fifth.number)
 
             await #expect(throws: AccessError(.forbidden, "this site may not use this key")) {
                 try await fixture.view(origin: "https://evil.test")
@@ -144,6 +155,30 @@ struct WebCaptureTests {
                 "select count(*)::int8 as n from enclave.leads where position(convert_to('Canary', 'UTF8') in form_fields) > 0"
             ) { try $0.first?.decode(Int.self, "n") }
             #expect(clear == 0)
+        }
+    }
+}
+
+/// Pool numbers cannot be cycled (issue 25): one address sending views holds a bounded number.
+@Suite("Capture: one address cannot take a property's pool")
+struct PoolCyclingTests {
+    @Test("sixty views from one address hold two numbers; the other visitors keep theirs")
+    func sixtyViews() async throws {
+        try await WebCaptureTests.with { fixture in
+            let neighbour = try await fixture.view(from: "192.0.2.10")
+            var numbers = Set<String>()
+            for _ in 0..<60 {
+                if let number = try await fixture.view(from: "203.0.113.66").number { numbers.insert(number) }
+            }
+            #expect(numbers.count == 2)
+            #expect(try await fixture.view(neighbour.token, from: "192.0.2.10").number == neighbour.number)
+            let held = try await fixture.superuser(
+                """
+                select count(distinct number)::int8 as n from enclave.visitor_sessions
+                where number is not null and last_seen_at > now() - interval '30 minutes'
+                """
+            ) { try $0.first?.decode(Int.self, "n") }
+            #expect(held == 3)
         }
     }
 }

@@ -46,10 +46,12 @@ revoke all on function enclave_private.credential_property(uuid) from public;
 -- A page view: finds the visitor's session by its token's hash (or starts one under
 -- new_token_hash, keeping the landing path and the allowlisted campaign parameters), holds a pool
 -- number for it for a sliding 30 minutes, and returns the number and the practice's own number.
--- A number free for 30 minutes goes first; when none is, the least recently used one is taken
--- from its visitor.
+-- A number is never taken from a visitor seen in the last 30 minutes, and one address (its
+-- client_key) holds at most two numbers of a property: when none is free the visitor gets none and
+-- the page keeps the practice's main number, so page views cannot cycle the pool (issue 25).
+drop function if exists enclave_private.ingest_visitor_session(uuid, bytea, bytea, text, jsonb);
 create or replace function enclave_private.ingest_visitor_session(
-    property uuid, token_hash bytea, new_token_hash bytea, landing_path text, params jsonb
+    property uuid, token_hash bytea, new_token_hash bytea, landing_path text, params jsonb, client_key bytea
 )
 returns table (session_id uuid, number text, main_number text, created boolean)
 language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
@@ -59,6 +61,10 @@ declare
     web record;
     allowed constant text[] := array['utm_source', 'utm_medium', 'utm_campaign', 'utm_term', 'utm_content', 'gclid',
                                      'gbraid', 'wbraid', 'msclkid', 'fbclid'];
+    -- A number shown to a visitor seen this recently stays theirs (and a call to it is theirs).
+    window_length constant interval := interval '30 minutes';
+    -- Numbers one address may hold at once on one property (an office behind one address).
+    per_address constant integer := 2;
     visitor record;
     held text;
 begin
@@ -66,7 +72,7 @@ begin
     if jsonb_typeof(coalesce(params, '{}')) <> 'object'
         or exists (select from jsonb_each(coalesce(params, '{}')) e
                    where e.key <> all (allowed) or jsonb_typeof(e.value) <> 'string' or octet_length(e.value #>> '{}') > 200)
-        or octet_length(landing_path) > 500 then
+        or octet_length(landing_path) > 500 or length(client_key) <> 32 then
         raise exception 'visitor_session_invalid' using errcode = '22023';
     end if;
     -- One assignment at a time per property.
@@ -76,24 +82,35 @@ begin
     created := not found;
     if created then
         insert into enclave.visitor_sessions (tenant_id, property_id, token_hash, landing_path, utm_source, utm_medium,
-            utm_campaign, utm_term, utm_content, gclid, gbraid, wbraid, msclkid, fbclid)
+            utm_campaign, utm_term, utm_content, gclid, gbraid, wbraid, msclkid, fbclid, client_key)
         values (web.practice_id, property, new_token_hash, landing_path, params ->> 'utm_source', params ->> 'utm_medium',
                 params ->> 'utm_campaign', params ->> 'utm_term', params ->> 'utm_content', params ->> 'gclid',
-                params ->> 'gbraid', params ->> 'wbraid', params ->> 'msclkid', params ->> 'fbclid')
+                params ->> 'gbraid', params ->> 'wbraid', params ->> 'msclkid', params ->> 'fbclid', client_key)
         returning * into visitor;
     end if;
     if web.call_source_id is not null then
         held := visitor.number;
-        if held is null or visitor.last_seen_at < now() - interval '30 minutes' or exists (
+        -- A number the visitor no longer holds (another visitor took it after it lapsed) is gone.
+        if held is not null and (visitor.last_seen_at < now() - window_length or exists (
             select from enclave.visitor_sessions o
             where o.tenant_id = web.practice_id and o.number = held and o.id <> visitor.id
-              and o.last_seen_at > visitor.last_seen_at) then
+              and o.last_seen_at > visitor.last_seen_at)) then
+            held := null;
+        end if;
+        -- A new number only from those nobody seen within the window holds, and only while this
+        -- address holds fewer than per_address; else none (the page keeps the practice's main
+        -- number, and a call to it takes the property's default attribution).
+        if held is null and (client_key is null or (
+            select count(*) from enclave.visitor_sessions o
+            where o.tenant_id = web.practice_id and o.property_id = property and o.client_key = ingest_visitor_session.client_key
+              and o.id <> visitor.id and o.number is not null and o.last_seen_at > now() - window_length) < per_address) then
             select d.number into held
             from enclave_private.number_directory d
             left join lateral (
                 select max(o.last_seen_at) as last from enclave.visitor_sessions o
                 where o.tenant_id = web.practice_id and o.number = d.number) h on true
             where d.practice_id = web.practice_id and d.source_id = web.call_source_id
+              and (h.last is null or h.last < now() - window_length)
             order by h.last nulls first, d.number
             limit 1;
             if held is not null then
@@ -107,8 +124,8 @@ begin
     return query select visitor.id, held, web.main_number, created;
 end
 $$;
-revoke all on function enclave_private.ingest_visitor_session(uuid,bytea,bytea,text,jsonb) from public;
-grant execute on function enclave_private.ingest_visitor_session(uuid,bytea,bytea,text,jsonb) to enclave_app;
+revoke all on function enclave_private.ingest_visitor_session(uuid,bytea,bytea,text,jsonb,bytea) from public;
+grant execute on function enclave_private.ingest_visitor_session(uuid,bytea,bytea,text,jsonb,bytea) to enclave_app;
 
 -- The visitor a call to `called` belongs to: the session holding that pool number of the bound
 -- source within the last 30 minutes. No row: no visitor (the source's defaults apply).

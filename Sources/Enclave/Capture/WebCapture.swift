@@ -56,9 +56,12 @@ public struct WebCapture: Sendable {
     }
 
     /// A page view: the visitor's session (started on the first view with the landing path and
-    /// the allowlisted parameters) and its pool number, held for a sliding 30 minutes.
+    /// the allowlisted parameters) and its pool number, held for a sliding 30 minutes. `client`
+    /// is the visitor's address: one address holds a bounded number of the property's numbers
+    /// (it is kept only as a hash with the property's id).
     public func view(
-        publicKey: String, origin: String?, token: String?, landingPath: String?, parameters: [String: String]
+        publicKey: String, origin: String?, token: String?, landingPath: String?, parameters: [String: String],
+        client: String? = nil
     ) async throws -> View {
         let property = try await property(publicKey, origin: origin)
         guard let source = property.callSource ?? property.formSource else {
@@ -73,11 +76,13 @@ public struct WebCapture: Sendable {
         return try await ingest.withCredential(credential) { transaction in
             let row = try await transaction.query(
                 """
-                select number, main_number, created from enclave_private.ingest_visitor_session($1, $2, $3, $4, $5)
+                select number, main_number, created
+                from enclave_private.ingest_visitor_session($1, $2, $3, $4, $5, $6)
                 """,
                 [
                     property.id, SHA256.hash(Array((given ?? fresh).utf8)), SHA256.hash(Array(fresh.utf8)), path,
                     try JSONB(encoding: kept),
+                    client.map { SHA256.hash(Array("\(property.id.uuidString.lowercased()) \($0)".utf8)) },
                 ]
             ).first
             guard let row else { throw AccessError(.notFound, "no such web property") }

@@ -65,7 +65,7 @@ extension EnclaveAPI {
             let body: PageViewBody = try Self.snippetBody(values.rawBody)
             let view = try await web.view(
                 publicKey: input.path.publicKey, origin: input.headers.Origin, token: body.session,
-                landingPath: body.path, parameters: body.params ?? [:])
+                landingPath: body.path, parameters: body.params ?? [:], client: values.context.client.address)
             allowOrigin(input.headers.Origin)
             return .ok(
                 .init(body: .json(.init(session: view.token, number: view.number, main_number: view.mainNumber))))
