@@ -20,3 +20,13 @@ where action = 'phi.read' and not 'maintenance' = any (recorded_by);
 -- came from (SHA-256 of the property and the address), so that one address holds a bounded number
 -- of a property's pool numbers.
 alter table enclave.visitor_sessions add column client_key bytea check (length(client_key) = 32);
+
+-- Refusals of strangers (no valid session, or a practice that does not exist) are counted per
+-- client address and minute, not chained one by one into the practice's trail (issue 25).
+create table enclave_private.stranger_denials (
+    minute timestamptz not null,
+    address text not null check (octet_length(address) <= 64),
+    denials integer not null check (denials > 0),
+    primary key (minute, address)
+);
+revoke all on enclave_private.stranger_denials from public;

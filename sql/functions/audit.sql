@@ -242,6 +242,33 @@ end
 $$;
 revoke all on function enclave_private.apply_audit_retention(uuid,bigint,text) from public;
 
+-- A refusal of a stranger: no valid session, or a practice that does not exist. Counted per
+-- client address and minute in enclave_private.stranger_denials; only the first of each address
+-- and minute is an event, in the platform chain, so that guesses cannot grow practices' trails or
+-- start chains for practices that do not exist. Counts older than a week are dropped.
+create or replace function enclave_private.record_stranger_denial(client_ip inet, reason text, user_agent text)
+returns bigint
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    client text := coalesce(host(client_ip), 'unknown');
+    counted integer;
+begin
+    insert into enclave_private.stranger_denials as d (minute, address, denials)
+    values (date_trunc('minute', now()), client, 1)
+    on conflict on constraint stranger_denials_pkey do update set denials = d.denials + 1
+    returning d.denials into counted;
+    if counted > 1 then
+        return null;
+    end if;
+    delete from enclave_private.stranger_denials d where d.minute < now() - interval '7 days';
+    return enclave_private.append_audit_event(
+        '00000000-0000-0000-0000-000000000000'::uuid, null, 'user', null, 'access.denied', 'address', client,
+        'denied', reason, client_ip, left(user_agent, 300), null, jsonb_build_object('counted_per', 'address and minute'));
+end
+$$;
+revoke all on function enclave_private.record_stranger_denial(inet, text, text) from public;
+
 -- The service's way to write the trail, inside the unit of work that performs the access. The
 -- actor comes from the bound credential, never from the caller. Each kind of caller may record
 -- only the actions enclave.audit_actions lists for it: 'maintenance' (the enclave_maint login),
@@ -284,6 +311,12 @@ begin
             or coalesce(details ->> 'scope', 'leads.read') not in ('leads.read', 'recordings.listen', 'leads.export', 'tracking.manage', 'leads.qualify', 'ingest')
             or octet_length(coalesce(request_id, '')) > 100 or octet_length(coalesce(user_agent, '')) > 300 then
             raise exception 'access_denied_event_invalid' using errcode = '22023';
+        end if;
+        -- A stranger's refusal is counted, not chained into the practice's trail.
+        if recorder = 'session' and (
+            not exists (select from enclave_private.current_session())
+            or not exists (select from enclave.practices p where p.id = tenant)) then
+            return enclave_private.record_stranger_denial(client_ip, reason, user_agent);
         end if;
     elsif outcome is distinct from 'ok' and recorder <> 'maintenance' then
         raise exception 'only access.denied records a refusal' using errcode = '22023';

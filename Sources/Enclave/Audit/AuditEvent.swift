@@ -163,7 +163,8 @@ extension Transaction {
                 try JSONB(encoding: event.details), context.requestID, context.client.address, context.client.userAgent,
             ]
         )
-        return try rows.first?.decode(Int64.self, "seq") ?? 0
+        // NULL: a stranger's refusal, counted per address and minute rather than chained.
+        return try rows.first?.decode(Int64?.self, "seq") ?? 0
     }
 }
 
