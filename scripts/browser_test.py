@@ -647,6 +647,11 @@ try:
         staff.get(ORIGIN + "/practices/%s/leads" % active)
         staff.find_element(By.ID, "caller").send_keys(number)
         staff.find_element(By.CSS_SELECTOR, "form[aria-label='Find a caller'] button").click()
+        # The results page, not the list it replaces (reading before it loads raced under load).
+        try:
+            WebDriverWait(staff, 10).until(expected_conditions.url_contains("caller="))
+        except Exception:
+            pass
         found = staff.find_elements(By.CSS_SELECTOR, "a.lead")
         check(len(found) >= 1 and "caller=" in staff.current_url, "searching by caller number finds nothing")
         check(number not in staff.title, "PHI in the page title")
