@@ -52,8 +52,11 @@ public struct LiveServer: Sendable {
     }
 
     /// A server over a new database, with the console mounted; `trustedProxies` as
-    /// `serve --trusted-proxy` takes them.
-    public static func with(trustedProxies: [String] = [], _ body: (LiveServer) async throws -> Void) async throws {
+    /// `serve --trusted-proxy` takes them; `writeTimeout` for a client that stops reading.
+    public static func with(
+        trustedProxies: [String] = [], writeTimeout: Duration = .seconds(30),
+        _ body: (LiveServer) async throws -> Void
+    ) async throws {
         try await ScratchDatabase.migrated { database in
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
                 "enclave-https-\(UUID().uuidString)"
@@ -99,7 +102,7 @@ public struct LiveServer: Sendable {
                 api: api,
                 listen: .init(
                     host: "127.0.0.1", port: 0, tls: ("\(directory)/cert.pem", "\(directory)/key.pem"),
-                    trustedProxies: trustedProxies.compactMap(EgressPolicy.Block.init)),
+                    trustedProxies: trustedProxies.compactMap(EgressPolicy.Block.init), writeTimeout: writeTimeout),
                 console: try await Console.load(services: services),
                 onRunning: { bound in port.withLock { $0 = bound } })
             let metricsPort = Locked<Int>(0)
@@ -179,6 +182,30 @@ public struct LiveServer: Sendable {
             data: (try? Data(contentsOf: URL(fileURLWithPath: bodyFile))) ?? Data())
         Exchanges.record(method: method, path: path, reply: reply)
         return reply
+    }
+
+    /// A GET from a client that reads nothing for `seconds`, then reads what it can (through
+    /// `enclavekit stall`): the bytes it got, headers included.
+    public func stalledGet(_ path: String, token: String, seconds: Double) async throws -> Int {
+        let process = Process()
+        process.executableURL = TestEnvironment.python
+        process.arguments = [
+            "-m", "enclavekit", "stall", "https://localhost:\(port)\(path)", token, "\(directory)/cert.pem",
+            "\(seconds)",
+        ]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                let data = output.fileHandleForReading.readDataToEndOfFile()
+                process.waitUntilExit()
+                continuation.resume(returning: data)
+            }
+        }
+        guard let received = Int(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        else { throw TestSetupError("enclavekit stall printed no count") }
+        return received
     }
 
     public func code(step offset: Int) throws -> String {

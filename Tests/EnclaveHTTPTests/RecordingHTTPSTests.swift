@@ -118,6 +118,57 @@ struct RecordingHTTPSTests {
         }
     }
 
+    @Test(
+        "slow readers hold no database connection; a user plays four at once; slow and stalled readers are cut off"
+    )
+    func slowReaders() async throws {
+        try await LiveServer.with(writeTimeout: .seconds(4)) { server in
+            let token = try await server.mfaSession(email: "owner@smile.test", password: "owner password 12")
+            let call = try await server.signedCall(
+                #"{"caller_number": "+1 555 010 3434", "started_at": "2026-11-29T11:30:00Z"}"#, key: "stall-1")
+            let lead = try #require(call.json["lead_id"] as? String)
+            // 16 MB: far more than the socket buffers hold, so each stream really waits on its client.
+            let audio = SyntheticAudio.wave(seconds: 500, rate: 16_000)
+            let upload = try await server.signed(
+                "PUT", "/v1/ingest/calls/\(lead)/recording", body: audio, contentType: "audio/wav")
+            #expect(upload.status == 201, "\(upload.body)")
+            let path = "/v1/practices/\(server.practice)/leads/\(lead)/recording"
+            // Four readers (the pool has four connections) that take 1 KB a second.
+            let readers = (0..<4).map { _ in
+                Task {
+                    try await server.request(
+                        "GET", path, token: token, extraArguments: ["--limit-rate", "1K", "--max-time", "10"])
+                }
+            }
+            try await waitUntil(timeout: .seconds(10), "the four streams are open") {
+                try await server.request(
+                    "GET", "/v1/practices/\(server.practice)/audit?action=recording.played", token: token
+                ).array.count == 4
+            }
+            // While they crawl (once the socket buffers are full), no connection is held and
+            // everyone else is served.
+            try await waitUntil(timeout: .seconds(5), "no connection is held while the readers crawl") {
+                try await server.metrics().contains("enclave_db_pool_connections{state=\"in_use\"} 0")
+            }
+            #expect(try await server.request("GET", "/v1/me", token: token).status == 200)
+            // A fifth stream of the same user waits its turn...
+            let fifth = try await server.request("GET", path, token: token, headers: ["Range": "bytes=0-99"])
+            #expect(fifth.status == 429 && fifth.header("Retry-After") != nil, "\(fifth.status)")
+            // ...until the write timeout ends the crawling streams and gives their slots back.
+            try await waitUntil(timeout: .seconds(12), "a slow stream gives its slot back") {
+                try await server.request("GET", path, token: token, headers: ["Range": "bytes=0-99"]).status == 206
+            }
+            for reader in readers { #expect(try await reader.value.data.count < audio.count) }
+            // A client that reads nothing at all has its connection closed: after its stall it
+            // gets what the socket buffers held, not the recording.
+            let stalled = try await server.stalledGet(path, token: token, seconds: 7)
+            #expect(stalled < audio.count, "the stalled reader got \(stalled) of \(audio.count) bytes")
+            try await waitUntil(timeout: .seconds(10), "every connection is back in the pool") {
+                try await server.metrics().contains("enclave_db_pool_connections{state=\"in_use\"} 0")
+            }
+        }
+    }
+
     @Test("range headers resolve as RFC 9110 says")
     func ranges() {
         #expect(ByteRange.resolve(nil, total: 100) == .whole)

@@ -66,6 +66,26 @@ struct SchemaCatalogTests {
         }
     }
 
+    @Test("a service or authentication session idle in a transaction for a minute is ended by PostgreSQL")
+    func idleInTransaction() async throws {
+        try await ScratchDatabase.migrated { database in
+            for role in [DatabaseRole.app, DatabaseRole.auth] {
+                let connection = try await database.connect(role.variable)
+                defer { Task { await connection.close() } }
+                let setting = try await connection.query("show idle_in_transaction_session_timeout").first?.decode(
+                    String.self, "idle_in_transaction_session_timeout")
+                #expect(setting == "1min", "\(role)")
+            }
+            // The backstop works: a transaction left idle past the limit loses its session.
+            let app = try await database.connect(DatabaseRole.app.variable)
+            defer { Task { await app.close() } }
+            try await app.query("begin")
+            try await app.query("set local idle_in_transaction_session_timeout = '200ms'")
+            try await Task.sleep(for: .milliseconds(600))
+            await #expect(throws: (any Error).self) { try await app.query("select 1") }
+        }
+    }
+
     @Test(
         "every tenant table forces row security with per-command, per-role policies; the service role reads through the gate and only ingest inserts"
     )

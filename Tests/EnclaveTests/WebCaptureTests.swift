@@ -182,3 +182,68 @@ struct PoolCyclingTests {
         }
     }
 }
+
+/// The snippet's rate limits are budgets in PostgreSQL (issue 25): every server process of a
+/// deployment spends the same ones.
+@Suite("Capture: one budget per address and per property, for every server")
+struct CaptureBudgetTests {
+    @Test("two servers over one database share an address's budget: 120 views a minute, then 429")
+    func twoServersOneBudget() async throws {
+        try await WebCaptureTests.with { fixture in
+            let base = fixture.leads.base
+            // A second server: its own pool and services, sharing nothing with the first but the database.
+            let otherPool = ConnectionPool(
+                configuration: try base.keys.database.configuration(DatabaseRole.app.variable),
+                options: .init(maxConnections: 2))
+            defer { Task { await otherPool.close() } }
+            let other = WebCapture(
+                ingest: IngestService(pool: otherPool, keys: TenantKeyStore(provider: base.services.masterKeys)))
+            let servers = [fixture.web, other]
+            try await waitForFreshMinute()
+            var admitted = 0
+            var refusal: AccessError?
+            for view in 0..<130 {
+                do {
+                    _ = try await servers[view % 2].view(
+                        publicKey: fixture.key, origin: WebCaptureTests.origin, token: nil, landingPath: "/",
+                        parameters: [:], client: "203.0.113.7")
+                    admitted += 1
+                } catch let error as AccessError {
+                    refusal = error
+                }
+            }
+            #expect(admitted == 120)
+            #expect(refusal?.code == .throttled)
+            #expect((refusal?.retryAfter?.timeIntervalSinceNow ?? 0) > 0)
+            // Another address still gets in.
+            _ = try await fixture.view(from: "203.0.113.8")
+        }
+    }
+
+    @Test("a property's key has 6,000 a minute; requests refused for their address do not spend it")
+    func keyBudget() async throws {
+        try await WebCaptureTests.with { fixture in
+            try await waitForFreshMinute()
+            // One address spends its 120 and is refused 80 more times...
+            for _ in 0..<200 {
+                try? await fixture.web.admit(publicKey: fixture.key, address: "198.51.100.200", cost: .view)
+            }
+            // ...which left 5,880 of the key's budget: 588 forms from other addresses.
+            for n in 0..<588 {
+                try await fixture.web.admit(
+                    publicKey: fixture.key, address: "10.0.\(n / 250).\(n % 250)", cost: .form)
+            }
+            await #expect(throws: AccessError.self) {
+                try await fixture.web.admit(publicKey: fixture.key, address: "10.9.9.9", cost: .view)
+            }
+            // Another property's key is untouched.
+            try await fixture.web.admit(publicKey: "pk_other", address: "10.9.9.9", cost: .view)
+        }
+    }
+
+    /// Waits until at least 20 seconds of the current minute remain, so a test's budget is one window.
+    func waitForFreshMinute() async throws {
+        let second = Calendar(identifier: .gregorian).component(.second, from: Date())
+        if second > 40 { try await Task.sleep(for: .seconds(61 - second)) }
+    }
+}

@@ -9,9 +9,11 @@ import hmac
 import json
 import os
 import socket
+import ssl
 import struct
 import subprocess
 import time
+import urllib.parse
 
 PRIVILEGED = ("ENCLAVE_MAINT_DATABASE_URL", "ENCLAVE_ADMIN_DATABASE_URL", "ENCLAVE_SUPERUSER_DATABASE_URL")
 
@@ -65,3 +67,31 @@ def demo_call_source(credentials, practice_id):
     """The signed-JSON call source of a demo practice (its id and HMAC secret)."""
     return next(s for s in credentials["sources"]
                 if s["practice"].lower() == practice_id.lower() and s["kind"] == "call")
+
+
+def stalled_get(url, token, cafile, stall_seconds, read_timeout=10.0):
+    """A client that stops reading: sends GET `url` over TLS with a 4 KiB receive buffer, reads
+    nothing for `stall_seconds`, then reads as fast as it can until the server ends the
+    connection (or `read_timeout` passes with nothing). Returns the bytes received, headers
+    included: fewer than the response's length when the server cut the stalled client off."""
+    parts = urllib.parse.urlsplit(url)
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.connect((parts.hostname, parts.port))
+    connection = ssl.create_default_context(cafile=cafile).wrap_socket(raw, server_hostname=parts.hostname)
+    path = parts.path + ("?" + parts.query if parts.query else "")
+    request = "GET %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n"
+    connection.sendall((request % (path, parts.netloc, token)).encode())
+    time.sleep(stall_seconds)
+    connection.settimeout(read_timeout)
+    received = 0
+    try:
+        while True:
+            chunk = connection.recv(1 << 16)
+            if not chunk:
+                break
+            received += len(chunk)
+    except (OSError, ssl.SSLError):
+        pass
+    connection.close()
+    return received

@@ -271,3 +271,50 @@ end
 $$;
 revoke all on function enclave_private.practice_pool_numbers() from public;
 grant execute on function enclave_private.practice_pool_numbers() to enclave_app;
+
+-- Spends `cost` (1 for a page view, 10 for a form) from this minute's budgets of the client's
+-- address (120) and then of the property's key (6,000); false when either is spent. A request
+-- refused for its address does not spend the key's budget, so one address cannot use up a
+-- property's. One statement, outside any other transaction: the bucket rows are locked only for
+-- the moment of the update.
+create or replace function enclave_private.spend_capture_budget(public_key text, client_address inet, cost integer)
+returns boolean
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    this_minute timestamptz := date_trunc('minute', clock_timestamp());
+    spent_now integer;
+begin
+    if cost is null or cost not in (1, 10) then
+        raise exception 'a capture request costs 1 or 10' using errcode = '22023';
+    end if;
+    if public_key is null or length(public_key) > 80 then
+        raise exception 'not a web property key' using errcode = '22023';
+    end if;
+    if client_address is not null then
+        insert into enclave_private.capture_budgets as b (bucket, window_start, spent)
+        values (sha256(convert_to('a:' || host(client_address), 'UTF8')), this_minute, cost)
+        on conflict (bucket) do update
+            set spent = case when b.window_start = excluded.window_start
+                             then least(b.spent + excluded.spent, 1000000) else excluded.spent end,
+                window_start = excluded.window_start
+        returning spent into spent_now;
+        if spent_now > 120 then
+            return false;
+        end if;
+    end if;
+    insert into enclave_private.capture_budgets as b (bucket, window_start, spent)
+    values (sha256(convert_to('k:' || public_key, 'UTF8')), this_minute, cost)
+    on conflict (bucket) do update
+        set spent = case when b.window_start = excluded.window_start
+                         then least(b.spent + excluded.spent, 1000000) else excluded.spent end,
+            window_start = excluded.window_start
+    returning spent into spent_now;
+    if random() < 0.01 then
+        delete from enclave_private.capture_budgets where window_start < this_minute - interval '2 minutes';
+    end if;
+    return spent_now <= 6000;
+end
+$$;
+revoke all on function enclave_private.spend_capture_budget(text, inet, integer) from public;
+grant execute on function enclave_private.spend_capture_budget(text, inet, integer) to enclave_app;

@@ -35,6 +35,30 @@ public struct WebCapture: Sendable {
         let formSource: UUID?
     }
 
+    /// What a page view and a form cost from the snippet's per-minute budgets (120 per client
+    /// address, 6,000 per property key, kept in PostgreSQL for every server process at once).
+    public enum Cost: Int, Sendable {
+        case view = 1
+        case form = 10
+    }
+
+    /// Spends `cost` from this minute's budgets of the client's address and the property's key.
+    ///
+    /// - Throws: `.throttled`, with the start of the next minute to retry at, when either is spent.
+    public func admit(publicKey: String, address: String?, cost: Cost) async throws {
+        guard publicKey.utf8.count <= 80 else { throw AccessError(.notFound, "no such web property") }
+        let admitted = try await ingest.pool.query(
+            "select enclave_private.spend_capture_budget($1, $2::text::inet, $3::integer) as admitted",
+            [publicKey, address, cost.rawValue]
+        ).first?.decode(Bool.self, "admitted")
+        guard admitted == true else {
+            let now = Date().timeIntervalSince1970
+            throw AccessError(
+                .throttled, "too many requests from this site or address; retry in a minute",
+                retryAfter: Date(timeIntervalSince1970: (now / 60).rounded(.down) * 60 + 60))
+        }
+    }
+
     /// The property a key names, if `origin` is on its list; 403 otherwise (404 for no such key).
     func property(_ publicKey: String, origin: String?) async throws -> Property {
         guard publicKey.utf8.count <= 80,
@@ -55,7 +79,7 @@ public struct WebCapture: Sendable {
             formSource: try row.decode(UUID?.self, "form_source_id"))
     }
 
-    /// A page view: the visitor's session (started on the first view with the landing path and
+    /// A page view (after `admit`): the visitor's session (started on the first view with the landing path and
     /// the allowlisted parameters) and its pool number, held for a sliding 30 minutes. `client`
     /// is the visitor's address: one address holds a bounded number of the property's numbers
     /// (it is kept only as a hash with the property's id).
@@ -63,6 +87,7 @@ public struct WebCapture: Sendable {
         publicKey: String, origin: String?, token: String?, landingPath: String?, parameters: [String: String],
         client: String? = nil
     ) async throws -> View {
+        try await admit(publicKey: publicKey, address: client, cost: .view)
         let property = try await property(publicKey, origin: origin)
         guard let source = property.callSource ?? property.formSource else {
             throw AccessError(.notFound, "no such web property")
@@ -116,13 +141,14 @@ public struct WebCapture: Sendable {
     /// Forms faster than this are a bot's.
     public static let minimumFillMilliseconds = 2_000
 
-    /// Stores a form submitted on the property's site as a lead of its form source, its fields
+    /// Stores a form submitted on the property's site (after `admit`) as a lead of its form source, its fields
     /// sealed, attributed to the visitor's session. A filled honeypot or a form filled faster than
     /// a person can stores nothing and returns nil (the answer does not tell the bot).
     public func submit(publicKey: String, origin: String?, _ submission: Submission, context: RequestContext)
         async throws
         -> IngestResult?
     {
+        try await admit(publicKey: publicKey, address: context.client.address, cost: .form)
         let property = try await property(publicKey, origin: origin)
         guard let source = property.formSource else { throw AccessError(.notFound, "this site captures no forms") }
         guard (submission.honeypot ?? "").isEmpty, submission.elapsedMilliseconds >= Self.minimumFillMilliseconds else {

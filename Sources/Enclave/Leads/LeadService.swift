@@ -8,10 +8,13 @@ import Sealing
 public struct LeadService: Sendable {
     public let access: PracticeAccess
     public let keys: TenantKeyStore
+    /// Recordings being played, per user.
+    public let streams: RecordingStreams
 
-    public init(access: PracticeAccess, keys: TenantKeyStore) {
+    public init(access: PracticeAccess, keys: TenantKeyStore, streams: RecordingStreams = RecordingStreams()) {
         self.access = access
         self.keys = keys
+        self.streams = streams
     }
 
     static let columns = """
@@ -100,27 +103,61 @@ public struct LeadService: Sendable {
         }
     }
 
-    /// A recording's size and content type (no audio is read, nothing is decrypted), after the
-    /// same access check as streaming it.
-    public func recordingInfo(
-        _ token: SessionToken, practice: UUID, lead: UUID, context: RequestContext = RequestContext()
-    ) async throws -> (bytes: Int64, contentType: String) {
+    /// Opens a call's recording for playing: the gate is asked, the user's stream slot taken and
+    /// `recording.played` committed before a byte is sent. `range` is given the recording's size
+    /// and returns the bytes wanted (nil: all of them); it may throw to refuse.
+    ///
+    /// - Throws: `.notFound` for a lead without a recording, `.invalidInput` for a range outside
+    ///   it, `.throttled` when the user is playing `streams.perUser` recordings already.
+    public func openRecording(
+        _ token: SessionToken,
+        practice: UUID,
+        lead: UUID,
+        range: (Int64) throws -> ClosedRange<Int64>? = { _ in nil },
+        context: RequestContext = RequestContext()
+    ) async throws -> RecordingPlayback {
         try await access.withPractice(token, practice: practice, scope: .recordingsListen, context: context) {
             transaction in
-            let row = try await transaction.query(
-                "select recording_bytes, recording_content_type from enclave.leads where tenant_id = $1 and id = $2",
-                [practice, lead]
-            ).first
-            guard let row, let bytes = try row.decode(Int64?.self, "recording_bytes"),
-                let contentType = try row.decode(String?.self, "recording_content_type")
+            let rows = try await transaction.query(
+                """
+                select recording_header, recording_bytes, recording_chunks, recording_content_type,
+                       (select user_id from enclave_private.current_session()) as user_id
+                from enclave.leads where tenant_id = $1 and id = $2
+                """,
+                [practice, lead])
+            guard let row = rows.first, let header = try row.decode([UInt8]?.self, "recording_header"),
+                let total = try row.decode(Int64?.self, "recording_bytes"),
+                let chunks = try row.decode(Int32?.self, "recording_chunks"),
+                let contentType = try row.decode(String?.self, "recording_content_type"),
+                let user = try row.decode(UUID?.self, "user_id")
             else { throw AccessError(.notFound, "this lead has no recording") }
-            return (bytes, contentType)
+            let asked = try range(total)
+            let wanted = asked ?? 0...max(total - 1, 0)
+            guard total == 0 || (wanted.lowerBound >= 0 && wanted.upperBound < total) else {
+                throw AccessError(.invalidInput, "the range is outside the recording")
+            }
+            let slot = try streams.acquire(for: user)
+            try await transaction.audit(
+                AuditEvent(
+                    tenant: practice, action: .recordingPlayed, objectType: "lead",
+                    objectID: lead.uuidString.lowercased(),
+                    details: asked.map { ["range": .string("\($0.lowerBound)-\($0.upperBound)")] } ?? [:]),
+                context: context)
+            let key = try await keys.keys(practice, in: transaction).dataKey(
+                version: StreamCipher.keyVersion(ofHeader: header))
+            let opener = try StreamOpener(
+                header: header, key: key,
+                context: FieldContext(tenantID: practice, table: "recordings", column: "audio", rowID: lead))
+            return RecordingPlayback(
+                bytes: total, contentType: contentType, range: asked, wanted: wanted, chunks: chunks,
+                opener: opener,
+                reader: .init(access: access, token: token, practice: practice, lead: lead, context: context),
+                slot: slot)
         }
     }
 
-    /// Streams a call's recording (or a byte range of it) to `sink`, decrypting one chunk at a
-    /// time. `recording.played` is recorded first, in the same transaction; if the receiver goes
-    /// away midway, the transaction still commits, so the event stays.
+    /// Streams a call's recording (or a byte range of it) to `sink`: `openRecording`, then
+    /// `RecordingPlayback.stream`.
     ///
     /// - Returns: the recording's total size and content type.
     @discardableResult
@@ -132,72 +169,10 @@ public struct LeadService: Sendable {
         context: RequestContext = RequestContext(),
         sink: ([UInt8]) async throws -> Void
     ) async throws -> (bytes: Int64, contentType: String) {
-        var receiverError: (any Error)?
-        let result = try await access.withPractice(
-            token, practice: practice, scope: .recordingsListen, context: context
-        ) {
-            transaction -> (Int64, String) in
-            let rows = try await transaction.query(
-                """
-                select recording_header, recording_bytes, recording_chunks, recording_content_type
-                from enclave.leads where tenant_id = $1 and id = $2
-                """,
-                [practice, lead])
-            guard let row = rows.first, let header = try row.decode([UInt8]?.self, "recording_header"),
-                let total = try row.decode(Int64?.self, "recording_bytes"),
-                let chunks = try row.decode(Int32?.self, "recording_chunks"),
-                let contentType = try row.decode(String?.self, "recording_content_type")
-            else { throw AccessError(.notFound, "this lead has no recording") }
-            let wanted = range ?? 0...max(total - 1, 0)
-            guard total == 0 || (wanted.lowerBound >= 0 && wanted.upperBound < total) else {
-                throw AccessError(.invalidInput, "the range is outside the recording")
-            }
-            try await transaction.audit(
-                AuditEvent(
-                    tenant: practice, action: .recordingPlayed, objectType: "lead",
-                    objectID: lead.uuidString.lowercased(),
-                    details: range.map { ["range": .string("\($0.lowerBound)-\($0.upperBound)")] } ?? [:]),
-                context: context)
-            let keySet = try await keys.keys(practice, in: transaction)
-            let key = try await keySet.dataKey(version: StreamCipher.keyVersion(ofHeader: header))
-            let opener = try StreamOpener(
-                header: header, key: key,
-                context: FieldContext(tenantID: practice, table: "recordings", column: "audio", rowID: lead))
-            let size = Int64(opener.plaintextChunkSize)
-            guard total > 0 else { return (total, contentType) }
-            var next = Int32(wanted.lowerBound / size)
-            let last = Int32(wanted.upperBound / size)
-            while next <= last {
-                let batch = try await transaction.query(
-                    """
-                    select chunk_index, ciphertext from enclave.recordings
-                    where tenant_id = $1 and lead_id = $2 and chunk_index between $3 and $4 order by chunk_index
-                    """,
-                    [practice, lead, next, min(next + 15, last)])
-                for chunkRow in batch {
-                    let index = try chunkRow.decode(Int32.self, "chunk_index")
-                    guard index == next else { throw SealingError(.streamIncomplete, "a recording chunk is missing") }
-                    let plain = try opener.openChunk(
-                        try chunkRow.decode([UInt8].self, "ciphertext"), index: UInt32(index),
-                        isLast: index == chunks - 1)
-                    let start = Int64(index) * size
-                    let from = Int(max(wanted.lowerBound - start, 0))
-                    let to = Int(min(wanted.upperBound - start + 1, Int64(plain.count)))
-                    next += 1
-                    guard receiverError == nil, from < to else { continue }
-                    do {
-                        try await sink(Array(plain[from..<to]))
-                    } catch {
-                        receiverError = error
-                    }
-                }
-                if batch.isEmpty { throw SealingError(.streamIncomplete, "a recording chunk is missing") }
-                if receiverError != nil { break }
-            }
-            return (total, contentType)
-        }
-        if let receiverError { throw receiverError }
-        return result
+        let playback = try await openRecording(
+            token, practice: practice, lead: lead, range: { _ in range }, context: context)
+        try await playback.stream(sink)
+        return (playback.bytes, playback.contentType)
     }
 
     /// A practice owner replaces a lead's PHI with nothing; attribution stays; the act is audited.

@@ -61,7 +61,6 @@ extension EnclaveAPI {
         try await Self.respond(declaring: [
             400: { .badRequest($0) }, 403: { .forbidden($0) }, 404: { .notFound($0) }, 429: { .tooManyRequests($0) },
         ]) {
-            try captureLimits.admit(key: input.path.publicKey, address: values.context.client.address, cost: 1)
             let body: PageViewBody = try Self.snippetBody(values.rawBody)
             let view = try await web.view(
                 publicKey: input.path.publicKey, origin: input.headers.Origin, token: body.session,
@@ -84,7 +83,6 @@ extension EnclaveAPI {
         try await Self.respond(declaring: [
             400: { .badRequest($0) }, 403: { .forbidden($0) }, 404: { .notFound($0) }, 429: { .tooManyRequests($0) },
         ]) {
-            try captureLimits.admit(key: input.path.publicKey, address: values.context.client.address, cost: 10)
             let body: FormBody = try Self.snippetBody(values.rawBody)
             _ = try await web.submit(
                 publicKey: input.path.publicKey, origin: input.headers.Origin,

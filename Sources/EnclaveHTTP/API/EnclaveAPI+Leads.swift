@@ -40,48 +40,46 @@ extension EnclaveAPI {
     func getRecording(_ input: Operations.getRecording.Input) async throws -> Operations.getRecording.Output {
         try await Self.respond(declaring: [
             400: { .notFound($0) }, 401: { .unauthorized($0) }, 403: { .forbidden($0) }, 404: { .notFound($0) },
-            416: { .rangeNotSatisfiable($0) },
+            416: { .rangeNotSatisfiable($0) }, 429: { .tooManyRequests($0) },
         ]) {
             let practice = try Self.uuid(input.path.practiceId, "practiceId")
             let lead = try Self.uuid(input.path.leadId, "leadId")
-            let token = try token()
-            let context = values.context
-            let info = try await leads.recordingInfo(token, practice: practice, lead: lead, context: context)
-            let range: ClosedRange<Int64>?
-            switch ByteRange.resolve(input.headers.Range, total: info.bytes) {
-            case .whole: range = nil
-            case .part(let part): range = part
-            case .unsatisfiable:
-                values.outcome.set(header: "Content-Range", "bytes */\(info.bytes)")
-                throw Problem(.rangeNotSatisfiable, "the range is outside the recording", type: "range-not-satisfiable")
-            }
-            values.outcome.set(header: "Content-Type", info.contentType)
-            let pipe = RecordingPipe()
-            let leads = self.leads
+            let outcome = values.outcome
+            let playback = try await leads.openRecording(
+                try token(), practice: practice, lead: lead,
+                range: { total in
+                    switch ByteRange.resolve(input.headers.Range, total: total) {
+                    case .whole: return nil
+                    case .part(let part): return part
+                    case .unsatisfiable:
+                        outcome.set(header: "Content-Range", "bytes */\(total)")
+                        throw Problem(
+                            .rangeNotSatisfiable, "the range is outside the recording", type: "range-not-satisfiable")
+                    }
+                }, context: values.context)
+            values.outcome.set(header: "Content-Type", playback.contentType)
+            let pipe = RecordingPipe(timeout: writeTimeout)
             // Runs on its own: the response body reads from the pipe as the client takes bytes.
+            // No transaction is open while the pipe waits for the client (see RecordingPlayback).
             Task {
                 do {
-                    try await leads.streamRecording(
-                        token, practice: practice, lead: lead, range: range, context: context
-                    ) {
-                        try await pipe.send($0)
-                    }
+                    try await playback.stream { try await pipe.send($0) }
                     pipe.finish()
                 } catch {
                     pipe.finish(error)
                 }
             }
-            let length = range.map { $0.upperBound - $0.lowerBound + 1 } ?? info.bytes
-            let body = HTTPBody(pipe.chunks, length: .known(length), iterationBehavior: .single)
-            guard let range else {
+            let body = HTTPBody(pipe.chunks, length: .known(playback.length), iterationBehavior: .single)
+            guard let range = playback.range else {
                 return .ok(.init(headers: .init(Accept_hyphen_Ranges: "bytes"), body: .audio__ast_(body)))
             }
+            let total = playback.bytes
             // The generated code percent-encodes header values; the middleware sets the exact one.
-            values.outcome.set(header: "Content-Range", "bytes \(range.lowerBound)-\(range.upperBound)/\(info.bytes)")
+            values.outcome.set(header: "Content-Range", "bytes \(range.lowerBound)-\(range.upperBound)/\(total)")
             return .partialContent(
                 .init(
                     headers: .init(
-                        Content_hyphen_Range: "bytes \(range.lowerBound)-\(range.upperBound)/\(info.bytes)",
+                        Content_hyphen_Range: "bytes \(range.lowerBound)-\(range.upperBound)/\(total)",
                         Accept_hyphen_Ranges: "bytes"),
                     body: .audio__ast_(body)))
         }

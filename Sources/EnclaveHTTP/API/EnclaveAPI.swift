@@ -15,7 +15,9 @@ public struct EnclaveAPI: APIProtocol {
     /// request says); nil: `https://` and the request's Host. Providers sign the URL they call.
     public let publicBaseURL: String?
     let metrics: Metrics
-    let captureLimits = CaptureLimits()
+    /// How long a recording stream waits for its client to take the next chunk (the server's
+    /// write timeout, set from `EnclaveServer.Listen`).
+    var writeTimeout: Duration = .seconds(30)
 
     public init(
         services: EnclaveServices, expectedSchemaVersion: Int = SchemaVersion.expected, publicBaseURL: String? = nil

@@ -1,9 +1,10 @@
 import Synchronization
 
-/// A one-chunk handoff from the transaction that decrypts a recording to the response body
-/// that sends it: the sender waits until the previous chunk was taken, so memory stays at a
-/// chunk or two however slow the client. When the reader goes away, `send` throws, and the
-/// decrypting transaction ends normally (it commits, keeping its `recording.played` event).
+/// A one-chunk handoff from the task that decrypts a recording to the response body that sends
+/// it: the sender waits until the previous chunk was taken, so memory stays at a chunk or two
+/// however slow the client. When the reader goes away, or does not take a chunk within the
+/// write timeout (the client reads slower than a chunk per timeout), `send` throws and the
+/// stream ends, giving back the user's stream slot.
 final class RecordingPipe: Sendable {
     private struct State {
         var chunk: [UInt8]?
@@ -12,14 +13,23 @@ final class RecordingPipe: Sendable {
         var readerGone = false
         var reader: CheckedContinuation<Void, Never>?
         var writer: CheckedContinuation<Void, Never>?
+        var expired = false
     }
 
     struct ReaderGone: Error {}
+    struct ReaderTooSlow: Error {}
 
     private let state = Mutex(State())
+    private let timeout: Duration
 
-    /// Hands over `chunk`; waits while the reader has not taken the previous one.
+    init(timeout: Duration = .seconds(30)) {
+        self.timeout = timeout
+    }
+
+    /// Hands over `chunk`; waits while the reader has not taken the previous one, for at most
+    /// the timeout.
     func send(_ chunk: [UInt8]) async throws {
+        let deadline = ContinuousClock.now + timeout
         while true {
             let (sent, gone, reader) = state.withLock { state -> (Bool, Bool, CheckedContinuation<Void, Never>?) in
                 if state.readerGone { return (false, true, nil) }
@@ -33,15 +43,31 @@ final class RecordingPipe: Sendable {
                 reader?.resume()
                 return
             }
+            if state.withLock({ $0.expired }) || ContinuousClock.now >= deadline { throw ReaderTooSlow() }
+            let timer = Task { [weak self] in
+                try await Task.sleep(until: deadline)
+                self?.expire()
+            }
             await withCheckedContinuation { continuation in
                 let now = state.withLock { state -> Bool in
-                    if state.chunk == nil || state.readerGone { return true }
+                    if state.chunk == nil || state.readerGone || state.expired { return true }
                     state.writer = continuation
                     return false
                 }
                 if now { continuation.resume() }
             }
+            timer.cancel()
         }
+    }
+
+    /// The sender waited too long: it is released and fails.
+    private func expire() {
+        let writer = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.expired = true
+            defer { state.writer = nil }
+            return state.writer
+        }
+        writer?.resume()
     }
 
     /// No more chunks; `error` ends the body with a failure.

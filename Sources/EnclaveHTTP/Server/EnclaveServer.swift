@@ -4,6 +4,7 @@ import Foundation
 import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
+import NIOCore
 import NIOSSL
 import OpenAPIHummingbird
 import OpenAPIRuntime
@@ -18,15 +19,23 @@ public enum EnclaveServer {
         public var tls: (certificate: String, key: String)?
         /// The proxies whose `X-Forwarded-For` names the client (anyone else's is ignored).
         public var trustedProxies: [EgressPolicy.Block]
+        /// How long a client may leave a response unread (its connection unwritable) before
+        /// the connection is closed.
+        public var writeTimeout: Duration
+        /// How long a connection may sit with no request before it is closed.
+        public var idleTimeout: Duration
 
         public init(
             host: String = "127.0.0.1", port: Int = 8443, tls: (certificate: String, key: String)?,
-            trustedProxies: [EgressPolicy.Block] = []
+            trustedProxies: [EgressPolicy.Block] = [], writeTimeout: Duration = .seconds(30),
+            idleTimeout: Duration = .seconds(60)
         ) {
             self.host = host
             self.port = port
             self.tls = tls
             self.trustedProxies = trustedProxies
+            self.writeTimeout = writeTimeout
+            self.idleTimeout = idleTimeout
         }
     }
 
@@ -40,6 +49,8 @@ public enum EnclaveServer {
         if listen.tls == nil, !["127.0.0.1", "::1", "localhost"].contains(listen.host) {
             throw ConfigurationError("plain HTTP is allowed on loopback only; give --tls-cert and --tls-key")
         }
+        var api = api
+        api.writeTimeout = listen.writeTimeout
         let router = Router(context: EnclaveRequestContext.self)
         let routes = RouteTable()
         // Outermost first: each middleware does one job (Middleware/).
@@ -57,14 +68,18 @@ public enum EnclaveServer {
         // The console's pages learn who the client is from the same middleware as the API.
         console?.addRoutes(to: router, client: { RequestValues.current.context.client })
         routes.load(router.routes.map { (path: $0.path.description, method: $0.method.rawValue) })
+        let writeTimeout = TimeAmount(listen.writeTimeout)
+        let http1 = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [WriteTimeoutHandler(timeout: writeTimeout)],
+            idleTimeout: TimeAmount(listen.idleTimeout))
         let server: HTTPServerBuilder
         if let tls = listen.tls {
             let configuration = TLSConfiguration.makeServerConfiguration(
                 certificateChain: try NIOSSLCertificate.fromPEMFile(tls.certificate).map { .certificate($0) },
                 privateKey: .privateKey(try NIOSSLPrivateKey(file: tls.key, format: .pem)))
-            server = try .tls(.http1(), tlsConfiguration: configuration)
+            server = try .tls(.http1(configuration: http1), tlsConfiguration: configuration)
         } else {
-            server = .http1()
+            server = .http1(configuration: http1)
         }
         return Application(
             router: router, server: server,
