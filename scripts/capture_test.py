@@ -36,6 +36,10 @@ def check(condition, message):
 
 
 PORT = free_port()
+# The provider's stand-in for recording media, on loopback: the one host recordings come from,
+# for the server's callback check and the worker alike.
+STAND_IN_PORT = free_port()
+os.environ["ENCLAVE_MEDIA_HOSTS"] = "localhost:%d" % STAND_IN_PORT
 ORIGIN = "https://localhost:%d" % PORT
 tls = ssl.create_default_context(cafile=os.path.join(WORK, "cert.pem"))
 
@@ -196,7 +200,7 @@ try:
     # The recording: the callback queues it; the worker fetches it from the provider's stand-in
     # (allowlisted, on loopback) with the account's credentials, seals it, then deletes it there.
     recording_sid = "RE" + "9c" * 16
-    stand_in_port = free_port()
+    stand_in_port = STAND_IN_PORT
     StandIn.media = wave(5)
     StandIn.path_expected = "/2010-04-01/Accounts/%s/Recordings/%s" % (source["account"], recording_sid)
     StandIn.authorization = "Basic " + base64.b64encode(("%s:%s" % (source["account"], source["secret"])).encode()).decode()
@@ -211,6 +215,9 @@ try:
         stand_in_port, "AC" + "0" * 32, recording_sid))
     status, _ = post(base + "/recording", elsewhere, validator.compute_signature(ORIGIN + base + "/recording", elsewhere))
     check(status == 400, "a recording URL of another account got %d" % status)
+    off_list = dict(ready, RecordingUrl="https://media.evil.test%s" % StandIn.path_expected)
+    status, _ = post(base + "/recording", off_list, validator.compute_signature(ORIGIN + base + "/recording", off_list))
+    check(status == 400, "a recording URL on a host off the allowlist got %d" % status)
     for _ in range(2):  # a repeated callback queues nothing more
         status, _ = post(base + "/recording", ready, validator.compute_signature(ORIGIN + base + "/recording", ready))
         check(status == 204, "the recording callback got %d" % status)
@@ -218,8 +225,8 @@ try:
     worker_env = dict(os.environ, ENCLAVE_EGRESS_ALLOW="127.0.0.1/32,::1/128")
     started = time.perf_counter()
     worker = subprocess.run(
-        [os.environ["ENCLAVE_BIN"], "recordings", "fetch", "--once", "--ca-file", os.path.join(WORK, "cert.pem"),
-         "--media-host", "localhost:%d" % stand_in_port], env=worker_env, capture_output=True, text=True, timeout=120)
+        [os.environ["ENCLAVE_BIN"], "recordings", "fetch", "--once", "--ca-file", os.path.join(WORK, "cert.pem")],
+        env=worker_env, capture_output=True, text=True, timeout=120)
     print("capture-test: %s (%.2f s)" % (worker.stdout.strip(), time.perf_counter() - started), flush=True)
     check(worker.returncode == 0 and "1 fetched" in worker.stdout and "1 deleted" in worker.stdout,
           "the worker: %s %s" % (worker.stdout.strip(), worker.stderr.strip()[:300]))

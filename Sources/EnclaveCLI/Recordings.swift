@@ -17,7 +17,8 @@ extension EnclaveCommand {
                 abstract: "Fetch queued provider recordings, seal them, then delete them at the provider.",
                 discussion: """
                     Runs as the maintenance role, with the master key. Media is fetched over HTTPS only \
-                    from the allowlisted hosts (--media-host, default api.twilio.com) with the account's \
+                    from the allowlisted hosts ($ENCLAVE_MEDIA_HOSTS, the setting `serve` checks callbacks \
+                    against; default api.twilio.com) with the account's \
                     credentials, under the egress policy ($ENCLAVE_EGRESS_ALLOW). Each step is audited \
                     (recording.fetched, recording.provider_deleted) and retried with exponential backoff. \
                     Without --once it runs until SIGINT or SIGTERM.
@@ -27,8 +28,10 @@ extension EnclaveCommand {
             @Flag(help: "Make one pass and exit.") var once = false
             @Option(help: "Seconds between passes.") var interval: Double = 5
             @Option(help: "PEM certificates to trust for the provider instead of the system roots.") var caFile: String?
-            @Option(help: "A host (name or name:port) media may come from; repeat for more.") var mediaHost: [String] =
-                []
+            @Option(
+                help:
+                    "A host (name or name:port) media may come from, instead of $ENCLAVE_MEDIA_HOSTS; repeat for more.")
+            var mediaHost: [String] = []
             @Option(help: "Seconds before the first retry (doubles each attempt, up to an hour).")
             var firstRetry: Double = 30
 
@@ -39,7 +42,7 @@ extension EnclaveCommand {
                         caFile: caFile, timeout: .seconds(30), egress: try EgressPolicy.fromEnvironment())
                     let fetcher = RecordingFetcher(
                         maintenance: keys.maintenance, keys: keys.store, transport: transport,
-                        mediaHosts: mediaHost.isEmpty ? RecordingFetcher.defaultMediaHosts : Set(mediaHost),
+                        mediaHosts: mediaHost.isEmpty ? try MediaHosts.fromEnvironment() : Set(mediaHost),
                         policy: .init(firstDelay: firstRetry))
                     if once {
                         print(RecordingFetchService.describe(try await fetcher.fetchDue()))

@@ -61,7 +61,9 @@ extension EnclaveCommand {
                     database: try ConnectionConfiguration.forRole(.app),
                     authDatabase: try ConnectionConfiguration.forRole(.auth),
                     masterKeyFile: try MaintenanceOptions.masterKeyPath(flag: masterKeyFile),
-                    options: .init(connections: connections, identity: .init(idleTimeout: .seconds(idleTimeout))))
+                    options: .init(
+                        connections: connections, identity: .init(idleTimeout: .seconds(idleTimeout)),
+                        mediaHosts: try MediaHosts.fromEnvironment()))
                 let api = EnclaveAPI(
                     services: services,
                     publicBaseURL: publicURL ?? ProcessInfo.processInfo.environment["ENCLAVE_PUBLIC_URL"])

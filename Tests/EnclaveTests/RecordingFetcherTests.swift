@@ -137,6 +137,48 @@ struct RecordingFetcherTests {
         }
     }
 
+    @Test("a callback whose media URL names a host off the allowlist is refused and queues nothing")
+    func offListCallback() async throws {
+        try await TwilioCaptureTests.with { fixture in
+            _ = try await fixture.capture.incomingCall(
+                try fixture.request("voice", TwilioCaptureTests.call(TwilioCaptureTests.sid)))
+            for host in ["evil.test", "media.test:8443", "media.test.evil.test"] {
+                let url =
+                    "https://\(host)/2010-04-01/Accounts/\(TwilioCaptureTests.account)/Recordings/\(Self.recording)"
+                await #expect(
+                    throws: AccessError(.invalidInput, "RecordingUrl's host is not one recordings are fetched from")
+                ) {
+                    try await fixture.capture.recordingReady(
+                        try fixture.request(
+                            "recording",
+                            TwilioCaptureTests.call(TwilioCaptureTests.sid) + [
+                                ("RecordingSid", Self.recording), ("RecordingUrl", url),
+                                ("RecordingStatus", "completed"),
+                            ]))
+                }
+            }
+            let connection = try await fixture.leads.base.keys.database.connect()
+            defer { Task { await connection.close() } }
+            let queued = try await connection.query("select count(*)::int8 as n from enclave.recording_fetches").first?
+                .decode(Int.self, "n")
+            #expect(queued == 0)
+        }
+    }
+
+    @Test("ENCLAVE_MEDIA_HOSTS: one setting for the callback and the worker; a bad entry is named")
+    func mediaHostsSetting() throws {
+        #expect(try MediaHosts.fromEnvironment([:]) == ["api.twilio.com"])
+        #expect(
+            try MediaHosts.fromEnvironment(["ENCLAVE_MEDIA_HOSTS": " Media.test, localhost:9443 "]) == [
+                "media.test", "localhost:9443",
+            ])
+        #expect(throws: ConfigurationError.self) {
+            try MediaHosts.fromEnvironment(["ENCLAVE_MEDIA_HOSTS": "https://x.test/"])
+        }
+        #expect(MediaHosts.allows(URL(string: "https://localhost:9443/a")!, in: ["localhost:9443"]))
+        #expect(!MediaHosts.allows(URL(string: "https://localhost/a")!, in: ["localhost:9443"]))
+    }
+
     @Test("a host off the allowlist is never contacted, and media that is not audio is not stored: both fail for good")
     func refused() async throws {
         let offList = Provider(media: [1, 2, 3])

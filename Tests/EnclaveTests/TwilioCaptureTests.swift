@@ -49,7 +49,10 @@ struct TwilioCaptureTests {
                 defaults: Attribution(source: "google", medium: "cpc", campaign: "implants"),
                 twilio: TwilioSettings(
                     accountSID: account, authToken: authToken, forwardTo: "+1 (555) 010-9999", announceRecording: true))
-            try await body(Fixture(leads: leads, source: source.id, capture: TwilioCapture(ingest: leads.ingest)))
+            try await body(
+                Fixture(
+                    leads: leads, source: source.id,
+                    capture: TwilioCapture(ingest: leads.ingest, mediaHosts: ["media.test"])))
         }
     }
 

@@ -41,16 +41,14 @@ public struct RecordingFetcher: Sendable {
     public let maintenance: MaintenanceContext
     public let keys: TenantKeyStore
     public let transport: any MediaTransport
-    /// Hosts (`name` or `name:port`) media may come from; the provider's API host by default.
+    /// Hosts (`name` or `name:port`) media may come from (`MediaHosts`).
     public let mediaHosts: Set<String>
     public let policy: Policy
     public let now: @Sendable () -> Date
 
-    public static let defaultMediaHosts: Set<String> = ["api.twilio.com"]
-
     public init(
         maintenance: MaintenanceContext, keys: TenantKeyStore, transport: any MediaTransport,
-        mediaHosts: Set<String> = defaultMediaHosts, policy: Policy = Policy(),
+        mediaHosts: Set<String> = MediaHosts.default, policy: Policy = Policy(),
         now: @escaping @Sendable () -> Date = Date.init
     ) {
         self.maintenance = maintenance
@@ -135,10 +133,11 @@ public struct RecordingFetcher: Sendable {
             ).first
         else { return nil }
         let source = try row.decode(UUID.self, "source_id")
-        guard let url = URL(string: try row.decode(String.self, "media_url")), let host = url.host else {
+        guard let url = URL(string: try row.decode(String.self, "media_url")), url.host != nil else {
             throw StepFailure(status: nil, reason: "the media URL is not valid", final: true)
         }
-        guard mediaHosts.contains(url.port.map { "\(host):\($0)" } ?? host) else {
+        // The callback checked this too; the allowlist may have changed since it was queued.
+        guard MediaHosts.allows(url, in: mediaHosts) else {
             throw StepFailure(status: nil, reason: "the media host is not allowlisted", final: true)
         }
         guard

@@ -33,9 +33,12 @@ public struct CaptureRequest: Sendable {
 /// `CallSid` under the source's ingest credential, its caller's number and name sealed.
 public struct TwilioCapture: Sendable {
     public let ingest: IngestService
+    /// Hosts a recording callback's media URL may name (`MediaHosts`).
+    public let mediaHosts: Set<String>
 
-    public init(ingest: IngestService) {
+    public init(ingest: IngestService, mediaHosts: Set<String> = MediaHosts.default) {
         self.ingest = ingest
+        self.mediaHosts = mediaHosts
     }
 
     /// A verified request: its source's settings, credential and parameters.
@@ -126,6 +129,9 @@ public struct TwilioCapture: Sendable {
             url.scheme == "https", url.host != nil, url.query == nil,
             url.path == "/2010-04-01/Accounts/\(verified.settings.account)/Recordings/\(recording)"
         else { throw AccessError(.invalidInput, "RecordingUrl is not this account's recording over HTTPS") }
+        guard MediaHosts.allows(url, in: mediaHosts) else {
+            throw AccessError(.invalidInput, "RecordingUrl's host is not one recordings are fetched from")
+        }
         let known = try await ingest.withCredential(verified.credential) { transaction in
             try await transaction.query(
                 "select enclave_private.ingest_queue_recording($1, $2, $3) as known",

@@ -19,17 +19,21 @@ public struct EnclaveServices: Sendable {
         public var clock: @Sendable () -> Date
         /// Password derivations at once (default: the machine's cores); past it, 503.
         public var passwordWork: Int
+        /// Hosts recording callbacks may name (`MediaHosts`, `ENCLAVE_MEDIA_HOSTS`).
+        public var mediaHosts: Set<String>
 
         public init(
             connections: Int = 10, authConnections: Int = 2, identity: IdentityService.Policy = .init(),
             clock: @escaping @Sendable () -> Date = Date.init,
-            passwordWork: Int = ProcessInfo.processInfo.activeProcessorCount
+            passwordWork: Int = ProcessInfo.processInfo.activeProcessorCount,
+            mediaHosts: Set<String> = MediaHosts.default
         ) {
             self.connections = connections
             self.authConnections = authConnections
             self.identity = identity
             self.clock = clock
             self.passwordWork = passwordWork
+            self.mediaHosts = mediaHosts
         }
     }
 
@@ -87,7 +91,7 @@ public struct EnclaveServices: Sendable {
         auditLog = AuditLog(identity: identity)
         reports = LeadReports(access: access, agreements: agreements)
         value = LeadValue(access: access, agreements: agreements)
-        twilio = TwilioCapture(ingest: ingest)
+        twilio = TwilioCapture(ingest: ingest, mediaHosts: options.mediaHosts)
         web = WebCapture(ingest: ingest)
     }
 
