@@ -32,7 +32,7 @@ struct PasswordWorkTests {
         #expect(try await work.run { 42 } == 42)
     }
 
-    @Test("a sign-in while every slot is busy is refused with 503; a throttled one is refused before hashing")
+    @Test("a throttled sign-in is refused before hashing; while every slot is busy, any sign-in gets 503 at once")
     func signIn() async throws {
         try await IdentityFixture.with { fixture in
             let work = PasswordWork(limit: 1)
@@ -46,14 +46,19 @@ struct PasswordWorkTests {
                     _ = try await identity.login(email: "owner@b.test", password: "wrong password!!")
                 }
             }
-            let release = try await Self.occupy(work)
-            // Throttled: refused without a slot (none is free, so any hashing would have been Busy).
+            // Throttled: refused before any hashing.
+            let derived = work.started
             await #expect(throws: AccessError(.throttled, "too many failed sign-ins; try again later")) {
                 _ = try await identity.login(email: "owner@b.test", password: IdentityFixture.password)
             }
-            // Not throttled, but no slot: 503 at once.
-            await #expect(throws: PasswordWork.Busy()) {
-                _ = try await identity.login(email: "owner@a.test", password: IdentityFixture.password)
+            #expect(work.started == derived)
+            // With every slot busy, a sign-in is refused with 503 at once, before the database
+            // is asked anything (throttled or not).
+            let release = try await Self.occupy(work)
+            for email in ["owner@a.test", "owner@b.test"] {
+                await #expect(throws: PasswordWork.Busy()) {
+                    _ = try await identity.login(email: email, password: IdentityFixture.password)
+                }
             }
             #expect(PasswordWork.Busy().problem?.status == 503)
             release()

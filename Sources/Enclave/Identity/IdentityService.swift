@@ -87,7 +87,10 @@ public struct IdentityService: Sendable {
             throw AccessError(.invalidCredentials, "wrong email or password")
         }
         let token = try SessionToken.generate()
-        // The throttles first: a throttled attempt costs no scrypt.
+        // A hashing slot before anything else: when every one is taken, a flood of sign-ins is
+        // refused (503) without a database round trip. Then the throttles: a throttled attempt
+        // costs no scrypt.
+        let slot = try passwordWork.reserve()
         let before = try await pool.query(
             """
             select enclave_private.login_parameters($1, $2) as parameters,
@@ -99,7 +102,7 @@ public struct IdentityService: Sendable {
         }
         let parameters = try before?.decode(String?.self, "parameters")
         // Derived for unknown emails too, so that the time taken does not tell.
-        let key = try await passwordWork.deriveKey(password, parameters: parameters ?? hasher.defaultParameters)
+        let key = try await slot.deriveKey(password, parameters: parameters ?? hasher.defaultParameters)
         let row = try await pool.withTransaction { transaction in
             try await transaction.query(
                 """
