@@ -83,13 +83,9 @@ public struct SMTPTransport: MailTransport {
             let context = try NIOSSLContext(configuration: tls)
             // SNI takes names only; an address is checked against the certificate's IP entries.
             let isAddress = host.contains(":") || host.split(separator: ".").allSatisfy { Int($0) != nil }
-            let handler = try NIOSSLClientHandler(context: context, serverHostname: isAddress ? nil : host)
-            // Anything that came in plaintext after the 220 (an attacker's injected replies) is
-            // dropped, in the same event loop turn that puts TLS in front (RFC 3207 section 4.2).
-            try await channel.eventLoop.flatSubmit {
-                replies.discardPlaintext()
-                return channel.pipeline.addHandler(handler, position: .first)
-            }.get()
+            try await replies.startTLS(on: channel) {
+                try NIOSSLClientHandler(context: context, serverHostname: isAddress ? nil : host)
+            }
             features = try await expect(hello, [250])
             secure = true
         } else if !isLoopback {
@@ -189,9 +185,21 @@ final class SMTPReplies: ChannelInboundHandler, @unchecked Sendable {
         context.close(promise: nil)
     }
 
-    /// Replies and partial lines read so far and not yet taken: dropped at STARTTLS, so that
-    /// nothing read before TLS answers a command sent after it. On the channel's event loop.
-    func discardPlaintext() {
+    /// Puts `tls` in front of the channel after the server's 220 to STARTTLS. Anything that came
+    /// in plaintext after the 220 (an attacker's injected replies) is dropped, in the same event
+    /// loop turn that puts TLS in front, so that nothing read before TLS answers a command sent
+    /// after it (RFC 3207 section 4.2).
+    func startTLS(on channel: any Channel, _ makeTLS: @escaping @Sendable () throws -> any ChannelHandler)
+        async throws
+    {
+        try await channel.eventLoop.submit {
+            self.discardPlaintext()
+            try channel.pipeline.syncOperations.addHandler(try makeTLS(), position: .first)
+        }.get()
+    }
+
+    /// Replies and partial lines read so far and not yet taken. On the channel's event loop.
+    private func discardPlaintext() {
         buffer = ""
         lines = []
         ready = []
