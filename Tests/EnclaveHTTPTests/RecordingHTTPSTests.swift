@@ -122,7 +122,7 @@ struct RecordingHTTPSTests {
         "slow readers hold no database connection; a user plays four at once; slow and stalled readers are cut off"
     )
     func slowReaders() async throws {
-        try await LiveServer.with(writeTimeout: .seconds(4)) { server in
+        try await LiveServer.with(writeTimeout: .seconds(6)) { server in
             let token = try await server.mfaSession(email: "owner@smile.test", password: "owner password 12")
             let call = try await server.signedCall(
                 #"{"caller_number": "+1 555 010 3434", "started_at": "2026-11-29T11:30:00Z"}"#, key: "stall-1")
@@ -137,7 +137,7 @@ struct RecordingHTTPSTests {
             let readers = (0..<4).map { _ in
                 Task {
                     try await server.request(
-                        "GET", path, token: token, extraArguments: ["--limit-rate", "1K", "--max-time", "10"])
+                        "GET", path, token: token, extraArguments: ["--limit-rate", "1K", "--max-time", "30"])
                 }
             }
             try await waitUntil(timeout: .seconds(10), "the four streams are open") {
@@ -147,7 +147,7 @@ struct RecordingHTTPSTests {
             }
             // While they crawl (once the socket buffers are full), no connection is held and
             // everyone else is served.
-            try await waitUntil(timeout: .seconds(5), "no connection is held while the readers crawl") {
+            try await waitUntil(timeout: .seconds(3), "no connection is held while the readers crawl") {
                 try await server.metrics().contains("enclave_db_pool_connections{state=\"in_use\"} 0")
             }
             #expect(try await server.request("GET", "/v1/me", token: token).status == 200)
@@ -158,11 +158,11 @@ struct RecordingHTTPSTests {
             try await waitUntil(timeout: .seconds(12), "a slow stream gives its slot back") {
                 try await server.request("GET", path, token: token, headers: ["Range": "bytes=0-99"]).status == 206
             }
-            for reader in readers { #expect(try await reader.value.data.count < audio.count) }
             // A client that reads nothing at all has its connection closed: after its stall it
             // gets what the socket buffers held, not the recording.
-            let stalled = try await server.stalledGet(path, token: token, seconds: 7)
+            let stalled = try await server.stalledGet(path, token: token, seconds: 10)
             #expect(stalled < audio.count, "the stalled reader got \(stalled) of \(audio.count) bytes")
+            for reader in readers { #expect(try await reader.value.data.count < audio.count) }
             try await waitUntil(timeout: .seconds(10), "every connection is back in the pool") {
                 try await server.metrics().contains("enclave_db_pool_connections{state=\"in_use\"} 0")
             }
