@@ -164,18 +164,7 @@ public struct LiveServer: Sendable {
             arguments += ["-H", "Content-Type: \(contentType)", "--data-binary", "@\(input)"]
         }
         process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        // Wait on a Dispatch thread: blocking a cooperative thread here would starve the
-        // in-process server that has to answer this very request.
-        let data = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                let data = output.fileHandleForReading.readDataToEndOfFile()
-                process.waitUntilExit()
-                continuation.resume(returning: data)
-            }
-        }
+        let data = try await process.output()
         let reply = Reply(
             status: Int(String(decoding: data, as: UTF8.self)) ?? -1,
             headers: (try? String(contentsOfFile: headerFile, encoding: .utf8)) ?? "",
@@ -193,16 +182,7 @@ public struct LiveServer: Sendable {
             "-m", "enclavekit", "stall", "https://localhost:\(port)\(path)", token, "\(directory)/cert.pem",
             "\(seconds)",
         ]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let data = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                let data = output.fileHandleForReading.readDataToEndOfFile()
-                process.waitUntilExit()
-                continuation.resume(returning: data)
-            }
-        }
+        let data = try await process.output()
         guard let received = Int(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
         else { throw TestSetupError("enclavekit stall printed no count") }
         return received

@@ -12,17 +12,7 @@ struct RecordingMemoryTests {
         let process = Process()
         process.executableURL = bench
         process.arguments = ["recording", "200"]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                let data = output.fileHandleForReading.readDataToEndOfFile()
-                process.waitUntilExit()
-                continuation.resume(returning: data)
-            }
-        }
+        let data = try await process.output(includingErrors: true)
         let text = String(decoding: data, as: UTF8.self)
         #expect(process.terminationStatus == 0, "\(text)")
         #expect(text.contains("recording 200 MB"))
