@@ -114,7 +114,7 @@ extension EnclaveCommand.Audit {
             discussion: """
                 Checks every linked event's link with the audit key, retention records' authorization, \
                 and each chain against the latest head in the checkpoint log (a tail cut off or rewritten \
-                since). Events not linked yet are counted; one left unlinked longer than \
+                since). A missing or empty log fails once anything is linked (--no-checkpoints for a first run). Events not linked yet are counted; one left unlinked longer than \
                 --max-unlinked-age is a break.
                 """)
         @OptionGroup var options: AuditOptions
@@ -131,15 +131,18 @@ extension EnclaveCommand.Audit {
         func run() async throws {
             try await reportingErrors {
                 let key = try options.loadKey()
+                let verifier = AuditVerifier(
+                    maintenance: try options.maintenanceContext(), key: key,
+                    maxUnlinkedAge: .seconds(maxUnlinkedAge))
                 var saved: Enclave.Checkpoint?
                 if !noCheckpoints {
                     let path = try options.checkpointPath()
                     saved = try CheckpointLog(path: path, key: key).read()
-                    if saved == nil { printError("note: the checkpoint log \(path) has no record yet") }
+                    try await verifier.requireCheckpoint(saved, log: path)
+                    if saved == nil {
+                        printError("note: the checkpoint log \(path) has no record yet; nothing is linked")
+                    }
                 }
-                let verifier = AuditVerifier(
-                    maintenance: try options.maintenanceContext(), key: key,
-                    maxUnlinkedAge: .seconds(maxUnlinkedAge))
                 let report = try await verifier.verify(
                     chains: tenant.flatMap(UUID.init(uuidString:)).map { [$0] }, checkpoint: saved)
                 for broken in report.breaks { printError("broken: \(broken)") }

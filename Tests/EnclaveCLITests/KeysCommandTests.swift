@@ -238,6 +238,14 @@ struct AuditCommandTests {
             let intact = try await CLIProcess.run(["audit", "verify"], environment: env)
             #expect(intact.status == 0, "\(intact.output)")
             #expect(intact.standardOutput.contains("against the checkpoint log"), "\(intact.output)")
+            // No log, no pass: without it, a cut tail would go unseen.
+            try FileManager.default.moveItem(atPath: checkpoint, toPath: checkpoint + ".aside")
+            let missing = try await CLIProcess.run(["audit", "verify"], environment: env)
+            #expect(missing.status == 1 && missing.standardError.contains("missing or empty"), "\(missing.output)")
+            FileManager.default.createFile(atPath: checkpoint, contents: Data())
+            #expect(try await CLIProcess.run(["audit", "verify"], environment: env).status == 1)
+            try FileManager.default.removeItem(atPath: checkpoint)
+            try FileManager.default.moveItem(atPath: checkpoint + ".aside", toPath: checkpoint)
 
             let superuser = try await database.connect()
             defer { Task { await superuser.close() } }

@@ -246,6 +246,67 @@ struct AuditTests {
         }
     }
 
+    @Test("two chainers, each with its own view of the log, append side by side under load; the log verifies")
+    func twoChainers() async throws {
+        try await Self.withLog { log in
+            try await KeyFixture.with { fixture in
+                let keys = try await fixture.keys()
+                let registry = PracticeRegistry(keys: keys)
+                var created: [UUID] = []
+                for index in 0..<4 { created.append(try await registry.create(name: "Side by side \(index)")) }
+                let practices = created
+                // As two processes would: each chainer with a CheckpointLog of its own over one file.
+                let chainers = (0..<2).map { _ in
+                    AuditChainer(
+                        maintenance: keys.maintenance, key: testAuditKey,
+                        log: CheckpointLog(path: log.path, key: testAuditKey), batchSize: 20)
+                }
+                let maintenance = keys.maintenance
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        for index in 0..<400 {
+                            let chain = practices[index % practices.count]
+                            try await maintenance.withTenant(chain) { transaction in
+                                try await transaction.audit(
+                                    AuditEvent(tenant: chain, action: .keyRotated, objectID: "\(index)"))
+                            }
+                        }
+                    }
+                    for chainer in chainers {
+                        group.addTask {
+                            for _ in 0..<60 {
+                                _ = try await chainer.linkPending()
+                                try await Task.sleep(for: .milliseconds(2))
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                _ = try await chainers[1].linkPending()
+                let records = try String(contentsOfFile: log.path, encoding: .utf8).split(separator: "\n").count
+                #expect(records > 2)
+                let checkpoint = try #require(try CheckpointLog(path: log.path, key: testAuditKey).read())
+                #expect(try await verify(keys, checkpoint: checkpoint).isEmpty)
+                #expect(
+                    try await keys.maintenance.verifier().heads().allSatisfy { head in
+                        checkpoint.heads.contains(head) || head.seq == 0
+                    })
+            }
+        }
+    }
+
+    @Test("no log, no pass: without a checkpoint record, verifying linked events is refused")
+    func noLogNoPass() async throws {
+        try await Self.withChain { _, keys, _ in
+            let verifier = keys.maintenance.verifier()
+            await #expect(throws: ConfigurationError.self) { try await verifier.requireCheckpoint(nil, log: "/gone") }
+        }
+        try await KeyFixture.with { fixture in
+            // Nothing linked yet: a first run needs no log.
+            try await fixture.keys().maintenance.verifier().requireCheckpoint(nil, log: "/gone")
+        }
+    }
+
     @Test("unlinked events are counted, and one left unlinked too long is a break")
     func unlinked() async throws {
         try await KeyFixture.with { fixture in

@@ -47,6 +47,20 @@ public struct AuditVerifier: Sendable {
         }
     }
 
+    /// Refuses to verify without a checkpoint record once the database holds linked events: a
+    /// missing, empty or unreadable log would let a cut tail pass unseen. (`--no-checkpoints` is
+    /// for a first run, before any log exists.)
+    ///
+    /// - Throws: a `ConfigurationError` naming the log.
+    public func requireCheckpoint(_ checkpoint: Checkpoint?, log path: String) async throws {
+        guard checkpoint == nil else { return }
+        if try await heads().contains(where: { $0.seq > 0 }) {
+            throw ConfigurationError(
+                "the checkpoint log \(path) is missing or empty, but the database holds linked audit events: "
+                    + "a cut tail would pass unseen (restore the log; --no-checkpoints only for a first run)")
+        }
+    }
+
     /// Verifies `chains` (default: every chain with a head, and every practice).
     public func verify(chains: [UUID]? = nil, checkpoint: Checkpoint? = nil) async throws -> Report {
         let heads = try await heads()
