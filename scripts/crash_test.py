@@ -125,10 +125,13 @@ def postgres(action):
 
 
 def kill_postgres():
-    """SIGKILL the postmaster and every backend: a crash, not a shutdown."""
+    """SIGKILL the postmaster and every backend: a crash, not a shutdown. The postmaster is
+    stopped first, so that it forks no child between the listing of its children and the kill
+    (a child forked in that instant would survive, holding the listening socket)."""
     pid = int(open(os.path.join(CLUSTER, "data", "postmaster.pid")).readline())
+    os.kill(pid, signal.SIGSTOP)
     children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-    for victim in [pid] + [int(c) for c in children]:
+    for victim in [int(c) for c in children] + [pid]:
         try:
             os.kill(victim, signal.SIGKILL)
         except ProcessLookupError:
