@@ -90,7 +90,7 @@ extension EnclaveCommand.Audit {
             try await reportingErrors {
                 let chainer = try options.chainer(create: true)
                 // Heads linked before a crash that had no checkpoint yet.
-                try await chainer.checkpointAllHeads()
+                for alert in try await chainer.checkpointAllHeads().alerts { printError("ALERT: \(alert)") }
                 if once {
                     print(AuditChainService.describe(try await chainer.linkPending()))
                 } else {
@@ -166,8 +166,10 @@ extension EnclaveCommand.Audit {
         func run() async throws {
             try await reportingErrors {
                 let chainer = try options.chainer(create: true)
-                let written = try await chainer.checkpointAllHeads()
-                print("appended \(written) chain heads to \(try options.checkpointPath())")
+                let pass = try await chainer.checkpointAllHeads()
+                for alert in pass.alerts { printError("ALERT: \(alert)") }
+                print("appended \(pass.checkpointed) chain heads to \(try options.checkpointPath())")
+                if !pass.alerts.isEmpty { throw ExitCode.failure }
             }
         }
     }

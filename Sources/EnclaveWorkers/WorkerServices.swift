@@ -51,6 +51,8 @@ public enum AuditChainService {
     /// One line about a pass.
     public static func describe(_ pass: AuditChainer.Summary) -> String {
         "audit: \(pass.linked) events linked in \(pass.chains) chains, \(pass.checkpointed) heads checkpointed"
+            + (pass.refused > 0 ? ", \(pass.refused) refused" : "")
+            + pass.alerts.map { "\nALERT: audit: \($0)" }.joined()
     }
 }
 

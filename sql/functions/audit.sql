@@ -63,13 +63,55 @@ as $$
 $$;
 revoke all on function enclave_private.append_audit_event(uuid,uuid,text,uuid,text,text,text,text,text,inet,text,text,jsonb) from public;
 
--- The chainer's work list: up to max_events unlinked events, oldest first, in the form the
--- canonical encoding needs, with their chain's current head (seq 0 and the zero hash for a
--- chain that has none yet). Operators only.
-create or replace function enclave_private.unlinked_audit_events(max_events integer)
+-- The chainer's horizon: the platform sequence's last value, the highest `seq` linked in any
+-- chain, and the transactions that may still commit a number at or below that last value.
+-- An event's INSERT takes its RowExclusiveLock on audit_events before it draws its number and
+-- keeps it until the transaction ends, so once every transaction listed here has ended, each
+-- number up to last_seq is final: committed (and visible) or never to appear. Operators only.
+create or replace function enclave_private.audit_horizon()
+returns table (last_seq bigint, linked_through bigint, open_transactions text[])
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
+as $$
+begin
+    perform enclave_private.require_operator();
+    last_seq := coalesce(pg_sequence_last_value('enclave_private.audit_event_seq'), 0);
+    linked_through := (select coalesce(max(h.event_seq), 0) from enclave_private.audit_heads h);
+    open_transactions := array(
+        select distinct l.virtualtransaction from pg_locks l
+        where l.locktype = 'relation' and l.relation = 'enclave.audit_events'::regclass
+          and l.mode = 'RowExclusiveLock' and l.granted and l.pid is distinct from pg_backend_pid());
+    return next;
+end
+$$;
+revoke all on function enclave_private.audit_horizon() from public;
+grant execute on function enclave_private.audit_horizon() to enclave_maint;
+
+-- Whether any of `transactions` (virtual transaction ids from audit_horizon) is still open.
+create or replace function enclave_private.audit_transactions_open(transactions text[])
+returns boolean
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
+as $$
+begin
+    perform enclave_private.require_operator();
+    return exists (
+        select from pg_locks l
+        where l.locktype = 'relation' and l.relation = 'enclave.audit_events'::regclass
+          and l.virtualtransaction = any (transactions));
+end
+$$;
+revoke all on function enclave_private.audit_transactions_open(text[]) from public;
+grant execute on function enclave_private.audit_transactions_open(text[]) to enclave_maint;
+
+-- The chainer's work list: up to max_events unlinked events numbered above after_seq and up to
+-- through_seq, oldest first, in the form the canonical encoding needs, with their chain's
+-- current head (position 0, the zero hash and event seq 0 for a chain that has none yet).
+-- Operators only.
+drop function if exists enclave_private.unlinked_audit_events(integer);
+create or replace function enclave_private.unlinked_audit_events(max_events integer, after_seq bigint, through_seq bigint)
 returns table (tenant_id uuid, seq bigint, at_micros bigint, actor text, actor_kind text, session text,
                action text, object_type text, object_id text, outcome text, reason text, ip text,
-               user_agent text, request_id text, details text, head_seq bigint, head_hash bytea)
+               user_agent text, request_id text, details text, head_seq bigint, head_hash bytea,
+               head_event_seq bigint)
 language plpgsql stable security definer set search_path = pg_catalog, pg_temp
 as $$
 begin
@@ -78,22 +120,41 @@ begin
     select e.tenant_id, e.seq, (extract(epoch from e.at) * 1000000)::int8, e.actor_id::text, e.actor_kind,
            e.session_id::text, e.action, e.object_type, e.object_id, e.outcome, e.reason, host(e.client_ip),
            e.user_agent, e.request_id, e.details::text,
-           coalesce(h.seq, 0), coalesce(h.hash, decode(repeat('00', 32), 'hex'))
-    from (select u.tenant_id, u.seq from enclave.audit_events u where u.chain_seq is null order by u.seq
-          limit least(greatest(max_events, 1), 50000)) pending
+           coalesce(h.seq, 0), coalesce(h.hash, decode(repeat('00', 32), 'hex')), coalesce(h.event_seq, 0)
+    from (select u.tenant_id, u.seq from enclave.audit_events u
+          where u.chain_seq is null and u.seq > after_seq and u.seq <= through_seq
+          order by u.seq limit least(greatest(max_events, 1), 50000)) pending
     join enclave.audit_events e on e.tenant_id = pending.tenant_id and e.seq = pending.seq
     left join enclave_private.audit_heads h on h.chain_id = e.tenant_id
     order by e.seq;
 end
 $$;
-revoke all on function enclave_private.unlinked_audit_events(integer) from public;
-grant execute on function enclave_private.unlinked_audit_events(integer) to enclave_maint;
+revoke all on function enclave_private.unlinked_audit_events(integer, bigint, bigint) from public;
+grant execute on function enclave_private.unlinked_audit_events(integer, bigint, bigint) to enclave_maint;
+
+-- The links at the given positions (chains[i], positions[i]) that exist: the chainer compares
+-- them with the heads its checkpoint log holds before it links after them. Operators only.
+create or replace function enclave_private.audit_links_at(chains uuid[], positions bigint[])
+returns table (chain_id uuid, chain_seq bigint, hash bytea)
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$
+begin
+    perform enclave_private.require_operator();
+    return query
+    select e.tenant_id, e.chain_seq, e.hash
+    from unnest(chains, positions) as p(chain, position)
+    join enclave.audit_events e on e.tenant_id = p.chain and e.chain_seq = p.position;
+end
+$$;
+revoke all on function enclave_private.audit_links_at(uuid[], bigint[]) from public;
+grant execute on function enclave_private.audit_links_at(uuid[], bigint[]) to enclave_maint;
 
 -- Links events into their chains: event (chains[i], seqs[i]) gets chain_seqs[i], prev_hashes[i]
 -- and hashes[i] (the chainer's HMAC; both hashes as hex). The database cannot check an HMAC, but it keeps the
 -- chain's shape: per chain the positions continue the head without a gap, each prev_hash is
 -- the hash before it, and only unlinked events are linked. A batch built on a head that moved
--- meanwhile is refused whole ('audit_head_moved'). Returns the number linked. Operators only.
+-- meanwhile is refused whole ('audit_head_moved'), and so is one that links an event whose
+-- number is not above the chain's last linked one ('audit_link_not_new'). Returns the number linked. Operators only.
 create or replace function enclave_private.link_audit_events(
     chains uuid[], seqs bigint[], chain_seqs bigint[], prev_hex text[], hash_hex text[]
 )
@@ -136,6 +197,17 @@ begin
     ) then
         raise exception 'audit_head_moved' using errcode = '40001';
     end if;
+    -- Only what could be new: in each chain the events' numbers rise with their positions,
+    -- above the number of the chain's last linked event.
+    if exists (
+        select from (
+            select b.chain, b.seq, lag(b.seq) over (partition by b.chain order by b.chain_seq) as before_seq
+            from unnest(chains, seqs, chain_seqs) as b(chain, seq, chain_seq)
+        ) l join enclave_private.audit_heads h on h.chain_id = l.chain
+        where l.seq <= coalesce(l.before_seq, h.event_seq)
+    ) then
+        raise exception 'audit_link_not_new' using errcode = '22023';
+    end if;
     perform set_config('enclave.audit_linking', 'on', true);
     update enclave.audit_events e
     set chain_seq = b.chain_seq, prev_hash = b.prev_hash, hash = b.hash, link = 2
@@ -147,8 +219,9 @@ begin
         raise exception 'audit_links_invalid' using errcode = '22023',
             detail = format('%s of %s events were unlinked events', linked, n);
     end if;
-    update enclave_private.audit_heads h set seq = last.chain_seq, hash = last.hash
-    from (select distinct on (b.chain) b.chain, b.chain_seq, b.hash from unnest(chains, chain_seqs, hashes) as b(chain, chain_seq, hash)
+    update enclave_private.audit_heads h set seq = last.chain_seq, hash = last.hash, event_seq = last.seq
+    from (select distinct on (b.chain) b.chain, b.chain_seq, b.hash, b.seq
+          from unnest(chains, chain_seqs, hashes, seqs) as b(chain, chain_seq, hash, seq)
           order by b.chain, b.chain_seq desc) last
     where h.chain_id = last.chain;
     return linked;

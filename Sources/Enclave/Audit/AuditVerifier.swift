@@ -25,6 +25,8 @@ public struct AuditVerifier: Sendable {
         public let unlinked: Int
         public let oldestUnlinked: Date?
         public let breaks: [Break]
+        /// Platform numbers the chainer settled with no event (rolled back), per the log.
+        public var missing: Int64 = 0
     }
 
     public let maintenance: MaintenanceContext
@@ -61,39 +63,67 @@ public struct AuditVerifier: Sendable {
         }
     }
 
-    /// Verifies `chains` (default: every chain with a head, and every practice).
+    /// Verifies `chains` (default: every chain with a head, and every practice) in one
+    /// repeatable-read snapshot, so that heads and chains agree on a live system; read the
+    /// checkpoint log before calling (what it holds was committed before it was written).
     public func verify(chains: [UUID]? = nil, checkpoint: Checkpoint? = nil) async throws -> Report {
-        let heads = try await heads()
-        var ids: [UUID]
-        if let chains {
-            ids = chains
-        } else {
-            ids = Array(Set(heads.map(\.chain)).union(try await maintenance.tenantIDs()))
-                .sorted { $0.uuidString < $1.uuidString }
-        }
-        var breaks: [Break] = []
-        var events = 0
-        var unlinked = 0
-        var oldest: Date?
-        for chain in ids {
-            let result = try await verifyChain(
-                chain, head: heads.first { $0.chain == chain },
-                checkpoint: checkpoint?.heads.first { $0.chain == chain })
-            events += result.events
-            unlinked += result.unlinked
-            if let at = result.oldestUnlinked { oldest = min(oldest ?? at, at) }
-            if let problem = result.problem { breaks.append(problem) }
-        }
-        if let checkpoint {
-            for head in checkpoint.heads where !ids.contains(head.chain) && chains == nil {
-                breaks.append(
-                    Break(
-                        chain: head.chain, seq: head.seq,
-                        problem: "the checkpoint has this chain; the database does not"))
+        try await maintenance.pool.withTransaction(isolation: .repeatableRead) { transaction in
+            let heads = try await transaction.query(
+                "select chain_id, seq, hash from enclave_private.audit_chain_heads()"
+            ).map {
+                Checkpoint.Head(
+                    chain: try $0.decode(UUID.self, "chain_id"), seq: try $0.decode(Int64.self, "seq"),
+                    hash: try $0.decode([UInt8].self, "hash"))
             }
+            var ids: [UUID]
+            if let chains {
+                ids = chains
+            } else {
+                let practices = try await transaction.query("select id from enclave.practices").map {
+                    try $0.decode(UUID.self, "id")
+                }
+                ids = Array(Set(heads.map(\.chain)).union(practices)).sorted { $0.uuidString < $1.uuidString }
+            }
+            var breaks: [Break] = []
+            var events = 0
+            var unlinked = 0
+            var oldest: Date?
+            for chain in ids {
+                try await transaction.query(
+                    "select set_config('enclave.maint_tenant', $1, true)", [chain.uuidString.lowercased()])
+                let result = try await verifyChain(
+                    chain, head: heads.first { $0.chain == chain }, checkpointed: checkpoint?.history[chain] ?? [:],
+                    transaction)
+                events += result.events
+                unlinked += result.unlinked
+                if let at = result.oldestUnlinked { oldest = min(oldest ?? at, at) }
+                if let problem = result.problem { breaks.append(problem) }
+            }
+            if let checkpoint {
+                for head in checkpoint.heads where !ids.contains(head.chain) && chains == nil {
+                    breaks.append(
+                        Break(
+                            chain: head.chain, seq: head.seq,
+                            problem: "the checkpoint has this chain; the database does not"))
+                }
+                for settled in checkpoint.unaccounted where chains == nil {
+                    breaks.append(
+                        Break(
+                            chain: Self.platform, seq: settled.through,
+                            problem:
+                                "\(settled.unaccounted) platform numbers between \(settled.from + 1) and \(settled.through) have no event, "
+                                + "settled after the chainer had been stopped too long: unlinked events deleted, or rolled back meanwhile"
+                        ))
+                }
+            }
+            return Report(
+                chains: ids.count, events: events, unlinked: unlinked, oldestUnlinked: oldest, breaks: breaks,
+                missing: checkpoint?.missing ?? 0)
         }
-        return Report(chains: ids.count, events: events, unlinked: unlinked, oldestUnlinked: oldest, breaks: breaks)
     }
+
+    /// The platform chain: events about no practice.
+    static let platform = UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
 
     private struct ChainResult {
         var events = 0
@@ -102,10 +132,13 @@ public struct AuditVerifier: Sendable {
         var problem: Break?
     }
 
-    private func verifyChain(_ chain: UUID, head: Checkpoint.Head?, checkpoint: Checkpoint.Head?) async throws
-        -> ChainResult
-    {
-        try await maintenance.withTenant(chain) { transaction in
+    /// Walks one chain in `transaction` (its tenant set) and compares it with every head the log
+    /// checkpointed for it (`checkpointed`: position to hash).
+    private func verifyChain(
+        _ chain: UUID, head: Checkpoint.Head?, checkpointed: [Int64: [UInt8]], _ transaction: Transaction
+    ) async throws -> ChainResult {
+        let checkpoint = checkpointed.max { $0.key < $1.key }.map { Checkpoint.Head(chain: chain, seq: $0.key, hash: $0.value) }
+        do {
             var result = ChainResult()
             let pending = try await transaction.query(
                 "select count(*) as n, min(at) as oldest from enclave.audit_events where tenant_id = $1 and chain_seq is null",
@@ -152,7 +185,6 @@ public struct AuditVerifier: Sendable {
                 expectedSeq = through + 1
                 previousHash = lastHash
             }
-            let start = expectedSeq
             var chainerLinked = false
             var after: Int64 = 0
             while true {
@@ -201,6 +233,9 @@ public struct AuditVerifier: Sendable {
                         }
                         chainerLinked = true
                     }
+                    if let saved = checkpointed[position], saved != hash {
+                        return broken(position, "differs from the checkpoint log (rewritten)")
+                    }
                     previousHash = hash
                     expectedSeq = position + 1
                 }
@@ -217,15 +252,8 @@ public struct AuditVerifier: Sendable {
                         last + 1,
                         "the chain ends at seq \(last) but the checkpoint saw seq \(checkpoint.seq) (truncated)")
                 }
-                // A link retention removed since the checkpoint cannot be compared, and need not be.
-                if checkpoint.seq >= start {
-                    let atCheckpoint = try await transaction.query(
-                        "select hash from enclave.audit_events where tenant_id = $1 and chain_seq = $2",
-                        [chain, checkpoint.seq])
-                    if try atCheckpoint.first?.decode([UInt8].self, "hash") != checkpoint.hash {
-                        return broken(checkpoint.seq, "differs from the checkpoint (rewritten)")
-                    }
-                }
+                // Every checkpointed position the walk reached was compared with the log's hash;
+                // those retention removed since cannot be, and need not be.
             }
             if let oldest = result.oldestUnlinked,
                 Date().timeIntervalSince(oldest) > Double(maxUnlinkedAge.components.seconds)

@@ -19,13 +19,45 @@ public struct Checkpoint: Sendable {
         }
     }
 
+    /// What one chainer pass settled of the platform sequence: every number in (`from`,
+    /// `through`] had an event, which it linked or refused, except `missing` numbers, which no
+    /// event holds (a transaction rolled back, or an unlinked event was deleted). `unaccounted`
+    /// of them (all or none) were settled after the chainer had been stopped longer than its
+    /// window, when a deletion cannot be told from a rollback.
+    public struct Accounting: Sendable, Equatable {
+        public let from: Int64
+        public let through: Int64
+        public let missing: Int64
+        public let unaccounted: Int64
+
+        public init(from: Int64, through: Int64, missing: Int64, unaccounted: Int64) {
+            (self.from, self.through, self.missing, self.unaccounted) = (from, through, missing, unaccounted)
+        }
+    }
+
     /// When the newest record that contributed was written.
     public let createdAt: Date
+    /// Each chain's latest head.
     public let heads: [Head]
+    /// Every head the log ever recorded, by chain and position: verify checks each one.
+    public let history: [UUID: [Int64: [UInt8]]]
+    /// The platform sequence settled so far, the numbers missing in it, and the passes whose
+    /// missing numbers are unaccounted for.
+    public let through: Int64
+    public let missing: Int64
+    public let unaccounted: [Accounting]
 
-    public init(createdAt: Date = Date(), heads: [Head]) {
+    public init(
+        createdAt: Date = Date(), heads: [Head], history: [UUID: [Int64: [UInt8]]]? = nil, through: Int64 = 0,
+        missing: Int64 = 0, unaccounted: [Accounting] = []
+    ) {
         self.createdAt = createdAt
         self.heads = heads
+        self.history =
+            history ?? Dictionary(grouping: heads, by: \.chain).mapValues { Dictionary(uniqueKeysWithValues: $0.map { ($0.seq, $0.hash) }) }
+        self.through = through
+        self.missing = missing
+        self.unaccounted = unaccounted
     }
 }
 
@@ -33,11 +65,15 @@ public struct Checkpoint: Sendable {
 /// each batch it links (only the chains that moved) and by `enclave audit checkpoint` (every
 /// chain). One JSON object per line:
 ///
-///     {"at":…,"heads":[["<chain>",<seq>,"<hash hex>"],…],"mac":"…","prev":"…","v":2}
+///     {"at":…,"heads":[["<chain>",<seq>,"<hash hex>"],…],"mac":"…","prev":"…","v":3,
+///      "settled":[<from>,<through>,<missing>,<unaccounted>]}
 ///
 /// `mac` is the HMAC-SHA-256 under the audit key of the record's canonical text, which includes
 /// `prev`, the previous record's `mac` (64 zeros for the first): a record altered, removed from
-/// the middle or reordered breaks every later one. A last line without its newline is a write
+/// the middle or reordered breaks every later one. `settled` (version 3, the chainer's records
+/// only) accounts for the platform sequence numbers the pass settled. Heads only move forward:
+/// a head behind the one the log holds for its chain is not recorded, and one at the same
+/// position with another hash is refused. A last line without its newline is a write
 /// cut short by a crash; it is ignored when read and cut off before the next append.
 public final class CheckpointLog: Sendable {
     public let path: String
@@ -50,6 +86,11 @@ public final class CheckpointLog: Sendable {
         var heads: [UUID: Checkpoint.Head] = [:]
         var at: Date?
         var records = 0
+        var through: Int64 = 0
+        var missing: Int64 = 0
+        var unaccounted: [Checkpoint.Accounting] = []
+        /// Every head recorded, kept only when reading the whole log for verify.
+        var history: [UUID: [Int64: [UInt8]]]?
     }
 
     public init(path: String, key: MasterKeyFile) {
@@ -63,6 +104,7 @@ public final class CheckpointLog: Sendable {
         var prev: String
         var heads: [Entry]
         var mac: String
+        var settled: [Int64]?
     }
 
     private struct Entry: Codable {
@@ -105,21 +147,23 @@ public final class CheckpointLog: Sendable {
             return nil
         }
         var folded = Folded()
+        folded.history = [:]
         try fold(data, into: &folded)
         guard let at = folded.at else { return nil }
         return Checkpoint(
-            createdAt: at, heads: folded.heads.values.sorted { $0.chain.uuidString < $1.chain.uuidString })
+            createdAt: at, heads: folded.heads.values.sorted { $0.chain.uuidString < $1.chain.uuidString },
+            history: folded.history, through: folded.through, missing: folded.missing,
+            unaccounted: folded.unaccounted)
     }
 
-    /// Appends a record of `heads` that differ from what the log already holds, and forces it to
-    /// disk. Returns how many heads it recorded (0: nothing written).
-    ///
-    /// One writer at a time, across processes: the append holds an exclusive `flock` on the file
-    /// and first reads whatever other writers (another chainer, `audit chain --once`, `audit
-    /// checkpoint`) appended since this process last looked, so its record follows theirs and
-    /// the log never forks. It takes no database lock while it holds the file's.
-    @discardableResult
-    public func append(_ heads: [Checkpoint.Head], at date: Date = Date()) throws -> Int {
+    /// The log's latest heads, how far it has settled the platform sequence, and when it was last
+    /// written, read under the file lock (the chainer's view before it links).
+    public func current() throws -> (heads: [UUID: Checkpoint.Head], through: Int64, at: Date?) {
+        try locked { folded, _ in (folded.heads, folded.through, folded.at) }
+    }
+
+    /// Runs `body` with the log opened for appending, locked, and caught up.
+    private func locked<T>(_ body: (inout Folded, Int32) throws -> T) throws -> T {
         try state.withLock { folded in
             let descriptor = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
             guard descriptor >= 0 else {
@@ -131,14 +175,47 @@ public final class CheckpointLog: Sendable {
             }
             defer { _ = flock(descriptor, LOCK_UN) }
             try catchUp(descriptor, &folded)
-            let changed = heads.filter { folded.heads[$0.chain] != $0 }.sorted {
-                $0.chain.uuidString < $1.chain.uuidString
+            return try body(&folded, descriptor)
+        }
+    }
+
+    /// Appends a record of the `heads` that move their chains forward from what the log holds
+    /// (with the pass's `settled` accounting, when the chainer gives one), and forces it to disk.
+    /// Returns how many heads it recorded (0 and no record when nothing moved).
+    ///
+    /// One writer at a time, across processes: the append holds an exclusive `flock` on the file
+    /// and first reads whatever other writers (another chainer, `audit chain --once`, `audit
+    /// checkpoint`) appended since this process last looked, so its record follows theirs and
+    /// the log never forks. It takes no database lock while it holds the file's (a chainer may
+    /// take the file's while it holds the database's: always in that order).
+    ///
+    /// - Throws: `ConfigurationError` for a head at a position the log holds with another hash.
+    @discardableResult
+    public func append(_ heads: [Checkpoint.Head], settled: Checkpoint.Accounting? = nil, at date: Date = Date())
+        throws -> Int
+    {
+        try locked { folded, descriptor in
+            var changed: [Checkpoint.Head] = []
+            for head in heads {
+                if let known = folded.heads[head.chain], head.seq <= known.seq {
+                    if head.seq == known.seq && head.hash != known.hash {
+                        throw ConfigurationError(
+                            "chain \(head.chain.uuidString.lowercased()) seq \(head.seq) differs from the head the checkpoint log holds: not recorded"
+                        )
+                    }
+                    continue
+                }
+                changed.append(head)
             }
-            guard !changed.isEmpty else { return 0 }
+            changed.sort { $0.chain.uuidString < $1.chain.uuidString }
+            let settled = settled.flatMap { $0.through > folded.through ? $0 : nil }
+            guard !changed.isEmpty || settled != nil else { return 0 }
             let at = Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
             let mac = try key.authenticationCode(
-                version: 1, message: Self.message(prev: folded.mac, at: at, heads: changed))
-            let record = Record(v: 2, at: at, prev: folded.mac.hex, heads: changed.map(Entry.init), mac: mac.hex)
+                version: 1, message: Self.message(prev: folded.mac, at: at, heads: changed, settled: settled))
+            let record = Record(
+                v: settled == nil ? 2 : 3, at: at, prev: folded.mac.hex, heads: changed.map(Entry.init), mac: mac.hex,
+                settled: settled.map { [$0.from, $0.through, $0.missing, $0.unaccounted] })
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             var line = try encoder.encode(record)
@@ -149,18 +226,105 @@ public final class CheckpointLog: Sendable {
             }
             folded.offset += line.count
             folded.mac = mac
-            for head in changed { folded.heads[head.chain] = head }
-            folded.at = Date(timeIntervalSince1970: Double(at) / 1_000_000)
             folded.records += 1
+            apply(changed, settled, at: at, to: &folded)
             return changed.count
         }
+    }
+
+    /// Folds one record's content into `folded`.
+    private func apply(
+        _ heads: [Checkpoint.Head], _ settled: Checkpoint.Accounting?, at: Int64, to folded: inout Folded
+    ) {
+        for head in heads {
+            if (folded.heads[head.chain]?.seq ?? 0) < head.seq { folded.heads[head.chain] = head }
+            folded.history?[head.chain, default: [:]][head.seq] = head.hash
+        }
+        if let settled {
+            folded.through = max(folded.through, settled.through)
+            folded.missing += settled.missing
+            if settled.unaccounted > 0 { folded.unaccounted.append(settled) }
+        }
+        folded.at = Date(timeIntervalSince1970: Double(at) / 1_000_000)
+    }
+
+    /// Re-links a log that an older release forked (two writers each appended a record after the
+    /// same one) into one line, without dropping a signed record: every record must authenticate
+    /// under the key with the `prev` it names; each is kept, in file order, with its time, heads
+    /// and accounting, and signed again after the one before it. The original is kept beside the
+    /// log as `<path>.forked-<time>`. Stop every chainer first.
+    ///
+    /// - Returns: the records kept and how many of them needed a new `prev`.
+    /// - Throws: `ConfigurationError` when a record does not authenticate (altered, not forked).
+    public static func repair(path: String, key: MasterKeyFile, now: Date = Date()) throws -> (
+        records: Int, relinked: Int
+    ) {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigurationError("the checkpoint log \(path) cannot be read")
+        }
+        let decoder = JSONDecoder()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var output = Data()
+        var prev = [UInt8](repeating: 0, count: 32)
+        var records = 0
+        var relinked = 0
+        // A last line without its newline is a write a crash cut short: dropped, as read() does.
+        let whole = data.lastIndex(of: UInt8(ascii: "\n")).map { data[...$0] } ?? Data()
+        for (index, line) in whole.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true).enumerated() {
+            guard var record = try? decoder.decode(Record.self, from: line), record.v == 2 || record.v == 3,
+                let statedPrev = [UInt8](hex: record.prev)
+            else { throw ConfigurationError("the checkpoint log \(path) line \(index + 1) is not a checkpoint record") }
+            let heads = record.heads.map { Checkpoint.Head(chain: $0.chain, seq: $0.seq, hash: $0.hash) }
+            let settled = record.settled.flatMap {
+                $0.count == 4 ? Checkpoint.Accounting(from: $0[0], through: $0[1], missing: $0[2], unaccounted: $0[3]) : nil
+            }
+            let genuine = try key.authenticationCode(
+                version: 1, message: message(prev: statedPrev, at: record.at, heads: heads, settled: settled))
+            guard HMAC.constantTimeEqual(genuine, [UInt8](hex: record.mac) ?? []) else {
+                throw ConfigurationError(
+                    "the checkpoint log \(path) record \(index + 1) does not authenticate: altered, not forked; nothing repaired")
+            }
+            if statedPrev != prev {
+                relinked += 1
+                let mac = try key.authenticationCode(
+                    version: 1, message: message(prev: prev, at: record.at, heads: heads, settled: settled))
+                record.prev = prev.hex
+                record.mac = mac.hex
+            }
+            prev = [UInt8](hex: record.mac) ?? []
+            output.append(try encoder.encode(record))
+            output.append(UInt8(ascii: "\n"))
+            records += 1
+        }
+        guard relinked > 0 else { return (records, 0) }
+        let aside = path + ".forked-" + String(Int64(now.timeIntervalSince1970))
+        let staged = path + ".repairing"
+        guard FileManager.default.createFile(atPath: staged, contents: output, attributes: [.posixPermissions: 0o600])
+        else { throw ConfigurationError("cannot write \(staged)") }
+        let descriptor = open(staged, O_RDONLY | O_CLOEXEC)
+        if descriptor >= 0 {
+            _ = fsync(descriptor)
+            close(descriptor)
+        }
+        guard link(path, aside) == 0, rename(staged, path) == 0 else {
+            throw ConfigurationError("the checkpoint log \(path) cannot be replaced (errno \(errno))")
+        }
+        return (records, relinked)
     }
 
     /// What this process has folded of the log so far.
     private let state = Mutex(Folded())
 
-    private static func message(prev: [UInt8], at: Int64, heads: [Checkpoint.Head]) -> [UInt8] {
+    private static func message(prev: [UInt8], at: Int64, heads: [Checkpoint.Head], settled: Checkpoint.Accounting?)
+        -> [UInt8]
+    {
         var text = "enclave.audit.checkpoint.v2\n\(prev.hex)\n\(at)\n"
+        if let settled {
+            text =
+                "enclave.audit.checkpoint.v3\n\(prev.hex)\n\(at)\n"
+                + "\(settled.from):\(settled.through):\(settled.missing):\(settled.unaccounted)\n"
+        }
         for head in heads { text += "\(head.chain.uuidString.lowercased()):\(head.seq):\(head.hash.hex)\n" }
         return Array(text.utf8)
     }
@@ -199,24 +363,35 @@ public final class CheckpointLog: Sendable {
             defer { start = end + 1 }
             folded.offset += line.count + 1
             if line.isEmpty { continue }
-            guard let record = try? decoder.decode(Record.self, from: line), record.v == 2,
-                record.prev == folded.mac.hex
+            guard let record = try? decoder.decode(Record.self, from: line), record.v == 2 || record.v == 3,
+                record.prev == folded.mac.hex, (record.v == 3) == (record.settled?.count == 4)
             else {
                 throw ConfigurationError(
                     "the checkpoint log \(path) is damaged at record \(number): not a record that follows the one before it"
                 )
             }
             let recordHeads = record.heads.map { Checkpoint.Head(chain: $0.chain, seq: $0.seq, hash: $0.hash) }
+            let settled = record.settled.map {
+                Checkpoint.Accounting(from: $0[0], through: $0[1], missing: $0[2], unaccounted: $0[3])
+            }
             let expected = try key.authenticationCode(
-                version: 1, message: Self.message(prev: folded.mac, at: record.at, heads: recordHeads))
+                version: 1, message: Self.message(prev: folded.mac, at: record.at, heads: recordHeads, settled: settled))
             guard HMAC.constantTimeEqual(expected, [UInt8](hex: record.mac) ?? []) else {
                 throw ConfigurationError(
                     "the checkpoint log \(path) record \(number) does not authenticate: altered, or another key")
             }
-            for head in recordHeads { folded.heads[head.chain] = head }
+            if let history = folded.history {
+                for head in recordHeads {
+                    if let other = history[head.chain]?[head.seq], other != head.hash {
+                        throw ConfigurationError(
+                            "the checkpoint log \(path) record \(number) gives chain \(head.chain.uuidString.lowercased()) seq \(head.seq) another hash than an earlier record"
+                        )
+                    }
+                }
+            }
             folded.mac = expected
-            folded.at = Date(timeIntervalSince1970: Double(record.at) / 1_000_000)
             folded.records += 1
+            apply(recordHeads, settled, at: record.at, to: &folded)
         }
     }
 }
