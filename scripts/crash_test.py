@@ -166,7 +166,32 @@ def psql(sql):
                           check=True, capture_output=True, text=True).stdout
 
 
+# The audit chainer runs through the load, and `enclave audit verify` runs again and again
+# against the live trail: a run that cannot connect (PostgreSQL is down) is counted apart; a run
+# that reports a break is a false alarm, and fails the test.
+chainer = subprocess.Popen([BIN, "audit", "chain", "--interval", "0.5"], stdout=open(os.path.join(WORK, "chainer.log"), "a"),
+                           stderr=subprocess.STDOUT)
+verify_stop = threading.Event()
+verify_runs = {"passed": 0, "unavailable": 0, "reports": []}
+
+
+def verify_live():
+    while not os.path.exists(os.environ["ENCLAVE_AUDIT_KEY_FILE"] + ".checkpoints") and not verify_stop.is_set():
+        time.sleep(0.1)
+    while not verify_stop.is_set():
+        run = subprocess.run([BIN, "audit", "verify"], capture_output=True, text=True)
+        if run.returncode == 0:
+            verify_runs["passed"] += 1
+        elif "broken:" in run.stderr or "damaged" in run.stderr or "missing or empty" in run.stderr:
+            verify_runs["reports"].append(run.stderr.strip().splitlines()[0])
+        else:
+            verify_runs["unavailable"] += 1
+        time.sleep(0.05)
+
+
 start_server()
+verifier = threading.Thread(target=verify_live, daemon=True)
+verifier.start()
 keys = ["crash-%05d" % i for i in range(LEADS)]
 shares = [keys[i::CLIENTS] for i in range(CLIENTS)]
 threads = [threading.Thread(target=client, args=(share,), daemon=True) for share in shares]
@@ -196,6 +221,16 @@ print("crash-test: server killed at %d acknowledged, restarted after %.2f s" % (
 for thread in threads:
     thread.join()
 elapsed = time.time() - started
+verify_stop.set()
+verifier.join()
+chainer.send_signal(signal.SIGTERM)
+chainer.wait(timeout=30)
+print("crash-test: audit verify during the load: %d runs passed, %d could not reach PostgreSQL, %d reported a break"
+      % (verify_runs["passed"], verify_runs["unavailable"], len(verify_runs["reports"])), flush=True)
+if verify_runs["reports"]:
+    fail("audit verify reported a break on the live trail: %s" % verify_runs["reports"][0])
+if verify_runs["passed"] < 5:
+    fail("audit verify passed only %d times during the load" % verify_runs["passed"])
 
 # Every acknowledged lead is stored exactly once, with the id it was acknowledged with.
 rows = [line.split("\t") for line in psql(

@@ -12,7 +12,7 @@ extension EnclaveCommand {
     struct Audit: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Link the audit trail into its chains, checkpoint them, and verify them.",
-            subcommands: [Chain.self, Verify.self, Checkpoint.self]
+            subcommands: [Chain.self, Verify.self, Checkpoint.self, Checkpoints.self]
         )
     }
 }
@@ -152,7 +152,8 @@ extension EnclaveCommand.Audit {
                 }
                 print(
                     "ok: \(report.chains) chains, \(report.events) linked events verified"
-                        + (saved == nil ? "" : " against the checkpoint log") + ", \(report.unlinked) not linked yet")
+                        + (saved == nil ? "" : " against the checkpoint log") + ", \(report.unlinked) not linked yet"
+                        + (report.missing == 0 ? "" : ", \(report.missing) platform numbers rolled back"))
             }
         }
     }
@@ -170,6 +171,36 @@ extension EnclaveCommand.Audit {
                 for alert in pass.alerts { printError("ALERT: \(alert)") }
                 print("appended \(pass.checkpointed) chain heads to \(try options.checkpointPath())")
                 if !pass.alerts.isEmpty { throw ExitCode.failure }
+            }
+        }
+    }
+
+    /// `enclave audit checkpoints repair`.
+    struct Checkpoints: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Maintain the checkpoint log.", subcommands: [Repair.self])
+
+        struct Repair: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Re-link a checkpoint log that two writers of an older release forked.",
+                discussion: """
+                    Stop every chainer first. Every record must authenticate under the audit key with \
+                    the record it names as its predecessor; each is kept, in file order, and signed again \
+                    after the one before it. The original stays beside the log as <log>.forked-<time>. \
+                    A record that does not authenticate (altered, not forked) stops the repair, changing nothing.
+                    """)
+            @OptionGroup var options: AuditOptions
+
+            func run() async throws {
+                try await reportingErrors {
+                    let path = try options.checkpointPath()
+                    let repaired = try CheckpointLog.repair(path: path, key: try options.loadKey())
+                    print(
+                        repaired.relinked == 0
+                            ? "\(path): \(repaired.records) records, not forked; nothing changed"
+                            : "\(path): \(repaired.records) records kept, \(repaired.relinked) re-linked; the original is beside it (.forked-*)"
+                    )
+                }
             }
         }
     }

@@ -2,6 +2,7 @@ import EnclaveTestSupport
 import Foundation
 import Postgres
 import Sealing
+import Synchronization
 import Testing
 
 @testable import Enclave
@@ -390,7 +391,11 @@ struct AuditTests {
                     try await connection.query(
                         "select set_config('enclave.maint_tenant', $1, false)", [practice.uuidString])
                 }
+                if variable == DatabaseRole.owner.variable {
+                    try await connection.query("select set_config('enclave.audit_linking', 'on', false)")
+                }
                 for statement in [
+                    "update enclave.audit_events set chain_seq = null, prev_hash = null, hash = null, link = null where chain_seq > 8",
                     "update enclave.audit_events set reason = 'x'",
                     "delete from enclave.audit_events",
                     "truncate enclave.audit_events",
@@ -621,6 +626,297 @@ struct AuditTests {
             }
             // Retention is the only way to delete: a plain delete by the owner is refused.
             await #expect(throws: PostgresError.self) { try await owner.query("delete from enclave.audit_events") }
+        }
+    }
+
+    // MARK: What a superuser could once do through the chainer (issue 26)
+
+    /// Moves `practice`'s head back to position `to`, as a tamperer covering a cut would.
+    static func moveHead(_ fixture: KeyFixture, _ practice: UUID, to position: Int64) async throws {
+        try await tamper(
+            fixture,
+            [
+                """
+                update enclave_private.audit_heads h set seq = e.chain_seq, hash = e.hash, event_seq = e.seq
+                from enclave.audit_events e where h.chain_id = $1 and e.tenant_id = $1 and e.chain_seq = \(position)
+                """
+            ], [practice])
+    }
+
+    @Test(
+        "a tail cut off with the head moved back is not signed over by the next chainer pass, and verify still finds it"
+    )
+    func cutTailThenChainerPass() async throws {
+        try await Self.withChain { fixture, keys, practice in
+            try await Self.withLog { log in
+                let chainer = keys.maintenance.chainer(log: log)
+                try await chainer.checkpointAllHeads()
+                try await Self.tamper(
+                    fixture, ["delete from enclave.audit_events where tenant_id = $1 and chain_seq > 7"], [practice])
+                try await Self.moveHead(fixture, practice, to: 7)
+                _ = try await keys.rotate(tenants: [practice])  // traffic goes on after the cut
+                let pass = try await chainer.linkPending()
+                #expect(pass.linked == 0)
+                #expect(pass.refused == 1)
+                #expect(pass.alerts.contains { $0.contains("does not extend the checkpointed seq 10") })
+                // Nor does a chainer started afresh checkpoint the head that went back.
+                let restarted = AuditChainer(
+                    maintenance: keys.maintenance, key: testAuditKey,
+                    log: CheckpointLog(path: log.path, key: testAuditKey))
+                let startup = try await restarted.checkpointAllHeads()
+                #expect(startup.checkpointed == 0)
+                #expect(startup.alerts.count == 1)
+                let saved = try #require(try CheckpointLog(path: log.path, key: testAuditKey).read())
+                #expect(saved.heads.first { $0.chain == practice }?.seq == 10)
+                let broken = try #require(try await verify(keys, checkpoint: saved).first { $0.chain == practice })
+                #expect(broken.seq == 8)
+                #expect(broken.problem.contains("truncated"))
+            }
+        }
+    }
+
+    @Test("verify compares every head the log ever recorded, not only the latest")
+    func everyCheckpointedHead() async throws {
+        try await Self.withChain { fixture, keys, practice in
+            try await Self.withLog { log in
+                try await keys.maintenance.chainer(log: log).checkpointAllHeads()
+                // A cut at 7 and five new events linked after it by a chainer that kept no log (as an
+                // older release's would have), whose head, at 12, the log then recorded.
+                try await Self.tamper(
+                    fixture, ["delete from enclave.audit_events where tenant_id = $1 and chain_seq > 7"], [practice])
+                try await Self.moveHead(fixture, practice, to: 7)
+                for _ in 0..<5 { _ = try await keys.rotate(tenants: [practice]) }
+                _ = try await keys.maintenance.chainer().linkPending()
+                let head = try #require(try await keys.maintenance.verifier().heads().first { $0.chain == practice })
+                #expect(head.seq == 12)
+                #expect(try log.append([head]) == 1)
+                let saved = try #require(try CheckpointLog(path: log.path, key: testAuditKey).read())
+                let broken = try #require(try await verify(keys, checkpoint: saved).first { $0.chain == practice })
+                #expect(broken.seq == 10)  // the position the log recorded first
+                #expect(broken.problem.contains("differs from the checkpoint log"))
+            }
+        }
+    }
+
+    @Test("linked events set back to unlinked, one deleted and a read dated three days back planted, are not signed")
+    func rewriteThroughChainer() async throws {
+        try await Self.withChain { fixture, keys, practice in
+            try await Self.withLog { log in
+                let chainer = keys.maintenance.chainer(log: log)
+                try await chainer.checkpointAllHeads()
+                let superuser = try await fixture.database.connect()
+                defer { Task { await superuser.close() } }
+                let original = try #require(
+                    try await superuser.query(
+                        "select seq, hash, event_seq from enclave_private.audit_heads where chain_id = $1", [practice]
+                    ).first)
+                try await Self.tamper(
+                    fixture,
+                    [
+                        """
+                        update enclave.audit_events set chain_seq = null, prev_hash = null, hash = null, link = null
+                        where tenant_id = $1 and chain_seq > 7
+                        """,
+                        """
+                        delete from enclave.audit_events where tenant_id = $1 and seq =
+                            (select min(seq) from enclave.audit_events where tenant_id = $1 and chain_seq is null)
+                        """,
+                        """
+                        insert into enclave.audit_events (tenant_id, at, actor_kind, action, object_type, object_id, outcome)
+                        values ($1, now() - interval '3 days', 'user', 'phi.read', 'lead', 'planted', 'ok')
+                        """,
+                    ], [practice])
+                try await Self.moveHead(fixture, practice, to: 7)
+                let pass = try await chainer.linkPending()
+                #expect(pass.linked == 0)
+                #expect(pass.refused >= 1)
+                #expect(pass.alerts.contains { $0.contains("does not extend the checkpointed seq 10") })
+                let saved = try #require(try CheckpointLog(path: log.path, key: testAuditKey).read())
+                #expect(try await verify(keys, checkpoint: saved).contains { $0.chain == practice })
+
+                // With the head left where it was, the planted read is refused for its age, and the
+                // events set back to unlinked are not new: the database refuses to link them too.
+                try await Self.tamper(
+                    fixture,
+                    ["update enclave_private.audit_heads set seq = $2, hash = $3, event_seq = $4 where chain_id = $1"],
+                    [
+                        practice, try original.decode(Int64.self, "seq"), try original.decode([UInt8].self, "hash"),
+                        try original.decode(Int64.self, "event_seq"),
+                    ])
+                let head = try #require(try await keys.maintenance.verifier().heads().first { $0.chain == practice })
+                let fresh = AuditChainer(maintenance: keys.maintenance, key: testAuditKey, log: nil)
+                let again = try await fresh.linkPending()
+                #expect(again.alerts.contains { $0.contains("written more than 300 s ago") })
+                let maint = try await fixture.database.connect(DatabaseRole.maint.variable)
+                defer { Task { await maint.close() } }
+                let unlinked = try await Self.unlinkedSeqs(fixture, practice)
+                #expect(unlinked.count == 3)  // two set back, one planted
+                do {
+                    try await maint.query(
+                        "select enclave_private.link_audit_events(array[$1]::uuid[], array[$2]::int8[], array[$3]::int8[], array[$4], array[$4])",
+                        [practice, unlinked[0], head.seq + 1, head.hash.hex])
+                    Issue.record("an event set back to unlinked was linked again")
+                } catch let error as PostgresError {
+                    #expect(error.debugDescription.contains("audit_link_not_new"), "\(error.debugDescription)")
+                }
+            }
+        }
+    }
+
+    /// The numbers of `practice`'s unlinked events, lowest first.
+    static func unlinkedSeqs(_ fixture: KeyFixture, _ practice: UUID) async throws -> [Int64] {
+        let connection = try await fixture.database.connect()
+        defer { Task { await connection.close() } }
+        return try await connection.query(
+            "select seq from enclave.audit_events where tenant_id = $1 and chain_seq is null order by seq", [practice]
+        ).map { try $0.decode(Int64.self, "seq") }
+    }
+
+    @Test("unlinked events deleted while the chainer is stopped leave numbers unaccounted for; a rollback does not")
+    func deletedUnlinked() async throws {
+        try await Self.withChain { fixture, keys, practice in
+            try await Self.withLog { log in
+                func chainer() -> AuditChainer {
+                    AuditChainer(
+                        maintenance: keys.maintenance, key: testAuditKey,
+                        log: CheckpointLog(path: log.path, key: testAuditKey), window: .seconds(1))
+                }
+                // While the chainer runs, a transaction that took a number and rolled back leaves it
+                // missing, accounted for.
+                let running = chainer()
+                _ = try await running.linkPending()
+                struct Abandoned: Error {}
+                await #expect(throws: Abandoned.self) {
+                    try await keys.maintenance.withTenant(practice) { transaction in
+                        try await transaction.audit(AuditEvent(tenant: practice, action: .keyRotated, objectID: "x"))
+                        throw Abandoned()
+                    }
+                }
+                _ = try await keys.rotate(tenants: [practice])
+                let first = try await running.linkPending()
+                #expect(first.linked == 1)
+                #expect(first.alerts.isEmpty)
+                var saved = try #require(try CheckpointLog(path: log.path, key: testAuditKey).read())
+                #expect(saved.missing == 1)
+                #expect(try await verify(keys, checkpoint: saved).isEmpty)
+
+                // Stopped longer than its window: three events written, then deleted unlinked.
+                for _ in 0..<3 { _ = try await keys.rotate(tenants: [practice]) }
+                try await Self.tamper(
+                    fixture, ["delete from enclave.audit_events where tenant_id = $1 and chain_seq is null"], [practice]
+                )
+                try await Task.sleep(for: .milliseconds(1_500))
+                _ = try await keys.rotate(tenants: [practice])
+                let pass = try await chainer().linkPending()
+                #expect(pass.linked == 1)
+                #expect(pass.alerts.contains { $0.hasPrefix("3 numbers") })
+                saved = try #require(try CheckpointLog(path: log.path, key: testAuditKey).read())
+                let broken = try #require(try await verify(keys, checkpoint: saved).first)
+                #expect(broken.problem.hasPrefix("3 platform numbers"))
+            }
+        }
+    }
+
+    @Test("verify during concurrent appends and linking reports nothing, 50 runs out of 50")
+    func noFalseAlarm() async throws {
+        try await KeyFixture.with { fixture in
+            let keys = try await fixture.keys()
+            let registry = PracticeRegistry(keys: keys)
+            var practices: [UUID] = []
+            for index in 0..<4 { practices.append(try await registry.create(name: "Live \(index)")) }
+            try await Self.withLog { log in
+                let pool = ConnectionPool(
+                    configuration: try fixture.database.configuration("ENCLAVE_MAINT_DATABASE_URL"),
+                    options: .init(maxConnections: 6))
+                let writers = MaintenanceContext(pool: pool)
+                let chainer = AuditChainer(maintenance: writers, key: testAuditKey, log: log, batchSize: 50)
+                final class Flag: Sendable { let value = Atomic(false) }
+                let done = Flag()
+                let reports = try await withThrowingTaskGroup(of: Void.self, returning: [String].self) { group in
+                    for practice in practices {
+                        group.addTask {
+                            var index = 0
+                            while !done.value.load(ordering: .relaxed) {
+                                index += 1
+                                try await writers.withTenant(practice) { transaction in
+                                    try await transaction.audit(
+                                        AuditEvent(tenant: practice, action: .keyRotated, objectID: "\(index)"))
+                                }
+                            }
+                        }
+                    }
+                    group.addTask {
+                        while !done.value.load(ordering: .relaxed) {
+                            _ = try await chainer.linkPending()
+                            try await Task.sleep(for: .milliseconds(20))
+                        }
+                    }
+                    var reports: [String] = []
+                    for _ in 0..<50 {
+                        let saved = try CheckpointLog(path: log.path, key: testAuditKey).read()
+                        reports += try await verify(keys, checkpoint: saved).map(\.description)
+                    }
+                    done.value.store(true, ordering: .relaxed)
+                    try await group.waitForAll()
+                    return reports
+                }
+                #expect(reports.isEmpty, "\(reports.prefix(3))")
+                let linked = try await keys.maintenance.linkAndVerify(
+                    checkpoint: try CheckpointLog(path: log.path, key: testAuditKey).read())
+                #expect(linked.breaks.isEmpty)
+                #expect(linked.events > 4 * 10)
+                await pool.close()
+            }
+        }
+    }
+
+    @Test("a log two writers forked is re-linked by repair without losing a record; an altered one is refused")
+    func repairForkedLog() async throws {
+        try await Self.withChain { _, keys, practice in
+            try await Self.withLog { log in
+                try await keys.maintenance.chainer(log: log).checkpointAllHeads()
+                let before = try #require(try log.read()).heads.count
+                // Two writers that each appended after the same record, as releases before the
+                // file lock did.
+                let original = try #require(FileManager.default.contents(atPath: log.path))
+                let other = CheckpointLog(path: log.path + ".other", key: testAuditKey)
+                defer { try? FileManager.default.removeItem(atPath: other.path) }
+                FileManager.default.createFile(atPath: other.path, contents: original)
+                let later = Checkpoint.Head(chain: UUID(), seq: 1, hash: [UInt8](repeating: 7, count: 32))
+                #expect(
+                    try log.append([Checkpoint.Head(chain: UUID(), seq: 3, hash: [UInt8](repeating: 1, count: 32))])
+                        == 1)
+                #expect(try other.append([later]) == 1)
+                var forked = try #require(FileManager.default.contents(atPath: log.path))
+                let extra = try #require(FileManager.default.contents(atPath: other.path)).dropFirst(original.count)
+                forked.append(extra)
+                FileManager.default.createFile(atPath: log.path, contents: forked)
+                #expect(throws: ConfigurationError.self) { try CheckpointLog(path: log.path, key: testAuditKey).read() }
+
+                let repaired = try CheckpointLog.repair(path: log.path, key: testAuditKey)
+                #expect(repaired.records == 3)
+                #expect(repaired.relinked == 1)
+                let saved = try #require(try CheckpointLog(path: log.path, key: testAuditKey).read())
+                #expect(saved.heads.count == before + 2)
+                #expect(saved.heads.contains(later))
+                #expect(saved.heads.contains { $0.chain == practice })
+                let aside = try FileManager.default.contentsOfDirectory(
+                    atPath: (log.path as NSString).deletingLastPathComponent
+                ).filter { $0.hasPrefix((log.path as NSString).lastPathComponent + ".forked-") }
+                #expect(aside.count == 1)
+                for name in aside {
+                    try? FileManager.default.removeItem(
+                        atPath: ((log.path as NSString).deletingLastPathComponent as NSString).appendingPathComponent(
+                            name))
+                }
+                // A record altered, not forked, is refused, and the log is left as it was.
+                var altered = try #require(FileManager.default.contents(atPath: log.path))
+                let index = try #require(altered.lastIndex(of: UInt8(ascii: "1")))
+                altered[index] = UInt8(ascii: "2")
+                FileManager.default.createFile(atPath: log.path, contents: altered)
+                #expect(throws: ConfigurationError.self) { try CheckpointLog.repair(path: log.path, key: testAuditKey) }
+                #expect(FileManager.default.contents(atPath: log.path) == altered)
+            }
         }
     }
 }

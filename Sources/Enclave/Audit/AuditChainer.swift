@@ -99,13 +99,15 @@ public struct AuditChainer: Sendable {
         guard let log else { return summary }
         let logged = try log.current().heads
         let (heads, behind) = try await maintenance.pool.withTransaction { transaction in
-            let heads = try await transaction.query("select chain_id, seq, hash from enclave_private.audit_chain_heads()")
-                .map {
-                    Checkpoint.Head(
-                        chain: try $0.decode(UUID.self, "chain_id"), seq: try $0.decode(Int64.self, "seq"),
-                        hash: try $0.decode([UInt8].self, "hash"))
-                }
-                .filter { $0.seq > 0 }
+            let heads = try await transaction.query(
+                "select chain_id, seq, hash from enclave_private.audit_chain_heads()"
+            )
+            .map {
+                Checkpoint.Head(
+                    chain: try $0.decode(UUID.self, "chain_id"), seq: try $0.decode(Int64.self, "seq"),
+                    hash: try $0.decode([UInt8].self, "hash"))
+            }
+            .filter { $0.seq > 0 }
             return (heads, try await Self.behind(heads, logged: logged, transaction))
         }
         summary.alerts = behind.values.sorted()
@@ -123,7 +125,9 @@ public struct AuditChainer: Sendable {
             "select chain_id, hash from enclave_private.audit_links_at($1, $2)",
             [checked.map(\.1.chain), checked.map(\.1.seq)]
         )
-        .reduce(into: [UUID: [UInt8]]()) { $0[try $1.decode(UUID.self, "chain_id")] = try $1.decode([UInt8].self, "hash") }
+        .reduce(into: [UUID: [UInt8]]()) {
+            $0[try $1.decode(UUID.self, "chain_id")] = try $1.decode([UInt8].self, "hash")
+        }
         var behind: [UUID: String] = [:]
         for (head, saved) in checked where head.seq < saved.seq || found[head.chain] != saved.hash {
             behind[head.chain] =
@@ -232,7 +236,8 @@ public struct AuditChainer: Sendable {
                     "\(unaccounted) numbers between \(from + 1) and \(through) have no event, after the chainer was stopped "
                         + "longer than \(window.components.seconds) s: rolled back, or unlinked events deleted")
             }
-            batch.settled = Checkpoint.Accounting(from: from, through: through, missing: missing, unaccounted: unaccounted)
+            batch.settled = Checkpoint.Accounting(
+                from: from, through: through, missing: missing, unaccounted: unaccounted)
             return batch
         }
         // Only what committed moves this chainer on.

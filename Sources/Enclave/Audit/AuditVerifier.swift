@@ -137,7 +137,9 @@ public struct AuditVerifier: Sendable {
     private func verifyChain(
         _ chain: UUID, head: Checkpoint.Head?, checkpointed: [Int64: [UInt8]], _ transaction: Transaction
     ) async throws -> ChainResult {
-        let checkpoint = checkpointed.max { $0.key < $1.key }.map { Checkpoint.Head(chain: chain, seq: $0.key, hash: $0.value) }
+        let checkpoint = checkpointed.max { $0.key < $1.key }.map {
+            Checkpoint.Head(chain: chain, seq: $0.key, hash: $0.value)
+        }
         do {
             var result = ChainResult()
             let pending = try await transaction.query(

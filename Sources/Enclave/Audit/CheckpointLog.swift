@@ -54,7 +54,10 @@ public struct Checkpoint: Sendable {
         self.createdAt = createdAt
         self.heads = heads
         self.history =
-            history ?? Dictionary(grouping: heads, by: \.chain).mapValues { Dictionary(uniqueKeysWithValues: $0.map { ($0.seq, $0.hash) }) }
+            history
+            ?? Dictionary(grouping: heads, by: \.chain).mapValues {
+                Dictionary(uniqueKeysWithValues: $0.map { ($0.seq, $0.hash) })
+            }
         self.through = through
         self.missing = missing
         self.unaccounted = unaccounted
@@ -277,13 +280,15 @@ public final class CheckpointLog: Sendable {
             else { throw ConfigurationError("the checkpoint log \(path) line \(index + 1) is not a checkpoint record") }
             let heads = record.heads.map { Checkpoint.Head(chain: $0.chain, seq: $0.seq, hash: $0.hash) }
             let settled = record.settled.flatMap {
-                $0.count == 4 ? Checkpoint.Accounting(from: $0[0], through: $0[1], missing: $0[2], unaccounted: $0[3]) : nil
+                $0.count == 4
+                    ? Checkpoint.Accounting(from: $0[0], through: $0[1], missing: $0[2], unaccounted: $0[3]) : nil
             }
             let genuine = try key.authenticationCode(
                 version: 1, message: message(prev: statedPrev, at: record.at, heads: heads, settled: settled))
             guard HMAC.constantTimeEqual(genuine, [UInt8](hex: record.mac) ?? []) else {
                 throw ConfigurationError(
-                    "the checkpoint log \(path) record \(index + 1) does not authenticate: altered, not forked; nothing repaired")
+                    "the checkpoint log \(path) record \(index + 1) does not authenticate: altered, not forked; nothing repaired"
+                )
             }
             if statedPrev != prev {
                 relinked += 1
@@ -375,7 +380,8 @@ public final class CheckpointLog: Sendable {
                 Checkpoint.Accounting(from: $0[0], through: $0[1], missing: $0[2], unaccounted: $0[3])
             }
             let expected = try key.authenticationCode(
-                version: 1, message: Self.message(prev: folded.mac, at: record.at, heads: recordHeads, settled: settled))
+                version: 1, message: Self.message(prev: folded.mac, at: record.at, heads: recordHeads, settled: settled)
+            )
             guard HMAC.constantTimeEqual(expected, [UInt8](hex: record.mac) ?? []) else {
                 throw ConfigurationError(
                     "the checkpoint log \(path) record \(number) does not authenticate: altered, or another key")
