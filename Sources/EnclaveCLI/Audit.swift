@@ -64,10 +64,11 @@ struct AuditOptions: ParsableArguments {
         return MaintenanceContext(pool: ConnectionPool(configuration: configuration, options: .init(maxConnections: 2)))
     }
 
-    func chainer(create: Bool) throws -> AuditChainer {
+    func chainer(create: Bool, window: Int = 300) throws -> AuditChainer {
         let key = try loadKey(create: create)
         return AuditChainer(
-            maintenance: try maintenanceContext(), key: key, log: CheckpointLog(path: try checkpointPath(), key: key))
+            maintenance: try maintenanceContext(), key: key, log: CheckpointLog(path: try checkpointPath(), key: key),
+            window: .seconds(window))
     }
 }
 
@@ -85,10 +86,21 @@ extension EnclaveCommand.Audit {
         @OptionGroup var options: AuditOptions
         @Flag(help: "Make one pass and exit.") var once = false
         @Option(help: "Seconds between passes.") var interval: Double = 2
+        @Option(
+            help: ArgumentHelp(
+                "Seconds: the oldest an event may be and still be signed, and the longest stop after which missing numbers still count as rolled back.",
+                discussion:
+                    "Raise it only to link, once, what a job wrote while no chainer ran; keep the chainer running instead."
+            ))
+        var window: Int = 300
+
+        func validate() throws {
+            guard window >= 10 else { throw ValidationError("--window must be at least 10 seconds") }
+        }
 
         func run() async throws {
             try await reportingErrors {
-                let chainer = try options.chainer(create: true)
+                let chainer = try options.chainer(create: true, window: window)
                 // Heads linked before a crash that had no checkpoint yet.
                 for alert in try await chainer.checkpointAllHeads().alerts { printError("ALERT: \(alert)") }
                 if once {

@@ -52,6 +52,25 @@ public struct ScratchDatabase: Sendable {
     /// Creates a database, empty or as a copy of `template`, and runs `body` with it; drops it
     /// afterwards.
     static func with<T: Sendable>(template: String?, _ body: (ScratchDatabase) async throws -> T) async throws -> T {
+        // A test that already holds a slot (one database inside another) does not wait for a second.
+        if holdsSlot { return try await create(template: template, body) }
+        await ScratchSlots.shared.acquire()
+        do {
+            let value = try await $holdsSlot.withValue(true) { try await create(template: template, body) }
+            await ScratchSlots.shared.release()
+            return value
+        } catch {
+            await ScratchSlots.shared.release()
+            throw error
+        }
+    }
+
+    /// Whether the current task runs inside a scratch database's slot.
+    @TaskLocal static var holdsSlot = false
+
+    private static func create<T: Sendable>(template: String?, _ body: (ScratchDatabase) async throws -> T)
+        async throws -> T
+    {
         let name = "enclave_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
         let database = ScratchDatabase(name: String(name))
         let superuser = try await Connection.connect(TestEnvironment.configuration("ENCLAVE_SUPERUSER_DATABASE_URL"))
@@ -97,5 +116,35 @@ public struct ScratchDatabase: Sendable {
     /// Connects as the role behind `variable` (defaults to the superuser).
     public func connect(_ variable: String = "ENCLAVE_SUPERUSER_DATABASE_URL") async throws -> Connection {
         try await Connection.connect(configuration(variable))
+    }
+}
+
+/// How many scratch databases a test process holds at once: every test holds one (and a
+/// superuser connection to drop it) plus the connections of its pools, and a suite started all at
+/// once would otherwise take more connections than the server allows. `ENCLAVE_TEST_DATABASES`
+/// overrides the default of 24.
+actor ScratchSlots {
+    static let shared = ScratchSlots(
+        limit: ProcessInfo.processInfo.environment["ENCLAVE_TEST_DATABASES"].flatMap(Int.init) ?? 24)
+
+    private var free: Int
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    init(limit: Int) { free = max(1, limit) }
+
+    func acquire() async {
+        if free > 0 {
+            free -= 1
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    func release() {
+        if waiting.isEmpty {
+            free += 1
+        } else {
+            waiting.removeFirst().resume()
+        }
     }
 }

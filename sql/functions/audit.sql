@@ -79,6 +79,7 @@ begin
     open_transactions := array(
         select distinct l.virtualtransaction from pg_locks l
         where l.locktype = 'relation' and l.relation = 'enclave.audit_events'::regclass
+          and l.database = (select d.oid from pg_database d where d.datname = current_database())
           and l.mode = 'RowExclusiveLock' and l.granted and l.pid is distinct from pg_backend_pid());
     return next;
 end
@@ -96,6 +97,7 @@ begin
     return exists (
         select from pg_locks l
         where l.locktype = 'relation' and l.relation = 'enclave.audit_events'::regclass
+          and l.database = (select d.oid from pg_database d where d.datname = current_database())
           and l.virtualtransaction = any (transactions));
 end
 $$;

@@ -12,6 +12,7 @@ enum DatabaseRefusal: String, CaseIterable, Sendable {
     case operatorsOnly = "operators_only"
     case auditLinksInvalid = "audit_links_invalid"
     case auditHeadMoved = "audit_head_moved"
+    case auditLinkNotNew = "audit_link_not_new"
     case visitorSessionInvalid = "visitor_session_invalid"
     case numberTaken = "number_taken"
     case qualifyNeedsScope = "qualify_needs_scope"
@@ -63,6 +64,8 @@ enum DatabaseRefusal: String, CaseIterable, Sendable {
         case .operatorsOnly: AccessError(.forbidden, "only the maintenance role may do that")
         case .auditLinksInvalid: AccessError(.invalidInput, "the links do not fit unlinked events of those chains")
         case .auditHeadMoved: AccessError(.conflict, "a chain's head moved while the links were computed; try again")
+        case .auditLinkNotNew:
+            AccessError(.invalidInput, "an event numbered at or below its chain's last linked event cannot be linked")
         case .visitorSessionInvalid:
             AccessError(.invalidInput, "a page view carries only the campaign parameters, each at most 200 bytes")
         case .numberTaken: AccessError(.conflict, "a number is already in another source's pool")
