@@ -169,6 +169,8 @@ declare
     n integer := coalesce(cardinality(chains), 0);
     prev_hashes bytea[];
     hashes bytea[];
+    moved boolean;
+    not_new boolean;
 begin
     perform enclave_private.require_operator();
     if n = 0 then
@@ -187,27 +189,24 @@ begin
     on conflict (chain_id) do nothing;
     perform from enclave_private.audit_heads h where h.chain_id = any (chains)
     order by h.chain_id for update;
-    if exists (
-        select from (
-            select b.chain, b.chain_seq, b.prev_hash,
-                   lag(b.chain_seq) over w as before_seq, lag(b.hash) over w as before_hash
-            from unnest(chains, chain_seqs, prev_hashes, hashes) as b(chain, chain_seq, prev_hash, hash)
-            window w as (partition by b.chain order by b.chain_seq)
-        ) l join enclave_private.audit_heads h on h.chain_id = l.chain
-        where l.chain_seq <> coalesce(l.before_seq, h.seq) + 1
-           or l.prev_hash <> coalesce(l.before_hash, h.hash)
-    ) then
+    -- One pass over the batch, in each chain's order: the positions continue the head without a
+    -- gap, each prev_hash is the hash before it, and (only what could be new) the events'
+    -- numbers rise with their positions, above the number of the chain's last linked event.
+    select coalesce(bool_or(l.chain_seq <> coalesce(l.before_seq, h.seq) + 1
+                            or l.prev_hash <> coalesce(l.before_hash, h.hash)), false),
+           coalesce(bool_or(l.seq <= coalesce(l.before_event, h.event_seq)), false)
+    into moved, not_new
+    from (
+        select b.chain, b.chain_seq, b.prev_hash, b.seq,
+               lag(b.chain_seq) over w as before_seq, lag(b.hash) over w as before_hash,
+               lag(b.seq) over w as before_event
+        from unnest(chains, chain_seqs, prev_hashes, hashes, seqs) as b(chain, chain_seq, prev_hash, hash, seq)
+        window w as (partition by b.chain order by b.chain_seq)
+    ) l join enclave_private.audit_heads h on h.chain_id = l.chain;
+    if moved then
         raise exception 'audit_head_moved' using errcode = '40001';
     end if;
-    -- Only what could be new: in each chain the events' numbers rise with their positions,
-    -- above the number of the chain's last linked event.
-    if exists (
-        select from (
-            select b.chain, b.seq, lag(b.seq) over (partition by b.chain order by b.chain_seq) as before_seq
-            from unnest(chains, seqs, chain_seqs) as b(chain, seq, chain_seq)
-        ) l join enclave_private.audit_heads h on h.chain_id = l.chain
-        where l.seq <= coalesce(l.before_seq, h.event_seq)
-    ) then
+    if not_new then
         raise exception 'audit_link_not_new' using errcode = '22023';
     end if;
     perform set_config('enclave.audit_linking', 'on', true);
