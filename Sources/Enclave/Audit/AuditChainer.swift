@@ -169,7 +169,8 @@ public struct AuditChainer: Sendable {
             let rows = try await transaction.query(
                 "select * from enclave_private.unlinked_audit_events($1::int4, $2, $3)", [Int64(batchSize), from, last])
             var batch = Batch(full: rows.count == batchSize)
-            let through = batch.full ? try rows.last!.decode(Int64.self, "seq") : last
+            // A full batch settles the numbers up to its last event; the rest wait for the next.
+            let through = try batch.full ? rows.last?.decode(Int64.self, "seq") ?? last : last
             batch.through = through
 
             // Each chain's head, and whether it extends the log's.
