@@ -30,7 +30,7 @@ extension Console {
                 "audit",
                 [
                     "practice": id(practice), "events": events.map(row), "disclosures": disclosures.map(row),
-                    "more": events.count == shown.limit,
+                    "more": events.count == shown.limit, "moreDisclosures": disclosures.count == 200,
                     "action": filter.action?.rawValue ?? "", "since": filter.since.map(Self.dayFormat) ?? "",
                     "until": filter.until.map { Self.dayFormat($0.addingTimeInterval(-86_400)) } ?? "",
                     "actions": AuditAction.allCases.map {

@@ -521,6 +521,21 @@ struct AuditTests {
             #expect(disclosures.map(\.action) == ["phi.read"])
             #expect(disclosures.first?.agency == "Growth Agency")
             #expect(disclosures.first?.reason == "work the lead")
+            // Newest first, a page at a time: the member reads again; the owner's own read is no
+            // disclosure.
+            for token in [fixture.memberToken, fixture.ownerAToken] {
+                try await fixture.access.withPractice(token, practice: fixture.practiceA, scope: .leadsRead) {
+                    transaction in
+                    try await transaction.audit(
+                        AuditEvent(tenant: fixture.practiceA, action: .phiRead, objectType: "lead", reason: "again"))
+                }
+            }
+            let newest = try await log.disclosures(fixture.ownerAToken, practice: fixture.practiceA, limit: 1)
+            #expect(newest.map(\.reason) == ["again"])
+            #expect(newest.first?.actorID == fixture.member)
+            let older = try await log.disclosures(
+                fixture.ownerAToken, practice: fixture.practiceA, beforeSeq: newest.first?.seq, limit: 5)
+            #expect(older.map(\.reason) == ["work the lead"])
 
             let ownerB = try await IdentityFixture.signInWithMFA(fixture.identity, fixture.keys, "owner@b.test")
             let denials = try await log.practiceEvents(

@@ -470,32 +470,66 @@ $$;
 revoke all on function enclave_private.practice_audit(uuid,timestamp with time zone,timestamp with time zone,uuid,text,bigint,integer) from public;
 grant execute on function enclave_private.practice_audit(uuid,timestamp with time zone,timestamp with time zone,uuid,text,bigint,integer) to enclave_app;
 
--- Accounting of disclosures: who outside the practice received its PHI, when and why
--- (agency users' reads, exports and webhook disclosures).
-create or replace function enclave_private.practice_disclosures(practice uuid, since timestamptz, until timestamptz)
+-- Accounting of disclosures: who outside the practice received its PHI, when and why, newest
+-- first, a page at a time (before_seq, max_rows): exports and disclosures to a recipient, and
+-- reads and playbacks by anyone who is not a member of the practice (agency people, responders
+-- under break-glass, operators). Each kind is read through an index, one person at a time, so a
+-- page costs the same at a thousand events or a million.
+drop function if exists enclave_private.practice_disclosures(uuid, timestamptz, timestamptz);
+create or replace function enclave_private.practice_disclosures(
+    practice uuid, since timestamptz, until timestamptz, before_seq bigint, max_rows integer
+)
 returns table (seq bigint, at timestamptz, recipient_id uuid, recipient_email text, agency_name text, action text,
                object_type text, object_id text, reason text, details jsonb)
 language plpgsql stable security definer set search_path = pg_catalog, pg_temp
 as $$
 declare
     caller record := enclave_private.require_practice_owner(practice, false, 'disclosures_need_practice_owner');
+    wanted integer := least(greatest(coalesce(max_rows, 200), 1), 1000);
 begin
     return query
+    with outsiders as (
+        select distinct m.user_id
+        from enclave.baas b join enclave.memberships m on m.agency_id = b.agency_id
+        where b.practice_id = practice
+        union
+        select g.responder_id from enclave.break_glass g where g.practice_id = practice
+    ),
+    candidates as (
+        select d.seq from (
+            select e.seq from enclave.audit_events e
+            where e.tenant_id = practice
+              and (e.action in ('phi.export', 'phi.disclosed')
+                   or (e.actor_id is null and e.action in ('phi.read', 'recording.played')))
+              and e.outcome = 'ok' and (before_seq is null or e.seq < before_seq)
+              and (since is null or e.at >= since) and (until is null or e.at < until)
+            order by e.seq desc limit wanted
+        ) d
+        union all
+        select r.seq
+        from outsiders o
+        cross join lateral (
+            select e.seq from enclave.audit_events e
+            where e.tenant_id = practice and e.actor_id = o.user_id and e.action in ('phi.read', 'recording.played')
+              and e.outcome = 'ok' and (before_seq is null or e.seq < before_seq)
+              and (since is null or e.at >= since) and (until is null or e.at < until)
+              and not exists (select from enclave.memberships m where m.user_id = o.user_id and m.practice_id = practice)
+            order by e.at desc limit wanted
+        ) r
+    )
     select e.seq, e.at, e.actor_id, u.email,
            (select string_agg(a.name, ', ') from enclave.memberships m join enclave.agencies a on a.id = m.agency_id
             where m.user_id = e.actor_id),
            e.action, e.object_type, e.object_id, e.reason, e.details
-    from enclave.audit_events e left join enclave.users u on u.id = e.actor_id
-    where e.tenant_id = practice and e.outcome = 'ok'
-      and (since is null or e.at >= since) and (until is null or e.at < until)
-      and (e.action in ('phi.export', 'phi.disclosed')
-           or (e.action in ('phi.read', 'recording.played')
-               and not exists (select from enclave.memberships m where m.user_id = e.actor_id and m.practice_id = practice)))
-    order by e.seq;
+    from candidates c
+    join enclave.audit_events e on e.tenant_id = practice and e.seq = c.seq
+    left join enclave.users u on u.id = e.actor_id
+    order by e.seq desc
+    limit wanted;
 end
 $$;
-revoke all on function enclave_private.practice_disclosures(uuid,timestamp with time zone,timestamp with time zone) from public;
-grant execute on function enclave_private.practice_disclosures(uuid,timestamp with time zone,timestamp with time zone) to enclave_app;
+revoke all on function enclave_private.practice_disclosures(uuid,timestamp with time zone,timestamp with time zone,bigint,integer) from public;
+grant execute on function enclave_private.practice_disclosures(uuid,timestamp with time zone,timestamp with time zone,bigint,integer) to enclave_app;
 
 -- An agency admin's view: events of the agency's own people, in every chain.
 create or replace function enclave_private.agency_audit(agency uuid, since timestamptz, until timestamptz, max_rows integer)

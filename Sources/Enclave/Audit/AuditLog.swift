@@ -105,18 +105,20 @@ public struct AuditLog: Sendable {
         }
     }
 
-    /// Who outside the practice received its PHI, when and why (practice owners only).
-    public func disclosures(_ token: SessionToken, practice: UUID, since: Date? = nil, until: Date? = nil) async throws
-        -> [Entry]
-    {
+    /// Who outside the practice received its PHI, when and why, newest first, a page of up to
+    /// `limit` (at most 1,000) before `beforeSeq` (practice owners only).
+    public func disclosures(
+        _ token: SessionToken, practice: UUID, since: Date? = nil, until: Date? = nil, beforeSeq: Int64? = nil,
+        limit: Int = 200
+    ) async throws -> [Entry] {
         try await identity.withSession(token) { transaction in
             try await transaction.query(
                 """
                 select seq, at, recipient_id as actor_id, recipient_email as actor_email, agency_name, action, object_type,
                        object_id, 'ok' as outcome, reason
-                from enclave_private.practice_disclosures($1, $2, $3)
+                from enclave_private.practice_disclosures($1, $2, $3, $4, $5)
                 """,
-                [practice, since, until]
+                [practice, since, until, beforeSeq, Int32(min(max(limit, 1), 1_000))]
             ).map { try Self.entry($0, chain: practice, agency: try $0.decode(String?.self, "agency_name")) }
         }
     }

@@ -33,7 +33,7 @@ extension EnclaveAPI {
         ]) {
             let entries = try await services.auditLog.disclosures(
                 try token(), practice: try Self.uuid(input.path.practiceId, "practiceId"), since: input.query.since,
-                until: input.query.until)
+                until: input.query.until, beforeSeq: input.query.before_seq, limit: input.query.limit ?? 100)
             return .ok(.init(body: .json(entries.map(Self.entry))))
         }
     }
