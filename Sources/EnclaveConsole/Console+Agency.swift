@@ -17,28 +17,17 @@ extension Console {
                 try await services.agreements.reachablePractices(token).map { ($0.id, $0.name) },
                 uniquingKeysWith: { first, _ in first })
             let names = try await services.agreements.practiceNames(token)
-            let reports = services.reports
             let weekAgo = Date().addingTimeInterval(-7 * 86_400)
             let soon = Date().addingTimeInterval(30 * 86_400)
             let agreements = try await services.agreements.list(token).filter { agencies.contains($0.agencyID) }
-            // Leads this week, per practice in reach: one unit of work each (the gate binds one
-            // practice per transaction), several at a time.
-            let counted = agreements.filter { $0.inForce && reachable[$0.practiceID] != nil }.map(\.practiceID)
+            // Leads this week for every practice in force, assigned to this admin or not: one
+            // query per agency, counts only.
             var leadsThisWeek: [UUID: Int] = [:]
-            try await withThrowingTaskGroup(of: (UUID, Int).self) { group in
-                var pending = counted[...]
-                func startNext() {
-                    guard let practice = pending.popFirst() else { return }
-                    group.addTask {
-                        let rows = try await reports.practice(
-                            token, practice: practice, since: weekAgo, until: Date().addingTimeInterval(60))
-                        return (practice, rows.reduce(0) { $0 + $1.leads })
-                    }
-                }
-                for _ in 0..<6 { startNext() }
-                while let (practice, count) = try await group.next() {
-                    leadsThisWeek[practice] = count
-                    startNext()
+            for agency in agencies {
+                for (practice, figures) in try await services.reports.agency(
+                    token, agency: agency, since: weekAgo, until: Date().addingTimeInterval(60))
+                {
+                    leadsThisWeek[practice] = figures.leads
                 }
             }
             let rows: [[String: Any]] = agreements.map { agreement in

@@ -89,3 +89,7 @@ create policy ingest_insert on enclave.recordings for insert to enclave_app
 -- practice's outbox for the mailer, whoever the caller is; webhooks stay as before.
 create policy owner_notify on enclave.outbox for insert to enclave_owner
     with check (kind = 'notification' and endpoint_id is null);
+
+-- Agency-wide figures (figures.sql) count the leads of every practice an agency's agreements
+-- reach, through the columns of leads that are not PHI (the only ones enclave_figures may read).
+create policy figures_select on enclave.leads for select to enclave_figures using (true);

@@ -13,6 +13,8 @@ enum DatabaseRefusal: String, CaseIterable, Sendable {
     case auditLinksInvalid = "audit_links_invalid"
     case auditHeadMoved = "audit_head_moved"
     case auditLinkNotNew = "audit_link_not_new"
+    case figuresPeriodInvalid = "figures_period_invalid"
+    case figuresNeedAgencyMember = "figures_need_agency_member"
     case visitorSessionInvalid = "visitor_session_invalid"
     case numberTaken = "number_taken"
     case qualifyNeedsScope = "qualify_needs_scope"
@@ -64,6 +66,8 @@ enum DatabaseRefusal: String, CaseIterable, Sendable {
         case .operatorsOnly: AccessError(.forbidden, "only the maintenance role may do that")
         case .auditLinksInvalid: AccessError(.invalidInput, "the links do not fit unlinked events of those chains")
         case .auditHeadMoved: AccessError(.conflict, "a chain's head moved while the links were computed; try again")
+        case .figuresPeriodInvalid: AccessError(.invalidInput, "figures cover up to 400 days, ending after they start")
+        case .figuresNeedAgencyMember: AccessError(.forbidden, "only the agency's own people may see its figures")
         case .auditLinkNotNew:
             AccessError(.invalidInput, "an event numbered at or below its chain's last linked event cannot be linked")
         case .visitorSessionInvalid:

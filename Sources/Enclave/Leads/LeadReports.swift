@@ -68,4 +68,34 @@ public struct LeadReports: Sendable {
         }
         return rows
     }
+
+    /// One practice's figures in an agency-wide report: counts and sums only.
+    public struct Figures: Sendable, Equatable {
+        public let practiceID: UUID
+        public let leads: Int
+        public let calls: Int
+        public let forms: Int
+        public let answered: Int
+        public let missed: Int
+        public let callSeconds: Int
+    }
+
+    /// Leads in `since ..< until` for every practice `agency` has an agreement in force with that
+    /// grants `leads.read`: every such practice for an agency admin, assigned or not; the ones
+    /// assigned to them for a member. One query (`enclave_private.agency_figures`), whatever the
+    /// number of practices; it reads no PHI column and records no access.
+    public func agency(_ token: SessionToken, agency: UUID, since: Date, until: Date) async throws -> [UUID: Figures] {
+        try await agreements.identity.withSession(token) { transaction in
+            try await transaction.query(
+                "select * from enclave_private.agency_figures($1, $2, $3)", [agency, since, until]
+            ).reduce(into: [UUID: Figures]()) { figures, row in
+                let practice = try row.decode(UUID.self, "practice_id")
+                figures[practice] = Figures(
+                    practiceID: practice, leads: try row.decode(Int.self, "leads"),
+                    calls: try row.decode(Int.self, "calls"), forms: try row.decode(Int.self, "forms"),
+                    answered: try row.decode(Int.self, "answered"), missed: try row.decode(Int.self, "missed"),
+                    callSeconds: try row.decode(Int.self, "call_seconds"))
+            }
+        }
+    }
 }
