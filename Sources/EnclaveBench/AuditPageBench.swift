@@ -10,15 +10,9 @@ import Sealing
 /// agency member's (disclosures), one in a thousand an export.
 func auditPageBenchmark(events: Int) async throws {
     try await withBenchDatabase { database, keyFile in
-        let maint = ConnectionPool(
-            configuration: try database.configuration("ENCLAVE_MAINT_DATABASE_URL"), options: .init(maxConnections: 2))
-        let keys = try await KeyManagement.open(masterKeyFile: keyFile, maintenance: MaintenanceContext(pool: maint))
-        let services = try await EnclaveServices.open(
-            database: try database.configuration("ENCLAVE_DATABASE_URL"),
-            authDatabase: try database.configuration("ENCLAVE_AUTH_DATABASE_URL"), masterKeyFile: keyFile,
-            options: .init(connections: 4, identity: .init(passwordCost: .testing)))
+        let bench = try await BenchServices(database, keyFile: keyFile, connections: 4)
+        let (maint, keys, services, directory) = (bench.maint, bench.keys, bench.services, bench.directory)
         let registry = PracticeRegistry(keys: keys)
-        let directory = Directory(pool: maint, passwordCost: .testing)
         let owner = try await directory.createUser(
             email: "owner@bench.test", displayName: "Owner", password: "bench password 123")
         let member = try await directory.createUser(

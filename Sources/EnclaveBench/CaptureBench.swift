@@ -9,15 +9,9 @@ import Sealing
 /// and their ratio. Signatures are computed before the clock starts (they are the provider's work).
 func captureBenchmark(calls: Int, rounds: Int = 3, concurrency: Int = 8) async throws {
     try await withBenchDatabase { database, keyFile in
-        let maint = ConnectionPool(
-            configuration: try database.configuration("ENCLAVE_MAINT_DATABASE_URL"), options: .init(maxConnections: 2))
-        let keys = try await KeyManagement.open(masterKeyFile: keyFile, maintenance: MaintenanceContext(pool: maint))
-        let services = try await EnclaveServices.open(
-            database: try database.configuration("ENCLAVE_DATABASE_URL"),
-            authDatabase: try database.configuration("ENCLAVE_AUTH_DATABASE_URL"), masterKeyFile: keyFile,
-            options: .init(connections: concurrency + 2, identity: .init(passwordCost: .testing)))
+        let bench = try await BenchServices(database, keyFile: keyFile, connections: concurrency + 2)
+        let (maint, keys, services, directory) = (bench.maint, bench.keys, bench.services, bench.directory)
         let practice = try await PracticeRegistry(keys: keys).create(name: "Capture Bench")
-        let directory = Directory(pool: maint, passwordCost: .testing)
         let owner = try await directory.createUser(
             email: "owner@bench.test", displayName: "Owner", password: "bench password 123")
         try await directory.grant(user: owner, role: .practiceOwner, practice: practice)

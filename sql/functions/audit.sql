@@ -451,6 +451,7 @@ create or replace function enclave_private.practice_audit(
 returns table (seq bigint, at timestamptz, actor_id uuid, actor_email text, actor_kind text, action text,
                object_type text, object_id text, outcome text, reason text, request_id text, details jsonb)
 language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+set plan_cache_mode = force_custom_plan
 as $$
 declare
     caller record := enclave_private.require_practice_owner(practice, false, 'audit_needs_practice_owner');
@@ -482,6 +483,8 @@ create or replace function enclave_private.practice_disclosures(
 returns table (seq bigint, at timestamptz, recipient_id uuid, recipient_email text, agency_name text, action text,
                object_type text, object_id text, reason text, details jsonb)
 language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+-- Planned for each call's own arguments: a plan cached for "any dates, any page" reads the chain.
+set plan_cache_mode = force_custom_plan
 as $$
 declare
     caller record := enclave_private.require_practice_owner(practice, false, 'disclosures_need_practice_owner');

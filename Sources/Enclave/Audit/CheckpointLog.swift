@@ -2,68 +2,6 @@ import Foundation
 import Sealing
 import Synchronization
 
-/// Chain heads as a checkpoint log last saw them: for each chain, the position and hash of its
-/// last link. `AuditVerifier` checks that every chain still reaches that link unchanged, which
-/// catches a tail cut off (and the head fixed up) after the checkpoint.
-public struct Checkpoint: Sendable {
-    /// One chain's last link.
-    public struct Head: Sendable, Equatable {
-        public let chain: UUID
-        public let seq: Int64
-        public let hash: [UInt8]
-
-        public init(chain: UUID, seq: Int64, hash: [UInt8]) {
-            self.chain = chain
-            self.seq = seq
-            self.hash = hash
-        }
-    }
-
-    /// What one chainer pass settled of the platform sequence: every number in (`from`,
-    /// `through`] had an event, which it linked or refused, except `missing` numbers, which no
-    /// event holds (a transaction rolled back, or an unlinked event was deleted). `unaccounted`
-    /// of them (all or none) were settled after the chainer had been stopped longer than its
-    /// window, when a deletion cannot be told from a rollback.
-    public struct Accounting: Sendable, Equatable {
-        public let from: Int64
-        public let through: Int64
-        public let missing: Int64
-        public let unaccounted: Int64
-
-        public init(from: Int64, through: Int64, missing: Int64, unaccounted: Int64) {
-            (self.from, self.through, self.missing, self.unaccounted) = (from, through, missing, unaccounted)
-        }
-    }
-
-    /// When the newest record that contributed was written.
-    public let createdAt: Date
-    /// Each chain's latest head.
-    public let heads: [Head]
-    /// Every head the log ever recorded, by chain and position: verify checks each one.
-    public let history: [UUID: [Int64: [UInt8]]]
-    /// The platform sequence settled so far, the numbers missing in it, and the passes whose
-    /// missing numbers are unaccounted for.
-    public let through: Int64
-    public let missing: Int64
-    public let unaccounted: [Accounting]
-
-    public init(
-        createdAt: Date = Date(), heads: [Head], history: [UUID: [Int64: [UInt8]]]? = nil, through: Int64 = 0,
-        missing: Int64 = 0, unaccounted: [Accounting] = []
-    ) {
-        self.createdAt = createdAt
-        self.heads = heads
-        self.history =
-            history
-            ?? Dictionary(grouping: heads, by: \.chain).mapValues {
-                Dictionary(uniqueKeysWithValues: $0.map { ($0.seq, $0.hash) })
-            }
-        self.through = through
-        self.missing = missing
-        self.unaccounted = unaccounted
-    }
-}
-
 /// An append-only file of checkpoint records outside PostgreSQL, written by the chainer after
 /// each batch it links (only the chains that moved) and by `enclave audit checkpoint` (every
 /// chain). One JSON object per line:
@@ -101,7 +39,7 @@ public final class CheckpointLog: Sendable {
         self.key = key
     }
 
-    private struct Record: Codable {
+    struct Record: Codable {
         var v: Int
         var at: Int64
         var prev: String
@@ -110,7 +48,7 @@ public final class CheckpointLog: Sendable {
         var settled: [Int64]?
     }
 
-    private struct Entry: Codable {
+    struct Entry: Codable {
         let chain: UUID
         let seq: Int64
         let hash: [UInt8]
@@ -251,77 +189,10 @@ public final class CheckpointLog: Sendable {
         folded.at = Date(timeIntervalSince1970: Double(at) / 1_000_000)
     }
 
-    /// Re-links a log that an older release forked (two writers each appended a record after the
-    /// same one) into one line, without dropping a signed record: every record must authenticate
-    /// under the key with the `prev` it names; each is kept, in file order, with its time, heads
-    /// and accounting, and signed again after the one before it. The original is kept beside the
-    /// log as `<path>.forked-<time>`. Stop every chainer first.
-    ///
-    /// - Returns: the records kept and how many of them needed a new `prev`.
-    /// - Throws: `ConfigurationError` when a record does not authenticate (altered, not forked).
-    public static func repair(path: String, key: MasterKeyFile, now: Date = Date()) throws -> (
-        records: Int, relinked: Int
-    ) {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ConfigurationError("the checkpoint log \(path) cannot be read")
-        }
-        let decoder = JSONDecoder()
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        var output = Data()
-        var prev = [UInt8](repeating: 0, count: 32)
-        var records = 0
-        var relinked = 0
-        // A last line without its newline is a write a crash cut short: dropped, as read() does.
-        let whole = data.lastIndex(of: UInt8(ascii: "\n")).map { data[...$0] } ?? Data()
-        for (index, line) in whole.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true).enumerated() {
-            guard var record = try? decoder.decode(Record.self, from: line), record.v == 2 || record.v == 3,
-                let statedPrev = [UInt8](hex: record.prev)
-            else { throw ConfigurationError("the checkpoint log \(path) line \(index + 1) is not a checkpoint record") }
-            let heads = record.heads.map { Checkpoint.Head(chain: $0.chain, seq: $0.seq, hash: $0.hash) }
-            let settled = record.settled.flatMap {
-                $0.count == 4
-                    ? Checkpoint.Accounting(from: $0[0], through: $0[1], missing: $0[2], unaccounted: $0[3]) : nil
-            }
-            let genuine = try key.authenticationCode(
-                version: 1, message: message(prev: statedPrev, at: record.at, heads: heads, settled: settled))
-            guard HMAC.constantTimeEqual(genuine, [UInt8](hex: record.mac) ?? []) else {
-                throw ConfigurationError(
-                    "the checkpoint log \(path) record \(index + 1) does not authenticate: altered, not forked; nothing repaired"
-                )
-            }
-            if statedPrev != prev {
-                relinked += 1
-                let mac = try key.authenticationCode(
-                    version: 1, message: message(prev: prev, at: record.at, heads: heads, settled: settled))
-                record.prev = prev.hex
-                record.mac = mac.hex
-            }
-            prev = [UInt8](hex: record.mac) ?? []
-            output.append(try encoder.encode(record))
-            output.append(UInt8(ascii: "\n"))
-            records += 1
-        }
-        guard relinked > 0 else { return (records, 0) }
-        let aside = path + ".forked-" + String(Int64(now.timeIntervalSince1970))
-        let staged = path + ".repairing"
-        guard FileManager.default.createFile(atPath: staged, contents: output, attributes: [.posixPermissions: 0o600])
-        else { throw ConfigurationError("cannot write \(staged)") }
-        let descriptor = open(staged, O_RDONLY | O_CLOEXEC)
-        if descriptor >= 0 {
-            _ = fsync(descriptor)
-            close(descriptor)
-        }
-        guard link(path, aside) == 0, rename(staged, path) == 0 else {
-            throw ConfigurationError("the checkpoint log \(path) cannot be replaced (errno \(errno))")
-        }
-        return (records, relinked)
-    }
-
     /// What this process has folded of the log so far.
     private let state = Mutex(Folded())
 
-    private static func message(prev: [UInt8], at: Int64, heads: [Checkpoint.Head], settled: Checkpoint.Accounting?)
+    static func message(prev: [UInt8], at: Int64, heads: [Checkpoint.Head], settled: Checkpoint.Accounting?)
         -> [UInt8]
     {
         var text = "enclave.audit.checkpoint.v2\n\(prev.hex)\n\(at)\n"
