@@ -188,6 +188,31 @@ public struct LiveServer: Sendable {
         return received
     }
 
+    /// Two GETs of `path` on one kept-alive connection (through `enclavekit keep-alive`), with
+    /// `between` run after the first answer and before the second request: both statuses.
+    public func keepAliveGets(_ path: String, token: String, between: () async throws -> Void) async throws -> (
+        first: Int, second: Int
+    ) {
+        let gate = "\(directory)/keep-alive-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: gate, withIntermediateDirectories: true)
+        let process = Process()
+        process.executableURL = TestEnvironment.python
+        process.arguments = [
+            "-m", "enclavekit", "keep-alive", "https://localhost:\(port)\(path)", token, "\(directory)/cert.pem", gate,
+        ]
+        async let output = process.output()
+        try await waitUntil(timeout: .seconds(30), "the first request of the kept-alive connection is answered") {
+            FileManager.default.fileExists(atPath: "\(gate)/first")
+        }
+        try await between()
+        FileManager.default.createFile(atPath: "\(gate)/go", contents: nil)
+        let statuses = String(decoding: try await output, as: UTF8.self).split(separator: " ").compactMap {
+            Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        guard statuses.count == 2 else { throw TestSetupError("enclavekit keep-alive printed no statuses") }
+        return (statuses[0], statuses[1])
+    }
+
     public func code(step offset: Int) throws -> String {
         try SignedInUser.code(secret: totpSecret, at: Date().addingTimeInterval(Double(offset * 30)))
     }

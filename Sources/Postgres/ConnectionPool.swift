@@ -48,11 +48,16 @@ public final class ConnectionPool: Sendable {
     /// Size and timeouts.
     public let options: Options
     private let state = Mutex(State())
+    private let roundTripCount = RoundTripCounter()
 
     public init(configuration: ConnectionConfiguration, options: Options = Options()) {
         self.configuration = configuration
         self.options = options
     }
+
+    /// Statements (round trips to the server) run on this pool's connections since it was made:
+    /// one per query, one for `BEGIN`, one for `COMMIT`.
+    public var roundTrips: Int { roundTripCount.count.load(ordering: .relaxed) }
 
     /// Current counts of open, idle and waiting.
     public var usage: Usage {
@@ -123,7 +128,7 @@ public final class ConnectionPool: Sendable {
 
     private func connect() async throws -> Connection {
         do {
-            return try await Connection.connect(configuration)
+            return try await Connection.connect(configuration, roundTrips: roundTripCount)
         } catch {
             releaseSlot()
             throw error

@@ -106,6 +106,48 @@ struct AgencyAccessHTTPSTests {
         }
     }
 
+    @Test("a revocation committed between two requests of one kept-alive connection refuses the second")
+    func revocationBetweenKeptAliveRequests() async throws {
+        try await LiveServer.with { server in
+            let agency = try await server.people.createAgency(name: "Growth Co")
+            let adminID = try await server.people.createUser(
+                email: "admin@growth.test", displayName: "Ada", password: "admin password 12")
+            try await server.people.grant(user: adminID, role: .agencyAdmin, agency: agency)
+            let memberID = try await server.people.createUser(
+                email: "mel@growth.test", displayName: "Mel", password: "member password 12")
+            try await server.people.grant(user: memberID, role: .agencyMember, agency: agency)
+            let adminToken = try await server.mfaSession(email: "admin@growth.test", password: "admin password 12")
+            let memberToken = try await server.mfaSession(email: "mel@growth.test", password: "member password 12")
+            let ownerToken = try await server.mfaSession(email: "owner@smile.test", password: "owner password 12")
+            #expect(
+                try await server.signedCall(
+                    #"{"caller_number": "+1 555 010 4477", "started_at": "2026-11-28T09:30:00Z"}"#, key: nil
+                ).status == 201)
+            let admin = try server.client(token: adminToken)
+            let owner = try server.client(token: ownerToken)
+            let practice = server.practice.uuidString.lowercased()
+            let digest = SHA256.hash(Array("signed BAA".utf8)).map { String(format: "%02x", $0) }.joined()
+            let agreement = try await admin.proposeAgreement(
+                body: .json(
+                    .init(
+                        agency_id: agency.uuidString, practice_id: practice, scopes: [.leads_period_read],
+                        document_sha256: digest))
+            ).created.body.json.id
+            _ = try await admin.assignMember(
+                path: .init(agencyId: agency.uuidString, practiceId: practice, userId: memberID.uuidString)
+            ).noContent
+            _ = try await owner.approveAgreement(path: .init(agreementId: agreement)).noContent
+
+            let statuses = try await server.keepAliveGets(
+                "/v1/practices/\(practice)/leads?limit=50", token: memberToken
+            ) {
+                _ = try await owner.revokeAgreement(path: .init(agreementId: agreement)).noContent
+            }
+            #expect(statuses.first == 200)
+            #expect(statuses.second == 403)
+        }
+    }
+
     @Test("tracking sources: the secret is shown once, rotation replaces it, reports count leads without PHI")
     func sourcesAndReports() async throws {
         try await LiveServer.with { server in

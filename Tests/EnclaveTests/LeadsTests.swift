@@ -228,6 +228,66 @@ struct LeadsTests {
         }
     }
 
+    @Test("a warm ingest, a page of leads and one lead each take one round trip to PostgreSQL")
+    func oneRoundTrip() async throws {
+        try await LeadsFixture.with { fixture in
+            let pool = fixture.base.services.pool
+            let token = fixture.base.ownerAToken
+            let practice = fixture.base.practiceA
+            // The first ingest of a source reads its credential and keys; the next ones do not.
+            _ = try await fixture.ingest.ingestCall(try fixture.request(fixture.call("First")))
+            func roundTrips(_ body: () async throws -> Void) async throws -> Int {
+                let before = pool.roundTrips
+                try await body()
+                return pool.roundTrips - before
+            }
+            var lead: UUID?
+            let ingestTrips = try await roundTrips {
+                lead = try await fixture.ingest.ingestCall(try fixture.request(fixture.call("Second"), key: "k-2"))
+                    .leadID
+            }
+            var names: Set<String> = []
+            let listTrips = try await roundTrips {
+                names = Set(try await fixture.leads.list(token, practice: practice).leads.compactMap(\.callerName))
+            }
+            var one: Lead?
+            let getTrips = try await roundTrips {
+                one = try await fixture.leads.get(token, practice: practice, lead: try #require(lead))
+            }
+            // A retry of the stored request is one round trip too, and stores nothing.
+            var again: IngestResult?
+            let retryTrips = try await roundTrips {
+                again = try await fixture.ingest.ingestCall(try fixture.request(fixture.call("Second"), key: "k-2"))
+            }
+            #expect([ingestTrips, listTrips, getTrips, retryTrips] == [Int](repeating: 1, count: 4))
+            #expect(names == ["First", "Second"])
+            #expect(one?.callerName == "Second")
+            #expect(again?.created == false && again?.leadID == lead)
+        }
+    }
+
+    @Test("a source disabled after its credential was read is refused at the next ingest, and stores nothing")
+    func disabledAfterCached() async throws {
+        try await LeadsFixture.with { fixture in
+            _ = try await fixture.ingest.ingestCall(try fixture.request(fixture.call("Warm")))
+            let before = try await fixture.leadCount()
+            let superuser = try await fixture.base.keys.database.connect()
+            defer { Task { await superuser.close() } }
+            try await superuser.query(
+                "update enclave_private.ingest_credentials set disabled_at = now() where source_id = $1",
+                [fixture.source])
+            await #expect(throws: AccessError(.unauthenticated, "the signature does not match this source's secret")) {
+                try await fixture.ingest.ingestCall(try fixture.request(fixture.call("Disabled")))
+            }
+            #expect(try await fixture.leadCount() == before)
+            // Enabled again, the source works at once.
+            try await superuser.query(
+                "update enclave_private.ingest_credentials set disabled_at = null where source_id = $1",
+                [fixture.source])
+            #expect(try await fixture.ingest.ingestCall(try fixture.request(fixture.call("Enabled"))).created)
+        }
+    }
+
     @Test("20 concurrent retries with one idempotency key store exactly one lead")
     func idempotency() async throws {
         try await LeadsFixture.with { fixture in

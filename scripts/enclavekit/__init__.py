@@ -95,3 +95,32 @@ def stalled_get(url, token, cafile, stall_seconds, read_timeout=10.0):
         pass
     connection.close()
     return received
+
+
+def keep_alive_gets(url, token, cafile, directory, timeout=30.0):
+    """Two GETs of `url` on one kept-alive TLS connection, with a pause between them: writes the
+    first status to DIRECTORY/first, waits until DIRECTORY/go exists, sends the second and
+    returns both statuses. The connection is never reopened (http.client's auto_open off): if
+    the server had closed it, the second request fails instead of silently using a new one."""
+    import http.client
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout,
+                                             context=ssl.create_default_context(cafile=cafile))
+    path = parts.path + ("?" + parts.query if parts.query else "")
+    headers = {"Authorization": "Bearer " + token}
+    connection.request("GET", path, headers=headers)
+    first = connection.getresponse()
+    first.read()
+    connection.auto_open = 0
+    with open(os.path.join(directory, "first"), "w") as f:
+        f.write(str(first.status))
+    deadline = time.time() + timeout
+    while not os.path.exists(os.path.join(directory, "go")):
+        if time.time() > deadline:
+            raise SystemExit("keep-alive: no go within %s s" % timeout)
+        time.sleep(0.02)
+    connection.request("GET", path, headers=headers)
+    second = connection.getresponse()
+    second.read()
+    connection.close()
+    return first.status, second.status

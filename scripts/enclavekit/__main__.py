@@ -6,6 +6,7 @@
     scripts/python -m enclavekit seconds-since START         (START from `date +%s.%N`)
     scripts/python -m enclavekit demo DIRECTORY WHAT
     scripts/python -m enclavekit stall URL TOKEN CAFILE SECONDS  (prints the bytes a stalled reader got)
+    scripts/python -m enclavekit keep-alive URL TOKEN CAFILE DIRECTORY  (two GETs on one connection)
 
 WHAT is one of: active-practice, active-owner, revoked-practice, call-source, call-secret,
 site-key, users, practices.
@@ -15,7 +16,7 @@ import json
 import sys
 import time
 
-from . import demo_call_source, demo_credentials, demo_practice, free_port, stalled_get, totp
+from . import demo_call_source, demo_credentials, demo_practice, free_port, keep_alive_gets, stalled_get, totp
 
 
 def demo(directory, what):
@@ -51,6 +52,8 @@ def main(arguments):
         print("%.1f" % (time.time() - float(arguments[1])))
     elif arguments[:1] == ["stall"] and len(arguments) == 5:
         print(stalled_get(arguments[1], arguments[2], arguments[3], float(arguments[4])))
+    elif arguments[:1] == ["keep-alive"] and len(arguments) == 5:
+        print("%d %d" % keep_alive_gets(arguments[1], arguments[2], arguments[3], arguments[4]))
     elif arguments[:1] == ["demo"] and len(arguments) == 3:
         print(demo(arguments[1], arguments[2]))
     else:

@@ -403,3 +403,138 @@ end
 $$;
 revoke all on function enclave_private.redact_lead(uuid,text[],text,inet,text) from public;
 grant execute on function enclave_private.redact_lead(uuid,text[],text,inet,text) to enclave_app;
+
+-- Inserts new leads of one source, sealed by the caller (LeadWriter) with data key dek_version:
+-- `rows` is a JSON array of leads whose keys are the columns' names (bytea as hex). Attribution
+-- a lead leaves out comes from the source's defaults. A lead whose idempotency key its source
+-- used before is not stored (on conflict do nothing, without naming the constraint: naming an
+-- arbiter would check the new row against the SELECT policies too, and an ingest credential
+-- reads nothing). Returns how many were stored. It runs as its caller, through the insert
+-- policies: an ingest credential for its own source, the maintenance role for its tenant.
+create or replace function enclave_private.insert_leads(practice uuid, source uuid, dek_version integer, rows jsonb)
+returns integer
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+    stored integer;
+begin
+    insert into enclave.leads (tenant_id, id, source_id, kind, occurred_at, source, medium, campaign, keyword,
+        landing_page, gclid, called_number, duration_seconds, disposition, caller_number, caller_name,
+        transcript, form_fields, page_url, caller_index, dek_version, idempotency_key)
+    select practice, r.id, insert_leads.source, r.kind, coalesce(r.occurred_at, now()),
+           coalesce(r.source, d.default_source), coalesce(r.medium, d.default_medium),
+           coalesce(r.campaign, d.default_campaign), r.keyword, r.landing_page, r.gclid, r.called_number,
+           r.duration_seconds, r.disposition, decode(r.caller_number, 'hex'), decode(r.caller_name, 'hex'),
+           decode(r.transcript, 'hex'), decode(r.form_fields, 'hex'), decode(r.page_url, 'hex'),
+           decode(r.caller_index, 'hex'), insert_leads.dek_version, r.idempotency_key
+    from jsonb_to_recordset(rows) as r(id uuid, kind text, occurred_at timestamptz, source text,
+        medium text, campaign text, keyword text, landing_page text, gclid text, called_number text,
+        duration_seconds int4, disposition text, caller_number text, caller_name text, transcript text,
+        form_fields text, page_url text, caller_index text, idempotency_key text)
+    left join enclave_private.source_defaults(insert_leads.source) d on true
+    on conflict do nothing;
+    get diagnostics stored = row_count;
+    return stored;
+end
+$$;
+revoke all on function enclave_private.insert_leads(uuid,uuid,integer,jsonb) from public;
+grant execute on function enclave_private.insert_leads(uuid,uuid,integer,jsonb) to enclave_app, enclave_maint;
+
+-- One ingest in one call (issue 27): binds the credential (source, secret, practice) for this
+-- transaction, then does what the service did statement by statement: the lead an idempotency
+-- key already made, the replay marker of a signed request, the check that `lead` was sealed with
+-- the practice's active data key, the visitor a pool number was shown to (visitor_number) or a
+-- form's session token belongs to (visitor_property, visitor_token), the insert, the
+-- lead.created event and the outbox. Runs as its caller, through the gate and the policies like
+-- the statements it replaces; alone, it is its own transaction.
+--
+-- Returns the lead and whether this call created it. Refusals: 'ingest_credential_invalid'
+-- (28000) when the credential does not hold now (disabled, rotated, practice closed: the caller
+-- looks the source up again), 'ingest_key_changed' (55000) when the data key rotated since the
+-- caller read it (it seals again), 'ingest_replayed' (28000) for a signed request seen before
+-- without an idempotency key.
+create or replace function enclave_private.ingest_lead(
+    source uuid, secret text, practice uuid, lead jsonb, dek_version integer, idempotency_key text,
+    replay_id bytea, visitor_number text, visitor_property uuid, visitor_token bytea,
+    request_id text, client_ip inet, user_agent text
+)
+returns table (lead_id uuid, created boolean)
+language plpgsql volatile set search_path = pg_catalog, pg_temp
+as $$
+declare
+    existing uuid;
+    visitor record;
+    new_id uuid := (lead ->> 'id')::uuid;
+    google text;
+begin
+    perform set_config('synchronous_commit', 'on', true),
+            set_config('enclave.ingest_source', coalesce(source::text, ''), true),
+            set_config('enclave.ingest_secret', coalesce(secret, ''), true),
+            set_config('enclave.tenant_id', coalesce(practice::text, ''), true);
+    if not exists (select from enclave_private.ingest_credential()) then
+        raise exception 'ingest_credential_invalid' using errcode = '28000';
+    end if;
+    if idempotency_key is not null then
+        existing := enclave_private.ingest_existing_lead(idempotency_key);
+        if existing is not null then
+            return query select existing, false;
+            return;
+        end if;
+    end if;
+    if replay_id is not null and not enclave_private.ingest_mark_signature(replay_id) then
+        -- The same signed request again. With an idempotency key it is a retry: once the request
+        -- that got here first has committed (the marker insert waited for it), its lead is the
+        -- answer. Without one it is a replay.
+        if idempotency_key is not null then
+            existing := enclave_private.ingest_existing_lead(idempotency_key);
+        end if;
+        if existing is null then
+            raise exception 'ingest_replayed' using errcode = '28000';
+        end if;
+        return query select existing, false;
+        return;
+    end if;
+    if not exists (select from enclave_private.ingest_keys() k where k.purpose = 'data' and k.version = dek_version) then
+        raise exception 'ingest_key_changed' using errcode = '55000';
+    end if;
+    -- A call to a pool number shown to a website visitor in the last 30 minutes, or a form
+    -- posted with a visitor's session token, takes that visitor's attribution: its UTM
+    -- parameters, else what its click id says.
+    if visitor_number is not null then
+        select * into visitor from enclave_private.ingest_number_visitor(visitor_number);
+    elsif visitor_property is not null then
+        select * into visitor from enclave_private.ingest_form_visitor(visitor_property, visitor_token);
+    end if;
+    if visitor_number is not null or visitor_property is not null then
+        google := coalesce(visitor.gclid, visitor.gbraid, visitor.wbraid);
+        lead := lead || jsonb_build_object(
+            'source', coalesce(visitor.utm_source, case
+                when google is not null then 'google' when visitor.msclkid is not null then 'bing'
+                when visitor.fbclid is not null then 'facebook' end),
+            'medium', coalesce(visitor.utm_medium, case
+                when google is not null or visitor.msclkid is not null then 'cpc'
+                when visitor.fbclid is not null then 'paid_social' end),
+            'campaign', visitor.utm_campaign, 'keyword', visitor.utm_term, 'landing_page', visitor.landing_path,
+            'gclid', visitor.gclid);
+    end if;
+    if enclave_private.insert_leads(practice, source, dek_version,
+            jsonb_build_array(lead || jsonb_build_object('idempotency_key', idempotency_key))) = 0 then
+        -- A concurrent retry with the same key won the race (the insert waited for it): its lead.
+        if idempotency_key is not null then
+            existing := enclave_private.ingest_existing_lead(idempotency_key);
+        end if;
+        if existing is null then
+            raise exception 'ingest_conflict' using errcode = '23505';
+        end if;
+        return query select existing, false;
+        return;
+    end if;
+    perform enclave_private.record_audit(
+        practice, 'lead.created', 'lead', new_id::text, 'ok', null, '{}'::jsonb, request_id, client_ip, user_agent);
+    -- The outbox, in this transaction: a crash loses neither the lead nor its notices.
+    perform enclave_private.enqueue_new_lead(new_id);
+    return query select new_id, true;
+end
+$$;
+revoke all on function enclave_private.ingest_lead(uuid,text,uuid,jsonb,integer,text,bytea,text,uuid,bytea,text,inet,text) from public;
+grant execute on function enclave_private.ingest_lead(uuid,text,uuid,jsonb,integer,text,bytea,text,uuid,bytea,text,inet,text) to enclave_app;

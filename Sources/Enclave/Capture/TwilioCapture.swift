@@ -69,14 +69,9 @@ public struct TwilioCapture: Sendable {
         lead.callerNumber = caller
         lead.callerName = callerName
         lead.idempotencyKey = verified.callKey
-        let result = try await ingest.store(lead, replayID: nil, context: request.context, credential) {
-            transaction, lead in
-            // A pool number shown to a website visitor in the last 30 minutes: the call is theirs.
-            if let called {
-                lead.attribution = try WebCapture.attribution(
-                    try await transaction.query("select * from enclave_private.ingest_number_visitor($1)", [called]))
-            }
-        }
+        // A pool number shown to a website visitor in the last 30 minutes: the call is theirs.
+        let result = try await ingest.store(
+            lead, replayID: nil, context: request.context, credential, visitor: called.map { .number($0) })
         let base = request.baseURL + "/v1/capture/twilio/\(request.sourceID.uuidString.lowercased())"
         return (
             result, TwiML.forward(to: verified.settings.forwardTo, announce: verified.settings.announce, base: base)

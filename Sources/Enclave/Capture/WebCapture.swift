@@ -163,30 +163,9 @@ public struct WebCapture: Sendable {
         lead.formFields = submission.fields
         lead.pageURL = submission.pageURL.map { String($0.prefix(2_000)) }
         lead.callerNumber = IngestService.phoneField(submission.fields)
-        return try await ingest.store(lead, replayID: nil, context: context, credential) { transaction, lead in
-            if let given {
-                lead.attribution = try await Self.attribution(
-                    transaction.query(
-                        "select * from enclave_private.ingest_form_visitor($1, $2)",
-                        [property.id, SHA256.hash(Array(given.utf8))]))
-            }
-        }
-    }
-
-    /// A visitor session's attribution: its UTM parameters, else what its click id says.
-    static func attribution(_ rows: PostgresRows) throws -> Attribution {
-        guard let row = rows.first else { return Attribution() }
-        func text(_ name: String) throws -> String? { try row.decode(String?.self, name) }
-        let google = try text("gclid") ?? text("gbraid") ?? text("wbraid")
-        let clicked: (String, String)? =
-            google != nil
-            ? ("google", "cpc")
-            : try text("msclkid") != nil
-                ? ("bing", "cpc") : try text("fbclid") != nil ? ("facebook", "paid_social") : nil
-        return Attribution(
-            source: try text("utm_source") ?? clicked?.0, medium: try text("utm_medium") ?? clicked?.1,
-            campaign: try text("utm_campaign"), keyword: try text("utm_term"), landingPage: try text("landing_path"),
-            gclid: try text("gclid"))
+        return try await ingest.store(
+            lead, replayID: nil, context: context, credential,
+            visitor: given.map { .form(property: property.id, tokenHash: SHA256.hash(Array($0.utf8))) })
     }
 
     /// 32 random bytes, base64url: the visitor's session token.

@@ -48,6 +48,13 @@ enum DatabaseRefusal: String, CaseIterable, Sendable {
     case alertsNeedOwnerOrAdmin = "alerts_need_owner_or_admin"
     case auditRetentionTooYoung = "audit_retention_too_young"
     case unknownUser = "unknown_user"
+    case sessionInvalid = "session_invalid"
+    case practiceUnreachable = "practice_unreachable"
+    case readLimitInvalid = "read_limit_invalid"
+    case ingestCredentialInvalid = "ingest_credential_invalid"
+    case ingestKeyChanged = "ingest_key_changed"
+    case ingestReplayed = "ingest_replayed"
+    case ingestConflict = "ingest_conflict"
 
     /// The refusal as the person who asked sees it. `detail` is the database's DETAIL, where
     /// the code has one (an agreement's status; never data).
@@ -127,6 +134,13 @@ enum DatabaseRefusal: String, CaseIterable, Sendable {
             AccessError(.invalidInput, "the purge needs a practice in context and a clock not ahead of the database's")
         case .alertsNeedOwnerOrAdmin:
             AccessError(.forbidden, "only an owner of the practice or an admin of the agency may see these alerts")
+        case .sessionInvalid: AccessError(.unauthenticated, "sign in again: the session is not valid")
+        case .practiceUnreachable: AccessError(.forbidden, "you do not have access to this practice's data")
+        case .readLimitInvalid: AccessError(.invalidInput, "limit must be 1 to 100")
+        case .ingestCredentialInvalid, .ingestKeyChanged:
+            AccessError(.unauthenticated, "the signature does not match this source's secret")
+        case .ingestReplayed: AccessError(.unauthenticated, "this signed request was already received (replay)")
+        case .ingestConflict: AccessError(.conflict, "the lead could not be stored")
         case .auditRetentionTooYoung:
             AccessError(.invalidInput, "audit events are kept at least six years: none that young can be removed")
         }

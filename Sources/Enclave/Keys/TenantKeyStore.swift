@@ -60,16 +60,18 @@ public struct TenantKeyStore: Sendable {
                 "select purpose, version, kek_version, state, wrapped from enclave_private.ingest_keys()"))
     }
 
-    private func keySet(_ tenantID: UUID, _ rows: PostgresRows) throws -> TenantKeySet {
+    /// The key set of `rows` whose columns are `purpose`, `version`, `state` and `wrapped`, each
+    /// name after `prefix` (`key_` in `enclave_private.lead_read`).
+    func keySet(_ tenantID: UUID, _ rows: some Sequence<PostgresRow>, prefix: String = "") throws -> TenantKeySet {
         var keys: [TenantKeySet.Entry] = []
         for row in rows {
-            guard let purpose = Purpose(rawValue: try row.decode(String.self, "purpose")) else { continue }
+            guard let purpose = Purpose(rawValue: try row.decode(String.self, prefix + "purpose")) else { continue }
             keys.append(
                 TenantKeySet.Entry(
                     purpose: purpose,
-                    version: UInt32(try row.decode(Int32.self, "version")),
-                    active: try row.decode(String.self, "state") == "active",
-                    wrapped: try row.decode([UInt8].self, "wrapped")
+                    version: UInt32(try row.decode(Int32.self, prefix + "version")),
+                    active: try row.decode(String.self, prefix + "state") == "active",
+                    wrapped: try row.decode([UInt8].self, prefix + "wrapped")
                 )
             )
         }

@@ -42,6 +42,8 @@ public struct IngestService: Sendable {
     public let keys: TenantKeyStore
     /// The clock, for signature freshness.
     public let now: @Sendable () -> Date
+    /// Sources' credentials and active keys as last read (checked by every statement that uses them).
+    let credentials = IngestCredentials()
 
     public init(pool: ConnectionPool, keys: TenantKeyStore, now: @escaping @Sendable () -> Date = Date.init) {
         self.pool = pool
@@ -117,21 +119,34 @@ public struct IngestService: Sendable {
     }
 
     /// Checks the signature against the source's secret; nothing is parsed or stored before.
+    /// The secret as last read is tried first; on a mismatch the source is read again, so a
+    /// rotated secret is honoured at once.
     func authenticate(_ source: UUID, _ header: String, body: [UInt8]) async throws -> Credential {
         let signature = try IngestSignature(header: header)
         try signature.checkFreshness(now: now())
-        let credential = try await credential(source)
-        let expected = try Array(credential.secret.utf8).withUnsafeBytes {
-            try HMAC.authenticationCode(.sha256, key: $0, message: Array("\(signature.timestamp).".utf8) + body)
+        func matches(_ credential: Credential) throws -> Bool {
+            let expected = try Array(credential.secret.utf8).withUnsafeBytes {
+                try HMAC.authenticationCode(.sha256, key: $0, message: Array("\(signature.timestamp).".utf8) + body)
+            }
+            return HMAC.constantTimeEqual(expected, signature.mac)
         }
-        guard HMAC.constantTimeEqual(expected, signature.mac) else {
+        if let cached = credentials.credential(source), try matches(cached) { return cached }
+        let credential = try await freshCredential(source)
+        guard try matches(credential) else {
             throw AccessError(.unauthenticated, "the signature does not match this source's secret")
         }
         return credential
     }
 
-    /// The source's practice, secret (unwrapped through the key cache) and provider settings.
+    /// The source's credential as last read, else read now.
     func credential(_ source: UUID) async throws -> Credential {
+        if let cached = credentials.credential(source) { return cached }
+        return try await freshCredential(source)
+    }
+
+    /// The source's practice, secret (unwrapped through the key cache) and provider settings,
+    /// read now.
+    func freshCredential(_ source: UUID) async throws -> Credential {
         let row = try await pool.query(
             """
             select practice_id, wrapped_secret, disabled, provider, provider_account, forward_to, announce_recording
@@ -139,6 +154,7 @@ public struct IngestService: Sendable {
             """, [source]
         ).first
         guard let row, try !row.decode(Bool.self, "disabled") else {
+            credentials.forget(source)
             throw AccessError(.unauthenticated, "the signature does not match this source's secret")
         }
         let wrapped = try row.decode([UInt8].self, "wrapped_secret")
@@ -152,12 +168,14 @@ public struct IngestService: Sendable {
             try await keys.provider.unwrap(wrapped, context: TrackingSources.secretContext(source))
         }
         let secret = material.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
-        return Credential(
+        let credential = Credential(
             source: source, practice: try row.decode(UUID.self, "practice_id"), secret: secret,
             provider: try row.decode(String.self, "provider"),
             providerAccount: try row.decode(String?.self, "provider_account"),
             forwardTo: try row.decode(String?.self, "forward_to"),
             announceRecording: try row.decode(Bool.self, "announce_recording"))
+        credentials.remember(credential)
+        return credential
     }
 
     /// Runs `body` in a transaction bound to the ingest credential.
@@ -180,63 +198,95 @@ public struct IngestService: Sendable {
         }
     }
 
-    /// Replay check, idempotency, insert (`LeadWriter`), audit, outbox: one transaction.
+    /// Where a web lead's visitor is found, for its attribution: the pool number a call was
+    /// placed to, or the property and session token hash a form was posted with.
+    enum Visitor {
+        case number(String)
+        case form(property: UUID, tokenHash: [UInt8])
+    }
+
+    /// Replay check, idempotency, insert, audit, outbox: one call of `enclave_private.ingest_lead`,
+    /// one round trip, one transaction, with the lead sealed (`LeadWriter`) before it.
     ///
     /// `replayID` marks a signed request as seen (a second one without an idempotency key is a
     /// replay); a provider whose signature has no timestamp passes nil and an idempotency key.
-    /// `complete` finishes the lead inside the transaction, before it is written (a call to a
-    /// pool number takes the attribution of the visitor it was shown to).
+    /// A lead with a `visitor` takes the attribution of the website visitor it belongs to.
+    ///
+    /// The credential and keys are those last read. When the database says the credential no
+    /// longer holds, the source is read again and the call repeated if its secret, the one the
+    /// request was checked with, is unchanged; when the data key rotated, the lead is sealed
+    /// again with the new one.
     func store(
         _ lead: NewLead, replayID: [UInt8]?, context: RequestContext, _ credential: Credential,
-        complete: (Transaction, inout NewLead) async throws -> Void = { _, _ in }
+        visitor: Visitor? = nil
     ) async throws -> IngestResult {
-        let idempotencyKey = lead.idempotencyKey
-        if let key = idempotencyKey {
+        if let key = lead.idempotencyKey {
             guard (1...200).contains(key.utf8.count), key.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
                 throw AccessError(.invalidInput, "the idempotency key has 1 to 200 printable ASCII characters")
             }
         }
-        return try await withCredential(credential) { transaction in
-            let existing = { () async throws -> UUID? in
-                guard let key = idempotencyKey else { return nil }
-                return try await transaction.query(
-                    "select enclave_private.ingest_existing_lead($1) as id", [key]
-                ).first?.decode(UUID?.self, "id")
-            }
-            if let lead = try await existing() {
-                return IngestResult(leadID: lead, practiceID: credential.practice, created: false)
-            }
-            if let replayID, try await !markSignature(transaction, replayID) {
-                // The same signed request again. With an idempotency key it is a retry: once the
-                // request that got here first has committed (the marker insert waited for it),
-                // its lead is the answer. Without one it is a replay.
-                if let lead = try await existing() {
-                    return IngestResult(leadID: lead, practiceID: credential.practice, created: false)
+        let stale: Set<String> = [
+            DatabaseRefusal.ingestCredentialInvalid.rawValue, DatabaseRefusal.ingestKeyChanged.rawValue,
+        ]
+        var credential = credential
+        var retried = false
+        return try await mappingAccessErrors {
+            while true {
+                do {
+                    let keys = try await activeKeys(credential)
+                    return try await ingestLead(
+                        lead, replayID: replayID, visitor: visitor, context: context, credential, keys)
+                } catch let error as PostgresError where !retried && stale.contains(error.message) {
+                    retried = true
+                    // The credential or the key changed since it was read: read both again.
+                    credentials.forget(credential.source)
+                    let fresh = try await freshCredential(credential.source)
+                    guard fresh.secret == credential.secret else { throw error }
+                    credential = fresh
                 }
-                throw AccessError(.unauthenticated, "this signed request was already received (replay)")
             }
-            var lead = lead
-            try await complete(transaction, &lead)
-            let leadID = lead.id
-            let writer = LeadWriter(
-                practice: credential.practice, source: credential.source,
-                keys: try await keys.ingestKeys(credential.practice, in: transaction))
-            guard try await writer.insert([lead], in: transaction) == 1 else {
-                // A concurrent retry with the same key won the race: return its lead.
-                guard let lead = try await existing() else {
-                    throw AccessError(.conflict, "the lead could not be stored")
-                }
-                return IngestResult(leadID: lead, practiceID: credential.practice, created: false)
-            }
-            try await transaction.audit(
-                AuditEvent(
-                    tenant: credential.practice, action: .leadCreated, objectType: "lead",
-                    objectID: leadID.uuidString.lowercased()),
-                context: context)
-            // The outbox, in this transaction: a crash loses neither the lead nor its notices.
-            try await transaction.query("select enclave_private.enqueue_new_lead($1)", [leadID])
-            return IngestResult(leadID: leadID, practiceID: credential.practice, created: true)
         }
+    }
+
+    private func ingestLead(
+        _ lead: NewLead, replayID: [UInt8]?, visitor: Visitor?, context: RequestContext, _ credential: Credential,
+        _ keySet: TenantKeySet
+    ) async throws -> IngestResult {
+        let writer = LeadWriter(practice: credential.practice, source: credential.source, keys: keySet)
+        let sealed = try await writer.seal([lead])
+        var number: String?
+        var property: UUID?
+        var tokenHash: [UInt8]?
+        switch visitor {
+        case .number(let called): number = called
+        case .form(let id, let hash): (property, tokenHash) = (id, hash)
+        case nil: break
+        }
+        let row = try await pool.query(
+            """
+            select lead_id, created from enclave_private.ingest_lead(
+                $1, $2, $3, ($4::jsonb) -> 0, $5, $6, $7, $8, $9, $10, $11, $12::text::inet, $13)
+            """,
+            [
+                credential.source, credential.secret, credential.practice, sealed.rows, Int32(sealed.version),
+                lead.idempotencyKey, replayID, number, property, tokenHash, context.requestID,
+                context.client.address, context.client.userAgent,
+            ]
+        ).first
+        guard let row else { throw AccessError(.conflict, "the lead could not be stored") }
+        return IngestResult(
+            leadID: try row.decode(UUID.self, "lead_id"), practiceID: credential.practice,
+            created: try row.decode(Bool.self, "created"))
+    }
+
+    /// The practice's active keys as last read for this source, else read now.
+    private func activeKeys(_ credential: Credential) async throws -> TenantKeySet {
+        if let cached = credentials.keys(credential.source) { return cached }
+        let keySet = try await withCredential(credential) { transaction in
+            try await keys.ingestKeys(credential.practice, in: transaction)
+        }
+        credentials.remember(keySet, for: credential.source)
+        return keySet
     }
 
     /// Refuses a signature seen before (a replayed request).

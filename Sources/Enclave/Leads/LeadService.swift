@@ -39,43 +39,57 @@ public struct LeadService: Sendable {
             }
             after = decoded
         }
-        return try await access.withPractice(token, practice: practice, scope: .leadsRead, context: context) {
-            transaction in
-            let rows = try await transaction.query(
-                """
-                select \(Self.columns) from enclave.leads
-                where tenant_id = $1
-                  and ($2::timestamptz is null or occurred_at >= $2) and ($3::timestamptz is null or occurred_at < $3)
-                  and ($4::text is null or kind = $4) and ($5::uuid is null or source_id = $5)
-                  and ($6::text is null or campaign = $6) and ($10::text is null or source = $10)
-                  and ($7::timestamptz is null or (occurred_at, id) < ($7, $8))
-                order by occurred_at desc, id desc
-                limit $9
-                """,
-                [
-                    practice, filter.since, filter.until, filter.kind, filter.sourceID, filter.campaign, after?.0,
-                    after?.1, filter.limit + 1, filter.source,
-                ])
-            let leads = try await decrypt(Array(rows.prefix(filter.limit)), practice: practice, transaction)
-            try await audit(leads, practice: practice, transaction, context, reason: "list")
-            let next = rows.count > filter.limit ? leads.last.map { Self.encodeCursor($0.occurredAt, $0.id) } : nil
-            return LeadPage(leads: leads, nextCursor: next)
-        }
+        let read = try await read(
+            token, practice: practice, lead: nil, filter: filter, after: after, context: context)
+        return LeadPage(
+            leads: read.leads,
+            nextCursor: read.more ? read.leads.last.map { Self.encodeCursor($0.occurredAt, $0.id) } : nil)
     }
 
     /// One lead.
     public func get(_ token: SessionToken, practice: UUID, lead: UUID, context: RequestContext = RequestContext())
         async throws -> Lead
     {
-        try await access.withPractice(token, practice: practice, scope: .leadsRead, context: context) { transaction in
-            let rows = try await transaction.query(
-                "select \(Self.columns) from enclave.leads where tenant_id = $1 and id = $2", [practice, lead])
-            guard let found = try await decrypt(Array(rows), practice: practice, transaction).first else {
-                throw AccessError(.notFound, "no such lead")
-            }
-            try await audit([found], practice: practice, transaction, context, reason: "get")
-            return found
+        guard let found = try await read(token, practice: practice, lead: lead, context: context).leads.first else {
+            throw AccessError(.notFound, "no such lead")
         }
+        return found
+    }
+
+    /// Leads of the practice in one round trip: `enclave_private.read_leads` binds the session,
+    /// checks the reach, reads, and records the read, in one statement and so one transaction;
+    /// the keys to open them come in the same answer.
+    private func read(
+        _ token: SessionToken, practice: UUID, lead: UUID?, filter: LeadFilter = LeadFilter(),
+        after: (Date, UUID)? = nil, context: RequestContext
+    ) async throws -> (leads: [Lead], more: Bool) {
+        let rows = try await access.recordingRefusals(
+            token, practice: practice, scope: .leadsRead, context: context
+        ) {
+            try await access.pool.query(
+                """
+                select * from enclave_private.read_leads(
+                    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::text::inet, $15)
+                """,
+                [
+                    token.value, practice, lead, filter.since, filter.until, filter.kind, filter.sourceID,
+                    filter.campaign, filter.source, after?.0, after?.1, Int32(filter.limit), context.requestID,
+                    context.client.address, context.client.userAgent,
+                ])
+        }
+        var leads: [PostgresRow] = []
+        var keyRows: [PostgresRow] = []
+        var more = false
+        for row in rows {
+            switch try row.decode(String.self, "row_kind") {
+            case "lead": leads.append(row)
+            case "key": keyRows.append(row)
+            default: more = true
+            }
+        }
+        guard !leads.isEmpty else { return ([], false) }
+        let keySet = try keys.keySet(practice, keyRows, prefix: "key_")
+        return (try await decrypt(leads, practice: practice, keySet), more)
     }
 
     /// Every lead from one caller number, found by its blind index without decrypting others.
@@ -199,8 +213,11 @@ public struct LeadService: Sendable {
 
     func decrypt(_ rows: [PostgresRow], practice: UUID, _ transaction: Transaction) async throws -> [Lead] {
         guard !rows.isEmpty else { return [] }
-        let keySet = try await keys.keys(practice, in: transaction)
-        return try await rows.asyncMap { row in
+        return try await decrypt(rows, practice: practice, try await keys.keys(practice, in: transaction))
+    }
+
+    func decrypt(_ rows: [PostgresRow], practice: UUID, _ keySet: TenantKeySet) async throws -> [Lead] {
+        try await rows.asyncMap { row in
             let id = try row.decode(UUID.self, "id")
             func open(_ column: String) async throws -> [UInt8]? {
                 guard let sealed = try row.decode([UInt8]?.self, column) else { return nil }

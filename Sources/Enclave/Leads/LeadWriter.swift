@@ -4,19 +4,28 @@ import Sealing
 
 /// The one writer of new leads: seals each `NewLead`'s PHI with the practice's active data key
 /// (each field bound to the practice, the table, its column and its row), indexes the caller's
-/// number, fills attribution the lead leaves out from its source's defaults, and inserts them
-/// all in one statement. Every ingest path and the seeder use it.
+/// number; `enclave_private.insert_leads` fills attribution the lead leaves out from its source's
+/// defaults and inserts them all in one statement. Every ingest path and the seeder use it.
 struct LeadWriter {
     let practice: UUID
     let source: UUID
     let keys: TenantKeySet
 
-    /// Inserts `leads` (one or a batch) in `transaction`; returns how many were stored. A lead
-    /// whose idempotency key its source used before is not (`on conflict do nothing`, without
-    /// naming the constraint: naming an arbiter would check the new row against the SELECT
-    /// policies too, and an ingest credential reads nothing).
+    /// Inserts `leads` (one or a batch) in `transaction` through `enclave_private.insert_leads`;
+    /// returns how many were stored. A lead whose idempotency key its source used before is not.
     func insert(_ leads: [NewLead], in transaction: Transaction) async throws -> Int {
         guard !leads.isEmpty else { return 0 }
+        let sealed = try await seal(leads)
+        let stored = try await transaction.query(
+            "select enclave_private.insert_leads($1, $2, $3, $4::jsonb) as stored",
+            [practice, source, Int32(sealed.version), sealed.rows]
+        ).first?.decode(Int32.self, "stored")
+        return Int(stored ?? 0)
+    }
+
+    /// The leads sealed with the practice's active data key, as the JSON array `insert_leads`
+    /// reads (the keys are the columns' names, bytea as hex), and that key's version.
+    func seal(_ leads: [NewLead]) async throws -> (version: UInt32, rows: String) {
         let key = try await keys.activeDataKey()
         let index = try await keys.blindIndex()
         let rows = try leads.map { lead in
@@ -37,27 +46,7 @@ struct LeadWriter {
                 caller_index: try lead.callerNumber.map { try index.index(normalized: $0).hex },
                 idempotency_key: lead.idempotencyKey)
         }
-        // One statement for one lead or a thousand: the rows travel as a JSON array (bytea as hex),
-        // which carries NULLs and every type the columns need.
-        return try await transaction.execute(
-            """
-            insert into enclave.leads (tenant_id, id, source_id, kind, occurred_at, source, medium, campaign, keyword,
-                landing_page, gclid, called_number, duration_seconds, disposition, caller_number, caller_name,
-                transcript, form_fields, page_url, caller_index, dek_version, idempotency_key)
-            select $1, r.id, $2, r.kind, coalesce(r.occurred_at, now()), coalesce(r.source, d.default_source),
-                   coalesce(r.medium, d.default_medium), coalesce(r.campaign, d.default_campaign), r.keyword,
-                   r.landing_page, r.gclid, r.called_number, r.duration_seconds, r.disposition,
-                   decode(r.caller_number, 'hex'), decode(r.caller_name, 'hex'), decode(r.transcript, 'hex'),
-                   decode(r.form_fields, 'hex'), decode(r.page_url, 'hex'), decode(r.caller_index, 'hex'), $3,
-                   r.idempotency_key
-            from jsonb_to_recordset($4::jsonb) as r(id uuid, kind text, occurred_at timestamptz, source text,
-                medium text, campaign text, keyword text, landing_page text, gclid text, called_number text,
-                duration_seconds int4, disposition text, caller_number text, caller_name text, transcript text,
-                form_fields text, page_url text, caller_index text, idempotency_key text)
-            left join enclave_private.source_defaults($2) d on true
-            on conflict do nothing
-            """,
-            [practice, source, Int32(key.version), String(decoding: try Self.encoder.encode(rows), as: UTF8.self)])
+        return (key.version, String(decoding: try Self.encoder.encode(rows), as: UTF8.self))
     }
 
     /// A lead as the statement reads it (the JSON keys are the columns' names).

@@ -29,29 +29,42 @@ public struct PracticeAccess: Sendable {
         context: RequestContext = RequestContext(),
         _ body: (Transaction) async throws -> T
     ) async throws -> T {
-        do {
-            return try await mappingAccessErrors {
-                try await pool.withTransaction { transaction in
-                    try await transaction.bind(token, tenant: practice)
-                    // One round trip: the session is touched, then the gate asked, per request.
-                    let session = try await transaction.query(
-                        """
-                        select t.mfa_verified, enclave_private.reachable_tenant($1) as tenant
-                        from enclave_private.touch_session() t
-                        """,
-                        [scope.rawValue])
-                    guard let row = session.first else {
-                        throw AccessError(.unauthenticated, "sign in again: the session is not valid")
-                    }
-                    guard try row.decode(UUID?.self, "tenant") == practice else {
-                        if try !row.decode(Bool.self, "mfa_verified") {
-                            throw AccessError(.mfaRequired, "verify a one-time code before opening practice data")
-                        }
-                        throw AccessError(.forbidden, "you do not have access to this practice's data")
-                    }
-                    return try await body(transaction)
+        try await recordingRefusals(token, practice: practice, scope: scope, context: context) {
+            try await pool.withTransaction { transaction in
+                try await transaction.bind(token, tenant: practice)
+                // One round trip: the session is touched, then the gate asked, per request.
+                let session = try await transaction.query(
+                    """
+                    select t.mfa_verified, enclave_private.reachable_tenant($1) as tenant
+                    from enclave_private.touch_session() t
+                    """,
+                    [scope.rawValue])
+                guard let row = session.first else {
+                    throw AccessError(.unauthenticated, "sign in again: the session is not valid")
                 }
+                guard try row.decode(UUID?.self, "tenant") == practice else {
+                    if try !row.decode(Bool.self, "mfa_verified") {
+                        throw AccessError(.mfaRequired, "verify a one-time code before opening practice data")
+                    }
+                    throw AccessError(.forbidden, "you do not have access to this practice's data")
+                }
+                return try await body(transaction)
             }
+        }
+    }
+
+    /// Runs `body`, a unit of work that binds `token` and checks the reach itself (one call of
+    /// a function of `sql/functions/reads.sql`), turning the database's refusals into
+    /// `AccessError`s and recording them as `withPractice` does.
+    public func recordingRefusals<T: Sendable>(
+        _ token: SessionToken,
+        practice: UUID,
+        scope: Scope,
+        context: RequestContext = RequestContext(),
+        _ body: () async throws -> T
+    ) async throws -> T {
+        do {
+            return try await mappingAccessErrors(body)
         } catch let error as AccessError where [.forbidden, .mfaRequired, .unauthenticated].contains(error.code) {
             await recordDenial(token, practice: practice, scope: scope, reason: error.code, context: context)
             throw error

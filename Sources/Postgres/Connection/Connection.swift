@@ -14,16 +14,22 @@ public final class Connection: @unchecked Sendable {
     private let condition = Mutex(Condition())
     /// The configuration this connection was opened with (its description hides the password).
     public let configuration: ConnectionConfiguration
+    /// Counts the round trips this connection makes (its pool's count, for tests and metrics).
+    let roundTrips: RoundTripCounter?
 
     struct Condition {
         var broken = false
         var idleOutsideTransaction = true
     }
 
-    private init(pgconn: OpaquePointer, thread: ConnectionThread, configuration: ConnectionConfiguration) {
+    private init(
+        pgconn: OpaquePointer, thread: ConnectionThread, configuration: ConnectionConfiguration,
+        roundTrips: RoundTripCounter?
+    ) {
         self.pgconn = pgconn
         self.thread = thread
         self.configuration = configuration
+        self.roundTrips = roundTrips
         self.canceller = StatementCanceller(connection: pgconn)
     }
 
@@ -36,6 +42,12 @@ public final class Connection: @unchecked Sendable {
 
     /// Opens a connection. Errors never contain the password.
     public static func connect(_ configuration: ConnectionConfiguration) async throws -> Connection {
+        try await connect(configuration, roundTrips: nil)
+    }
+
+    static func connect(_ configuration: ConnectionConfiguration, roundTrips: RoundTripCounter?) async throws
+        -> Connection
+    {
         var configuration = configuration
         if configuration.value(for: "connect_timeout") == nil {
             configuration = configuration.setting("connect_timeout", to: "10")
@@ -51,7 +63,7 @@ public final class Connection: @unchecked Sendable {
             guard let pointer = handle.pointer else {
                 throw PostgresError(code: .connectionFailed, message: "no connection")
             }
-            return Connection(pgconn: pointer, thread: thread, configuration: configuration)
+            return Connection(pgconn: pointer, thread: thread, configuration: configuration, roundTrips: roundTrips)
         } catch {
             thread.stop()
             throw error
@@ -127,6 +139,7 @@ public final class Connection: @unchecked Sendable {
         simple: Bool = false
     ) async throws -> PostgresRows {
         precondition(!simple || bindings.isEmpty, "a simple query has no parameters")
+        roundTrips?.count.add(1, ordering: .relaxed)
         let parameters = try bindings.map { (type: type(of: $0).postgresType, bytes: try $0.postgresBinary()) }
         let ticket = StatementTicket()
         let work = { @Sendable [self] () throws -> PostgresRows in
@@ -261,4 +274,9 @@ extension PostgresError {
             position: field("P").flatMap { Int($0) }
         )
     }
+}
+
+/// A count of round trips shared by a pool and its connections.
+final class RoundTripCounter: Sendable {
+    let count = Atomic<Int>(0)
 }
