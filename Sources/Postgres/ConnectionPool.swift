@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import Synchronization
 
 /// A bounded pool of connections.
@@ -11,10 +12,19 @@ public final class ConnectionPool: Sendable {
     public struct Options: Sendable {
         public var maxConnections: Int
         public var checkoutTimeout: Duration
+        /// Whether statements are prepared once per connection (named, by a digest of their text
+        /// and parameter types) and then only bound and executed. Off behind a pooler in
+        /// transaction mode that does not track prepared statements (PgBouncer before 1.21):
+        /// `ENCLAVE_PREPARED_STATEMENTS=0` sets the default off.
+        public var preparedStatements: Bool
 
-        public init(maxConnections: Int = 10, checkoutTimeout: Duration = .seconds(10)) {
+        public init(
+            maxConnections: Int = 10, checkoutTimeout: Duration = .seconds(10),
+            preparedStatements: Bool = ProcessInfo.processInfo.environment["ENCLAVE_PREPARED_STATEMENTS"] != "0"
+        ) {
             self.maxConnections = max(1, maxConnections)
             self.checkoutTimeout = checkoutTimeout
+            self.preparedStatements = preparedStatements
         }
     }
 
@@ -48,16 +58,17 @@ public final class ConnectionPool: Sendable {
     /// Size and timeouts.
     public let options: Options
     private let state = Mutex(State())
-    private let roundTripCount = RoundTripCounter()
+    private let shared: PoolShared
 
     public init(configuration: ConnectionConfiguration, options: Options = Options()) {
         self.configuration = configuration
         self.options = options
+        self.shared = PoolShared(preparing: options.preparedStatements)
     }
 
     /// Statements (round trips to the server) run on this pool's connections since it was made:
     /// one per query, one for `BEGIN`, one for `COMMIT`.
-    public var roundTrips: Int { roundTripCount.count.load(ordering: .relaxed) }
+    public var roundTrips: Int { shared.roundTrips.load(ordering: .relaxed) }
 
     /// Current counts of open, idle and waiting.
     public var usage: Usage {
@@ -128,7 +139,7 @@ public final class ConnectionPool: Sendable {
 
     private func connect() async throws -> Connection {
         do {
-            return try await Connection.connect(configuration, roundTrips: roundTripCount)
+            return try await Connection.connect(configuration, pool: shared)
         } catch {
             releaseSlot()
             throw error

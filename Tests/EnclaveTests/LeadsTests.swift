@@ -235,7 +235,11 @@ struct LeadsTests {
             let token = fixture.base.ownerAToken
             let practice = fixture.base.practiceA
             // The first ingest of a source reads its credential and keys; the next ones do not.
-            _ = try await fixture.ingest.ingestCall(try fixture.request(fixture.call("First")))
+            // Each operation runs once first: a connection prepares a statement on first use.
+            let first = try await fixture.ingest.ingestCall(try fixture.request(fixture.call("First"))).leadID
+            _ = try await fixture.ingest.ingestCall(try fixture.request(fixture.call("Warm"), key: "k-1"))
+            _ = try await fixture.leads.list(token, practice: practice)
+            _ = try await fixture.leads.get(token, practice: practice, lead: first)
             func roundTrips(_ body: () async throws -> Void) async throws -> Int {
                 let before = pool.roundTrips
                 try await body()
@@ -260,7 +264,10 @@ struct LeadsTests {
                 again = try await fixture.ingest.ingestCall(try fixture.request(fixture.call("Second"), key: "k-2"))
             }
             #expect([ingestTrips, listTrips, getTrips, retryTrips] == [Int](repeating: 1, count: 4))
-            #expect(names == ["First", "Second"])
+            #expect(names == ["First", "Warm", "Second"])
+            #expect(
+                pool.options.preparedStatements
+                    == (ProcessInfo.processInfo.environment["ENCLAVE_PREPARED_STATEMENTS"] != "0"))
             #expect(one?.callerName == "Second")
             #expect(again?.created == false && again?.leadID == lead)
         }

@@ -14,8 +14,10 @@ public final class Connection: @unchecked Sendable {
     private let condition = Mutex(Condition())
     /// The configuration this connection was opened with (its description hides the password).
     public let configuration: ConnectionConfiguration
-    /// Counts the round trips this connection makes (its pool's count, for tests and metrics).
-    let roundTrips: RoundTripCounter?
+    /// What the connection's pool counts and decides for all its connections.
+    let pool: PoolShared?
+    /// The statements prepared on this connection (read and written only on `thread`).
+    private nonisolated(unsafe) var prepared: Set<String> = []
 
     struct Condition {
         var broken = false
@@ -24,12 +26,12 @@ public final class Connection: @unchecked Sendable {
 
     private init(
         pgconn: OpaquePointer, thread: ConnectionThread, configuration: ConnectionConfiguration,
-        roundTrips: RoundTripCounter?
+        pool: PoolShared?
     ) {
         self.pgconn = pgconn
         self.thread = thread
         self.configuration = configuration
-        self.roundTrips = roundTrips
+        self.pool = pool
         self.canceller = StatementCanceller(connection: pgconn)
     }
 
@@ -42,10 +44,10 @@ public final class Connection: @unchecked Sendable {
 
     /// Opens a connection. Errors never contain the password.
     public static func connect(_ configuration: ConnectionConfiguration) async throws -> Connection {
-        try await connect(configuration, roundTrips: nil)
+        try await connect(configuration, pool: nil)
     }
 
-    static func connect(_ configuration: ConnectionConfiguration, roundTrips: RoundTripCounter?) async throws
+    static func connect(_ configuration: ConnectionConfiguration, pool: PoolShared?) async throws
         -> Connection
     {
         var configuration = configuration
@@ -63,7 +65,7 @@ public final class Connection: @unchecked Sendable {
             guard let pointer = handle.pointer else {
                 throw PostgresError(code: .connectionFailed, message: "no connection")
             }
-            return Connection(pgconn: pointer, thread: thread, configuration: configuration, roundTrips: roundTrips)
+            return Connection(pgconn: pointer, thread: thread, configuration: configuration, pool: pool)
         } catch {
             thread.stop()
             throw error
@@ -139,7 +141,6 @@ public final class Connection: @unchecked Sendable {
         simple: Bool = false
     ) async throws -> PostgresRows {
         precondition(!simple || bindings.isEmpty, "a simple query has no parameters")
-        roundTrips?.count.add(1, ordering: .relaxed)
         let parameters = try bindings.map { (type: type(of: $0).postgresType, bytes: try $0.postgresBinary()) }
         let ticket = StatementTicket()
         let work = { @Sendable [self] () throws -> PostgresRows in
@@ -169,7 +170,7 @@ public final class Connection: @unchecked Sendable {
                 canceller.cancel(ticket, reason: .timeout)
             }
         }
-        let result = simple ? PQexec(pgconn, sql) : Self.execParams(pgconn, sql, parameters)
+        let result = simple ? count(PQexec(pgconn, sql)) : execute(pgconn, sql, parameters)
         canceller.finish()
         let status = PQstatus(pgconn)
         let transaction = PQtransactionStatus(pgconn)
@@ -200,12 +201,67 @@ public final class Connection: @unchecked Sendable {
         }
     }
 
-    private static func execParams(
-        _ pgconn: OpaquePointer,
-        _ sql: String,
-        _ parameters: [(type: PostgresType, bytes: [UInt8]?)]
+    /// Runs a parameterized statement: prepared once on this connection and then executed by
+    /// name when the pool prepares statements, else parsed every time (the unnamed statement).
+    /// A prepared statement the server no longer knows (26000: a pooler moved the session)
+    /// turns preparing off for the whole pool and runs the statement unnamed.
+    private func execute(
+        _ pgconn: OpaquePointer, _ sql: String, _ parameters: [(type: PostgresType, bytes: [UInt8]?)]
     ) -> OpaquePointer? {
+        guard let pool, pool.preparing.load(ordering: .relaxed), prepared.count < Self.preparedLimit else {
+            return count(Self.execParams(pgconn, sql, parameters))
+        }
         let types = parameters.map { $0.type.rawValue }
+        let name = Self.statementName(sql, types)
+        if !prepared.contains(name) {
+            guard let result = count(PQprepare(pgconn, name, sql, Int32(types.count), types)) else { return nil }
+            guard PQresultStatus(result) == PGRES_COMMAND_OK else { return result }
+            PQclear(result)
+            prepared.insert(name)
+        }
+        let result = count(Self.execPrepared(pgconn, name, parameters))
+        if let result, PQresultStatus(result) == PGRES_FATAL_ERROR,
+            let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))), String(cString: state) == "26000",
+            PQtransactionStatus(pgconn) == PQTRANS_IDLE
+        {
+            PQclear(result)
+            pool.preparing.store(false, ordering: .relaxed)
+            prepared.remove(name)
+            return count(Self.execParams(pgconn, sql, parameters))
+        }
+        return result
+    }
+
+    /// How many statements one connection keeps prepared; beyond it, statements run unnamed.
+    static let preparedLimit = 1_000
+
+    /// A name for a statement from a digest of its text and parameter types: the same name
+    /// always means the same statement.
+    static func statementName(_ sql: String, _ types: [UInt32]) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in sql.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+        for type in types { hash = (hash ^ UInt64(type)) &* 0x0000_0100_0000_01b3 }
+        return "enclave_\(String(hash, radix: 16))_\(sql.utf8.count)"
+    }
+
+    /// Counts a round trip (one result awaited from the server) for the pool.
+    private func count(_ result: OpaquePointer?) -> OpaquePointer? {
+        pool?.roundTrips.add(1, ordering: .relaxed)
+        return result
+    }
+
+    private static func execPrepared(
+        _ pgconn: OpaquePointer, _ name: String, _ parameters: [(type: PostgresType, bytes: [UInt8]?)]
+    ) -> OpaquePointer? {
+        withParameterValues(parameters) { values, lengths, formats in
+            PQexecPrepared(pgconn, name, Int32(parameters.count), values, lengths, formats, 1)
+        }
+    }
+
+    private static func withParameterValues(
+        _ parameters: [(type: PostgresType, bytes: [UInt8]?)],
+        _ body: ([UnsafePointer<CChar>?], [Int32], [Int32]) -> OpaquePointer?
+    ) -> OpaquePointer? {
         let lengths = parameters.map { Int32($0.bytes?.count ?? 0) }
         let formats = [Int32](repeating: 1, count: parameters.count)
         let values: [UnsafeMutablePointer<CChar>?] = parameters.map { parameter in
@@ -218,8 +274,18 @@ public final class Connection: @unchecked Sendable {
             return pointer
         }
         defer { values.forEach { $0?.deallocate() } }
-        let constValues = values.map { $0.map { UnsafePointer($0) } }
-        return PQexecParams(pgconn, sql, Int32(parameters.count), types, constValues, lengths, formats, 1)
+        return body(values.map { $0.map { UnsafePointer($0) } }, lengths, formats)
+    }
+
+    private static func execParams(
+        _ pgconn: OpaquePointer,
+        _ sql: String,
+        _ parameters: [(type: PostgresType, bytes: [UInt8]?)]
+    ) -> OpaquePointer? {
+        let types = parameters.map { $0.type.rawValue }
+        return withParameterValues(parameters) { values, lengths, formats in
+            PQexecParams(pgconn, sql, Int32(parameters.count), types, values, lengths, formats, 1)
+        }
     }
 
     private static func openBlocking(_ configuration: ConnectionConfiguration) throws -> UnsafeConnectionHandle {
@@ -276,7 +342,13 @@ extension PostgresError {
     }
 }
 
-/// A count of round trips shared by a pool and its connections.
-final class RoundTripCounter: Sendable {
-    let count = Atomic<Int>(0)
+/// What a pool shares with its connections: the round trips they made, and whether they
+/// prepare statements.
+final class PoolShared: Sendable {
+    let roundTrips = Atomic<Int>(0)
+    let preparing: Atomic<Bool>
+
+    init(preparing: Bool) {
+        self.preparing = Atomic(preparing)
+    }
 }
