@@ -47,7 +47,38 @@ struct AgencyFiguresTests {
         }
     }
 
-    @Test("the role that counts across practices reads no column of leads that holds PHI, and owns only that function")
+    @Test(
+        "the ROI report across practices: an admin's every practice in force, a member's assigned ones, an owner's own; a revoked agreement counts nothing"
+    )
+    func valueAcrossPractices() async throws {
+        try await IdentityFixture.with { fixture in
+            let value = fixture.services.value
+            let day = 86_400.0
+            let today = (Date().timeIntervalSince1970 / day).rounded(.down) * day
+            let since = Date(timeIntervalSince1970: today - 7 * day)
+            let until = Date(timeIntervalSince1970: today + day)
+            // An owner's report across practices is the report of the owner's practice.
+            let own = try await value.reportAcrossPractices(fixture.ownerAToken, since: since, until: until)
+            let one = try await value.report(
+                fixture.ownerAToken, practice: fixture.practiceA, since: since, until: until)
+            #expect(own == one)
+            #expect(own.rows.map(\.leads).reduce(0, +) == 1)
+            // The admin, not assigned, sees practice A's figures; so does the assigned member.
+            let admin = try await value.reportAcrossPractices(fixture.adminToken, since: since, until: until)
+            #expect(admin == one)
+            let member = try await value.reportAcrossPractices(fixture.memberToken, since: since, until: until)
+            #expect(member == one)
+            // The agreement is revoked: the next statement counts nothing for the agency.
+            try await fixture.agreements.revoke(fixture.ownerAToken, agreement: fixture.baa)
+            #expect(try await value.reportAcrossPractices(fixture.adminToken, since: since, until: until).rows.isEmpty)
+            #expect(try await value.reportAcrossPractices(fixture.memberToken, since: since, until: until).rows.isEmpty)
+            await #expect(throws: AccessError.self) {
+                try await value.reportAcrossPractices(fixture.adminToken, since: until, until: since)
+            }
+        }
+    }
+
+    @Test("the role that counts across practices reads no column of leads that holds PHI, and owns only its functions")
     func figuresRole() async throws {
         try await IdentityFixture.with { fixture in
             let superuser = try await fixture.keys.database.connect()
@@ -55,7 +86,9 @@ struct AgencyFiguresTests {
             try await superuser.query("set role enclave_figures")
             let count = try await superuser.query("select count(tenant_id)::int8 as n from enclave.leads")
             #expect(try count.first?.decode(Int64.self, "n") == 2)
-            for column in ["caller_number", "caller_name", "caller_index", "id"] {
+            for column in [
+                "caller_number", "caller_name", "caller_index", "transcript", "form_fields", "page_url", "id",
+            ] {
                 do {
                     try await superuser.query("select \(column) from enclave.leads limit 1")
                     Issue.record("enclave_figures read leads.\(column)")
@@ -74,7 +107,7 @@ struct AgencyFiguresTests {
                 select p.proname from pg_proc p join pg_roles r on r.oid = p.proowner where r.rolname = 'enclave_figures'
                 """
             ).map { try $0.decode(String.self, "proname") }
-            #expect(owned == ["agency_figures"])
+            #expect(owned.sorted() == ["agency_figures", "reachable_value"])
         }
     }
 }

@@ -529,8 +529,10 @@ struct LeadsTests {
             // A call sent without a disposition is neither answered nor missed.
             #expect(implants.map(\.answered).reduce(0, +) == 2)
             #expect(implants.map(\.missed).reduce(0, +) == 1)
-            let across = try await reports.reachable(fixture.base.memberToken, since: since, until: until)
-            #expect(Set(across.map(\.practiceID)) == [fixture.base.practiceA])
+            let across = try await reports.agency(
+                fixture.base.memberToken, agency: fixture.base.agency, since: since, until: until)
+            #expect(Set(across.keys) == [fixture.base.practiceA])
+            #expect(across[fixture.base.practiceA]?.calls == rows.map(\.calls).reduce(0, +))
             let reads = try await AuditLog(identity: fixture.base.identity).practiceEvents(
                 fixture.base.ownerAToken, practice: fixture.base.practiceA, filter: .init(action: .phiRead))
             #expect(reads.isEmpty)

@@ -124,13 +124,15 @@ struct SchemaUpgradeTests {
             #expect(before != upgraded)
             // Moving the policies to functions/policies.sql changed none of them (issue 24). A
             // release that changes a policy on purpose says so here: this one adds the figures
-            // role's read of leads (issue 27, sql/0021_agency_figures.sql).
+            // role's read of leads and ad spend (issue 27, sql/0021_agency_figures.sql,
+            // sql/0023_figures_value.sql).
             let policiesBefore = before.filter { $0.hasPrefix("policy ") }
             let policiesAfter = upgraded.filter { $0.hasPrefix("policy ") }
             #expect(policiesBefore.subtracting(policiesAfter).isEmpty, "a policy of the previous release is gone")
             #expect(
                 policiesAfter.subtracting(policiesBefore).sorted() == [
-                    "policy leads.figures_select SELECT enclave_figures true -"
+                    "policy ad_spend.figures_select SELECT enclave_figures true -",
+                    "policy leads.figures_select SELECT enclave_figures true -",
                 ], "the policies differ from the previous release's")
             let status = try await migrator(database).status()
             #expect(status.migrations.allSatisfy { $0.state == .applied })

@@ -93,3 +93,4 @@ create policy owner_notify on enclave.outbox for insert to enclave_owner
 -- Agency-wide figures (figures.sql) count the leads of every practice an agency's agreements
 -- reach, through the columns of leads that are not PHI (the only ones enclave_figures may read).
 create policy figures_select on enclave.leads for select to enclave_figures using (true);
+create policy figures_select on enclave.ad_spend for select to enclave_figures using (true);

@@ -60,15 +60,6 @@ public struct LeadReports: Sendable {
         }
     }
 
-    /// The same across every practice the caller can reach now (agency dashboards).
-    public func reachable(_ token: SessionToken, since: Date, until: Date) async throws -> [Row] {
-        var rows: [Row] = []
-        for practice in try await agreements.reachablePractices(token, scope: .leadsRead) {
-            rows += try await self.practice(token, practice: practice.id, since: since, until: until)
-        }
-        return rows
-    }
-
     /// One practice's figures in an agency-wide report: counts and sums only.
     public struct Figures: Sendable, Equatable {
         public let practiceID: UUID
