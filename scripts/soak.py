@@ -336,8 +336,11 @@ def traffic(index, token, console, leads):
                                headers={"Authorization": "Bearer " + token, "Range": "bytes=1000-40999"},
                                expect=(206,))
         elif operation == "console" and console is not None:
+            # The agency admin's overview and home; the assigned member's lead list.
+            admin_console, member_console = console
             path = rng.choice(["/home", "/agency", "/practices/%s/leads" % PRACTICE])
-            console.get("console " + path.split("/")[1], path)
+            (member_console if path.startswith("/practices") else admin_console).get(
+                "console " + path.split("/")[1], path)
         time.sleep(PAUSE)
 
 
@@ -404,7 +407,7 @@ def main():
         {"Content-Type": "application/json", "Authorization": "Bearer " + owner_token}, expect=(201,))
     if status != 201:
         raise SystemExit("soak: the webhook endpoint was not created: %s" % data[:200])
-    console = Console(member)
+    console = (Console(admin), Console(member))
     leads = []
     started = time.time()
     print("soak: %d clients for %.1f minutes against %s (release builds); samples every %.0f s"
