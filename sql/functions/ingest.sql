@@ -140,7 +140,10 @@ begin
         'link', '/v1/practices/' || l.tenant_id || '/leads/' || l.id)
     into notice
     from enclave.leads l
-    where l.tenant_id = credential.tenant_id and l.id = lead and l.source_id = credential.source_id;
+    -- By the primary key alone: with the source in the condition too, a generic plan may walk
+    -- the source's (tenant, source, idempotency key) index through every lead it ever stored.
+    where l.tenant_id = credential.tenant_id and l.id = lead
+      and l.source_id is not distinct from credential.source_id;
     if notice is null then
         raise exception 'unknown lead' using errcode = '42501';
     end if;
@@ -271,7 +274,9 @@ declare
 begin
     return query
     select l.recording_chunks is not null from enclave.leads l
-    where l.tenant_id = credential.tenant_id and l.id = lead and l.source_id = credential.source_id and l.kind = 'call'
+    -- By the primary key (the source is a filter, not an index condition: see enqueue_new_lead).
+    where l.tenant_id = credential.tenant_id and l.id = lead and l.source_id is not distinct from credential.source_id
+      and l.kind = 'call'
     for update;
 end
 $$;
@@ -294,7 +299,7 @@ begin
     update enclave.leads l
     set recording_header = header, recording_bytes = total_bytes, recording_chunks = chunks,
         recording_content_type = content_type
-    where l.tenant_id = credential.tenant_id and l.id = lead and l.source_id = credential.source_id
+    where l.tenant_id = credential.tenant_id and l.id = lead and l.source_id is not distinct from credential.source_id
       and l.kind = 'call' and l.recording_chunks is null;
     return found;
 end
