@@ -358,7 +358,7 @@ def main():
     sh(["scripts/pgbouncer", "start"], large_env)
     try:
         # scripts/pgbouncer env names the dev database; the bench's is another.
-        pooled = {name: value.rsplit("/", 1)[0] + "/enclave_bench_%d" % LARGE
+        pooled = {name: value.rsplit("/", 1)[0] + "/enclave_bench_%d" % LARGE if name.endswith("_URL") else value
                   for name, value in exports(sh(["scripts/pgbouncer", "env"], large_env)).items()}
         with serving(dict(large_env, **pooled), "pgbouncer") as api:
             rate, latency = readers(api, large, spread=True)

@@ -70,6 +70,10 @@ public final class ConnectionPool: Sendable {
     /// one per query, one for `BEGIN`, one for `COMMIT`.
     public var roundTrips: Int { shared.roundTrips.load(ordering: .relaxed) }
 
+    /// Whether the pool prepares statements now: its option, until a server showed it does not
+    /// keep them (see `Options.preparedStatements`).
+    public var preparesStatements: Bool { shared.preparing.load(ordering: .relaxed) }
+
     /// Current counts of open, idle and waiting.
     public var usage: Usage {
         state.withLock { Usage(open: $0.open, idle: $0.idle.count, waiting: $0.waiters.count) }

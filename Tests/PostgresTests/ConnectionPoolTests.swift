@@ -16,6 +16,31 @@ struct ConnectionPoolTests {
         )
     }
 
+    @Test(
+        "prepared statements: one prepare per connection, then one round trip; a session that lost them falls back to unnamed statements"
+    )
+    func preparedStatements() async throws {
+        try await ScratchDatabase.with { database in
+            let pool = ConnectionPool(
+                configuration: try database.configuration("ENCLAVE_SUPERUSER_DATABASE_URL"),
+                options: .init(maxConnections: 1, preparedStatements: true))
+            let sql = "select $1::int8 + 1 as n"
+            #expect(try await pool.query(sql, [1]).first?.decode(Int.self, "n") == 2)
+            let before = pool.roundTrips
+            #expect(try await pool.query(sql, [2]).first?.decode(Int.self, "n") == 3)
+            #expect(pool.roundTrips - before == 1)
+            let prepared = try await pool.query("select count(*)::int8 as n from pg_prepared_statements")
+            #expect(try prepared.first?.decode(Int.self, "n") ?? 0 >= 1)
+            // The server forgets them (as when a pooler hands the session to another server
+            // connection): the statement still answers, unnamed, and the pool stops preparing.
+            try await pool.query("deallocate all")
+            #expect(try await pool.query(sql, [3]).first?.decode(Int.self, "n") == 4)
+            #expect(!pool.preparesStatements)
+            #expect(try await pool.query(sql, [4]).first?.decode(Int.self, "n") == 5)
+            await pool.close()
+        }
+    }
+
     @Test("200 concurrent tasks over a pool of 4 all finish")
     func twoHundredOverFour() async throws {
         try await ScratchDatabase.with { database in

@@ -215,21 +215,32 @@ public final class Connection: @unchecked Sendable {
         let name = Self.statementName(sql, types)
         if !prepared.contains(name) {
             guard let result = count(PQprepare(pgconn, name, sql, Int32(types.count), types)) else { return nil }
-            guard PQresultStatus(result) == PGRES_COMMAND_OK else { return result }
+            guard PQresultStatus(result) == PGRES_COMMAND_OK else {
+                return unprepared(pgconn, result, pool, name, sql, parameters)
+            }
             PQclear(result)
             prepared.insert(name)
         }
         let result = count(Self.execPrepared(pgconn, name, parameters))
-        if let result, PQresultStatus(result) == PGRES_FATAL_ERROR,
-            let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))), String(cString: state) == "26000",
-            PQtransactionStatus(pgconn) == PQTRANS_IDLE
-        {
-            PQclear(result)
-            pool.preparing.store(false, ordering: .relaxed)
-            prepared.remove(name)
-            return count(Self.execParams(pgconn, sql, parameters))
-        }
-        return result
+        guard let result, PQresultStatus(result) == PGRES_FATAL_ERROR else { return result }
+        return unprepared(pgconn, result, pool, name, sql, parameters)
+    }
+
+    /// After a failed prepare or execute: when the server's prepared statements are not this
+    /// connection's (26000, a statement missing; 42P05, a name taken: a pooler moved the session)
+    /// and no transaction is open, turns preparing off for the pool and runs the statement
+    /// unnamed; otherwise returns the failure.
+    private func unprepared(
+        _ pgconn: OpaquePointer, _ failure: OpaquePointer, _ pool: PoolShared, _ name: String, _ sql: String,
+        _ parameters: [(type: PostgresType, bytes: [UInt8]?)]
+    ) -> OpaquePointer? {
+        guard let state = PQresultErrorField(failure, Int32(UInt8(ascii: "C"))),
+            ["26000", "42P05"].contains(String(cString: state)), PQtransactionStatus(pgconn) == PQTRANS_IDLE
+        else { return failure }
+        PQclear(failure)
+        pool.preparing.store(false, ordering: .relaxed)
+        prepared.remove(name)
+        return count(Self.execParams(pgconn, sql, parameters))
     }
 
     /// How many statements one connection keeps prepared; beyond it, statements run unnamed.
