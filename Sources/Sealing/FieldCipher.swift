@@ -45,6 +45,15 @@ public enum FieldCipher {
         return UInt32(bigEndianBytes: ciphertext.dropFirst())
     }
 
+    /// The same for an array, without the generic path (this runs once per field read).
+    public static func keyVersion(of ciphertext: [UInt8]) throws -> UInt32 {
+        guard ciphertext.count >= overhead, ciphertext[0] == format else {
+            throw SealingError(.malformed, "not an Enclave field ciphertext")
+        }
+        return UInt32(ciphertext[1]) << 24 | UInt32(ciphertext[2]) << 16 | UInt32(ciphertext[3]) << 8
+            | UInt32(ciphertext[4])
+    }
+
     /// Opens a ciphertext sealed for `context`; throws on any tampering, truncation or move.
     public static func open(
         _ ciphertext: some Collection<UInt8>,

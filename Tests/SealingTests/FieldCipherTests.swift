@@ -20,6 +20,7 @@ struct FieldCipherTests {
             let sealed = try FieldCipher.seal(plaintext, with: key, for: context)
             #expect(sealed.count == size + FieldCipher.overhead)
             #expect(try FieldCipher.keyVersion(of: sealed) == 7)
+            #expect(try FieldCipher.keyVersion(of: sealed[...]) == 7)
             #expect(try FieldCipher.open(sealed, with: key, for: context) == plaintext)
         }
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Postgres
 import Sealing
+import Synchronization
 
 /// Tenants' data keys in `enclave.tenant_keys`, wrapped by the master key provider.
 ///
@@ -213,13 +214,22 @@ public struct TenantKeySet: Sendable {
     public let tenantID: UUID
     let entries: [Entry]
     let store: TenantKeyStore
+    /// The data keys made from these entries so far: a key is scheduled once per key set (one
+    /// unit of work, or an ingest source's cached set), not once per field.
+    private let made = MadeKeys()
+
+    init(tenantID: UUID, entries: [Entry], store: TenantKeyStore) {
+        self.tenantID = tenantID
+        self.entries = entries
+        self.store = store
+    }
 
     /// The data key that seals new values.
     public func activeDataKey() async throws -> DataKey {
         guard let entry = entries.first(where: { $0.purpose == .data && $0.active }) else {
             throw SealingError(.keyUnavailable, "the practice has no active data key")
         }
-        return try DataKey(version: entry.version, material: try await store.material(tenantID, entry))
+        return try await dataKey(entry)
     }
 
     /// The data key of `version`, to open a value sealed with it.
@@ -228,7 +238,18 @@ public struct TenantKeySet: Sendable {
             throw SealingError(
                 .keyUnavailable, "data key version \(version) is not available (destroyed or never made)")
         }
-        return try DataKey(version: entry.version, material: try await store.material(tenantID, entry))
+        return try await dataKey(entry)
+    }
+
+    private func dataKey(_ entry: Entry) async throws -> DataKey {
+        if let key = made.keys.withLock({ $0[entry.version] }) { return key }
+        let key = try DataKey(version: entry.version, material: try await store.material(tenantID, entry))
+        made.keys.withLock { $0[entry.version] = key }
+        return key
+    }
+
+    private final class MadeKeys: Sendable {
+        let keys = Mutex<[UInt32: DataKey]>([:])
     }
 
     /// The blind index under the tenant's active index key.

@@ -5,23 +5,35 @@ import Synchronization
 /// one round trip. Nothing here is trusted: `enclave_private.ingest_lead` checks the credential
 /// (enabled, secret, practice active) and the key version in the statement that stores, and a
 /// refusal drops the entry, so a disabled source or a rotated secret or key takes effect at the
-/// next request, as it would without the cache. Only sources that exist are kept, and at most
-/// `capacity` of them.
+/// next request, as it would without the cache. Only sources that exist are kept, at most
+/// `capacity` of them, each for `lifetime` (so unwrapped keys stay in memory no longer than
+/// that past the key cache's own limit).
 final class IngestCredentials: Sendable {
     private struct Entry {
         var credential: IngestService.Credential
         var keys: TenantKeySet?
+        let read = ContinuousClock.now
     }
 
     static let capacity = 10_000
+    static let lifetime = Duration.seconds(60)
     private let entries = Mutex<[UUID: Entry]>([:])
 
     func credential(_ source: UUID) -> IngestService.Credential? {
-        entries.withLock { $0[source]?.credential }
+        entries.withLock { fresh(&$0, source)?.credential }
     }
 
     func keys(_ source: UUID) -> TenantKeySet? {
-        entries.withLock { $0[source]?.keys }
+        entries.withLock { fresh(&$0, source)?.keys }
+    }
+
+    private func fresh(_ entries: inout [UUID: Entry], _ source: UUID) -> Entry? {
+        guard let entry = entries[source] else { return nil }
+        guard ContinuousClock.now - entry.read < Self.lifetime else {
+            entries[source] = nil
+            return nil
+        }
+        return entry
     }
 
     func remember(_ credential: IngestService.Credential) {
