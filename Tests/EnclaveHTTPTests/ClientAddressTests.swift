@@ -103,3 +103,21 @@ struct ClientAddressTests {
         }
     }
 }
+
+@Suite("Ids in paths")
+struct PathIDTests {
+    @Test("only the canonical 8-4-4-4-12 hexadecimal form is an id; anything else is a 400 naming the parameter")
+    func canonicalUUIDs() throws {
+        let id = UUID()
+        #expect(try EnclaveAPI.uuid(id.uuidString, "practiceId") == id)
+        #expect(try EnclaveAPI.uuid(id.uuidString.lowercased(), "practiceId") == id)
+        for text in [
+            "", "not-a-uuid", String(id.uuidString.dropLast()), id.uuidString + "0",
+            id.uuidString.replacingOccurrences(of: "-", with: ""), "{\(id.uuidString)}",
+            "g" + id.uuidString.dropFirst(), id.uuidString.replacingOccurrences(of: "-", with: "_"),
+            "0000000-00000-0000-0000-000000000000",
+        ] {
+            #expect(throws: Problem.self, "\(text)") { try EnclaveAPI.uuid(text, "practiceId") }
+        }
+    }
+}

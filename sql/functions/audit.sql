@@ -49,8 +49,13 @@ create or replace function enclave_private.append_audit_event(
     outcome text, reason text, client_ip inet, user_agent text, request_id text, details jsonb
 )
 returns bigint
-language sql volatile security definer set search_path = pg_catalog, pg_temp
+-- PL/pgSQL, which keeps its plan: a SQL function with a SET clause is planned afresh at every
+-- call, and every audited request makes this call.
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
 as $$
+declare
+    appended bigint;
+begin
     -- `at` is stored to the microsecond, as the canonical form reads it back.
     insert into enclave.audit_events (
         tenant_id, at, actor_id, actor_kind, session_id, action, object_type, object_id, outcome, reason,
@@ -59,7 +64,9 @@ as $$
         chain, date_trunc('microseconds', clock_timestamp()), actor, actor_kind, session, action, object_type,
         object_id, outcome, reason, client_ip, left(user_agent, 300), left(request_id, 100),
         coalesce(details, '{}'::jsonb))
-    returning seq
+    returning seq into appended;
+    return appended;
+end
 $$;
 revoke all on function enclave_private.append_audit_event(uuid,uuid,text,uuid,text,text,text,text,text,inet,text,text,jsonb) from public;
 

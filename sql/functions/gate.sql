@@ -221,10 +221,11 @@ $$;
 revoke all on function enclave_private.require_operator() from public;
 
 -- True when the caller's credential reaches `tenant` now, for any purpose.
+-- (PL/pgSQL, which keeps its plan: every audited access makes this call.)
 create or replace function enclave_private.caller_reaches(tenant uuid)
 returns boolean
-language sql stable security definer set search_path = pg_catalog, pg_temp
-as $$ select coalesce(tenant = enclave_private.caller_tenant(), false) $$;
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp
+as $$ begin return coalesce(tenant = enclave_private.caller_tenant(), false); end $$;
 revoke all on function enclave_private.caller_reaches(uuid) from public;
 
 -- The validated ingest credential of this unit of work: its practice and source, or no row.

@@ -76,8 +76,15 @@ public struct EnclaveAPI: APIProtocol {
     /// A path, query or header id: a canonical UUID (8-4-4-4-12 hex digits) and nothing before
     /// or after it. Foundation's parser alone accepts trailing bytes (`…%00`).
     static func uuid(_ text: String, _ name: String) throws -> UUID {
-        let canonical = /[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}/
-        guard text.wholeMatch(of: canonical) != nil, let id = UUID(uuidString: text) else {
+        // The canonical 8-4-4-4-12 form only (checked by hand: a Regex here cost a tenth of a
+        // lead list's CPU in the profile).
+        let bytes = Array(text.utf8)
+        let canonical =
+            bytes.count == 36
+            && bytes.indices.allSatisfy { index in
+                [8, 13, 18, 23].contains(index) ? bytes[index] == UInt8(ascii: "-") : bytes[index].isHexDigit
+            }
+        guard canonical, let id = UUID(uuidString: text) else {
             throw Problem(.badRequest, "\(name) is not a UUID", type: "invalid-input")
         }
         return id
@@ -85,4 +92,12 @@ public struct EnclaveAPI: APIProtocol {
 
     /// An id as the API writes it: lowercase.
     static func text(_ id: UUID) -> String { id.uuidString.lowercased() }
+}
+
+extension UInt8 {
+    /// An ASCII hexadecimal digit.
+    fileprivate var isHexDigit: Bool {
+        (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(self) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(self)
+            || (UInt8(ascii: "A")...UInt8(ascii: "F")).contains(self)
+    }
 }
