@@ -10,7 +10,7 @@ connections and unlinked audit events. At the end it prints the server's RSS slo
 warm-up, p99 of the last window over the first, and the error count, with `RESULT name value`
 lines. Exits non-zero on any error or when the chainer has fallen behind.
 
-    python3 scripts/soak.py MINUTES
+    scripts/python scripts/soak.py MINUTES
 """
 
 import collections

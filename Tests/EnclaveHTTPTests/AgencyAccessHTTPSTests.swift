@@ -9,21 +9,32 @@ import Testing
 
 @Suite("Agencies over HTTPS")
 struct AgencyAccessHTTPSTests {
+    /// Growth Co with an admin (Ada) and a member (Mel), both signed in with MFA, and the
+    /// practice owner's session: the agency, the member's id, and the three tokens.
+    static func growthCo(_ server: LiveServer) async throws -> (
+        agency: UUID, member: UUID, adminToken: String, memberToken: String, ownerToken: String
+    ) {
+        let agency = try await server.people.createAgency(name: "Growth Co")
+        let adminID = try await server.people.createUser(
+            email: "admin@growth.test", displayName: "Ada", password: "admin password 12")
+        try await server.people.grant(user: adminID, role: .agencyAdmin, agency: agency)
+        let memberID = try await server.people.createUser(
+            email: "mel@growth.test", displayName: "Mel", password: "member password 12")
+        try await server.people.grant(user: memberID, role: .agencyMember, agency: agency)
+        return (
+            agency, memberID,
+            try await server.mfaSession(email: "admin@growth.test", password: "admin password 12"),
+            try await server.mfaSession(email: "mel@growth.test", password: "member password 12"),
+            try await server.mfaSession(email: "owner@smile.test", password: "owner password 12")
+        )
+    }
+
     @Test(
         "an assigned agency member with an active BAA reads decrypted leads; after the owner revokes, the same token gets 403"
     )
     func agencyMemberLosesAccessOnRevocation() async throws {
         try await LiveServer.with { server in
-            let agency = try await server.people.createAgency(name: "Growth Co")
-            let adminID = try await server.people.createUser(
-                email: "admin@growth.test", displayName: "Ada", password: "admin password 12")
-            try await server.people.grant(user: adminID, role: .agencyAdmin, agency: agency)
-            let memberID = try await server.people.createUser(
-                email: "mel@growth.test", displayName: "Mel", password: "member password 12")
-            try await server.people.grant(user: memberID, role: .agencyMember, agency: agency)
-            let adminToken = try await server.mfaSession(email: "admin@growth.test", password: "admin password 12")
-            let memberToken = try await server.mfaSession(email: "mel@growth.test", password: "member password 12")
-            let ownerToken = try await server.mfaSession(email: "owner@smile.test", password: "owner password 12")
+            let (agency, memberID, adminToken, memberToken, ownerToken) = try await Self.growthCo(server)
 
             let call =
                 #"{"caller_number": "+1 555 010 4477", "caller_name": "Pat Doe", "started_at": "2026-11-28T09:30:00Z"}"#
@@ -109,16 +120,7 @@ struct AgencyAccessHTTPSTests {
     @Test("a revocation committed between two requests of one kept-alive connection refuses the second")
     func revocationBetweenKeptAliveRequests() async throws {
         try await LiveServer.with { server in
-            let agency = try await server.people.createAgency(name: "Growth Co")
-            let adminID = try await server.people.createUser(
-                email: "admin@growth.test", displayName: "Ada", password: "admin password 12")
-            try await server.people.grant(user: adminID, role: .agencyAdmin, agency: agency)
-            let memberID = try await server.people.createUser(
-                email: "mel@growth.test", displayName: "Mel", password: "member password 12")
-            try await server.people.grant(user: memberID, role: .agencyMember, agency: agency)
-            let adminToken = try await server.mfaSession(email: "admin@growth.test", password: "admin password 12")
-            let memberToken = try await server.mfaSession(email: "mel@growth.test", password: "member password 12")
-            let ownerToken = try await server.mfaSession(email: "owner@smile.test", password: "owner password 12")
+            let (agency, memberID, adminToken, memberToken, ownerToken) = try await Self.growthCo(server)
             #expect(
                 try await server.signedCall(
                     #"{"caller_number": "+1 555 010 4477", "started_at": "2026-11-28T09:30:00Z"}"#, key: nil
