@@ -19,7 +19,15 @@ extension Console {
             let names = try await services.agreements.practiceNames(token)
             let weekAgo = Date().addingTimeInterval(-7 * 86_400)
             let soon = Date().addingTimeInterval(30 * 86_400)
-            let agreements = try await services.agreements.list(token).filter { agencies.contains($0.agencyID) }
+            let all = try await services.agreements.list(token).filter { agencies.contains($0.agencyID) }
+                .sorted {
+                    (names[$0.practiceID] ?? "", $0.practiceID.uuidString) < (
+                        names[$1.practiceID] ?? "", $1.practiceID.uuidString
+                    )
+                }
+            // A page of agreements (an agency may have thousands), found by practice name.
+            let (agreements, window) = ListWindow(request).apply(
+                all, name: { names[$0.practiceID] ?? "" }, path: "/agency")
             // Leads this week for every practice in force, assigned to this admin or not: one
             // query per agency, counts only.
             var leadsThisWeek: [UUID: Int] = [:]
@@ -47,7 +55,7 @@ extension Console {
             return page(
                 "agency",
                 [
-                    "agreements": rows, "count": rows.count, "agency": id(agency), "alerts": alerts,
+                    "agreements": rows, "count": all.count, "agency": id(agency), "alerts": alerts, "window": window,
                     "members": members.map { member in
                         [
                             "id": id(member.id), "email": member.email, "name": member.name,

@@ -10,7 +10,25 @@ extension Console {
     func home(_ request: Request) async -> Response {
         await guardedAsync(request) { token in
             let me = try await services.identity.me(token)
-            let practices = try await services.agreements.reachablePractices(token)
+            // A page of them (an agency's admin may reach thousands), found by name, paged in
+            // the database; a page past the end shows the last.
+            let window = ListWindow(request)
+            var (practices, matching) = try await services.agreements.reachablePractices(
+                token, filter: window.filter, offset: window.offset, limit: ListWindow.size)
+            var current = window.page
+            if practices.isEmpty, matching == 0, window.page > 1 {
+                matching = try await services.agreements.reachablePractices(
+                    token, filter: window.filter, offset: 0, limit: 1
+                ).matching
+                current = ListWindow.pages(matching)
+                practices = try await services.agreements.reachablePractices(
+                    token, filter: window.filter, offset: (current - 1) * ListWindow.size, limit: ListWindow.size
+                ).practices
+            }
+            let all =
+                window.filter.isEmpty
+                ? matching
+                : try await services.agreements.reachablePractices(token, filter: "", offset: 0, limit: 1).matching
             let owned = Set(me.memberships.filter { $0.role == "practice_owner" }.compactMap(\.practice))
             // Emergency accesses to any practice the owner owns, not yet acknowledged.
             let banners = owned.isEmpty ? [] : await breakGlassBanner(token, practice: nil)
@@ -20,6 +38,8 @@ extension Console {
                 [
                     "name": me.displayName, "agencyAdmin": me.memberships.contains { $0.role == "agency_admin" },
                     "breakGlass": banners, "responder": responder,
+                    "window": window.values(
+                        page: current, shown: practices.count, matching: matching, all: all, path: "/home"),
                     "practices": practices.map { practice in
                         [
                             "id": id(practice.id), "name": practice.name,

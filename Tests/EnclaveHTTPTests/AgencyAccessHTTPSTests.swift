@@ -209,4 +209,61 @@ struct AgencyAccessHTTPSTests {
             ).badRequest
         }
     }
+
+    @Test("an agency with 120 practices gets a page of 50 on its overview and home, found by name, never all")
+    func longListsArePaged() async throws {
+        try await LiveServer.with { server in
+            let (agency, _, adminToken, _, _) = try await Self.growthCo(server)
+            let superuser = try await server.database.connect()
+            defer { Task { await superuser.close() } }
+            try await superuser.query(
+                """
+                with made as (
+                    insert into enclave.practices (name)
+                    select format('Clinic %s', to_char(n, 'FM000')) from generate_series(1, 120) n returning id),
+                agreed as (
+                    insert into enclave.baas (agency_id, practice_id, scopes, status, effective_at, document_sha256,
+                                              proposed_by)
+                    select $1, id, '{leads.read}', 'active', now() - interval '1 day', sha256('paged'), $2 from made
+                    returning practice_id)
+                insert into enclave.agency_assignments (agency_id, practice_id, user_id, assigned_by)
+                select $1, practice_id, $2, $2 from agreed
+                """, [agency, try await server.people.user(email: "admin@growth.test")])
+            let cookie = ["Cookie": "__Host-enclave=\(adminToken)"]
+            func rows(_ html: String, _ marker: String) -> [String] {
+                html.components(separatedBy: marker).dropFirst().compactMap {
+                    $0.split(separator: "<").first.map(String.init)
+                }
+            }
+
+            let overview = try await server.request("GET", "/agency", headers: cookie)
+            #expect(overview.status == 200)
+            #expect(overview.body.contains("Showing 1–50 of 120"))
+            let names = rows(overview.body, "/leads\">")
+            #expect(names.count == 50 && names.first == "Clinic 001" && names.last == "Clinic 050")
+            let last = try await server.request("GET", "/agency?page=3", headers: cookie)
+            #expect(rows(last.body, "/leads\">") == (101...120).map { "Clinic \($0)" })
+            #expect(last.body.contains("rel=\"prev\"") && !last.body.contains("rel=\"next\""))
+            let found = try await server.request("GET", "/agency?q=clinic%20077", headers: cookie)
+            #expect(rows(found.body, "/leads\">") == ["Clinic 077"])
+            #expect(found.body.contains("Showing 1–1 of 1 matching (of 120)"))
+            // A page past the end shows the last; junk in the query changes nothing else.
+            let beyond = try await server.request("GET", "/agency?page=99999999999", headers: cookie)
+            #expect(rows(beyond.body, "/leads\">").last == "Clinic 120")
+
+            let home = try await server.request("GET", "/home", headers: cookie)
+            #expect(home.status == 200)
+            #expect(rows(home.body, "/leads\">").count == 50)
+            #expect(home.body.contains("Showing 1–50 of 120"))
+            let next = try await server.request("GET", "/home?page=2", headers: cookie)
+            #expect(rows(next.body, "/leads\">").first == "Clinic 051")
+            let end = try await server.request("GET", "/home?page=7", headers: cookie)
+            #expect(rows(end.body, "/leads\">") == (101...120).map { "Clinic \($0)" })
+            let filtered = try await server.request("GET", "/home?q=Clinic%2011", headers: cookie)
+            #expect(rows(filtered.body, "/leads\">") == (110...119).map { "Clinic \($0)" })
+            #expect(filtered.body.contains("Showing 1–10 of 10 matching (of 120)"))
+            let none = try await server.request("GET", "/home?q=nowhere", headers: cookie)
+            #expect(none.body.contains("No practice you reach has that in its name."))
+        }
+    }
 }

@@ -186,6 +186,30 @@ public struct AgreementService: Sendable {
     }
 
     /// Practices the caller can reach now for `scope`, with how (membership or agreement).
+    /// One page of the practices the caller reaches (by name, `limit` from `offset`), those whose
+    /// name contains `filter` (case-insensitive; empty for all), and how many match: the home page
+    /// of someone who reaches thousands asks for fifty.
+    public func reachablePractices(
+        _ token: SessionToken, filter: String, offset: Int, limit: Int, scope: Scope = .leadsRead
+    ) async throws -> (practices: [(id: UUID, name: String, via: String)], matching: Int) {
+        try await identity.withSession(token) { transaction in
+            let rows = try await transaction.query(
+                """
+                select practice_id, name, via, count(*) over () as matching
+                from enclave_private.reachable_practices($1)
+                where $2 = '' or strpos(lower(name), lower($2)) > 0
+                order by name, practice_id offset $3 limit $4
+                """, [scope.rawValue, filter, offset, limit])
+            let practices = try rows.map {
+                (
+                    id: try $0.decode(UUID.self, "practice_id"), name: try $0.decode(String.self, "name"),
+                    via: try $0.decode(String.self, "via")
+                )
+            }
+            return (practices, try rows.first?.decode(Int.self, "matching") ?? 0)
+        }
+    }
+
     public func reachablePractices(_ token: SessionToken, scope: Scope = .leadsRead) async throws
         -> [(id: UUID, name: String, via: String)]
     {
