@@ -48,6 +48,94 @@ struct AgencyFiguresTests {
     }
 
     @Test(
+        "the rollup the agency pages read equals the leads: after inserts, qualification, spam, re-encryption and deletes, over whole and partial days"
+    )
+    func rollupEqualsTheLeads() async throws {
+        try await IdentityFixture.with { fixture in
+            let superuser = try await fixture.keys.database.connect()
+            defer { Task { await superuser.close() } }
+            let day = 86_400.0
+            let today = (Date().timeIntervalSince1970 / day).rounded(.down) * day
+            // 300 more leads of practice A over twelve days, every 53 minutes: three sources,
+            // calls and forms, answered, missed and unknown; some qualified with a value, some spam.
+            try await superuser.query(
+                """
+                insert into enclave.leads (tenant_id, source_id, kind, occurred_at, source, medium, campaign, disposition,
+                                           duration_seconds, qualification, value_cents)
+                select l.tenant_id, l.source_id, case when n % 5 = 0 then 'form' else 'call' end,
+                       to_timestamp($2) - n * interval '53 minutes', (array['google', 'bing', null])[n % 3 + 1],
+                       (array['cpc', null])[n % 2 + 1], 'c' || (n % 4),
+                       (array['answered', 'missed', null])[n % 3 + 1], n % 7 * 10,
+                       (array['qualified', 'unqualified', 'spam', null])[n % 4 + 1], n * 100
+                from (select * from enclave.leads where tenant_id = $1 limit 1) l, generate_series(1, 300) n
+                """, [fixture.practiceA, today + 0.75 * day])
+            let value = fixture.services.value
+            let reports = fixture.services.reports
+            let periods: [(Double, Double)] = [
+                (-14, 1), (-3 + 0.2173, -0.5), (-1 + 0.04, -1 + 0.3), (-5, -2), (-2 + 0.5, 0.7), (-7, 0),
+            ]
+            func agree(_ moment: String) async throws {
+                for (from, to) in periods {
+                    let since = Date(timeIntervalSince1970: today + from * day)
+                    let until = Date(timeIntervalSince1970: today + to * day)
+                    // The owner's report of one practice reads the leads; the admin's across
+                    // practices reads the rollup. Reports cover whole days; the overview's week
+                    // starts at any moment.
+                    if from.rounded() == from && to.rounded() == to {
+                        let live = try await value.report(
+                            fixture.ownerAToken, practice: fixture.practiceA, since: since, until: until)
+                        let rolled = try await value.reportAcrossPractices(
+                            fixture.adminToken, since: since, until: until)
+                        #expect(rolled == live, "\(moment): ROI over \(from) ..< \(to) days")
+                        #expect(rolled.rows.count > 1)
+                    }
+                    let counted = try #require(
+                        try await superuser.query(
+                            """
+                            select count(*) as leads, count(*) filter (where kind = 'call') as calls,
+                                   count(*) filter (where kind = 'form') as forms,
+                                   count(*) filter (where kind = 'call' and disposition = 'answered') as answered,
+                                   count(*) filter (where kind = 'call' and disposition <> 'answered') as missed,
+                                   coalesce(sum(duration_seconds), 0) as seconds
+                            from enclave.leads where tenant_id = $1 and occurred_at >= $2 and occurred_at < $3
+                            """, [fixture.practiceA, since, until]
+                        ).first)
+                    let figures = try await reports.agency(
+                        fixture.adminToken, agency: fixture.agency, since: since, until: until)[fixture.practiceA]
+                    let expected = try ["leads", "calls", "forms", "answered", "missed", "seconds"].map {
+                        try counted.decode(Int.self, $0)
+                    }
+                    #expect(
+                        [
+                            figures?.leads, figures?.calls, figures?.forms, figures?.answered, figures?.missed,
+                            figures?.callSeconds,
+                        ] == expected.map { $0 }, "\(moment): agency figures over \(from) ..< \(to) days")
+                }
+            }
+            try await agree("after the inserts")
+            try await superuser.query(
+                """
+                update enclave.leads set qualification = case when qualification = 'spam' then 'qualified' else 'spam' end,
+                       value_cents = coalesce(value_cents, 0) + 7
+                where tenant_id = $1 and extract(minute from occurred_at)::int % 2 = 0
+                """, [fixture.practiceA])
+            // What re-encryption and redaction do: rewrite rows without changing a figure.
+            try await superuser.query(
+                "update enclave.leads set caller_number = caller_number where tenant_id = $1", [fixture.practiceA])
+            try await agree("after qualification and a rewrite")
+            try await superuser.query(
+                "delete from enclave.leads where tenant_id = $1 and extract(minute from occurred_at)::int % 3 = 0",
+                [fixture.practiceA])
+            try await agree("after deletes")
+            // Rows whose figures all returned to zero may stay; none is negative.
+            #expect(
+                try await superuser.query(
+                    "select count(*) as n from enclave.lead_figures where leads < 0 or spam < 0 or qualified < 0"
+                ).first?.decode(Int.self, "n") == 0)
+        }
+    }
+
+    @Test(
         "the ROI report across practices: an admin's every practice in force, a member's assigned ones, an owner's own; a revoked agreement counts nothing"
     )
     func valueAcrossPractices() async throws {
@@ -107,7 +195,11 @@ struct AgencyFiguresTests {
                 select p.proname from pg_proc p join pg_roles r on r.oid = p.proowner where r.rolname = 'enclave_figures'
                 """
             ).map { try $0.decode(String.self, "proname") }
-            #expect(owned.sorted() == ["agency_figures", "reachable_value"])
+            #expect(
+                owned.sorted() == [
+                    "agency_figures", "lead_figures_add", "lead_figures_apply", "lead_figures_between",
+                    "reachable_value",
+                ])
         }
     }
 }

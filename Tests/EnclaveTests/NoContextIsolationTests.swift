@@ -51,7 +51,7 @@ struct NoContextIsolationTests {
             let tables = try await superuser.query(SchemaCatalogTests.tenantTablesQuery).map {
                 try $0.decode(String.self, "name")
             }
-            #expect(tables.count == 12)
+            #expect(tables.count == 13)
 
             let service = try await database.connect(role.variable)
             defer { Task { await service.close() } }

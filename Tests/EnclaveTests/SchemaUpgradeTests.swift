@@ -125,13 +125,29 @@ struct SchemaUpgradeTests {
             // Moving the policies to functions/policies.sql changed none of them (issue 24). A
             // release that changes a policy on purpose says so here: this one adds the figures
             // role's read of leads and ad spend (issue 27, sql/0021_agency_figures.sql,
-            // sql/0023_figures_value.sql).
+            // sql/0023_figures_value.sql) ...
+            // ... and the rollup the figures are read from (sql/0024_lead_figures.sql), a tenant
+            // table like the others.
+            let maintenance =
+                "(tenant_id = ( SELECT enclave_private.reachable_tenant('maintenance'::text) AS reachable_tenant))"
+            let caller = "(tenant_id = ( SELECT enclave_private.caller_tenant() AS caller_tenant))"
             let policiesBefore = before.filter { $0.hasPrefix("policy ") }
             let policiesAfter = upgraded.filter { $0.hasPrefix("policy ") }
             #expect(policiesBefore.subtracting(policiesAfter).isEmpty, "a policy of the previous release is gone")
             #expect(
                 policiesAfter.subtracting(policiesBefore).sorted() == [
                     "policy ad_spend.figures_select SELECT enclave_figures true -",
+                    "policy lead_figures.figures_insert INSERT enclave_figures - true",
+                    "policy lead_figures.figures_select SELECT enclave_figures true -",
+                    "policy lead_figures.figures_update UPDATE enclave_figures true true",
+                    "policy lead_figures.maint_delete DELETE enclave_maint \(maintenance) -",
+                    "policy lead_figures.maint_insert INSERT enclave_maint - \(maintenance)",
+                    "policy lead_figures.maint_select SELECT enclave_maint \(maintenance) -",
+                    "policy lead_figures.maint_update UPDATE enclave_maint \(maintenance) \(maintenance)",
+                    "policy lead_figures.owner_delete DELETE enclave_owner \(caller) -",
+                    "policy lead_figures.owner_insert INSERT enclave_owner - \(caller)",
+                    "policy lead_figures.owner_select SELECT enclave_owner \(caller) -",
+                    "policy lead_figures.owner_update UPDATE enclave_owner \(caller) \(caller)",
                     "policy leads.figures_select SELECT enclave_figures true -",
                 ], "the policies differ from the previous release's")
             let status = try await migrator(database).status()

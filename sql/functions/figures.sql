@@ -2,6 +2,42 @@
 -- agency has an agreement in force with, in one query. Owned by enclave_figures
 -- (0021_agency_figures.sql), which reads only the columns of leads that are not PHI.
 
+-- The figures of one practice's leads in since ..< until, as rows to add up: the rollup's rows
+-- (0024_lead_figures.sql) for the whole UTC days inside the period, and one row per lead for the
+-- partial days at its ends. `at` is the day's start for a rollup row, the lead's time otherwise.
+-- Called by the functions below (as enclave_figures) for practices they have checked.
+create or replace function enclave_private.lead_figures_between(practice uuid, since timestamptz, until timestamptz)
+returns table (tenant_id uuid, at timestamptz, source text, medium text, campaign text, leads bigint, calls bigint,
+               forms bigint, answered bigint, missed bigint, call_seconds bigint, spam bigint, qualified bigint,
+               qualified_value_cents bigint)
+language sql stable set search_path = pg_catalog, pg_temp
+as $$
+    with days as (
+        -- first: the start of the first whole day; last: the start of the day `until` falls in.
+        select case when date_trunc('day', since, 'UTC') = since then since
+                    else date_trunc('day', since, 'UTC') + interval '1 day' end as first,
+               date_trunc('day', until, 'UTC') as last
+    )
+    select f.tenant_id, (f.day::timestamp at time zone 'UTC'), f.source, f.medium, f.campaign, f.leads, f.calls,
+           f.forms, f.answered, f.missed, f.call_seconds, f.spam, f.qualified, f.qualified_value_cents
+    from days, enclave.lead_figures f
+    where f.tenant_id = practice and days.first < days.last
+      and f.day >= (days.first at time zone 'UTC')::date and f.day < (days.last at time zone 'UTC')::date
+    union all
+    select l.tenant_id, l.occurred_at, l.source, l.medium, l.campaign, 1, (l.kind = 'call')::int,
+           (l.kind = 'form')::int, (l.kind = 'call' and l.disposition is not distinct from 'answered')::int,
+           (l.kind = 'call' and coalesce(l.disposition <> 'answered', false))::int, coalesce(l.duration_seconds, 0),
+           (l.qualification is not distinct from 'spam')::int,
+           (l.qualification is not distinct from 'qualified')::int,
+           case when l.qualification = 'qualified' then coalesce(l.value_cents, 0) else 0 end
+    from days, enclave.leads l
+    where l.tenant_id = practice
+      and ((l.occurred_at >= since and l.occurred_at < least(days.first, until))
+           or (l.occurred_at >= greatest(days.first, days.last) and l.occurred_at < until))
+$$;
+alter function enclave_private.lead_figures_between(uuid, timestamptz, timestamptz) owner to enclave_figures;
+revoke all on function enclave_private.lead_figures_between(uuid, timestamptz, timestamptz) from public;
+
 -- Leads per practice in since ..< until for `agency`: an agency admin gets every practice whose
 -- agreement with the agency is in force and grants leads.read, assigned or not; a member those of
 -- them they are assigned to. The agreement is checked in this statement: one revoked or expired
@@ -34,13 +70,11 @@ begin
               where a.agency_id = agency and a.practice_id = b.practice_id and a.user_id = caller.user_id))
         group by b.practice_id
     )
-    select r.practice_id, count(l.tenant_id), count(l.tenant_id) filter (where l.kind = 'call'),
-           count(l.tenant_id) filter (where l.kind = 'form'),
-           count(l.tenant_id) filter (where l.kind = 'call' and l.disposition = 'answered'),
-           count(l.tenant_id) filter (where l.kind = 'call' and l.disposition <> 'answered'),
-           coalesce(sum(l.duration_seconds), 0)::int8
+    select r.practice_id, coalesce(sum(c.leads), 0)::int8, coalesce(sum(c.calls), 0)::int8,
+           coalesce(sum(c.forms), 0)::int8, coalesce(sum(c.answered), 0)::int8, coalesce(sum(c.missed), 0)::int8,
+           coalesce(sum(c.call_seconds), 0)::int8
     from reach r
-    left join enclave.leads l on l.tenant_id = r.practice_id and l.occurred_at >= since and l.occurred_at < until
+    left join lateral enclave_private.lead_figures_between(r.practice_id, since, until) c on true
     group by r.practice_id;
 end
 $$;
@@ -82,13 +116,12 @@ begin
         from enclave.memberships m join enclave.practices p on p.id = m.practice_id and p.status = 'active'
         where m.user_id = caller.user_id
     )
-    select 'leads', l.tenant_id, date_trunc('week', l.occurred_at, 'UTC'), l.source, l.medium, l.campaign,
-           count(*)::int8, count(*) filter (where l.qualification = 'qualified')::int8,
-           coalesce(sum(l.value_cents) filter (where l.qualification = 'qualified'), 0)::int8, 0::int8
+    select 'leads', c.tenant_id, date_trunc('week', c.at, 'UTC'), c.source, c.medium, c.campaign,
+           sum(c.leads - c.spam)::int8, sum(c.qualified)::int8, sum(c.qualified_value_cents)::int8, 0::int8
     from reach r
-    join enclave.leads l on l.tenant_id = r.practice_id and l.occurred_at >= since and l.occurred_at < until
-    where l.qualification is distinct from 'spam'
+    cross join lateral enclave_private.lead_figures_between(r.practice_id, since, until) c
     group by 2, 3, 4, 5, 6
+    having sum(c.leads - c.spam) > 0
     union all
     select 'spend', s.tenant_id, date_trunc('week', d, 'UTC'), s.source, null, null, 0::int8, 0::int8, 0::int8,
            round(sum(s.amount_cents::numeric
@@ -106,3 +139,109 @@ $$;
 alter function enclave_private.reachable_value(timestamptz, timestamptz) owner to enclave_figures;
 revoke all on function enclave_private.reachable_value(timestamptz, timestamptz) from public;
 grant execute on function enclave_private.reachable_value(timestamptz, timestamptz) to enclave_app;
+
+-- The rollup (0024_lead_figures.sql): each statement that inserts, updates or deletes leads adds
+-- what its rows change to enclave.lead_figures, in key order (two statements touching the same
+-- rows lock them in one order), leaving out groups whose figures it does not change
+-- (re-encryption, redaction). Runs as enclave_figures and reads only the columns that are not PHI.
+create or replace function enclave_private.lead_figures_add(added enclave.leads[], removed enclave.leads[])
+returns void
+language plpgsql security definer set search_path = pg_catalog, pg_temp
+as $$
+begin
+    insert into enclave.lead_figures as f (tenant_id, day, source, medium, campaign, shard, leads, calls, forms,
+                                           answered, missed, call_seconds, spam, qualified, qualified_value_cents)
+    select g.*
+    from (
+        select c.tenant_id, c.day, c.source, c.medium, c.campaign, (pg_backend_pid() % 8)::int2,
+               coalesce(sum(c.sign), 0), coalesce(sum(c.sign) filter (where c.kind = 'call'), 0),
+               coalesce(sum(c.sign) filter (where c.kind = 'form'), 0),
+               coalesce(sum(c.sign) filter (where c.kind = 'call' and c.disposition = 'answered'), 0),
+               coalesce(sum(c.sign) filter (where c.kind = 'call' and c.disposition <> 'answered'), 0),
+               coalesce(sum(c.sign * c.duration_seconds), 0),
+               coalesce(sum(c.sign) filter (where c.qualification = 'spam'), 0),
+               coalesce(sum(c.sign) filter (where c.qualification = 'qualified'), 0),
+               coalesce(sum(c.sign * c.value_cents) filter (where c.qualification = 'qualified'), 0)
+        from (
+            select 1 as sign, n.tenant_id, (n.occurred_at at time zone 'UTC')::date as day, n.source, n.medium,
+                   n.campaign, n.kind, n.disposition, n.duration_seconds, n.qualification, n.value_cents
+            from unnest(added) n
+            union all
+            select -1, o.tenant_id, (o.occurred_at at time zone 'UTC')::date, o.source, o.medium, o.campaign, o.kind,
+                   o.disposition, o.duration_seconds, o.qualification, o.value_cents
+            from unnest(removed) o
+        ) c
+        group by c.tenant_id, c.day, c.source, c.medium, c.campaign
+    ) g (tenant_id, day, source, medium, campaign, shard, leads, calls, forms, answered, missed, call_seconds, spam,
+         qualified, qualified_value_cents)
+    where (g.leads, g.calls, g.forms, g.answered, g.missed, g.call_seconds, g.spam, g.qualified,
+           g.qualified_value_cents) <> (0, 0, 0, 0, 0, 0, 0, 0, 0)
+    order by g.tenant_id, g.day, g.source, g.medium, g.campaign
+    on conflict on constraint lead_figures_key do update
+    set leads = f.leads + excluded.leads, calls = f.calls + excluded.calls, forms = f.forms + excluded.forms,
+        answered = f.answered + excluded.answered, missed = f.missed + excluded.missed,
+        call_seconds = f.call_seconds + excluded.call_seconds, spam = f.spam + excluded.spam,
+        qualified = f.qualified + excluded.qualified,
+        qualified_value_cents = f.qualified_value_cents + excluded.qualified_value_cents;
+end
+$$;
+alter function enclave_private.lead_figures_add(enclave.leads[], enclave.leads[]) owner to enclave_figures;
+revoke all on function enclave_private.lead_figures_add(enclave.leads[], enclave.leads[]) from public;
+
+create or replace function enclave_private.lead_figures_apply() returns trigger
+language plpgsql security definer set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if tg_op = 'INSERT' then
+        perform enclave_private.lead_figures_add(array(select n::enclave.leads from added n), '{}');
+    elsif tg_op = 'DELETE' then
+        perform enclave_private.lead_figures_add('{}', array(select o::enclave.leads from removed o));
+    else
+        perform enclave_private.lead_figures_add(array(select n::enclave.leads from added n), array(select o::enclave.leads from removed o));
+    end if;
+    return null;
+end
+$$;
+alter function enclave_private.lead_figures_apply() owner to enclave_figures;
+revoke all on function enclave_private.lead_figures_apply() from public;
+
+-- The first time (the triggers do not exist yet), the rollup is built from the leads already
+-- there, in this transaction, which also creates the triggers: creating a trigger locks leads
+-- against writes until the commit, so no lead is counted twice or missed.
+do $$
+declare
+    first_time boolean := not exists (select from pg_trigger t where t.tgname = 'lead_figures_insert'
+                                      and t.tgrelid = 'enclave.leads'::regclass);
+begin
+    drop trigger if exists lead_figures_insert on enclave.leads;
+    drop trigger if exists lead_figures_update on enclave.leads;
+    drop trigger if exists lead_figures_delete on enclave.leads;
+    create trigger lead_figures_insert after insert on enclave.leads referencing new table as added
+        for each statement execute function enclave_private.lead_figures_apply();
+    create trigger lead_figures_update after update on enclave.leads referencing new table as added
+        old table as removed for each statement execute function enclave_private.lead_figures_apply();
+    create trigger lead_figures_delete after delete on enclave.leads referencing old table as removed
+        for each statement execute function enclave_private.lead_figures_apply();
+    if first_time then
+        -- enclave_figures reads these columns of leads and writes the rollup; the policies that
+        -- let it are policies.sql's, which runs later, so this transaction opens them for itself.
+        create policy lead_figures_backfill on enclave.lead_figures for insert to enclave_figures with check (true);
+        create policy lead_figures_backfill on enclave.leads for select to enclave_figures using (true);
+        set local role enclave_figures;
+        insert into enclave.lead_figures (tenant_id, day, source, medium, campaign, shard, leads, calls, forms,
+                                          answered, missed, call_seconds, spam, qualified, qualified_value_cents)
+        select l.tenant_id, (l.occurred_at at time zone 'UTC')::date, l.source, l.medium, l.campaign, 0, count(*),
+               count(*) filter (where l.kind = 'call'), count(*) filter (where l.kind = 'form'),
+               count(*) filter (where l.kind = 'call' and l.disposition = 'answered'),
+               count(*) filter (where l.kind = 'call' and l.disposition <> 'answered'),
+               coalesce(sum(l.duration_seconds), 0), count(*) filter (where l.qualification = 'spam'),
+               count(*) filter (where l.qualification = 'qualified'),
+               coalesce(sum(l.value_cents) filter (where l.qualification = 'qualified'), 0)
+        from enclave.leads l
+        group by 1, 2, 3, 4, 5;
+        reset role;
+        drop policy lead_figures_backfill on enclave.lead_figures;
+        drop policy lead_figures_backfill on enclave.leads;
+    end if;
+end
+$$;
