@@ -1,33 +1,49 @@
 import COpenSSL
 import Synchronization
 
-/// AES-256-GCM under one key with its key schedule done once: a small pool of EVP contexts
-/// that already hold the expanded key, each lent to one caller at a time (so the key is safe to
-/// use from many threads), and nonces from a per-instance counter instead of the random number
-/// generator.
+/// AES-256-GCM under one key with its key schedule done once: a few EVP contexts that already
+/// hold the expanded key, each lent to one caller at a time (so the key is safe to use from many
+/// threads), and nonces from a per-instance counter instead of the random number generator.
+/// Neither takes a lock: a nonce is one atomic increment, borrowing a context one atomic
+/// compare-and-exchange on a bit mask, returning it one atomic AND.
 ///
 /// Nonces are `prefix (8 bytes, random per instance) | counter (4 bytes BE)`. Every instance
 /// draws its own prefix (and a new one after 2^32 nonces), so two instances of the same key, in
 /// this process or another, repeat a nonce only if they draw the same 64-bit prefix.
-public final class GCMKey: Sendable {
-    private struct State {
-        var encryptors: [CipherContext] = []
-        var decryptors: [CipherContext] = []
-        var prefix: UInt64
-        var counter: UInt32 = 0
-    }
+public final class GCMKey: @unchecked Sendable {
+    // @unchecked: `slots` is shared mutable memory; slot i of a direction is touched only by the
+    // caller holding bit i of that direction's mask (acquired with a compare-and-exchange that
+    // orders acquiring, released with an AND that orders releasing), so never by two at once.
 
     private let material: SecretBytes
-    private let state: Mutex<State>
-    /// Contexts kept per direction; more concurrent callers make their own and drop them after.
+    /// The first 2^32 - 1 nonces: the prefix drawn at creation and a counter.
+    private let prefix: UInt64
+    private let counter = Atomic<UInt64>(0)
+    /// After those, each nonce under the lock, with a fresh prefix every 2^32.
+    private let overflow: Mutex<(prefix: UInt64, counter: UInt32)>
+    /// Contexts kept per direction (bit i of a mask set while slot i is lent); more concurrent
+    /// callers make their own and drop them after.
     private static let poolSize = 16
+    /// The bits above `poolSize` start set, so they are never lent.
+    private static let noSlot = UInt32.max << UInt32(poolSize)
+    private let encryptorsLent = Atomic<UInt32>(noSlot)
+    private let decryptorsLent = Atomic<UInt32>(noSlot)
+    private let slots: UnsafeMutablePointer<CipherContext?>
 
     public init(material: SecretBytes) throws {
         guard material.count == AES256GCM.keySize else {
             throw SealingError(.malformed, "an AES-256-GCM key must be 32 bytes")
         }
         self.material = material
-        state = Mutex(State(prefix: try Self.randomPrefix()))
+        prefix = try Self.randomPrefix()
+        overflow = Mutex((prefix: try Self.randomPrefix(), counter: 0))
+        slots = .allocate(capacity: 2 * Self.poolSize)
+        slots.initialize(repeating: nil, count: 2 * Self.poolSize)
+    }
+
+    deinit {
+        slots.deinitialize(count: 2 * Self.poolSize)
+        slots.deallocate()
     }
 
     private static func randomPrefix() throws -> UInt64 {
@@ -39,20 +55,17 @@ public final class GCMKey: Sendable {
     /// Writes a fresh 12-byte nonce to `nonce`.
     public func nextNonce(into nonce: UnsafeMutableRawBufferPointer) throws {
         precondition(nonce.count == AES256GCM.nonceSize)
-        func take(_ state: inout State) -> (UInt64, UInt32) {
-            defer { state.counter += 1 }
-            return (state.prefix, state.counter)
-        }
-        let prefix: UInt64
-        let counter: UInt32
-        if let taken = state.withLock({ state in state.counter == UInt32.max ? nil : take(&state) }) {
-            (prefix, counter) = taken
-        } else {
-            // 2^32 nonces under this prefix: draw a new one (outside the lock).
+        var prefix = self.prefix
+        let taken = counter.wrappingAdd(1, ordering: .relaxed).oldValue
+        var counter = UInt32(truncatingIfNeeded: taken)
+        if taken >= UInt64(UInt32.max) {
+            // 2^32 - 1 nonces under the first prefix: the rest come from the overflow state,
+            // which draws a new prefix (outside the lock) when its counter runs out.
             let fresh = try Self.randomPrefix()
-            (prefix, counter) = state.withLock { state in
-                if state.counter == UInt32.max { (state.prefix, state.counter) = (fresh, 0) }
-                return take(&state)
+            (prefix, counter) = overflow.withLock { state in
+                if state.counter == UInt32.max { state = (fresh, 0) }
+                defer { state.counter += 1 }
+                return (state.prefix, state.counter)
             }
         }
         withUnsafeBytes(of: prefix.bigEndian) {
@@ -137,21 +150,37 @@ public final class GCMKey: Sendable {
         }
     }
 
-    /// Lends a context with this key scheduled to `body`, then returns it to the pool.
+    /// Lends a context with this key scheduled to `body`, then returns it to its slot.
     private func withContext<T>(encrypting: Bool, _ body: (CipherContext) throws -> T) throws -> T {
-        let pooled = state.withLock { state in
-            encrypting ? state.encryptors.popLast() : state.decryptors.popLast()
+        let bit = encrypting ? Self.lend(encryptorsLent) : Self.lend(decryptorsLent)
+        guard bit != 0 else {
+            // Every slot is lent: a context of this call's own.
+            return try body(try makeContext(encrypting: encrypting))
         }
-        let context = try pooled ?? makeContext(encrypting: encrypting)
-        let result = try body(context)
-        state.withLock { state in
+        defer {
             if encrypting {
-                if state.encryptors.count < Self.poolSize { state.encryptors.append(context) }
-            } else if state.decryptors.count < Self.poolSize {
-                state.decryptors.append(context)
+                encryptorsLent.bitwiseAnd(~bit, ordering: .releasing)
+            } else {
+                decryptorsLent.bitwiseAnd(~bit, ordering: .releasing)
             }
         }
-        return result
+        let slot = slots + (encrypting ? 0 : Self.poolSize) + bit.trailingZeroBitCount
+        if slot.pointee == nil { slot.pointee = try makeContext(encrypting: encrypting) }
+        guard let context = slot.pointee else { throw SealingError(.cryptoFailure, "no cipher context") }
+        return try body(context)
+    }
+
+    /// Sets the lowest clear bit of `lent` and returns it; 0 when every slot is lent.
+    private static func lend(_ lent: borrowing Atomic<UInt32>) -> UInt32 {
+        var current = lent.load(ordering: .relaxed)
+        while current != UInt32.max {
+            let lowest = ~current & (0 &- ~current)
+            let (exchanged, original) = lent.compareExchange(
+                expected: current, desired: current | lowest, successOrdering: .acquiring, failureOrdering: .relaxed)
+            if exchanged { return lowest }
+            current = original
+        }
+        return 0
     }
 
     private func makeContext(encrypting: Bool) throws -> CipherContext {

@@ -1,5 +1,6 @@
 import Foundation
 import Sealing
+import Synchronization
 import Testing
 
 @Suite("Field ciphertexts")
@@ -30,6 +31,42 @@ struct FieldCipherTests {
         let value = Array("Jane Patient".utf8)
         #expect(
             try FieldCipher.seal(value, with: key, for: context) != FieldCipher.seal(value, with: key, for: context))
+    }
+
+    @Test("forty threads sealing and opening under one key at once: every nonce differs, every value opens")
+    func concurrentUseOfOneKey() throws {
+        let key = self.key
+        let context = self.context
+        let threads = 40
+        let perThread = 400
+        let results = Mutex<[[UInt8]]>([])
+        let failures = Mutex(0)
+        let group = DispatchGroup()
+        for thread in 0..<threads {
+            group.enter()
+            Thread {
+                defer { group.leave() }
+                var sealed: [[UInt8]] = []
+                for index in 0..<perThread {
+                    let value = Array("caller \(thread)-\(index)".utf8)
+                    guard let ciphertext = try? FieldCipher.seal(value, with: key, for: context),
+                        (try? FieldCipher.open(ciphertext, with: key, for: context)) == value
+                    else {
+                        failures.withLock { $0 += 1 }
+                        continue
+                    }
+                    sealed.append(ciphertext)
+                }
+                results.withLock { $0.append(contentsOf: sealed) }
+            }.start()
+        }
+        group.wait()
+        #expect(failures.withLock { $0 } == 0)
+        let all = results.withLock { $0 }
+        #expect(all.count == threads * perThread)
+        // The nonce follows the format byte and the key version (FieldCipher's layout).
+        let nonces = Set(all.map { Array($0[5..<17]) })
+        #expect(nonces.count == all.count)
     }
 
     @Test("every single-bit flip anywhere in a ciphertext is rejected")
