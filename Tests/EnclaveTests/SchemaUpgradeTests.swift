@@ -114,7 +114,26 @@ struct SchemaUpgradeTests {
         try await ScratchDatabase.with { database in
             try await migrateAsPreviousRelease(database, directory: previous)
             let before = try await catalog(of: database)
+            // Leads of the previous release: the upgrade builds the agency figures' rollup
+            // (sql/0024_lead_figures.sql, functions/figures.sql) from them.
+            let superuser = try await database.connect()
+            defer { Task { await superuser.close() } }
+            try await superuser.query(
+                """
+                with practice as (insert into enclave.practices (name) values ('Before') returning id),
+                source as (insert into enclave.tracking_sources (tenant_id, kind, label)
+                           select id, 'call', 'Line' from practice returning tenant_id, id)
+                insert into enclave.leads (tenant_id, source_id, kind, occurred_at, source, duration_seconds, qualification)
+                select tenant_id, id, 'call', now() - n * interval '1 day', 'google', 60, (array['spam', null])[n % 2 + 1]
+                from source, generate_series(1, 5) n
+                """)
             let outcome = try await migrator(database).up()
+            let rolled = try await superuser.query(
+                "select sum(leads)::int8 as leads, sum(spam)::int8 as spam, sum(call_seconds)::int8 as seconds from enclave.lead_figures"
+            ).first
+            #expect(try rolled?.decode(Int.self, "leads") == 5)
+            #expect(try rolled?.decode(Int.self, "spam") == 2)
+            #expect(try rolled?.decode(Int.self, "seconds") == 300)
             // The function files all ran again, after the numbered files of this release.
             #expect(outcome.functions.count == (try FunctionFile.load(from: schemaDirectory)).count)
             let upgraded = try await catalog(of: database)
