@@ -144,6 +144,8 @@ grant execute on function enclave_private.reachable_value(timestamptz, timestamp
 -- what its rows change to enclave.lead_figures, in key order (two statements touching the same
 -- rows lock them in one order), leaving out groups whose figures it does not change
 -- (re-encryption, redaction). Runs as enclave_figures and reads only the columns that are not PHI.
+-- The change goes to this backend's shard, so a shard may go below zero (a lead counted by one
+-- backend and deleted by another); the sum of a group's shards is exact.
 create or replace function enclave_private.lead_figures_add(added enclave.leads[], removed enclave.leads[])
 returns void
 language plpgsql security definer set search_path = pg_catalog, pg_temp
