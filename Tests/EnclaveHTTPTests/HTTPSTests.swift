@@ -26,6 +26,32 @@ struct HTTPSTests {
         }
     }
 
+    @Test("a client that reconnects resumes its TLS 1.3 session instead of a full handshake")
+    func sessionResumption() async throws {
+        try await LiveServer.with { server in
+            let session = "\(server.directory)/tls-session.pem"
+            // openssl s_client as the client: the first connection keeps the session ticket the
+            // server sends with its first response, the second offers it.
+            func connect(_ option: String) async throws -> String {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: "/bin/sh")
+                process.arguments = [
+                    "-c",
+                    """
+                    (printf 'GET /healthz HTTP/1.1\\r\\nHost: localhost\\r\\n\\r\\n'; sleep 1) \\
+                        | openssl s_client -connect 127.0.0.1:\(server.port) -tls1_3 \(option) \(session)
+                    """,
+                ]
+                return String(decoding: try await process.output(), as: UTF8.self)
+            }
+            let first = try await connect("-sess_out")
+            #expect(first.contains("New, TLSv1.3") && first.contains("HTTP/1.1 200"))
+            let second = try await connect("-sess_in")
+            #expect(second.contains("Reused, TLSv1.3"), "the second connection did not resume its session")
+            #expect(second.contains("HTTP/1.1 200"))
+        }
+    }
+
     @Test("a wrong password is a problem; a password alone opens no practice data; a code does")
     func signIn() async throws {
         try await LiveServer.with { server in
