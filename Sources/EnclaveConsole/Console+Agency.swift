@@ -7,7 +7,7 @@ import Sealing
 /// An agency admin's pages: the overview, proposals and assignments.
 extension Console {
     /// An agency admin's overview of every practice the agency has an agreement with: its status,
-    /// leads this week (counts only) and agreements expiring within 30 days, flagged.
+    /// leads in the last seven UTC days (counts only) and agreements expiring within 30 days, flagged.
     func agencyOverview(_ request: Request) async -> Response {
         await guardedAsync(request) { token in
             let me = try await services.identity.me(token)
@@ -17,7 +17,11 @@ extension Console {
                 try await services.agreements.reachablePractices(token).map { ($0.id, $0.name) },
                 uniquingKeysWith: { first, _ in first })
             let names = try await services.agreements.practiceNames(token)
-            let weekAgo = Date().addingTimeInterval(-7 * 86_400)
+            // The last seven UTC days, today included: whole days, which the figures' rollup
+            // answers without counting leads one by one.
+            let day = 86_400.0
+            let tomorrow = Date(timeIntervalSince1970: ((Date().timeIntervalSince1970 / day).rounded(.down) + 1) * day)
+            let weekAgo = tomorrow.addingTimeInterval(-7 * day)
             let soon = Date().addingTimeInterval(30 * 86_400)
             let all = try await services.agreements.list(token).filter { agencies.contains($0.agencyID) }
                 .sorted {
@@ -28,12 +32,12 @@ extension Console {
             // A page of agreements (an agency may have thousands), found by practice name.
             let (agreements, window) = ListWindow(request).apply(
                 all, name: { names[$0.practiceID] ?? "" }, path: "/agency")
-            // Leads this week for every practice in force, assigned to this admin or not: one
+            // Leads of those days for every practice in force, assigned to this admin or not: one
             // query per agency, counts only.
             var leadsThisWeek: [UUID: Int] = [:]
             for agency in agencies {
                 for (practice, figures) in try await services.reports.agency(
-                    token, agency: agency, since: weekAgo, until: Date().addingTimeInterval(60))
+                    token, agency: agency, since: weekAgo, until: tomorrow)
                 {
                     leadsThisWeek[practice] = figures.leads
                 }

@@ -31,15 +31,16 @@ struct HTTPSTests {
         try await LiveServer.with { server in
             let session = "\(server.directory)/tls-session.pem"
             // openssl s_client as the client: the first connection keeps the session ticket the
-            // server sends with its first response, the second offers it.
+            // server sends with its first response, the second offers it. Each waits for the
+            // server to answer and close (Connection: close), however slow the machine.
             func connect(_ option: String) async throws -> String {
                 let process = Process()
                 process.executableURL = URL(fileURLWithPath: "/bin/sh")
                 process.arguments = [
                     "-c",
                     """
-                    (printf 'GET /healthz HTTP/1.1\\r\\nHost: localhost\\r\\n\\r\\n'; sleep 1) \\
-                        | openssl s_client -connect 127.0.0.1:\(server.port) -tls1_3 \(option) \(session)
+                    printf 'GET /healthz HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' \\
+                        | openssl s_client -ign_eof -connect 127.0.0.1:\(server.port) -tls1_3 \(option) \(session)
                     """,
                 ]
                 return String(decoding: try await process.output(), as: UTF8.self)

@@ -3,9 +3,9 @@
 -- (0021_agency_figures.sql), which reads only the columns of leads that are not PHI.
 
 -- The figures of one practice's leads in since ..< until, as rows to add up: the rollup's rows
--- (0024_lead_figures.sql) for the whole UTC days inside the period, and one row per lead for the
--- partial days at its ends. `at` is the day's start for a rollup row, the lead's time otherwise.
--- Called by the functions below (as enclave_figures) for practices they have checked.
+-- (0024_lead_figures.sql) for the whole UTC days inside the period, and for the partial days at
+-- its ends the leads themselves, counted per day here. `at` is the start of the UTC day. Called
+-- by the functions below (as enclave_figures) for practices they have checked.
 create or replace function enclave_private.lead_figures_between(practice uuid, since timestamptz, until timestamptz)
 returns table (tenant_id uuid, at timestamptz, source text, medium text, campaign text, leads bigint, calls bigint,
                forms bigint, answered bigint, missed bigint, call_seconds bigint, spam bigint, qualified bigint,
@@ -24,16 +24,18 @@ as $$
     where f.tenant_id = practice and days.first < days.last
       and f.day >= (days.first at time zone 'UTC')::date and f.day < (days.last at time zone 'UTC')::date
     union all
-    select l.tenant_id, l.occurred_at, l.source, l.medium, l.campaign, 1, (l.kind = 'call')::int,
-           (l.kind = 'form')::int, (l.kind = 'call' and l.disposition is not distinct from 'answered')::int,
-           (l.kind = 'call' and coalesce(l.disposition <> 'answered', false))::int, coalesce(l.duration_seconds, 0),
-           (l.qualification is not distinct from 'spam')::int,
-           (l.qualification is not distinct from 'qualified')::int,
-           case when l.qualification = 'qualified' then coalesce(l.value_cents, 0) else 0 end
+    select practice, date_trunc('day', l.occurred_at, 'UTC'), l.source, l.medium, l.campaign, count(*),
+           count(*) filter (where l.kind = 'call'), count(*) filter (where l.kind = 'form'),
+           count(*) filter (where l.kind = 'call' and l.disposition = 'answered'),
+           count(*) filter (where l.kind = 'call' and l.disposition <> 'answered'),
+           coalesce(sum(l.duration_seconds), 0), count(*) filter (where l.qualification = 'spam'),
+           count(*) filter (where l.qualification = 'qualified'),
+           coalesce(sum(l.value_cents) filter (where l.qualification = 'qualified'), 0)
     from days, enclave.leads l
     where l.tenant_id = practice
       and ((l.occurred_at >= since and l.occurred_at < least(days.first, until))
            or (l.occurred_at >= greatest(days.first, days.last) and l.occurred_at < until))
+    group by 2, 3, 4, 5
 $$;
 alter function enclave_private.lead_figures_between(uuid, timestamptz, timestamptz) owner to enclave_figures;
 revoke all on function enclave_private.lead_figures_between(uuid, timestamptz, timestamptz) from public;
