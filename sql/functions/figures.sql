@@ -2,11 +2,13 @@
 -- agency has an agreement in force with, in one query. Owned by enclave_figures
 -- (0021_agency_figures.sql), which reads only the columns of leads that are not PHI.
 
--- The figures of one practice's leads in since ..< until, as rows to add up: the rollup's rows
+-- The figures of the leads of `practices` in since ..< until, as rows to add up: the rollup's rows
 -- (0024_lead_figures.sql) for the whole UTC days inside the period, and for the partial days at
 -- its ends the leads themselves, counted per day here. `at` is the start of the UTC day. Called
--- by the functions below (as enclave_figures) for practices they have checked.
-create or replace function enclave_private.lead_figures_between(practice uuid, since timestamptz, until timestamptz)
+-- once per statement by the functions below (as enclave_figures) with the practices they have
+-- checked.
+drop function if exists enclave_private.lead_figures_between(uuid, timestamptz, timestamptz);
+create or replace function enclave_private.lead_figures_between(practices uuid[], since timestamptz, until timestamptz)
 returns table (tenant_id uuid, at timestamptz, source text, medium text, campaign text, leads bigint, calls bigint,
                forms bigint, answered bigint, missed bigint, call_seconds bigint, spam bigint, qualified bigint,
                qualified_value_cents bigint)
@@ -21,10 +23,10 @@ as $$
     select f.tenant_id, (f.day::timestamp at time zone 'UTC'), f.source, f.medium, f.campaign, f.leads, f.calls,
            f.forms, f.answered, f.missed, f.call_seconds, f.spam, f.qualified, f.qualified_value_cents
     from days, enclave.lead_figures f
-    where f.tenant_id = practice and days.first < days.last
+    where f.tenant_id = any (practices) and days.first < days.last
       and f.day >= (days.first at time zone 'UTC')::date and f.day < (days.last at time zone 'UTC')::date
     union all
-    select practice, date_trunc('day', l.occurred_at, 'UTC'), l.source, l.medium, l.campaign, count(*),
+    select l.tenant_id, date_trunc('day', l.occurred_at, 'UTC'), l.source, l.medium, l.campaign, count(*),
            count(*) filter (where l.kind = 'call'), count(*) filter (where l.kind = 'form'),
            count(*) filter (where l.kind = 'call' and l.disposition = 'answered'),
            count(*) filter (where l.kind = 'call' and l.disposition <> 'answered'),
@@ -32,13 +34,13 @@ as $$
            count(*) filter (where l.qualification = 'qualified'),
            coalesce(sum(l.value_cents) filter (where l.qualification = 'qualified'), 0)
     from days, enclave.leads l
-    where l.tenant_id = practice
+    where l.tenant_id = any (practices)
       and ((l.occurred_at >= since and l.occurred_at < least(days.first, until))
            or (l.occurred_at >= greatest(days.first, days.last) and l.occurred_at < until))
-    group by 2, 3, 4, 5
+    group by 1, 2, 3, 4, 5
 $$;
-alter function enclave_private.lead_figures_between(uuid, timestamptz, timestamptz) owner to enclave_figures;
-revoke all on function enclave_private.lead_figures_between(uuid, timestamptz, timestamptz) from public;
+alter function enclave_private.lead_figures_between(uuid[], timestamptz, timestamptz) owner to enclave_figures;
+revoke all on function enclave_private.lead_figures_between(uuid[], timestamptz, timestamptz) from public;
 
 -- Leads per practice in since ..< until for `agency`: an agency admin gets every practice whose
 -- agreement with the agency is in force and grants leads.read, assigned or not; a member those of
@@ -76,7 +78,8 @@ begin
            coalesce(sum(c.forms), 0)::int8, coalesce(sum(c.answered), 0)::int8, coalesce(sum(c.missed), 0)::int8,
            coalesce(sum(c.call_seconds), 0)::int8
     from reach r
-    left join lateral enclave_private.lead_figures_between(r.practice_id, since, until) c on true
+    left join enclave_private.lead_figures_between(array(select x.practice_id from reach x), since, until) c
+        on c.tenant_id = r.practice_id
     group by r.practice_id;
 end
 $$;
@@ -120,8 +123,7 @@ begin
     )
     select 'leads', c.tenant_id, date_trunc('week', c.at, 'UTC'), c.source, c.medium, c.campaign,
            sum(c.leads - c.spam)::int8, sum(c.qualified)::int8, sum(c.qualified_value_cents)::int8, 0::int8
-    from reach r
-    cross join lateral enclave_private.lead_figures_between(r.practice_id, since, until) c
+    from enclave_private.lead_figures_between(array(select x.practice_id from reach x), since, until) c
     group by 2, 3, 4, 5, 6
     having sum(c.leads - c.spam) > 0
     union all
