@@ -472,7 +472,10 @@ try:
     owner.find_element(By.LINK_TEXT, "Done").click()
     WebDriverWait(owner, 10).until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, ".endpoint")))
     check("covered by a BAA" in owner.find_element(By.CSS_SELECTOR, ".endpoint").text, "the endpoint is not covered")
-    owner.find_element(By.CSS_SELECTOR, ".endpoint button.danger").click()
+    deleting = owner.find_element(By.CSS_SELECTOR, ".endpoint button.danger")
+    deleting.click()
+    # The old page has a #url too: wait for it to be replaced before looking at the new one.
+    WebDriverWait(owner, 10).until(expected_conditions.staleness_of(deleting))
     WebDriverWait(owner, 10).until(expected_conditions.presence_of_element_located((By.ID, "url")))
     check(not owner.find_elements(By.CSS_SELECTOR, ".endpoint"), "the deleted endpoint is still listed")
 
