@@ -1,8 +1,6 @@
 """The load, the kills and the checks of scripts/crash-test (which sets up the cluster and
 the demo credentials and runs this with its environment). Standard library only."""
 
-import hashlib
-import hmac
 import http.client
 import json
 import os
@@ -13,7 +11,7 @@ import sys
 import threading
 import time
 
-from enclavekit import free_port, serve
+from enclavekit import free_port, plain_request, serve, signed_call
 
 WORK = os.environ["ENCLAVE_CRASH_WORK"]
 CLUSTER = os.environ["ENCLAVE_CRASH_CLUSTER"]
@@ -45,34 +43,12 @@ def start_server():
 
 
 def request(method, path, body=None, headers=None, timeout=30):
-    connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=timeout)
-    try:
-        connection.request(method, path, body=body, headers=headers or {})
-        response = connection.getresponse()
-        return response.status, dict((k.lower(), v) for k, v in response.getheaders()), response.read()
-    finally:
-        connection.close()
-
-
-def body_for(key):
-    number = 5550100000 + (int(hashlib.sha256(key.encode()).hexdigest()[:6], 16) % 9999)
-    return json.dumps({"caller_number": "+1%d" % number, "caller_name": "Crash " + key,
-                       "started_at": "2026-11-29T10:00:00Z"}).encode()
+    return plain_request(PORT, method, path, body, headers, timeout)
 
 
 def ingest(key):
     """One attempt: (status, headers, json or None)."""
-    body = body_for(key)
-    t = str(int(time.time()))
-    mac = hmac.new(source["secret"].encode(), t.encode() + b"." + body, hashlib.sha256).hexdigest()
-    status, headers, data = request("POST", "/v1/ingest/calls", body, {
-        "Content-Type": "application/json", "Enclave-Source": source["id"],
-        "Enclave-Signature": "t=%s,v1=%s" % (t, mac), "Idempotency-Key": key})
-    try:
-        parsed = json.loads(data) if data else None
-    except ValueError:
-        parsed = None
-    return status, headers, parsed
+    return signed_call(PORT, source, key, "Crash")
 
 
 lock = threading.Lock()

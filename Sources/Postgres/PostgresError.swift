@@ -83,6 +83,10 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDeb
     /// True when the server cancelled the statement (SQLSTATE 57014), for a timeout or a cancel request.
     public var isQueryCanceled: Bool { sqlState == "57014" }
 
+    /// True when the server refused a write because it is read-only (SQLSTATE 25006): a standby,
+    /// or a former primary being demoted in a failover.
+    public var isReadOnlyServer: Bool { sqlState == "25006" }
+
     public var description: String {
         switch code {
         case .server:

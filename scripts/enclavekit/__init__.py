@@ -6,6 +6,7 @@ enclavekit` (see __main__.py), so none of them writes its own."""
 import base64
 import hashlib
 import hmac
+import http.client
 import json
 import os
 import socket
@@ -50,6 +51,36 @@ def serve(binary, arguments, log_path, ready, what, timeout=60):
         time.sleep(0.05)
     server.kill()
     raise SystemExit("%s: the server did not start (see %s)" % (what, log_path))
+
+
+def plain_request(port, method, path, body=None, headers=None, timeout=30):
+    """One request over plain HTTP to 127.0.0.1:`port` (a server run with --insecure-http):
+    (status, headers with lowercase names, body bytes)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, dict((k.lower(), v) for k, v in response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+def signed_call(port, source, key, name_prefix="Load"):
+    """One attempt at a signed call ingest with idempotency key `key` (the body is a function of
+    the key, so every retry sends the same lead): (status, headers, parsed JSON or None)."""
+    number = 5550100000 + (int(hashlib.sha256(key.encode()).hexdigest()[:6], 16) % 9999)
+    body = json.dumps({"caller_number": "+1%d" % number, "caller_name": "%s %s" % (name_prefix, key),
+                       "started_at": "2026-11-29T10:00:00Z"}).encode()
+    t = str(int(time.time()))
+    mac = hmac.new(source["secret"].encode(), t.encode() + b"." + body, hashlib.sha256).hexdigest()
+    status, headers, data = plain_request(port, "POST", "/v1/ingest/calls", body, {
+        "Content-Type": "application/json", "Enclave-Source": source["id"],
+        "Enclave-Signature": "t=%s,v1=%s" % (t, mac), "Idempotency-Key": key})
+    try:
+        parsed = json.loads(data) if data else None
+    except ValueError:
+        parsed = None
+    return status, headers, parsed
 
 
 def demo_credentials(directory):

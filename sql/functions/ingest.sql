@@ -482,6 +482,13 @@ begin
     if idempotency_key is not null then
         existing := enclave_private.ingest_existing_lead(idempotency_key);
         if existing is not null then
+            -- The lead another request stored may be committed on this node alone: a commit
+            -- whose wait for the synchronous standby was cancelled, or one recovered after a
+            -- crash of this node, is visible before the standby has it. A transactional WAL
+            -- record makes this statement's commit wait for the standby too (a transaction that
+            -- writes no WAL does not wait); WAL reaches the standby in order, so the answer goes
+            -- out only once the lead is there as well, and survives a failover.
+            perform pg_logical_emit_message(true, 'enclave.ingest_retry', '');
             return query select existing, false;
             return;
         end if;
@@ -496,6 +503,7 @@ begin
         if existing is null then
             raise exception 'ingest_replayed' using errcode = '28000';
         end if;
+        perform pg_logical_emit_message(true, 'enclave.ingest_retry', '');  -- as above
         return query select existing, false;
         return;
     end if;

@@ -63,12 +63,13 @@ extension PostgresError: DescribedError {
     }
 
     /// Whether the failure is the database being out of reach rather than the request's fault:
-    /// no connection, a lost one, a pool timeout, or the server shutting down or starting up
-    /// (SQLSTATE class 08, 57P01 to 57P03).
+    /// no connection, a lost one, a pool timeout, the server shutting down or starting up
+    /// (SQLSTATE class 08, 57P01 to 57P03), or a server that became a standby in a failover
+    /// (25006, read-only: the connection is discarded and the retry reaches the new primary).
     public var isUnavailable: Bool {
         if [.connectionFailed, .connectionLost, .poolTimeout].contains(code) { return true }
         guard code == .server, let state = sqlState else { return false }
-        return state.hasPrefix("08") || ["57P01", "57P02", "57P03"].contains(state)
+        return state.hasPrefix("08") || ["57P01", "57P02", "57P03", "25006"].contains(state)
     }
 }
 

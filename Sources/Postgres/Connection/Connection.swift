@@ -18,6 +18,8 @@ public final class Connection: @unchecked Sendable {
     let pool: PoolShared?
     /// The statements prepared on this connection (read and written only on `thread`).
     private nonisolated(unsafe) var prepared: Set<String> = []
+    /// What the server's notices said during the current statement.
+    private let notices: Notices
 
     struct Condition {
         var broken = false
@@ -26,9 +28,10 @@ public final class Connection: @unchecked Sendable {
 
     private init(
         pgconn: OpaquePointer, thread: ConnectionThread, configuration: ConnectionConfiguration,
-        pool: PoolShared?
+        pool: PoolShared?, notices: Notices
     ) {
         self.pgconn = pgconn
+        self.notices = notices
         self.thread = thread
         self.configuration = configuration
         self.pool = pool
@@ -60,12 +63,14 @@ public final class Connection: @unchecked Sendable {
         configuration = configuration.setting("client_encoding", to: "UTF8")
         let thread = ConnectionThread(name: "enclave.postgres")
         let settings = configuration
+        let notices = Notices()
         do {
-            let handle = try await thread.run { try openBlocking(settings) }
+            let handle = try await thread.run { try openBlocking(settings, notices) }
             guard let pointer = handle.pointer else {
                 throw PostgresError(code: .connectionFailed, message: "no connection")
             }
-            return Connection(pgconn: pointer, thread: thread, configuration: configuration, pool: pool)
+            return Connection(
+                pgconn: pointer, thread: thread, configuration: configuration, pool: pool, notices: notices)
         } catch {
             thread.stop()
             throw error
@@ -170,8 +175,20 @@ public final class Connection: @unchecked Sendable {
                 canceller.cancel(ticket, reason: .timeout)
             }
         }
+        notices.commitNotReplicated = false
         let result = simple ? count(PQexec(pgconn, sql)) : execute(pgconn, sql, parameters)
         canceller.finish()
+        if notices.commitNotReplicated {
+            // PostgreSQL reports a commit whose wait for the synchronous standby was cancelled as
+            // done, with a warning: it is on this server only and could be lost in a failover.
+            // Never report it as done; the connection goes, the caller retries (idempotently),
+            // and the retry's commit waits for the standby (see ingest_lead).
+            if let result { PQclear(result) }
+            condition.withLock { $0.broken = true }
+            throw PostgresError(
+                code: .connectionLost,
+                message: "the commit's wait for the synchronous standby was cancelled; it may not survive a failover")
+        }
         let status = PQstatus(pgconn)
         let transaction = PQtransactionStatus(pgconn)
         condition.withLock {
@@ -189,6 +206,10 @@ public final class Connection: @unchecked Sendable {
         default:
             var error = PostgresError(result: result)
             if status != CONNECTION_OK { error.code = .connectionLost }
+            // A write refused as read-only (25006): this server became a standby after a failover
+            // (no Enclave transaction is read-only). The pool discards the connection; the next
+            // connects to the new primary (target_session_attrs=read-write).
+            if error.isReadOnlyServer { condition.withLock { $0.broken = true } }
             if error.isQueryCanceled, let reason = ticket.reason {
                 switch reason {
                 case .task: throw CancellationError()
@@ -299,7 +320,9 @@ public final class Connection: @unchecked Sendable {
         }
     }
 
-    private static func openBlocking(_ configuration: ConnectionConfiguration) throws -> UnsafeConnectionHandle {
+    private static func openBlocking(_ configuration: ConnectionConfiguration, _ notices: Notices) throws
+        -> UnsafeConnectionHandle
+    {
         let keywords = configuration.parameters.map { strdup($0.keyword) } + [nil]
         let values = configuration.parameters.map { strdup($0.value) } + [nil]
         defer {
@@ -319,13 +342,30 @@ public final class Connection: @unchecked Sendable {
             }
             throw PostgresError(code: .connectionFailed, message: "could not connect to PostgreSQL: \(message)")
         }
-        // libpq prints notices to stderr by default; the service decides what to log.
-        PQsetNoticeProcessor(pgconn, { _, _ in }, nil)
+        // libpq prints notices to stderr by default; the service decides what to log. The one
+        // notice read is the warning of a cancelled wait for the synchronous standby, known by
+        // the server function that raises it (the message is translated, its SQLSTATE generic).
+        PQsetNoticeReceiver(
+            pgconn,
+            { context, result in
+                guard let context, let result,
+                    let routine = PQresultErrorField(result, Int32(UInt8(ascii: "R"))),
+                    String(cString: routine) == "SyncRepWaitForLSN"
+                else { return }
+                Unmanaged<Notices>.fromOpaque(context).takeUnretainedValue().commitNotReplicated = true
+            }, Unmanaged.passUnretained(notices).toOpaque())
         return UnsafeConnectionHandle(pointer: pgconn)
     }
 }
 
 /// A `PGconn` pointer handed from the connection's thread to its owner.
+/// What a connection's notice receiver saw; written and read only on the connection's thread
+/// (libpq calls the receiver inside the call that reads the server's messages). The connection
+/// holds it as long as libpq may call the receiver with it.
+final class Notices: @unchecked Sendable {
+    var commitNotReplicated = false
+}
+
 struct UnsafeConnectionHandle: @unchecked Sendable {
     // Used only on the owning connection's thread.
     let pointer: OpaquePointer?
