@@ -8,12 +8,10 @@ balancer, and one attack's throttling does not spill into the next.
 import concurrent.futures
 import hashlib
 import hmac
-import http.client
 import json
 import multiprocessing
 import os
 import random
-import ssl
 import statistics
 import struct
 import subprocess
@@ -21,14 +19,18 @@ import threading
 import time
 import uuid
 
-from enclavekit import free_port, serve, stalled_get, totp
+from enclavekit import TLSClient, free_port, serve, stalled_get, wrong_code
+from enclavekit import sign_in as sign_in_as
 
 WORK = os.environ["ENCLAVE_ABUSE_WORK"]
 SUPERUSER = os.environ["ENCLAVE_SUPERUSER_DATABASE_URL"].rsplit("/", 1)[0] + "/enclave_abuse"
 CAFILE = os.path.join(WORK, "cert.pem")
 credentials = json.load(open(os.path.join(WORK, "credentials.json")))
-TLS = ssl.create_default_context(cafile=CAFILE)
 missed = []
+
+
+def sign_in(client, email):
+    return sign_in_as(client, credentials, email)
 
 
 def report(attack, figure, goal, met):
@@ -42,73 +44,11 @@ def psql(sql):
                           text=True).stdout.strip()
 
 
-class Client:
-    """One keep-alive HTTPS connection to a server, reopened when the server closes it."""
-
-    def __init__(self, port, address=None):
-        self.port = port
-        self.address = address
-        self.connection = None
-
-    def request(self, method, path, body=None, headers=None, token=None):
-        headers = dict(headers or {})
-        if self.address:
-            headers["X-Forwarded-For"] = self.address
-        if token:
-            headers["Authorization"] = "Bearer " + token
-        if isinstance(body, (dict, list)):
-            body = json.dumps(body).encode()
-            headers.setdefault("Content-Type", "application/json")
-        for attempt in range(2):
-            if self.connection is None:
-                self.connection = http.client.HTTPSConnection("localhost", self.port, context=TLS, timeout=60)
-            try:
-                self.connection.request(method, path, body=body, headers=headers)
-                response = self.connection.getresponse()
-                data = response.read()
-                if response.getheader("Connection", "").lower() == "close":
-                    self.close()
-                return response.status, response.headers, data
-            except (http.client.HTTPException, OSError):
-                self.close()
-                if attempt == 1:
-                    raise
-
-    def json(self, *arguments, **keywords):
-        status, headers, data = self.request(*arguments, **keywords)
-        try:
-            return status, headers, json.loads(data) if data else {}
-        except ValueError:
-            return status, headers, {}
-
-    def close(self):
-        if self.connection is not None:
-            self.connection.close()
-            self.connection = None
-
-
-def sign_in(client, email):
-    """Password, then the current code: a session that reaches PHI."""
-    user = next(u for u in credentials["users"] if u["email"] == email)
-    status, _, body = client.json("POST", "/v1/auth/login", {"email": email, "password": user["password"]})
-    assert status == 200, "sign-in of %s got %d" % (email, status)
-    status, _, _ = client.json("POST", "/v1/auth/mfa", {"code": totp(user["totpSecret"], time.time())},
-                               token=body["token"])
-    assert status == 204, "the code of %s got %d" % (email, status)
-    return body["token"]
-
-
-def wrong_code(secret):
-    now = time.time()
-    valid = {totp(secret, now + step * 30) for step in (-1, 0, 1)}
-    return next(c for c in ("000000", "111111", "222222", "333333") if c not in valid)
-
-
 def guess_codes(port):
     """A leaked password: sign in, then guess codes until the database stops checking them."""
     active = next(p for p in credentials["practices"] if p["agreement"] == "active")
     victim = next(u for u in credentials["users"] if u["email"] != active["owner"] and u.get("totpSecret"))
-    client = Client(port, "198.51.100.11")
+    client = TLSClient(port, CAFILE, "198.51.100.11")
     checked, ended, refusal = 0, 0, None
     while refusal is None and checked < 100:
         status, _, body = client.json("POST", "/v1/auth/login",
@@ -138,7 +78,7 @@ def guess_codes(port):
 def console_sign_ins(port):
     """Bad console sign-ins with made-up emails: they count against the sender's address only."""
     address = "198.51.100.22"
-    client = Client(port, address)
+    client = TLSClient(port, CAFILE, address)
     statuses = []
     for n in range(22):
         status, headers, page = client.request("GET", "/sign-in")
@@ -153,7 +93,7 @@ def console_sign_ins(port):
     # Another console user, at another address, signs in as usual.
     active = next(p for p in credentials["practices"] if p["agreement"] == "active")
     owner = next(u for u in credentials["users"] if u["email"] == active["owner"])
-    other = Client(port, "198.51.100.23")
+    other = TLSClient(port, CAFILE, "198.51.100.23")
     _, headers, page = other.request("GET", "/sign-in")
     csrf = page.decode().split('name="csrf" value="', 1)[1].split('"', 1)[0]
     form = "email=%s&password=%s&csrf=%s" % (owner["email"].replace("@", "%40"), owner["password"].replace(" ", "+"),
@@ -172,7 +112,7 @@ def percentile(samples, p):
 
 
 def sample_health(port, stop, samples):
-    client = Client(port)
+    client = TLSClient(port, CAFILE)
     while not stop.is_set():
         started = time.perf_counter()
         client.request("GET", "/healthz")
@@ -201,7 +141,7 @@ def flood(port, seconds, sign_ins, results):
     stop = time.time() + seconds
 
     def worker(number):
-        client = Client(port)
+        client = TLSClient(port, CAFILE)
         n = 0
         while time.time() < stop:
             n += 1
@@ -281,7 +221,7 @@ def signed(client, method, path, body, content_type, key=None):
 def stalled_readers(port):
     """12 clients ask for a 6 MiB recording and read nothing; meanwhile the owner asks who they are."""
     active = next(p for p in credentials["practices"] if p["agreement"] == "active")
-    client = Client(port, "198.51.100.44")
+    client = TLSClient(port, CAFILE, "198.51.100.44")
     status, _, call = signed(client, "POST", "/v1/ingest/calls", json.dumps({
         "caller_number": "+15550104444", "started_at": "2026-11-29T10:00:00Z"}).encode(), "application/json", "abuse-1")
     assert status == 201, "the call got %d" % status
@@ -293,7 +233,7 @@ def stalled_readers(port):
         readers = [pool.submit(stalled_get, url, token, CAFILE, 12) for _ in range(12)]
         time.sleep(3)
         started = time.perf_counter()
-        status, _, _ = Client(port, "198.51.100.45").request("GET", "/v1/me", token=token)
+        status, _, _ = TLSClient(port, CAFILE, "198.51.100.45").request("GET", "/v1/me", token=token)
         took = time.perf_counter() - started
         got = [r.result() for r in readers]
     report("stalled recording readers", "GET /v1/me %d in %.3f s while 12 readers stalled (%d of them streaming)"
@@ -305,7 +245,7 @@ def strangers(port):
     chains = "select count(distinct tenant_id) from enclave.audit_events"
     events = "select count(*) from enclave.audit_events"
     chains_before, events_before = int(psql(chains)), int(psql(events))
-    client = Client(port, "198.51.100.55")
+    client = TLSClient(port, CAFILE, "198.51.100.55")
     statuses = {}
     for _ in range(300):
         status, _, _ = client.request("GET", "/v1/practices/%s/leads" % uuid.uuid4(), token="made-up-%032x" % random.getrandbits(128))
@@ -332,7 +272,7 @@ def pool_cycling(port):
     """60 page views from one address, each without a session (a new visitor every time)."""
     site = credentials["sites"][0]
     fresh_minute()
-    client = Client(port, "198.51.100.66")
+    client = TLSClient(port, CAFILE, "198.51.100.66")
     numbers = set()
     for _ in range(60):
         status, _, view = snippet_view(client, site)
@@ -346,7 +286,7 @@ def shared_budget(ports):
     """130 page views from one address, alternating between two server processes."""
     site = credentials["sites"][-1]
     fresh_minute()
-    clients = [Client(p, "198.51.100.77") for p in ports]
+    clients = [TLSClient(p, CAFILE, "198.51.100.77") for p in ports]
     admitted, retry_after = 0, None
     for n in range(130):
         status, headers, _ = snippet_view(clients[n % 2], site)
@@ -360,7 +300,7 @@ def shared_budget(ports):
 
 def start(port):
     def healthy():
-        status, _, _ = Client(port).request("GET", "/healthz")
+        status, _, _ = TLSClient(port, CAFILE).request("GET", "/healthz")
         return status == 200
     return serve(os.environ["ENCLAVE_BIN"],
                  ["--port", str(port), "--host", "127.0.0.1", "--tls-cert", CAFILE,

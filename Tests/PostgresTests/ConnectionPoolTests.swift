@@ -138,6 +138,26 @@ struct ConnectionPoolTests {
         }
     }
 
+    @Test("a write refused as read-only (a primary demoted to standby) is unavailable, and its connection is replaced")
+    func readOnlyServerConnectionIsDiscarded() async throws {
+        try await ScratchDatabase.with { database in
+            let pool = try superuserPool(database, size: 1)
+            // The session turns read-only, as a demoted primary's sessions do.
+            let before = try await pool.query("select pg_backend_pid() as pid").first?.decode(Int32.self, "pid")
+            try await pool.query("set default_transaction_read_only = on")
+            await #expect {
+                try await pool.query("create table written (x int)")
+            } throws: { error in
+                (error as? PostgresError)?.isReadOnlyServer == true && isDatabaseUnreachable(error)
+            }
+            // The next checkout opens a new connection, which writes.
+            let after = try await pool.query("select pg_backend_pid() as pid").first?.decode(Int32.self, "pid")
+            #expect(after != before)
+            try await pool.query("create table written (x int)")
+            await pool.close()
+        }
+    }
+
     @Test("a statement timeout cancels on the server and reports statementTimeout")
     func statementTimeout() async throws {
         let connection = try await Connection.connect(TestEnvironment.configuration("ENCLAVE_SUPERUSER_DATABASE_URL"))

@@ -65,22 +65,94 @@ def plain_request(port, method, path, body=None, headers=None, timeout=30):
         connection.close()
 
 
-def signed_call(port, source, key, name_prefix="Load"):
-    """One attempt at a signed call ingest with idempotency key `key` (the body is a function of
-    the key, so every retry sends the same lead): (status, headers, parsed JSON or None)."""
+def signed_call_request(source, key, name_prefix="Load"):
+    """The body and headers of a signed call ingest (POST /v1/ingest/calls) with idempotency key
+    `key`, signed now. The body is a function of the key, so every retry sends the same lead."""
     number = 5550100000 + (int(hashlib.sha256(key.encode()).hexdigest()[:6], 16) % 9999)
     body = json.dumps({"caller_number": "+1%d" % number, "caller_name": "%s %s" % (name_prefix, key),
                        "started_at": "2026-11-29T10:00:00Z"}).encode()
     t = str(int(time.time()))
     mac = hmac.new(source["secret"].encode(), t.encode() + b"." + body, hashlib.sha256).hexdigest()
-    status, headers, data = plain_request(port, "POST", "/v1/ingest/calls", body, {
-        "Content-Type": "application/json", "Enclave-Source": source["id"],
-        "Enclave-Signature": "t=%s,v1=%s" % (t, mac), "Idempotency-Key": key})
+    return body, {"Content-Type": "application/json", "Enclave-Source": source["id"],
+                  "Enclave-Signature": "t=%s,v1=%s" % (t, mac), "Idempotency-Key": key}
+
+
+def signed_call(port, source, key, name_prefix="Load"):
+    """One attempt at a signed call ingest over plain HTTP (see signed_call_request):
+    (status, headers, parsed JSON or None)."""
+    body, request_headers = signed_call_request(source, key, name_prefix)
+    status, headers, data = plain_request(port, "POST", "/v1/ingest/calls", body, request_headers)
     try:
         parsed = json.loads(data) if data else None
     except ValueError:
         parsed = None
     return status, headers, parsed
+
+
+class TLSClient:
+    """One keep-alive HTTPS connection to a server on localhost (its certificate in `cafile`),
+    reopened when the server closes it; `address` goes in X-Forwarded-For (for a server that
+    trusts 127.0.0.1 as a proxy)."""
+
+    def __init__(self, port, cafile, address=None):
+        self.port = port
+        self.address = address
+        self.context = ssl.create_default_context(cafile=cafile)
+        self.connection = None
+
+    def request(self, method, path, body=None, headers=None, token=None):
+        headers = dict(headers or {})
+        if self.address:
+            headers["X-Forwarded-For"] = self.address
+        if token:
+            headers["Authorization"] = "Bearer " + token
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+            headers.setdefault("Content-Type", "application/json")
+        for attempt in range(2):
+            if self.connection is None:
+                self.connection = http.client.HTTPSConnection("localhost", self.port, context=self.context, timeout=60)
+            try:
+                self.connection.request(method, path, body=body, headers=headers)
+                response = self.connection.getresponse()
+                data = response.read()
+                if response.getheader("Connection", "").lower() == "close":
+                    self.close()
+                return response.status, response.headers, data
+            except (http.client.HTTPException, OSError):
+                self.close()
+                if attempt == 1:
+                    raise
+
+    def json(self, *arguments, **keywords):
+        status, headers, data = self.request(*arguments, **keywords)
+        try:
+            return status, headers, json.loads(data) if data else {}
+        except ValueError:
+            return status, headers, {}
+
+    def close(self):
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+
+
+def sign_in(client, credentials, email):
+    """Password, then the current code: a session that reaches PHI (a demo user of `credentials`)."""
+    user = next(u for u in credentials["users"] if u["email"] == email)
+    status, _, body = client.json("POST", "/v1/auth/login", {"email": email, "password": user["password"]})
+    assert status == 200, "sign-in of %s got %d" % (email, status)
+    status, _, _ = client.json("POST", "/v1/auth/mfa", {"code": totp(user["totpSecret"], time.time())},
+                               token=body["token"])
+    assert status == 204, "the code of %s got %d" % (email, status)
+    return body["token"]
+
+
+def wrong_code(secret):
+    """A six-digit code that is not valid now, nor one step before or after."""
+    now = time.time()
+    valid = {totp(secret, now + step * 30) for step in (-1, 0, 1)}
+    return next(c for c in ("000000", "111111", "222222", "333333") if c not in valid)
 
 
 def demo_credentials(directory):
