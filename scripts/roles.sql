@@ -1,3 +1,4 @@
+set client_min_messages = warning;
 -- The four Enclave roles and the database, with their passwords; safe to repeat. Run as the
 -- superuser by scripts/dev-postgres and scripts/ha with psql variables owner_pw, app_pw,
 -- maint_pw, auth_pw and db.
@@ -11,3 +12,5 @@ select format('create database %I owner enclave_owner', :'db')
  where not exists (select from pg_database where datname = :'db') \gexec
 -- scripts/ha's database is created by pg_auto_failover, owned by postgres.
 select format('alter database %I owner to enclave_owner', :'db') \gexec
+-- The statement statistics scripts/check-distribution reads (the library is preloaded).
+create extension if not exists pg_stat_statements;

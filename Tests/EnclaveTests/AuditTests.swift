@@ -429,7 +429,7 @@ struct AuditTests {
                     fixture.memberToken, practice: fixture.practiceA, scope: .leadsRead
                 ) {
                     transaction in
-                    let rows = try await transaction.query("select id from enclave.leads")
+                    let rows = try await transaction.query("select id from enclave.leads /* test: isolation probe */")
                     try await transaction.audit(
                         AuditEvent(
                             tenant: fixture.practiceA, action: .phiRead, objectType: "lead",

@@ -137,8 +137,9 @@ struct RetentionTests {
         let maintenance = (try await fixture.operations()).maintenance
         return try await maintenance.withTenant(fixture.practiceA) { transaction in
             let source = try #require(
-                try await transaction.query("select id from enclave.tracking_sources limit 1").first?.decode(
-                    UUID.self, "id"))
+                try await transaction.query("select id from enclave.tracking_sources limit 1 /* test: any source */")
+                    .first?.decode(
+                        UUID.self, "id"))
             let old = UUID()
             let recent = UUID()
             for (id, days) in [(old, 40.0), (recent, 10.0)] {

@@ -135,7 +135,8 @@ struct IdentityFixture: Sendable {
         async throws -> Int
     {
         try await access.withPractice(token, practice: practice, scope: scope) { transaction in
-            try await transaction.query("select count(*)::int8 as n from enclave.\(table)").first?.decode(Int.self, "n")
+            try await transaction.query("select count(*)::int8 as n from enclave.\(table) /* test: isolation probe */")
+                .first?.decode(Int.self, "n")
                 ?? -1
         }
     }
@@ -157,7 +158,9 @@ struct IdentityFixture: Sendable {
                 "select set_config('enclave.session_token', $1, true), set_config('enclave.tenant_id', $2, true)",
                 [token?.value ?? "", practice.uuidString])
             let rows =
-                try await transaction.query("select count(*)::int8 as n from enclave.\(table)").first?.decode(
+                try await transaction.query(
+                    "select count(*)::int8 as n from enclave.\(table) /* test: isolation probe */"
+                ).first?.decode(
                     Int.self, "n") ?? -1
             var inserted = false
             do {

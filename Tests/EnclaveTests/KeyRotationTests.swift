@@ -149,7 +149,7 @@ struct KeyRotationTests {
             let app = try await fixture.database.connect(DatabaseRole.app.variable)
             defer { Task { await app.close() } }
             try await app.query("select set_config('enclave.maint_tenant', $1, false)", [a.uuidString])
-            #expect(try await app.query("select 1 from enclave.tenant_keys").isEmpty)
+            #expect(try await app.query("select 1 from enclave.tenant_keys /* test: isolation probe */").isEmpty)
         }
     }
 }

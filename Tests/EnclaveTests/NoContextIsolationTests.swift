@@ -70,14 +70,15 @@ struct NoContextIsolationTests {
                 for table in tables {
                     // Table names come from the catalog, never from input.
                     // A table the role may not read at all (42501) shows nothing either.
-                    let count = try await visibleRows(service, "select count(*)::int8 as n from enclave.\(table)")
+                    let count = try await visibleRows(
+                        service, "select count(*)::int8 as n from enclave.\(table) /* test: isolation probe */")
                     #expect(count == 0, "\(role.variable): \(table) shows rows")
                     let row = try await superuser.query(
                         "select row_to_json(t)::text as row from enclave.\(table) t limit 1")
                     let json = try #require(try row.first?.decode(String.self, "row"))
                     do {
                         try await service.query(
-                            "insert into enclave.\(table) select * from json_populate_record(null::enclave.\(table), $1::json)",
+                            "insert into enclave.\(table) overriding system value select * from json_populate_record(null::enclave.\(table), $1::json)",
                             [json]
                         )
                         Issue.record("\(role.variable) inserted into \(table)")

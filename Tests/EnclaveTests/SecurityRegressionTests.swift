@@ -32,7 +32,10 @@ struct SecurityRegressionTests {
         _ bindings: [any PostgresEncodable] = []
     ) async throws -> String? {
         do {
-            _ = try await asService(fixture, settings) { try await $0.query(sql, bindings) }
+            // Marked as a test's statement: scripts/check-distribution checks only the service's.
+            _ = try await asService(fixture, settings) {
+                try await $0.query(sql + " /* test: attack probe */", bindings)
+            }
             return nil
         } catch let error as PostgresError where error.code == .server {
             return error.sqlState
@@ -156,7 +159,8 @@ struct SecurityRegressionTests {
             for table in ["tenant_keys", "tracking_sources", "webhook_endpoints", "outbox", "ingest_replays", "leads"] {
                 let rows = try await asService(fixture, ingest) { transaction in
                     try await visibleRows(
-                        transaction.connection, "select count(*)::int8 as n from enclave.\(table)")
+                        transaction.connection,
+                        "select count(*)::int8 as n from enclave.\(table) /* test: isolation probe */")
                 }
                 #expect(rows == 0, "an ingest credential reads \(table)")
             }
@@ -192,8 +196,8 @@ struct SecurityRegressionTests {
                 "enclave.session_token": fixture.memberToken.value, "enclave.tenant_id": fixture.practiceA.uuidString,
             ]
             let rows = try await asService(fixture, member) { transaction in
-                try await transaction.query("select count(*)::int8 as n from enclave.leads").first?.decode(
-                    Int.self, "n")
+                try await transaction.query("select count(*)::int8 as n from enclave.leads /* test: member probe */")
+                    .first?.decode(Int.self, "n")
             }
             #expect(rows == 1)
             for sql in [

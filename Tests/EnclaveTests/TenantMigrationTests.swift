@@ -78,7 +78,8 @@ struct TenantMigrationTests {
             #expect(first.filter { if case .applied = $0.result { true } else { false } }.count == 7)
             for practice in poisoned {
                 try await keys.maintenance.withTenant(practice) {
-                    try await $0.query("delete from enclave.tracking_sources where label = 'poison'")
+                    try await $0.query(
+                        "delete from enclave.tracking_sources where label = 'poison' /* test: cure the poison */")
                 }
             }
             let second = try await migrator.run()

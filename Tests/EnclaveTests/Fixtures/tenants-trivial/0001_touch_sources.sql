@@ -1,1 +1,1 @@
-update enclave.tracking_sources set label = label;
+update enclave.tracking_sources set label = label /* test: a per-tenant migration */;
