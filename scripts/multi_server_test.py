@@ -117,15 +117,18 @@ def snippet_budget(ports):
 
 
 def idempotent_ingest(ports):
-    """Each of 50 keys sent to both servers at once, three times over: one lead per key."""
+    """Each of 50 keys sent to both servers at once, three times over: one lead per key. Each
+    send is signed at another second, as a provider's retries are, so that the signed-request
+    replay marker cannot be what keeps them apart: the idempotency key has to."""
     practice = demo_practice(credentials)
     source = demo_call_source(credentials, practice["id"])
     keys = ["multi-%03d" % n for n in range(50)]
-    jobs = [(port, key) for key in keys for _ in range(3) for port in ports]
+    now = time.time()
+    jobs = [(port, key, now - 2 * n - side) for key in keys for n in range(3) for side, port in enumerate(ports)]
 
     def send(job):
-        port, key = job
-        body, headers = signed_call_request(source, key, "Multi")
+        port, key, signed_at = job
+        body, headers = signed_call_request(source, key, "Multi", signed_at)
         return key, TLSClient(port, CAFILE).json("POST", "/v1/ingest/calls", body, headers)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=40) as pool:

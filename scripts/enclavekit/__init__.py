@@ -65,13 +65,14 @@ def plain_request(port, method, path, body=None, headers=None, timeout=30):
         connection.close()
 
 
-def signed_call_request(source, key, name_prefix="Load"):
+def signed_call_request(source, key, name_prefix="Load", signed_at=None):
     """The body and headers of a signed call ingest (POST /v1/ingest/calls) with idempotency key
-    `key`, signed now. The body is a function of the key, so every retry sends the same lead."""
+    `key`, signed at `signed_at` (a Unix time; now by default). The body is a function of the
+    key, so every retry sends the same lead."""
     number = 5550100000 + (int(hashlib.sha256(key.encode()).hexdigest()[:6], 16) % 9999)
     body = json.dumps({"caller_number": "+1%d" % number, "caller_name": "%s %s" % (name_prefix, key),
                        "started_at": "2026-11-29T10:00:00Z"}).encode()
-    t = str(int(time.time()))
+    t = str(int(time.time() if signed_at is None else signed_at))
     mac = hmac.new(source["secret"].encode(), t.encode() + b"." + body, hashlib.sha256).hexdigest()
     return body, {"Content-Type": "application/json", "Enclave-Source": source["id"],
                   "Enclave-Signature": "t=%s,v1=%s" % (t, mac), "Idempotency-Key": key}
