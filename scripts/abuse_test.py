@@ -12,14 +12,13 @@ import json
 import multiprocessing
 import os
 import random
-import statistics
 import struct
-import subprocess
 import threading
 import time
 import uuid
 
 from enclavekit import TLSClient, free_port, serve, stalled_get, wrong_code
+import enclavekit
 from enclavekit import sign_in as sign_in_as
 
 WORK = os.environ["ENCLAVE_ABUSE_WORK"]
@@ -40,8 +39,7 @@ def report(attack, figure, goal, met):
 
 
 def psql(sql):
-    return subprocess.run(["psql", "-X", "-At", SUPERUSER, "-c", sql], check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return enclavekit.psql(SUPERUSER, sql)
 
 
 def guess_codes(port):

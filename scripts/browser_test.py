@@ -23,6 +23,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from twilio.request_validator import RequestValidator
 
 from enclavekit import free_port, serve, totp
+import enclavekit
 
 WORK = os.environ["ENCLAVE_BROWSER_WORK"]
 SHOTS = os.environ["ENCLAVE_SCREENSHOTS"]
@@ -181,8 +182,7 @@ def serve_site(directory, port):
 
 
 def psql(sql):
-    return subprocess.run(["psql", "-X", "-At", SUPERUSER, "-c", sql], check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return enclavekit.psql(SUPERUSER, sql)
 
 
 SUPERUSER = os.environ["ENCLAVE_SUPERUSER_DATABASE_URL"].rsplit("/", 1)[0] + "/enclave_browser"

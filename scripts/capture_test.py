@@ -21,6 +21,7 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
 from enclavekit import free_port, serve, totp
+import enclavekit
 
 WORK = os.environ["ENCLAVE_CAPTURE_WORK"]
 SUPERUSER = os.environ["ENCLAVE_SUPERUSER_DATABASE_URL"].rsplit("/", 1)[0] + "/enclave_capture"
@@ -63,8 +64,7 @@ def healthy():
 
 
 def psql(sql):
-    return subprocess.run(["psql", "-X", "-At", SUPERUSER, "-c", sql], check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return enclavekit.psql(SUPERUSER, sql)
 
 
 def parse(text):

@@ -12,6 +12,7 @@ import threading
 import time
 
 from enclavekit import free_port, plain_request, serve, signed_call
+import enclavekit
 
 WORK = os.environ["ENCLAVE_CRASH_WORK"]
 CLUSTER = os.environ["ENCLAVE_CRASH_CLUSTER"]
@@ -138,8 +139,7 @@ def wait_for_acks(count):
 
 
 def psql(sql):
-    return subprocess.run(["psql", "-X", "-At", "-F", "\t", SUPERUSER, "-c", sql],
-                          check=True, capture_output=True, text=True).stdout
+    return enclavekit.psql(SUPERUSER, sql)
 
 
 # The audit chainer runs through the load, and `enclave audit verify` runs again and again
@@ -209,15 +209,7 @@ if verify_runs["passed"] < 5:
     fail("audit verify passed only %d times during the load" % verify_runs["passed"])
 
 # Every acknowledged lead is stored exactly once, with the id it was acknowledged with.
-rows = [line.split("\t") for line in psql(
-    "select idempotency_key, id, count(*) over (partition by idempotency_key) from enclave.leads "
-    "where source_id = '%s'" % source["id"]).splitlines() if line]
-stored = {}
-duplicates = 0
-for key, lead, count in rows:
-    if int(count) > 1:
-        duplicates += 1
-    stored.setdefault(key, set()).add(lead)
+stored, rows, duplicates = enclavekit.stored_leads(SUPERUSER, source["id"])
 lost = [k for k, lead in acked.items() if lead not in stored.get(k, set())]
 unacknowledged = [k for k in keys if k not in acked]
 extra = [k for k in stored if k not in acked]
@@ -231,7 +223,7 @@ for key in keys:
 recovery_pg = first_ack_after(pg_back)
 recovery_server = first_ack_after(server_back)
 print("crash-test: N=%d leads from %d concurrent clients in %.1f s; acknowledged %d; stored %d rows"
-      % (LEADS, CLIENTS, elapsed, len(acked), len(rows)), flush=True)
+      % (LEADS, CLIENTS, elapsed, len(acked), rows), flush=True)
 print("crash-test: lost %d, duplicates %d, retries answered with another lead %d, unacknowledged %d, unexpected %d"
       % (len(lost), duplicates, mismatched, len(unacknowledged), len(extra)), flush=True)
 print("crash-test: 503 answers during the load: %d (all with Retry-After: %s); other non-2xx: %s"
@@ -242,7 +234,7 @@ print("crash-test: recovery after the PostgreSQL kill: %.2f s from the kill to t
 print("crash-test: recovery after the server kill: %.2f s from the kill to the next acknowledgement "
       "(%.2f s after it listened again)" % ((recovery_server or float("nan")) - server_killed,
                                             (recovery_server or float("nan")) - server_back), flush=True)
-if lost or duplicates or mismatched or unacknowledged or extra or len(rows) != LEADS:
+if lost or duplicates or mismatched or unacknowledged or extra or rows != LEADS:
     fail("acknowledged leads were lost, duplicated or answered inconsistently")
 if not all(r for r, _ in unavailable) or any(not t.endswith("/service-unavailable") for _, t in unavailable):
     fail("a 503 without Retry-After or of another problem type")

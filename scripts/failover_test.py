@@ -21,6 +21,7 @@ import threading
 import time
 
 from enclavekit import free_port, plain_request, serve, signed_call
+import enclavekit
 
 WORK = os.environ["ENCLAVE_FAILOVER_WORK"]
 BIN = os.environ["ENCLAVE_BIN"]
@@ -121,8 +122,7 @@ def ha(*arguments):
 
 
 def psql(sql):
-    return subprocess.run(["psql", "-X", "-At", "-F", "\t", SUPERUSER, "-c", sql],
-                          check=True, capture_output=True, text=True).stdout
+    return enclavekit.psql(SUPERUSER, sql)
 
 
 def primary_port():
@@ -200,15 +200,7 @@ chainer.wait(timeout=30)
 
 # Every acknowledged lead is stored exactly once, with the id it was acknowledged with, on the
 # primary of the end (node 1, which was down when a share of them was acknowledged).
-rows = [line.split("\t") for line in psql(
-    "select idempotency_key, id, count(*) over (partition by idempotency_key) from enclave.leads "
-    "where source_id = '%s'" % source["id"]).splitlines() if line]
-stored = {}
-duplicates = 0
-for key, lead, count in rows:
-    if int(count) > 1:
-        duplicates += 1
-    stored.setdefault(key, set()).add(lead)
+stored, rows, duplicates = enclavekit.stored_leads(SUPERUSER, source["id"])
 lost = [k for k, lead in acked.items() if lead not in stored.get(k, set())]
 lost_alone = [k for k in alone_on_node2 if k in lost]
 # A lead stored but never acknowledged is the retry the client never finished: it stopped.
@@ -217,7 +209,7 @@ unacknowledged = [k for k in stored if k not in acked]
 times = sorted(t for t, _, _ in ack_log)
 gaps = [(b - a, a) for a, b in zip(times, times[1:])]
 longest, longest_at = max(gaps) if gaps else (float("nan"), 0)
-say("N=%d leads from %d concurrent clients in %.1f s; %d rows stored" % (len(acked), CLIENTS, elapsed, len(rows)))
+say("N=%d leads from %d concurrent clients in %.1f s; %d rows stored" % (len(acked), CLIENTS, elapsed, rows))
 say("lost %d, duplicates %d (stored but never acknowledged: %d, the clients' last tries)"
     % (len(lost), duplicates, len(unacknowledged)))
 say("recovery: %.2f s and %.2f s from each kill to the next acknowledgement (goal under 30 s)"

@@ -12,11 +12,11 @@ server and looks for its effect on the other; any difference fails the test.
 import concurrent.futures
 import json
 import os
-import subprocess
 import sys
 import time
 
 from enclavekit import TLSClient, demo_call_source, demo_practice, free_port, serve, sign_in, signed_call_request, totp
+import enclavekit
 
 WORK = os.environ["ENCLAVE_MULTI_WORK"]
 SUPERUSER = os.environ["ENCLAVE_SUPERUSER_DATABASE_URL"].rsplit("/", 1)[0] + "/enclave_multi"
@@ -32,8 +32,7 @@ def check(what, figure, held):
 
 
 def psql(sql):
-    return subprocess.run(["psql", "-X", "-At", SUPERUSER, "-c", sql], check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return enclavekit.psql(SUPERUSER, sql)
 
 
 def start(port):

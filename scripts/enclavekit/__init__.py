@@ -156,6 +156,24 @@ def wrong_code(secret):
     return next(c for c in ("000000", "111111", "222222", "333333") if c not in valid)
 
 
+def psql(url, sql):
+    """One statement through psql, its rows as text: unaligned, columns separated by tabs."""
+    return subprocess.run(["psql", "-X", "-At", "-F", "\t", url, "-c", sql], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def stored_leads(url, source_id):
+    """The leads one source stored, by idempotency key: ({key: {lead ids}}, rows, keys stored
+    more than once)."""
+    rows = [line.split("\t") for line in psql(url, (
+        "select idempotency_key, id, count(*) over (partition by idempotency_key) from enclave.leads "
+        "where source_id = '%s'") % source_id).splitlines() if line]
+    stored = {}
+    for key, lead, _ in rows:
+        stored.setdefault(key, set()).add(lead)
+    return stored, len(rows), sum(1 for _, _, count in rows if int(count) > 1)
+
+
 def demo_credentials(directory):
     """The credentials.json that `enclave demo seed --dir DIRECTORY` wrote."""
     with open(os.path.join(directory, "credentials.json")) as f:
