@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 
-from enclavekit import TLSClient, free_port, serve, stalled_get, wrong_code
+from enclavekit import TLSClient, free_port, stalled_get, wrong_code
 import enclavekit
 from enclavekit import sign_in as sign_in_as
 
@@ -297,13 +297,7 @@ def shared_budget(ports):
 
 
 def start(port):
-    def healthy():
-        status, _, _ = TLSClient(port, CAFILE).request("GET", "/healthz")
-        return status == 200
-    return serve(os.environ["ENCLAVE_BIN"],
-                 ["--port", str(port), "--host", "127.0.0.1", "--tls-cert", CAFILE,
-                  "--tls-key", os.path.join(WORK, "key.pem"), "--metrics-port", "0", "--trusted-proxy", "127.0.0.1/32"],
-                 os.path.join(WORK, "serve-%d.log" % port), healthy, "abuse-test")
+    return enclavekit.serve_tls(os.environ["ENCLAVE_BIN"], port, WORK, "abuse-test")
 
 
 ports = [free_port(), free_port()]

@@ -15,7 +15,7 @@ import os
 import sys
 import time
 
-from enclavekit import TLSClient, demo_call_source, demo_practice, free_port, serve, sign_in, signed_call_request, totp
+from enclavekit import TLSClient, demo_call_source, demo_practice, free_port, sign_in, signed_call_request, totp
 import enclavekit
 
 WORK = os.environ["ENCLAVE_MULTI_WORK"]
@@ -36,13 +36,7 @@ def psql(sql):
 
 
 def start(port):
-    def healthy():
-        status, _, _ = TLSClient(port, CAFILE).request("GET", "/healthz")
-        return status == 200
-    return serve(os.environ["ENCLAVE_BIN"],
-                 ["--port", str(port), "--host", "127.0.0.1", "--tls-cert", CAFILE,
-                  "--tls-key", os.path.join(WORK, "key.pem"), "--metrics-port", "0", "--trusted-proxy", "127.0.0.1/32"],
-                 os.path.join(WORK, "serve-%d.log" % port), healthy, "multi-server-test")
+    return enclavekit.serve_tls(os.environ["ENCLAVE_BIN"], port, WORK, "multi-server-test")
 
 
 def sessions(a, b):

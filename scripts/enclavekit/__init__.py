@@ -174,6 +174,21 @@ def stored_leads(url, source_id):
     return stored, len(rows), sum(1 for _, _, count in rows if int(count) > 1)
 
 
+def serve_tls(binary, port, directory, what):
+    """`enclave serve` over TLS on 127.0.0.1:`port` with the certificate and key in `directory`
+    (cert.pem, key.pem), trusting 127.0.0.1 as a proxy (so tests can send X-Forwarded-For), its
+    log in `directory`/serve-PORT.log; returned once /healthz answers."""
+    cafile = os.path.join(directory, "cert.pem")
+
+    def healthy():
+        status, _, _ = TLSClient(port, cafile).request("GET", "/healthz")
+        return status == 200
+    return serve(binary, ["--port", str(port), "--host", "127.0.0.1", "--tls-cert", cafile,
+                          "--tls-key", os.path.join(directory, "key.pem"), "--metrics-port", "0",
+                          "--trusted-proxy", "127.0.0.1/32"],
+                 os.path.join(directory, "serve-%d.log" % port), healthy, what)
+
+
 def demo_credentials(directory):
     """The credentials.json that `enclave demo seed --dir DIRECTORY` wrote."""
     with open(os.path.join(directory, "credentials.json")) as f:
