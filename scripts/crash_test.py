@@ -102,26 +102,8 @@ def postgres(action):
 
 
 def kill_postgres():
-    """SIGKILL the postmaster and every backend: a crash, not a shutdown. The postmaster is
-    stopped first, so that it forks no child between the listing of its children and the kill
-    (a child forked in that instant would survive, holding the listening socket)."""
-    pid = int(open(os.path.join(CLUSTER, "data", "postmaster.pid")).readline())
-    os.kill(pid, signal.SIGSTOP)
-    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-    for victim in [int(c) for c in children] + [pid]:
-        try:
-            os.kill(victim, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        alive = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True).stdout.strip()
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            if not alive:
-                return
-        time.sleep(0.05)
+    """SIGKILL the postmaster and every process of the cluster: a crash, not a shutdown."""
+    subprocess.run([os.path.join(os.path.dirname(__file__), "kill-postgres"), os.path.join(CLUSTER, "data")], check=True)
 
 
 def first_ack_after(moment):
