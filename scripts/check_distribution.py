@@ -52,6 +52,8 @@ REFERENCE = {
 COORDINATOR = {
     "enclave.login_failures": "sign-in and code throttles, by account and address",
     "enclave.alerts": "security alerts, by agency or platform",
+    "enclave.patient_requests": "patients' requests and their deadlines: a few a year per practice, listed "
+                                "with the alerts",
     "enclave_private.capture_budgets": "the snippet's per-minute budgets, by address and key",
     "enclave_private.stranger_denials": "the per-minute count of refused strangers, by address",
     "enclave_private.audit_heads": "the platform audit chain's head (one row per chain)",

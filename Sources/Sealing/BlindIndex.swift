@@ -15,6 +15,12 @@ public struct BlindIndex: Sendable {
         try index(normalized: PhoneNumber.normalize(phoneNumber, defaultCountryCode: defaultCountryCode))
     }
 
+    /// The index of an email address, normalized first (`EmailAddress.normalize`). A distinct
+    /// prefix keeps it from ever equalling a phone number's index.
+    public func index(emailAddress: String) throws -> [UInt8] {
+        try index(normalized: "mailto:" + EmailAddress.normalize(emailAddress))
+    }
+
     /// The index of an already-normalized value.
     public func index(normalized value: String) throws -> [UInt8] {
         try HMAC.authenticationCode(.sha256, key: key, message: Array("enclave.index.v1:".utf8) + Array(value.utf8))
@@ -60,6 +66,24 @@ public enum PhoneNumber {
             throw SealingError(.invalidPhoneNumber, "an E.164 number has 8 to 15 digits and a country code")
         }
         return "+" + digits
+    }
+}
+
+/// Email addresses as the blind index compares them.
+public enum EmailAddress {
+    /// Trims spaces and lowercases the whole address (providers treat the local part without
+    /// regard to case in practice; a patient writes it either way). Refuses what is not one
+    /// `local@domain` of at most 254 bytes without spaces.
+    public static func normalize(_ input: String) throws -> String {
+        let address = String(input.trimmingSpaces()).lowercased()
+        let parts = address.split(separator: "@", omittingEmptySubsequences: false)
+        guard address.utf8.count <= 254, parts.count == 2, !parts[0].isEmpty, parts[1].contains("."),
+            !parts[1].hasPrefix("."), !parts[1].hasSuffix("."),
+            !address.contains(where: { $0.isWhitespace || $0.isNewline })
+        else {
+            throw SealingError(.invalidEmailAddress, "an email address is local@domain, at most 254 bytes")
+        }
+        return address
     }
 }
 

@@ -23,6 +23,7 @@ public struct SealingError: Error, Sendable, Equatable, CustomStringConvertible 
         public static let masterKeyFile = Code("masterKeyFile")
         /// The value is not a phone number that can be normalized to E.164.
         public static let invalidPhoneNumber = Code("invalidPhoneNumber")
+        public static let invalidEmailAddress = Code("invalidEmailAddress")
         /// A stream of chunks ended early, or went on after its last chunk.
         public static let streamIncomplete = Code("streamIncomplete")
         public var description: String { name }

@@ -387,6 +387,7 @@ begin
         caller_name = case when 'caller_name' = any (fields) then null else caller_name end,
         transcript = case when 'transcript' = any (fields) then null else transcript end,
         form_fields = case when 'form_fields' = any (fields) then null else form_fields end,
+        email_index = case when 'form_fields' = any (fields) then null else email_index end,
         page_url = case when 'page_url' = any (fields) then null else page_url end,
         recording_header = case when 'recording' = any (fields) then null else recording_header end,
         recording_bytes = case when 'recording' = any (fields) then null else recording_bytes end,
@@ -425,17 +426,17 @@ declare
 begin
     insert into enclave.leads (tenant_id, id, source_id, kind, occurred_at, source, medium, campaign, keyword,
         landing_page, gclid, called_number, duration_seconds, disposition, caller_number, caller_name,
-        transcript, form_fields, page_url, caller_index, dek_version, idempotency_key)
+        transcript, form_fields, page_url, caller_index, email_index, dek_version, idempotency_key)
     select practice, r.id, insert_leads.source, r.kind, coalesce(r.occurred_at, now()),
            coalesce(r.source, d.default_source), coalesce(r.medium, d.default_medium),
            coalesce(r.campaign, d.default_campaign), r.keyword, r.landing_page, r.gclid, r.called_number,
            r.duration_seconds, r.disposition, decode(r.caller_number, 'hex'), decode(r.caller_name, 'hex'),
            decode(r.transcript, 'hex'), decode(r.form_fields, 'hex'), decode(r.page_url, 'hex'),
-           decode(r.caller_index, 'hex'), insert_leads.dek_version, r.idempotency_key
+           decode(r.caller_index, 'hex'), decode(r.email_index, 'hex'), insert_leads.dek_version, r.idempotency_key
     from jsonb_to_recordset(rows) as r(id uuid, kind text, occurred_at timestamptz, source text,
         medium text, campaign text, keyword text, landing_page text, gclid text, called_number text,
         duration_seconds int4, disposition text, caller_number text, caller_name text, transcript text,
-        form_fields text, page_url text, caller_index text, idempotency_key text)
+        form_fields text, page_url text, caller_index text, email_index text, idempotency_key text)
     left join enclave_private.source_defaults(insert_leads.source) d on true
     on conflict do nothing;
     get diagnostics stored = row_count;

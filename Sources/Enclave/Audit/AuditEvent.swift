@@ -58,6 +58,14 @@ public enum AuditAction: String, Sendable, CaseIterable, Codable {
     case legalHoldPlaced = "legal_hold.placed"
     case legalHoldReleased = "legal_hold.released"
     case retentionPurged = "retention.purged"
+    /// A practice looked a patient up by phone number or email (the count found, never the
+    /// identifier).
+    case patientLookedUp = "patient.looked_up"
+    case patientRequestLogged = "patient.request_logged"
+    case patientRequestDone = "patient.request_done"
+    /// A lead restricted at the patient's request: no webhook or export carries it.
+    case leadRestricted = "lead.restricted"
+    case staffScopesChanged = "staff.scopes_changed"
 }
 
 /// How an audited attempt ended.

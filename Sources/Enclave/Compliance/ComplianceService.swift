@@ -346,7 +346,7 @@ public struct ComplianceService: Sendable {
             }
             return try await PracticeArchive.export(
                 practice: practice, in: transaction, keys: keys, to: recipient, path: path, reason: "owner download",
-                context: context)
+                withRestricted: false, context: context)
         }
     }
 }

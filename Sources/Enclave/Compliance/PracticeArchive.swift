@@ -26,9 +26,12 @@ public enum PracticeArchive {
 
     /// Writes every lead and recording of `practice`, as `transaction` sees them, to a new file
     /// at `path` (mode 0600; it must not exist). The file is removed on any failure.
+    /// `withRestricted` false leaves out the leads restricted at a patient's request: an export
+    /// the practice hands on is a disclosure, which a restriction stops; the practice's own
+    /// archive at offboarding keeps them.
     public static func write(
         practice: UUID, in transaction: Transaction, keys: TenantKeyStore, to recipient: AgeEncryptor.Recipient,
-        path: String
+        path: String, withRestricted: Bool = true
     ) async throws -> Counts {
         guard !FileManager.default.fileExists(atPath: path) else {
             throw ConfigurationError("\(path) already exists; not overwriting it")
@@ -39,7 +42,7 @@ public enum PracticeArchive {
         do {
             let encryptor = try AgeEncryptor(to: recipient) { try handle.write(contentsOf: $0) }
             var tar = TarWriter { try encryptor.write($0) }
-            let counts = try await writeContents(practice, transaction, keys, &tar)
+            let counts = try await writeContents(practice, transaction, keys, withRestricted, &tar)
             try tar.finish()
             try encryptor.finish()
             try handle.synchronize()
@@ -56,9 +59,10 @@ public enum PracticeArchive {
     /// transaction; the file is removed when the event cannot be written.
     public static func export(
         practice: UUID, in transaction: Transaction, keys: TenantKeyStore, to recipient: AgeEncryptor.Recipient,
-        path: String, reason: String, context: RequestContext = RequestContext()
+        path: String, reason: String, withRestricted: Bool = true, context: RequestContext = RequestContext()
     ) async throws -> Counts {
-        let counts = try await write(practice: practice, in: transaction, keys: keys, to: recipient, path: path)
+        let counts = try await write(
+            practice: practice, in: transaction, keys: keys, to: recipient, path: path, withRestricted: withRestricted)
         do {
             try await transaction.audit(
                 AuditEvent(
@@ -74,7 +78,8 @@ public enum PracticeArchive {
     }
 
     private static func writeContents(
-        _ practice: UUID, _ transaction: Transaction, _ keys: TenantKeyStore, _ tar: inout TarWriter
+        _ practice: UUID, _ transaction: Transaction, _ keys: TenantKeyStore, _ withRestricted: Bool,
+        _ tar: inout TarWriter
     ) async throws -> Counts {
         let keySet = try await keys.keys(practice, in: transaction)
         var csv = CSV.line(columns)
@@ -88,9 +93,10 @@ public enum PracticeArchive {
                 select id, kind, occurred_at, source, medium, campaign, keyword, landing_page, gclid, called_number,
                        duration_seconds, disposition, caller_number, caller_name, transcript, form_fields, page_url,
                        recording_header, recording_bytes, recording_chunks, recording_content_type
-                from enclave.leads where tenant_id = $1 and id > $2 order by id limit 500
+                from enclave.leads where tenant_id = $1 and id > $2 and ($3 or restricted_at is null)
+                order by id limit 500
                 """,
-                [practice, cursor])
+                [practice, cursor, withRestricted])
             if rows.isEmpty { break }
             for row in rows {
                 let id = try row.decode(UUID.self, "id")

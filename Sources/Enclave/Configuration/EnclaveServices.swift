@@ -57,6 +57,8 @@ public struct EnclaveServices: Sendable {
     public let webhooks: WebhookEndpoints
     /// Break-glass, retention settings and legal holds, alerts, the owner's export.
     public let compliance: ComplianceService
+    /// Patients' requests: lookup, access report, request log, erasure and restriction.
+    public let patients: PatientRights
     /// A practice's audit trail and accounting of disclosures.
     public let auditLog: AuditLog
     /// Lead counts by day and attribution (the dashboard, the agency overview).
@@ -88,6 +90,7 @@ public struct EnclaveServices: Sendable {
         ingest = IngestService(pool: pool, keys: keys, now: options.clock)
         webhooks = WebhookEndpoints(access: access, keys: keys)
         compliance = ComplianceService(identity: identity, access: access, keys: keys)
+        patients = PatientRights(identity: identity, keys: keys)
         auditLog = AuditLog(identity: identity)
         reports = LeadReports(access: access, agreements: agreements)
         value = LeadValue(access: access, agreements: agreements)

@@ -55,6 +55,12 @@ enum DatabaseRefusal: String, CaseIterable, Sendable {
     case ingestKeyChanged = "ingest_key_changed"
     case ingestReplayed = "ingest_replayed"
     case ingestConflict = "ingest_conflict"
+    case patientRequestsNeedScope = "patient_requests_need_scope"
+    case patientIdentifierInvalid = "patient_identifier_invalid"
+    case patientLeadsInvalid = "patient_leads_invalid"
+    case patientRequestInvalid = "patient_request_invalid"
+    case erasureNeedsPracticeOwner = "erasure_needs_practice_owner"
+    case staffScopesInvalid = "staff_scopes_invalid"
 
     /// The refusal as the person who asked sees it. `detail` is the database's DETAIL, where
     /// the code has one (an agreement's status; never data).
@@ -141,6 +147,19 @@ enum DatabaseRefusal: String, CaseIterable, Sendable {
             AccessError(.unauthenticated, "the signature does not match this source's secret")
         case .ingestReplayed: AccessError(.unauthenticated, "this signed request was already received (replay)")
         case .ingestConflict: AccessError(.conflict, "the lead could not be stored")
+        case .patientRequestsNeedScope:
+            AccessError(
+                .forbidden, "patients' requests are answered by the practice's owners and the staff they allow")
+        case .patientIdentifierInvalid: AccessError(.invalidInput, "give a phone number or an email address")
+        case .patientLeadsInvalid: AccessError(.invalidInput, "a report covers 1 to 10,000 of the practice's leads")
+        case .patientRequestInvalid:
+            AccessError(
+                .invalidInput,
+                "a request is an access report, a copy, an erasure or a restriction, received in the last year, "
+                    + "about the practice's own leads, and not done yet")
+        case .erasureNeedsPracticeOwner:
+            AccessError(.forbidden, "only an owner of the practice may erase or restrict a patient's leads")
+        case .staffScopesInvalid: AccessError(.invalidInput, "staff may be granted patients.requests only")
         case .auditRetentionTooYoung:
             AccessError(.invalidInput, "audit events are kept at least six years: none that young can be removed")
         }

@@ -208,7 +208,7 @@ public struct LeadValue: Sendable {
                 """
                 select gclid, occurred_at, coalesce(value_cents, 0) as value_cents from enclave.leads
                 where tenant_id = $1 and occurred_at >= $2 and occurred_at < $3 and qualification = 'qualified'
-                  and gclid is not null
+                  and gclid is not null and restricted_at is null
                 order by occurred_at, id
                 """,
                 [practice, since, until]

@@ -4,7 +4,7 @@ import Sealing
 
 /// The one writer of new leads: seals each `NewLead`'s PHI with the practice's active data key
 /// (each field bound to the practice, the table, its column and its row), indexes the caller's
-/// number; `enclave_private.insert_leads` fills attribution the lead leaves out from its source's
+/// number and email address; `enclave_private.insert_leads` fills attribution the lead leaves out from its source's
 /// defaults and inserts them all in one statement. Every ingest path and the seeder use it.
 struct LeadWriter {
     let practice: UUID
@@ -44,6 +44,9 @@ struct LeadWriter {
                     .hex,
                 page_url: try seal(lead.pageURL, "page_url")?.hex,
                 caller_index: try lead.callerNumber.map { try index.index(normalized: $0).hex },
+                email_index: try NewLead.emailAddress(in: lead.formFields).map {
+                    try index.index(emailAddress: $0).hex
+                },
                 idempotency_key: lead.idempotencyKey)
         }
         return (key.version, String(decoding: try Self.encoder.encode(rows), as: UTF8.self))
@@ -57,7 +60,7 @@ struct LeadWriter {
         let source, medium, campaign, keyword, landing_page, gclid, called_number: String?
         let duration_seconds: Int32?
         let disposition: String?
-        let caller_number, caller_name, transcript, form_fields, page_url, caller_index: String?
+        let caller_number, caller_name, transcript, form_fields, page_url, caller_index, email_index: String?
         let idempotency_key: String?
     }
 

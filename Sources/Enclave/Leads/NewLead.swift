@@ -1,4 +1,5 @@
 import Foundation
+import Sealing
 
 /// A lead as an ingest path describes it before it is stored: signed JSON, Twilio, a website
 /// form or the seeder. Its PHI is in clear here, in this process only; `LeadWriter` seals each
@@ -31,5 +32,24 @@ public struct NewLead: Sendable {
 
     public init(kind: Kind) {
         self.kind = kind
+    }
+}
+
+extension NewLead {
+    /// The email address a lead's fields carry, for the blind index that finds a patient's
+    /// leads: the field named email (or e-mail, email_address), else the first value that is one
+    /// address. Nil when there is none.
+    static func emailAddress(in fields: [String: String]?) -> String? {
+        guard let fields else { return nil }
+        let named = fields.filter {
+            ["email", "e-mail", "email_address", "emailaddress"].contains($0.key.lowercased())
+        }
+        for (_, value) in named.sorted(by: { $0.key < $1.key }) {
+            if let address = try? EmailAddress.normalize(value) { return address }
+        }
+        for (_, value) in fields.sorted(by: { $0.key < $1.key }) where value.contains("@") {
+            if let address = try? EmailAddress.normalize(value) { return address }
+        }
+        return nil
     }
 }

@@ -92,7 +92,9 @@ public struct WebhookDeliverer: Sendable {
             let rows = try await transaction.query(
                 """
                 select o.payload, o.attempts, o.endpoint_id, e.url, e.baa_covered, e.active, e.signing_secret,
-                       p.hipaa_mode, (o.payload ->> 'lead_id')::uuid as lead_id
+                       p.hipaa_mode, (o.payload ->> 'lead_id')::uuid as lead_id,
+                       exists (select from enclave.leads l where l.tenant_id = o.tenant_id
+                               and l.id = (o.payload ->> 'lead_id')::uuid and l.restricted_at is not null) as restricted
                 from enclave.outbox o
                 join enclave.webhook_endpoints e on e.tenant_id = o.tenant_id and e.id = o.endpoint_id
                 join enclave.practices p on p.id = o.tenant_id
@@ -111,6 +113,9 @@ public struct WebhookDeliverer: Sendable {
             var disclosed = false
             if try !row.decode(Bool.self, "active") {
                 outcome = .refused(reason: "endpoint removed")
+            } else if try row.decode(Bool.self, "restricted") {
+                // The practice agreed to the patient's request to restrict this lead (164.522).
+                outcome = .refused(reason: "lead restricted at the patient's request")
             } else if !secure, try row.decode(Bool.self, "hipaa_mode") {
                 outcome = .refused(reason: "plain-HTTP endpoint refused in HIPAA mode")
             } else if let url = URL(string: urlText) {
