@@ -388,6 +388,34 @@ try:
     exported = owner.find_element(By.ID, "events-heading").find_element(By.XPATH, "..").text
     check("audit.exported" in exported and owner_email in exported, "the download is not in the trail")
 
+    # A patient's request (issue 29): the owner finds the caller of the newest lead by their
+    # number, typed in another format and posted (never in a URL), logs their request for an
+    # access report, and reads the report as a page to print: the agency member's reads and
+    # playback, with the agency. Printed, the console around it is gone.
+    practice_index = next(i for i, p in enumerate(credentials["practices"]) if p is lakeside)
+    owner.get(ORIGIN + "/practices/%s/patients" % lakeside["id"])
+    page(owner, "patients")
+    owner.find_element(By.ID, "phone").send_keys("(555) %03d-0000" % (200 + practice_index))
+    owner.find_element(By.CSS_SELECTOR, "form[action$='/patients/lookup'] button").click()
+    check(shows(owner, "#found-count", "1 lead found"), "the lookup found %r" % owner.find_element(By.TAG_NAME, "main").text[:200])
+    check("0000" not in owner.current_url, "the number reached a URL: %s" % owner.current_url)
+    page(owner, "patients-found")
+    owner.find_element(By.CSS_SELECTOR, "form[action$='/patients/requests'] button").click()
+    check(shows(owner, "tr.request[data-kind=access_report]", "open"), "the request is not listed")
+    owner.find_element(By.CSS_SELECTOR, "tr.request[data-kind=access_report] a[href$='/report']").click()
+    heading = heading_becomes(owner, "Who saw this patient's information")
+    page(owner, "patient-report")
+    events = [tr.text for tr in owner.find_elements(By.CSS_SELECTOR, "tr.event")]
+    check(any(member_email in e and "Brightline Marketing" in e and "recording played" in e for e in events),
+          "the report does not show the member's playback: %s" % events)
+    check(any(member_email in e and "opened" in e for e in events), "the report does not show the member's read")
+    owner.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    check(not owner.find_element(By.CSS_SELECTOR, "header.bar").is_displayed()
+          and owner.find_element(By.CSS_SELECTOR, "table.report").is_displayed(),
+          "printed, the report keeps the console's bar or loses its table")
+    owner.save_screenshot(os.path.join(SHOTS, "patient-report-print.png"))
+    owner.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+
     # What a lead is worth: the owner marks one qualified with a value; the ROI report counts
     # it, takes a month's spend, and downloads as CSV.
     owner.get(ORIGIN + "/practices/%s/leads" % lakeside["id"])

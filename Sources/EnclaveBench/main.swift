@@ -1,6 +1,6 @@
 import Foundation
 
-// enclave-bench [sealing|audit|audit-page [events]|recording [MB]|capture [calls]|reencrypt|gate [practices leads]|all]: benchmarks with a reference measured in the same run.
+// enclave-bench [sealing|audit|audit-page [events]|patient [events]|recording [MB]|capture [calls]|reencrypt|gate [practices leads]|all]: benchmarks with a reference measured in the same run.
 // scripts/bench builds this in release mode and runs it against the dev cluster.
 let mode = CommandLine.arguments.dropFirst().first ?? "all"
 do {
@@ -27,6 +27,11 @@ do {
         if mode == "all" { print("") }
         let events = CommandLine.arguments.dropFirst(2).first.flatMap { Int($0) } ?? 1_000_000
         try await auditPageBenchmark(events: events)
+    }
+    if mode == "patient" || mode == "all" {
+        if mode == "all" { print("") }
+        let events = CommandLine.arguments.dropFirst(2).first.flatMap { Int($0) } ?? 1_000_000
+        try await patientReportBenchmark(events: events)
     }
     if mode == "gate" || mode == "all" {
         if mode == "all" { print("") }

@@ -51,9 +51,11 @@ extension Console {
     }
 
     static func alertRow(_ alert: AccessAlert, back: String) -> [String: Any] {
-        let counts = alert.details.keys.sorted().filter { !["break_glass", "agreement", "endpoint"].contains($0) }
-            .map { "\($0.replacingOccurrences(of: "_", with: " ")): \(alert.details[$0] ?? "")" }
-            .joined(separator: ", ")
+        let counts = alert.details.keys.sorted().filter {
+            !["break_glass", "agreement", "endpoint", "request"].contains($0)
+        }
+        .map { "\($0.replacingOccurrences(of: "_", with: " ")): \(alert.details[$0] ?? "")" }
+        .joined(separator: ", ")
         return [
             "id": alert.id.uuidString.lowercased(), "summary": alert.kind.summary, "who": alert.subjectEmail ?? false,
             "practice": alert.practiceName, "at": format(alert.createdAt), "counts": counts.isEmpty ? false : counts,

@@ -44,7 +44,7 @@ extension Console {
                         [
                             "id": id(practice.id), "name": practice.name,
                             "via": practice.via == "agreement" ? "through an agreement" : "member",
-                            "owner": owned.contains(practice.id),
+                            "owner": owned.contains(practice.id), "member": practice.via != "agreement",
                         ] as [String: Any]
                     },
                 ], request)

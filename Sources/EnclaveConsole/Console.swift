@@ -110,6 +110,31 @@ public struct Console: Sendable {
             try await acknowledgeBreakGlass(request, context)
         }
         router.post("/practices/:practice/export") { request, context in try await exportPractice(request, context) }
+        router.get("/practices/:practice/patients") { request, context in await patientsPage(request, context) }
+        router.post("/practices/:practice/patients/lookup") { request, context in
+            try await lookupPatient(request, context)
+        }
+        router.post("/practices/:practice/patients/requests") { request, context in
+            try await logPatientRequest(request, context)
+        }
+        router.get("/practices/:practice/patients/requests/:request/report") { request, context in
+            await patientReport(request, context)
+        }
+        router.get("/practices/:practice/patients/requests/:request/report.csv") { request, context in
+            await patientReportCSV(request, context)
+        }
+        router.post("/practices/:practice/patients/requests/:request/complete") { request, context in
+            try await completePatientRequest(request, context)
+        }
+        router.post("/practices/:practice/patients/requests/:request/copy") { request, context in
+            try await patientCopy(request, context)
+        }
+        router.post("/practices/:practice/patients/requests/:request/erase") { request, context in
+            try await erasePatient(request, context)
+        }
+        router.post("/practices/:practice/patients/requests/:request/restrict") { request, context in
+            try await restrictPatient(request, context)
+        }
         router.get("/alerts/:alert") { request, context in await alertPage(request, context) }
         router.post("/alerts/:alert/acknowledge") { request, context in try await acknowledgeAlert(request, context) }
         router.get("/break-glass") { request, _ in await breakGlassPage(request) }

@@ -327,6 +327,15 @@ struct PatientRightsTests {
                 try await fixture.rights.logRequest(
                     owner, practice: practice, kind: .copy, receivedOn: "yesterday", leads: [])
             }
+            // The copy received on 2026-11-01 was due on 2026-12-01: past it, the scan raises one
+            // alert for it (and only once); the report's request is not due yet.
+            if Self.today > "2026-12-01" {
+                _ = try await (try await fixture.base.operations()).scanAlerts()
+                _ = try await (try await fixture.base.operations()).scanAlerts()
+                let alerts = try await fixture.base.compliance.alerts(owner, practice: practice)
+                    .filter { $0.kind == .requestOverdue }
+                #expect(alerts.count == 1 && alerts.first?.details["request"] == copy.uuidString.lowercased())
+            }
             #expect(try await fixture.rights.complete(owner, practice: practice, id: report, outcome: ["events": 12]))
             #expect(try await !fixture.rights.complete(owner, practice: practice, id: report, outcome: [:]))
         }
@@ -337,5 +346,83 @@ struct PatientRightsTests {
         formatter.dateFormat = "yyyy-MM-dd"
         formatter.timeZone = TimeZone(identifier: "UTC")
         return formatter.string(from: Date())
+    }
+}
+
+@Suite("A patient's copy of their records")
+struct PatientCopyTests {
+    @Test("the copy opens with unzip (and age -d when encrypted), holds every lead and recording, and is a disclosure")
+    func copy() async throws {
+        try await PatientFixture.with { fixture in
+            let practice = fixture.base.practiceA
+            let owner = try await fixture.owner()
+            let found = try await fixture.rights.find(
+                owner, practice: practice, phoneNumber: PatientFixture.number, email: PatientFixture.email)
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("copy-\(UUID())")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            for passphrase in [nil, "told to the patient by phone"] as [String?] {
+                let request = try await fixture.rights.logRequest(
+                    owner, practice: practice, kind: .copy, receivedOn: "2026-11-20", leads: found.map(\.id))
+                let path = directory.appendingPathComponent(passphrase == nil ? "copy.zip" : "copy.zip.age").path
+                let counts = try await fixture.rights.copy(
+                    owner, practice: practice, request: request, passphrase: passphrase, path: path)
+                #expect(counts.leads == 4 && counts.recordings == 1)
+                var zip = path
+                if let passphrase {
+                    zip = directory.appendingPathComponent("opened.zip").path
+                    #expect(try AgeTool.decrypt(path, passphrase: passphrase, to: zip))
+                }
+                let out = directory.appendingPathComponent(passphrase == nil ? "plain" : "encrypted").path
+                #expect(try AgeTool.run(["unzip", "-q", zip, "-d", out]) == 0)
+                #expect(try AgeTool.run(["unzip", "-tq", zip]) == 0, "every CRC checks")
+                let csv = String(
+                    decoding: try Data(contentsOf: URL(fileURLWithPath: out + "/leads.csv")), as: UTF8.self)
+                #expect(csv.contains(PatientFixture.name) && csv.contains("+15550102000"))
+                for lead in found { #expect(csv.contains(lead.id.uuidString.lowercased())) }
+                #expect(!csv.contains("Someone Else"), "another patient's lead")
+                let audio = try Data(
+                    contentsOf: URL(fileURLWithPath: out + "/recordings/\(found[0].id.uuidString.lowercased()).wav"))
+                #expect(audio.starts(with: Array("RIFF-PLANTED-AUDIO".utf8)) && audio.count == 4_018)
+                let readme = String(
+                    decoding: try Data(contentsOf: URL(fileURLWithPath: out + "/README.txt")), as: UTF8.self)
+                #expect(readme.contains("Requested on 2026-11-20"))
+                // Done, and recorded as a disclosure to the individual, per lead, with both days.
+                let done = try #require(
+                    try await fixture.rights.requests(owner, practice: practice).first { $0.id == request })
+                #expect(done.doneAt != nil)
+                #expect(
+                    try await fixture.base.count(
+                        """
+                        select count(*)::int8 as n from enclave.audit_events where tenant_id = $1
+                          and action = 'phi.disclosed' and reason = 'patient copy' and details ->> 'request' = $2
+                          and details ->> 'received_on' = '2026-11-20' and details ? 'delivered_on'
+                        """, [practice, request.uuidString.lowercased()]) == 4)
+                await #expect(throws: AccessError.self) {
+                    try await fixture.rights.copy(
+                        owner, practice: practice, request: request, passphrase: nil, path: path + ".again")
+                }
+            }
+            let report = try await fixture.rights.report(owner, practice: practice, leads: found.map(\.id))
+            #expect(report.filter { $0.kind == "copy to the patient" && $0.disclosure }.count == 8)
+        }
+    }
+
+    @Test("the copy needs a re-authentication")
+    func fresh() async throws {
+        try await PatientFixture.with { fixture in
+            let practice = fixture.base.practiceA
+            let owner = try await fixture.owner()
+            let request = try await fixture.rights.logRequest(
+                owner, practice: practice, kind: .copy, receivedOn: PatientRightsTests.today, leads: fixture.patient)
+            try await fixture.base.superuser(
+                "update enclave.sessions set authenticated_at = now() - interval '10 minutes' where user_id <> $1",
+                [UUID()])
+            let path = NSTemporaryDirectory() + "stale-\(UUID()).zip"
+            await #expect(throws: AccessError.self) {
+                try await fixture.rights.copy(owner, practice: practice, request: request, passphrase: nil, path: path)
+            }
+            #expect(!FileManager.default.fileExists(atPath: path))
+        }
     }
 }

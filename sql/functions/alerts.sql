@@ -56,7 +56,8 @@ revoke all on function enclave_private.raise_alert(uuid, uuid, text, uuid, jsonb
 -- practice, a user who read more leads in the past hour than the practice's threshold, a read
 -- outside the practice's hours (once per user and local day), five or more failed sign-ins in
 -- the past hour by a user who can reach the practice, and agreements 30, 7 or 1 day from
--- expiry. Break-glass and covered webhooks raise theirs as they happen. Returns how many.
+-- expiry, and patients' requests past their due day. Break-glass and covered webhooks raise theirs
+-- as they happen. Returns how many.
 create or replace function enclave_private.scan_access_alerts(as_of timestamptz)
 returns integer
 language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
@@ -159,6 +160,18 @@ begin
             found_alert.practice_id, found_alert.agency_id, 'agreement_expiry', null,
             jsonb_build_object('agreement', found_alert.id, 'days', found_alert.days, 'expires_at', found_alert.expires_at),
             '{}', 'agreement:' || found_alert.id || ':' || found_alert.days) is not null then
+            raised := raised + 1;
+        end if;
+    end loop;
+    -- Patients' requests past their due day and not done (issue 29): one alert per request.
+    for found_alert in
+        select r.id, r.practice_id, r.kind, r.due_on from enclave.patient_requests r
+        where r.done_at is null and r.due_on < (as_of at time zone 'UTC')::date
+    loop
+        if enclave_private.raise_alert(
+            found_alert.practice_id, null, 'request_overdue', null,
+            jsonb_build_object('request', found_alert.id, 'kind', found_alert.kind, 'due_on', found_alert.due_on),
+            '{}', 'request_overdue:' || found_alert.id) is not null then
             raised := raised + 1;
         end if;
     end loop;

@@ -73,6 +73,8 @@ public struct AccessAlert: Sendable, Equatable {
         case breakGlass = "break_glass"
         case webhookCovered = "webhook_covered"
         case agreementExpiry = "agreement_expiry"
+        /// A patient's request open past its due day (issue 29).
+        case requestOverdue = "request_overdue"
 
         /// A sentence about it, without PHI, for the console and email.
         public var summary: String {
@@ -83,6 +85,7 @@ public struct AccessAlert: Sendable, Equatable {
             case .breakGlass: "Emergency (break-glass) access to the practice was opened"
             case .webhookCovered: "A webhook was marked covered by a BAA: it will receive PHI"
             case .agreementExpiry: "A Business Associate Agreement is close to expiry"
+            case .requestOverdue: "A patient's request is past its due day"
             }
         }
     }

@@ -42,7 +42,17 @@ public enum PracticeArchive {
         do {
             let encryptor = try AgeEncryptor(to: recipient) { try handle.write(contentsOf: $0) }
             var tar = TarWriter { try encryptor.write($0) }
-            let counts = try await writeContents(practice, transaction, keys, withRestricted, &tar)
+            let counts = try await writeContents(
+                practice, transaction, keys, only: nil, withRestricted: withRestricted, &tar
+            ) { counts in
+                """
+                Exported from Enclave on \(Date().formatted(.iso8601)) for practice \(practice.uuidString.lowercased()).
+                leads.csv and leads.json hold the same \(counts.leads) leads (JSON keeps exact values; CSV fields a \
+                spreadsheet would run as formulas start with '). recordings/ holds \(counts.recordings) recordings, \
+                named by lead id, as the provider sent them.
+
+                """
+            }
             try tar.finish()
             try encryptor.finish()
             try handle.synchronize()
@@ -77,9 +87,11 @@ public enum PracticeArchive {
         return counts
     }
 
-    private static func writeContents(
-        _ practice: UUID, _ transaction: Transaction, _ keys: TenantKeyStore, _ withRestricted: Bool,
-        _ tar: inout TarWriter
+    /// Writes `leads.csv`, `leads.json`, `recordings/` and `README.txt` (from `readme`) to
+    /// `archive`: the practice's leads, or those of `only`.
+    static func writeContents<Archive: ArchiveWriter>(
+        _ practice: UUID, _ transaction: Transaction, _ keys: TenantKeyStore, only: [UUID]?, withRestricted: Bool,
+        _ tar: inout Archive, readme: (Counts) -> String
     ) async throws -> Counts {
         let keySet = try await keys.keys(practice, in: transaction)
         var csv = CSV.line(columns)
@@ -94,9 +106,10 @@ public enum PracticeArchive {
                        duration_seconds, disposition, caller_number, caller_name, transcript, form_fields, page_url,
                        recording_header, recording_bytes, recording_chunks, recording_content_type
                 from enclave.leads where tenant_id = $1 and id > $2 and ($3 or restricted_at is null)
+                  and ($4::uuid[] is null or id = any ($4::uuid[]))
                 order by id limit 500
                 """,
-                [practice, cursor, withRestricted])
+                [practice, cursor, withRestricted, only])
             if rows.isEmpty { break }
             for row in rows {
                 let id = try row.decode(UUID.self, "id")
@@ -123,7 +136,7 @@ public enum PracticeArchive {
                 {
                     let file =
                         "recordings/\(id.uuidString.lowercased()).\(fileExtension(try row.decode(String?.self, "recording_content_type")))"
-                    try tar.startFile(file, size: size)
+                    try tar.startFile(file, size: size, modified: Date())
                     let opener = try StreamOpener(
                         header: header,
                         key: try await keySet.dataKey(version: StreamCipher.keyVersion(ofHeader: header)),
@@ -155,19 +168,13 @@ public enum PracticeArchive {
                 json.append(lead)
             }
         }
-        let readme = """
-            Exported from Enclave on \(dates.string(from: Date())) for practice \(practice.uuidString.lowercased()).
-            leads.csv and leads.json hold the same \(json.count) leads (JSON keeps exact values; CSV fields a \
-            spreadsheet would run as formulas start with '). recordings/ holds \(recordings) recordings, \
-            named by lead id, as the provider sent them.
-
-            """
-        try tar.add("README.txt", Array(readme.utf8))
+        let counts = Counts(leads: json.count, recordings: recordings)
+        try tar.add("README.txt", Array(readme(counts).utf8))
         try tar.add("leads.csv", Array(csv.utf8))
         try tar.add(
             "leads.json",
             Array(try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys, .prettyPrinted])))
-        return Counts(leads: json.count, recordings: recordings)
+        return counts
     }
 
     static func fileExtension(_ contentType: String?) -> String {

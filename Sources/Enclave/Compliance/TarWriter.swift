@@ -55,12 +55,6 @@ struct TarWriter {
         }
     }
 
-    /// A whole small file.
-    mutating func add(_ name: String, _ bytes: [UInt8]) throws {
-        try startFile(name, size: Int64(bytes.count))
-        if !bytes.isEmpty { try append(bytes) }
-    }
-
     /// The end-of-archive marker.
     mutating func finish() throws {
         guard remaining == 0 else { throw ConfigurationError("tar: the last file is incomplete") }
