@@ -9,7 +9,9 @@ extension EnclaveCommand {
     struct Tenants: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Tenant migrations, re-encryption, offboarding and seeding across practices.",
-            subcommands: [Migrate.self, Status.self, Reencrypt.self, Offboard.self, Seed.self, Readable.self]
+            subcommands: [
+                Migrate.self, Status.self, Reencrypt.self, IndexEmails.self, Offboard.self, Seed.self, Readable.self,
+            ]
         )
     }
 }
@@ -179,6 +181,42 @@ extension EnclaveCommand.Tenants {
                         "\(unused.count) practices have data key versions that seal nothing now"
                             + (destroyRetired ? " (destroyed)" : "; --destroy-retired destroys them"))
                 }
+            }
+        }
+    }
+
+    struct IndexEmails: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "index-emails",
+            abstract: "Index the email address of leads stored before the email blind index (issue 29), resumably.",
+            discussion:
+                "Each practice in its own context, in batches; a stopped run goes on from its last batch, and a "
+                + "practice done is skipped. New leads are indexed as they arrive.")
+        @OptionGroup var options: MaintenanceOptions
+        @Option(help: "Only this practice.") var tenant: String?
+        @Option(help: "Practices at once.") var jobs: Int = 2
+        @Option(help: "Leads per batch (each its own transaction).") var batchSize: Int = 1_000
+
+        func validate() throws {
+            guard (1...32).contains(jobs) else { throw ValidationError("--jobs must be 1 to 32") }
+            guard (1...50_000).contains(batchSize) else { throw ValidationError("--batch-size must be 1 to 50000") }
+            if let tenant, UUID(uuidString: tenant) == nil { throw ValidationError("--tenant \(tenant) is not a UUID") }
+        }
+
+        func run() async throws {
+            try await reportingErrors {
+                let keys = try await options.keyManagement()
+                let tenants: [UUID]
+                if let tenant, let id = UUID(uuidString: tenant) {
+                    tenants = [id]
+                } else {
+                    tenants = try await keys.maintenance.tenantIDs()
+                }
+                let display = ProgressDisplay("indexing emails")
+                let counts = try await EmailIndexBackfill(keys: keys, batchSize: batchSize).run(
+                    tenants: tenants, jobs: jobs
+                ) { display.update(finished: $0.finished, failed: 0, total: $0.total, elapsed: $0.elapsed) }
+                print("indexed the email address of \(counts.reduce(0, +)) leads in \(counts.count) practices")
             }
         }
     }

@@ -20,6 +20,12 @@ extension Console {
         let receivedOn: String?
     }
 
+    struct StaffScopeForm: Decodable {
+        let csrf: String
+        let email: String?
+        let allow: String?
+    }
+
     struct PatientActionForm: Decodable {
         let csrf: String
         let passphrase: String?
@@ -115,6 +121,21 @@ extension Console {
             }
             _ = try await services.patients.logRequest(
                 token, practice: practice, kind: kind, receivedOn: form.receivedOn ?? "", leads: leads)
+            return ConsoleAssets.redirect("/practices/\(id(practice))/patients")
+        }
+    }
+
+    /// An owner allows a member of staff to answer patients' requests, or withdraws it.
+    func setStaffScope<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async throws
+        -> Response
+    {
+        try await withForm(request, context) { (form: StaffScopeForm, token) in
+            let practice = try uuid(context.parameters.get("practice"))
+            guard
+                try await services.patients.setStaffScopes(
+                    token, practice: practice, staff: form.email ?? "",
+                    scopes: form.allow == "yes" ? ["patients.requests"] : [])
+            else { throw AccessError(.invalidInput, "no member of this practice's staff has that email address") }
             return ConsoleAssets.redirect("/practices/\(id(practice))/patients")
         }
     }
@@ -259,6 +280,7 @@ extension Console {
     }
 }
 
+extension Console.StaffScopeForm: CSRFCarrying { var csrfToken: String { csrf } }
 extension Console.LookupForm: CSRFCarrying { var csrfToken: String { csrf } }
 extension Console.PatientRequestForm: CSRFCarrying { var csrfToken: String { csrf } }
 extension Console.PatientActionForm: CSRFCarrying { var csrfToken: String { csrf } }

@@ -111,6 +111,9 @@ public struct Console: Sendable {
         }
         router.post("/practices/:practice/export") { request, context in try await exportPractice(request, context) }
         router.get("/practices/:practice/patients") { request, context in await patientsPage(request, context) }
+        router.post("/practices/:practice/patients/staff") { request, context in
+            try await setStaffScope(request, context)
+        }
         router.post("/practices/:practice/patients/lookup") { request, context in
             try await lookupPatient(request, context)
         }

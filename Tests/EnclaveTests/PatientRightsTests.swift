@@ -148,18 +148,19 @@ struct PatientRightsTests {
                     try await fixture.rights.requests(token, practice: practice)
                 }
             }
-            let staffID = try #require(
-                try await fixture.base.keys.database.connect().query(
-                    "select id from enclave.users where email = 'staff@a.test'"
-                ).first?.decode(UUID.self, "id"))
             // Staff may not grant themselves the scope; the owner may.
             await #expect(throws: AccessError.self) {
                 try await fixture.rights.setStaffScopes(
-                    staff, practice: practice, user: staffID, scopes: ["patients.requests"])
+                    staff, practice: practice, staff: "staff@a.test", scopes: ["patients.requests"])
             }
             #expect(
+                try await !fixture.rights.setStaffScopes(
+                    try await fixture.owner(), practice: practice, staff: "member@agency.test",
+                    scopes: ["patients.requests"]), "an agency member is not the practice's staff")
+            #expect(
                 try await fixture.rights.setStaffScopes(
-                    try await fixture.owner(), practice: practice, user: staffID, scopes: ["patients.requests"]))
+                    try await fixture.owner(), practice: practice, staff: "Staff@A.test ", scopes: ["patients.requests"]
+                ))
             let found = try await fixture.rights.find(
                 staff, practice: practice, phoneNumber: PatientFixture.number, email: nil)
             #expect(found.count == 3)
@@ -338,6 +339,46 @@ struct PatientRightsTests {
             }
             #expect(try await fixture.rights.complete(owner, practice: practice, id: report, outcome: ["events": 12]))
             #expect(try await !fixture.rights.complete(owner, practice: practice, id: report, outcome: [:]))
+        }
+    }
+
+    @Test("leads stored before the email index are indexed by a resumable backfill under RLS, once")
+    func emailBackfill() async throws {
+        try await PatientFixture.with { fixture in
+            let practice = fixture.base.practiceA
+            let owner = try await fixture.owner()
+            // As if stored before issue 29: no email index.
+            try await fixture.base.superuser(
+                "update enclave.leads set email_index = null where tenant_id = $1", [practice])
+            #expect(
+                try await fixture.rights.find(owner, practice: practice, phoneNumber: nil, email: PatientFixture.email)
+                    .isEmpty)
+            let backfill = EmailIndexBackfill(keys: fixture.leads.keys, batchSize: 1)
+            // A run stopped after its batch at the last lead but one: the next run goes on from there.
+            let ids = fixture.patient.suffix(2).sorted { $0.uuidString.lowercased() < $1.uuidString.lowercased() }
+            try await fixture.base.superuser(
+                """
+                insert into enclave.tenant_migrations (tenant_id, migration, status, attempts, batch_cursor)
+                values ($1, $2, 'running', 1, $3)
+                """, [practice, EmailIndexBackfill.name, ids[0].uuidString.lowercased()])
+            #expect(try await backfill.run(tenants: [practice]) == [1])
+            #expect(
+                try await fixture.base.count(
+                    "select count(*)::int8 as n from enclave.leads where tenant_id = $1 and email_index is not null",
+                    [practice]) == 1)
+            // From the start: both, and the practice is done.
+            try await fixture.base.superuser("delete from enclave.tenant_migrations where tenant_id = $1", [practice])
+            #expect(try await backfill.run(tenants: [practice]) == [1])
+            #expect(try await backfill.run(tenants: [practice]) == [0])
+            let found = try await fixture.rights.find(
+                owner, practice: practice, phoneNumber: nil, email: PatientFixture.email)
+            #expect(Set(found.map(\.id)) == Set(fixture.patient.suffix(2)))
+            #expect(
+                try await fixture.base.count(
+                    """
+                    select count(*)::int8 as n from enclave.tenant_migrations
+                    where tenant_id = $1 and migration = $2 and status = 'done'
+                    """, [practice, EmailIndexBackfill.name]) == 1)
         }
     }
 

@@ -9,7 +9,9 @@
 -- returns needs the index rebuilt: a new name and a new index, not an edit.)
 create or replace function enclave_private.audit_event_leads(object_type text, object_id text, details jsonb)
 returns uuid[]
-language sql immutable parallel safe
+-- Its cost declared as what it is, so that the planner reaches a practice's events through the
+-- index rather than by computing this for each of them (a small trail was read that way, 1 s).
+language sql immutable parallel safe cost 5000
 as $$
     -- One regular expression over the whole list rather than one per element: every event
     -- appended computes this (twice: the index's predicate and its key), so it must stay cheap
@@ -72,20 +74,25 @@ $$;
 revoke all on function enclave_private.check_patient_requests(uuid) from public;
 grant execute on function enclave_private.check_patient_requests(uuid) to enclave_app;
 
--- Grants or withdraws `patients.requests` for a member of the practice's staff: owners only.
-create or replace function enclave_private.set_staff_scopes(practice uuid, person uuid, scopes text[])
+-- Grants or withdraws `patients.requests` for a member of the practice's staff, named by email
+-- address: owners only. False when no staff member of the practice has that address.
+create or replace function enclave_private.set_staff_scopes(practice uuid, staff_email text, scopes text[])
 returns boolean
 language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
 as $$
 declare
     caller record := enclave_private.require_practice_owner(practice, false, 'compliance_needs_practice_owner');
+    person uuid;
 begin
     if scopes is null or not scopes <@ array['patients.requests'] then
         raise exception 'staff_scopes_invalid' using errcode = '22023';
     end if;
     update enclave.memberships m set scopes = array(select distinct s from unnest(set_staff_scopes.scopes) s order by s)
-    where m.practice_id = practice and m.user_id = person and m.role = 'practice_staff';
-    if not found then
+    from enclave.users u
+    where u.id = m.user_id and lower(u.email) = lower(btrim(staff_email))
+      and m.practice_id = practice and m.role = 'practice_staff'
+    returning m.user_id into person;
+    if person is null then
         return false;
     end if;
     perform enclave_private.append_audit_event(
@@ -94,8 +101,8 @@ begin
     return true;
 end
 $$;
-revoke all on function enclave_private.set_staff_scopes(uuid, uuid, text[]) from public;
-grant execute on function enclave_private.set_staff_scopes(uuid, uuid, text[]) to enclave_app;
+revoke all on function enclave_private.set_staff_scopes(uuid, text, text[]) from public;
+grant execute on function enclave_private.set_staff_scopes(uuid, text, text[]) to enclave_app;
 
 -- The leads of one patient: those whose caller number or email address has the blind index
 -- given (HMAC under the practice's index key, computed by the service; the identifier itself
@@ -145,10 +152,13 @@ grant execute on function enclave_private.find_patient(uuid, bytea, bytea, text,
 -- break-glass grant), when, what, and whether it was a disclosure outside the practice. Each
 -- event also says whether it is linked into the chain and to the event before it there
 -- (`enclave audit verify`, with the audit key, proves the hashes). Oldest first.
+-- (Its rows lost the details column during issue 29: a database that applied the first version
+-- needs it dropped to change the return type.)
+drop function if exists enclave_private.patient_report(uuid, uuid[], timestamptz, timestamptz);
 create or replace function enclave_private.patient_report(practice uuid, leads uuid[], since timestamptz, until timestamptz)
 returns table (seq bigint, at timestamptz, action text, lead_id uuid, reason text, actor_kind text, actor_id uuid,
                actor_email text, actor_role text, agency_name text, agreement_id uuid, break_glass_id uuid,
-               disclosure boolean, chain_seq bigint, linked boolean, link_intact boolean, details jsonb)
+               disclosure boolean, chain_seq bigint, linked boolean, link_intact boolean)
 language plpgsql stable security definer set search_path = pg_catalog, pg_temp
 set plan_cache_mode = force_custom_plan
 -- The planner's estimate for a long trail crosses the JIT threshold; compiling costs more than the
@@ -176,7 +186,7 @@ begin
         select e.seq as event_seq, e.at as event_at, e.action as event_action, w.lead as event_lead,
                e.reason as event_reason, e.actor_kind as event_actor_kind, e.actor_id as event_actor,
                e.outcome as event_outcome, e.details ->> 'break_glass' as glass, e.chain_seq as event_chain_seq,
-               e.prev_hash as event_prev_hash, e.details as event_details
+               e.prev_hash as event_prev_hash
         -- One index search per lead (exact: no row is rechecked), not one search for all of them:
         -- which lead an event is about is then known without reading its list again.
         from unnest(wanted) as w(lead)
@@ -188,7 +198,7 @@ begin
         ) as e
         union all
         select e.seq, e.at, e.action, null::uuid, e.reason, e.actor_kind, e.actor_id, e.outcome, null, e.chain_seq,
-               e.prev_hash, e.details
+               e.prev_hash
         from enclave.audit_events e
         where e.tenant_id = practice and e.action in ('phi.export', 'phi.disclosed') and e.object_type = 'practice'
           and e.at >= first_received
@@ -221,8 +231,7 @@ begin
            v.event_outcome = 'ok' and (v.event_action in ('phi.disclosed', 'phi.export')
                or (v.event_action in ('phi.read', 'recording.played') and a.role is null)),
            v.event_chain_seq, v.event_chain_seq is not null,
-           v.event_chain_seq is not null and (p.hash is null or p.hash = v.event_prev_hash),
-           v.event_details
+           v.event_chain_seq is not null and (p.hash is null or p.hash = v.event_prev_hash)
     from events v
     left join actors a on a.actor = v.event_actor
     left join enclave.audit_events p on p.tenant_id = practice and p.chain_seq = v.event_chain_seq - 1

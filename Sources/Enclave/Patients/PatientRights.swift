@@ -79,15 +79,16 @@ public struct PatientRights: Sendable {
         }
     }
 
-    /// Grants (or, with an empty list, withdraws) `patients.requests` for a member of the
-    /// practice's staff. Owners only. False when `user` is not staff of the practice.
+    /// Grants (or, with an empty list, withdraws) `patients.requests` for the member of the
+    /// practice's staff with email address `staff`. Owners only. False when no member of the
+    /// practice's staff has that address.
     @discardableResult
-    public func setStaffScopes(_ token: SessionToken, practice: UUID, user: UUID, scopes: [String]) async throws
+    public func setStaffScopes(_ token: SessionToken, practice: UUID, staff: String, scopes: [String]) async throws
         -> Bool
     {
         try await identity.withSession(token, tenant: practice) {
             try await $0.query(
-                "select enclave_private.set_staff_scopes($1, $2, $3::text[]) as done", [practice, user, scopes]
+                "select enclave_private.set_staff_scopes($1, $2, $3::text[]) as done", [practice, staff, scopes]
             ).first?.decode(Bool.self, "done") ?? false
         }
     }
