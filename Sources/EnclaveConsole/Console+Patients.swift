@@ -150,7 +150,8 @@ extension Console {
             return page(
                 "patient-report",
                 [
-                    "practice": id(practice), "request": id(requestID), "leads": leads, "received": received,
+                    "practice": id(practice), "request": id(requestID),
+                    "leads": leads == 1 ? "1 lead" : "\(leads) leads", "received": received,
                     "today": Self.dayFormat(Date()), "intact": unlinked == 0, "unlinked": unlinked,
                     "hasEvents": !events.isEmpty,
                     "events": events.map { event in

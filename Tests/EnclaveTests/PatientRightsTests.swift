@@ -423,7 +423,8 @@ struct PatientCopyTests {
                 for lead in found { #expect(csv.contains(lead.id.uuidString.lowercased())) }
                 #expect(!csv.contains("Someone Else"), "another patient's lead")
                 let audio = try Data(
-                    contentsOf: URL(fileURLWithPath: out + "/recordings/\(found[0].id.uuidString.lowercased()).wav"))
+                    contentsOf: URL(
+                        fileURLWithPath: out + "/recordings/\(fixture.patient[0].uuidString.lowercased()).wav"))
                 #expect(audio.starts(with: Array("RIFF-PLANTED-AUDIO".utf8)) && audio.count == 4_018)
                 let readme = String(
                     decoding: try Data(contentsOf: URL(fileURLWithPath: out + "/README.txt")), as: UTF8.self)
