@@ -13,19 +13,8 @@ func auditPageBenchmark(events: Int) async throws {
         let bench = try await BenchServices(database, keyFile: keyFile, connections: 4)
         let (maint, keys, services, directory) = (bench.maint, bench.keys, bench.services, bench.directory)
         let registry = PracticeRegistry(keys: keys)
-        let owner = try await directory.createUser(
-            email: "owner@bench.test", displayName: "Owner", password: "bench password 123")
-        let member = try await directory.createUser(
-            email: "member@agency.test", displayName: "Member", password: "bench password 123")
         let superuser = try await database.connect()
-        guard
-            let agency = try await superuser.query(
-                "insert into enclave.agencies (name) values ('Bench Agency') returning id"
-            ).first?.decode(UUID.self, "id")
-        else { throw ConfigurationError("no agency") }
-        try await superuser.query(
-            "insert into enclave.memberships (user_id, agency_id, role) values ($1, $2, 'agency_member')",
-            [member, agency])
+        let (owner, member, agency) = try await benchOwnerAndAgencyMember(directory, superuser)
         var practices: [(UUID, Int)] = []
         for size in [1_000, events] {
             let practice = try await registry.create(name: "Trail \(size)")
@@ -95,4 +84,24 @@ func auditPageBenchmark(events: Int) async throws {
         await services.close()
         await maint.close()
     }
+}
+
+/// A practice owner (owner@bench.test) and an agency (Bench Agency) with one member
+/// (member@agency.test), for the trail benchmarks.
+func benchOwnerAndAgencyMember(_ directory: Directory, _ superuser: Connection) async throws -> (
+    owner: UUID, member: UUID, agency: UUID
+) {
+    let owner = try await directory.createUser(
+        email: "owner@bench.test", displayName: "Owner", password: "bench password 123")
+    let member = try await directory.createUser(
+        email: "member@agency.test", displayName: "Member", password: "bench password 123")
+    guard
+        let agency = try await superuser.query(
+            "insert into enclave.agencies (name) values ('Bench Agency') returning id"
+        ).first?.decode(UUID.self, "id")
+    else { throw ConfigurationError("no agency") }
+    try await superuser.query(
+        "insert into enclave.memberships (user_id, agency_id, role) values ($1, $2, 'agency_member')",
+        [member, agency])
+    return (owner, member, agency)
 }

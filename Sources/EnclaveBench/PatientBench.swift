@@ -16,19 +16,8 @@ func patientReportBenchmark(events: Int) async throws {
         let bench = try await BenchServices(database, keyFile: keyFile, connections: 4)
         let (maint, keys, services, directory) = (bench.maint, bench.keys, bench.services, bench.directory)
         let registry = PracticeRegistry(keys: keys)
-        let owner = try await directory.createUser(
-            email: "owner@bench.test", displayName: "Owner", password: "bench password 123")
-        let member = try await directory.createUser(
-            email: "member@agency.test", displayName: "Member", password: "bench password 123")
         let superuser = try await database.connect()
-        guard
-            let agency = try await superuser.query(
-                "insert into enclave.agencies (name) values ('Bench Agency') returning id"
-            ).first?.decode(UUID.self, "id")
-        else { throw ConfigurationError("no agency") }
-        try await superuser.query(
-            "insert into enclave.memberships (user_id, agency_id, role) values ($1, $2, 'agency_member')",
-            [member, agency])
+        let (owner, member, agency) = try await benchOwnerAndAgencyMember(directory, superuser)
         let poolSize = 100_000
         var practices: [(practice: UUID, size: Int, patient: [UUID])] = []
         for size in [1_000, events] {

@@ -26,6 +26,14 @@ extension MaintenanceOptions {
     }
 }
 
+extension MaintenanceContext {
+    /// The practice `only` names (a validated UUID), or every active practice.
+    func tenantIDs(only: String?) async throws -> [UUID] {
+        if let only, let id = UUID(uuidString: only) { return [id] }
+        return try await tenantIDs()
+    }
+}
+
 extension EnclaveCommand.Tenants {
     struct Migrate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -156,12 +164,7 @@ extension EnclaveCommand.Tenants {
         func run() async throws {
             try await reportingErrors {
                 let keys = try await options.keyManagement()
-                let tenants: [UUID]
-                if let tenant, let id = UUID(uuidString: tenant) {
-                    tenants = [id]
-                } else {
-                    tenants = try await keys.maintenance.tenantIDs()
-                }
+                let tenants = try await keys.maintenance.tenantIDs(only: tenant)
                 let display = ProgressDisplay("re-encrypting")
                 let started = ContinuousClock.now
                 let reports = try await Reencryptor(keys: keys).reencrypt(
@@ -206,12 +209,7 @@ extension EnclaveCommand.Tenants {
         func run() async throws {
             try await reportingErrors {
                 let keys = try await options.keyManagement()
-                let tenants: [UUID]
-                if let tenant, let id = UUID(uuidString: tenant) {
-                    tenants = [id]
-                } else {
-                    tenants = try await keys.maintenance.tenantIDs()
-                }
+                let tenants = try await keys.maintenance.tenantIDs(only: tenant)
                 let display = ProgressDisplay("indexing emails")
                 let counts = try await EmailIndexBackfill(keys: keys, batchSize: batchSize).run(
                     tenants: tenants, jobs: jobs
