@@ -9,6 +9,7 @@ import hmac
 import http.client
 import json
 import os
+import random
 import socket
 import ssl
 import struct
@@ -28,9 +29,24 @@ def totp(secret, at):
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port on 127.0.0.1 that nothing has bound, chosen above the kernel's range for the local
+    ports of outgoing connections: a port inside it (as the kernel's own choice for port 0 is)
+    can be taken by any client's connection, hundreds at once under a load test, between this
+    check and the server's bind."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            first = int(f.read().split()[1]) + 1
+    except (OSError, ValueError, IndexError):
+        first = 65536
+    for _ in range(200):
+        port = random.randrange(first, 65536) if first < 65000 else 0
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise SystemExit("free_port: no free port from %d" % first)
 
 
 def serve(binary, arguments, log_path, ready, what, timeout=60):

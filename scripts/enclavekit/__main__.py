@@ -1,6 +1,6 @@
 """The shared helpers for shell scripts, so that none of them embeds Python of its own:
 
-    scripts/python -m enclavekit free-port
+    scripts/python -m enclavekit free-port [COUNT]            (COUNT distinct ports, a line each)
     scripts/python -m enclavekit totp SECRET
     scripts/python -m enclavekit json-field KEY              (reads a JSON object on stdin)
     scripts/python -m enclavekit seconds-since START         (START from `date +%s.%N`)
@@ -42,8 +42,11 @@ def demo(directory, what):
 
 
 def main(arguments):
-    if arguments[:1] == ["free-port"]:
-        print(free_port())
+    if arguments[:1] == ["free-port"] and len(arguments) <= 2:
+        ports = set()
+        while len(ports) < int((arguments[1:] or ["1"])[0]):
+            ports.add(free_port())
+        print("\n".join(map(str, sorted(ports))))
     elif arguments[:1] == ["totp"] and len(arguments) == 2:
         print(totp(arguments[1], time.time()))
     elif arguments[:1] == ["json-field"] and len(arguments) == 2:
