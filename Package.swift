@@ -47,7 +47,14 @@ let package = Package(
             dependencies: ["CLibPQ", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: strict),
         .target(name: "Sealing", dependencies: ["COpenSSL"], swiftSettings: strict),
-        .target(name: "Enclave", dependencies: ["Postgres", "Sealing"], swiftSettings: strict),
+        // Speech to text on this machine: Debian's pocketsphinx in process (the worker's).
+        .systemLibrary(
+            name: "CPocketSphinx",
+            pkgConfig: "pocketsphinx",
+            providers: [.apt(["libpocketsphinx-dev", "pocketsphinx-en-us"])]
+        ),
+        .target(name: "Speech", dependencies: ["CPocketSphinx"], swiftSettings: strict),
+        .target(name: "Enclave", dependencies: ["Postgres", "Sealing", "Speech"], swiftSettings: strict),
         .systemLibrary(
             name: "CQRencode",
             pkgConfig: "libqrencode",
@@ -145,6 +152,7 @@ let package = Package(
         .testTarget(
             name: "PostgresTests", dependencies: ["Postgres", "Enclave", "EnclaveTestSupport"], swiftSettings: strict),
         .testTarget(name: "SealingTests", dependencies: ["Sealing"], swiftSettings: strict),
+        .testTarget(name: "SpeechTests", dependencies: ["Speech"], swiftSettings: strict),
         // Tests that need no database.
         .testTarget(name: "PostgresUnitTests", dependencies: ["Postgres"], swiftSettings: strict),
         .testTarget(name: "EnclaveUnitTests", dependencies: ["Enclave", "Postgres"], swiftSettings: strict),

@@ -134,7 +134,7 @@ struct GateTests {
             let tables = try await app.query(
                 "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = 'enclave' and c.relkind = 'r' and exists (select from pg_attribute a where a.attrelid = c.oid and a.attname = 'tenant_id')"
             ).map { try $0.decode(String.self, "relname") }
-            #expect(tables.count == 13)
+            #expect(tables.count == 14)
             for settings in [
                 ["enclave.tenant_id": fixture.practiceB.uuidString],
                 [

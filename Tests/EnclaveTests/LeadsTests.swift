@@ -121,12 +121,18 @@ struct LeadsTests {
                 let hex = Array(text.utf8).map { String(format: "%02x", $0) }.joined()
                 #expect(!dump.contains(hex), "\(text) found hex-encoded")
             }
-            // ... and the planted values come back for an authorized reader.
+            // ... and the planted values come back for an authorized reader: the full transcript for
+            // the practice's owner, none for agency staff whose agreement does not grant
+            // transcripts.full (the redacted form is the worker's, not made yet).
             let lead = try await fixture.leads.get(
                 fixture.base.memberToken, practice: fixture.base.practiceA, lead: call.leadID)
             #expect(lead.callerName == name)
             #expect(lead.callerNumber == "+15553217788")
-            #expect(lead.transcript == transcript)
+            #expect(lead.transcript == nil && lead.redactedTranscript == nil)
+            #expect(
+                try await fixture.leads.get(
+                    fixture.base.ownerAToken, practice: fixture.base.practiceA, lead: call.leadID
+                ).transcript == transcript)
             #expect(
                 lead.attribution
                     == Attribution(source: "google", medium: "cpc", campaign: "implants", keyword: "dental implants"))

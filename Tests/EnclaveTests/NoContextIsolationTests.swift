@@ -36,7 +36,9 @@ struct NoContextIsolationTests {
         insert into enclave.visitor_sessions (tenant_id, property_id, token_hash)
             values ('11111111-1111-1111-1111-111111111111', '55555555-5555-5555-5555-555555555555', sha256('x'));
         insert into enclave.ad_spend (tenant_id, month, source, amount_cents, recorded_by)
-            values ('11111111-1111-1111-1111-111111111111', '2026-11-01', 'google', 100, gen_random_uuid())
+            values ('11111111-1111-1111-1111-111111111111', '2026-11-01', 'google', 100, gen_random_uuid());
+        insert into enclave.keyword_sets (tenant_id, name, phrases)
+            values ('11111111-1111-1111-1111-111111111111', 'insurance', '{insurance}')
         """
 
     @Test(
@@ -51,7 +53,7 @@ struct NoContextIsolationTests {
             let tables = try await superuser.query(SchemaCatalogTests.tenantTablesQuery).map {
                 try $0.decode(String.self, "name")
             }
-            #expect(tables.count == 13)
+            #expect(tables.count == 14)
 
             let service = try await database.connect(role.variable)
             defer { Task { await service.close() } }

@@ -48,6 +48,10 @@ struct OffboardingTests {
                     """, [practice, fixture.ownerA]
                 ),
                 (
+                    "insert into enclave.keyword_sets (tenant_id, name, phrases) values ($1, 'insurance', '{insurance}')",
+                    [practice]
+                ),
+                (
                     "insert into enclave.visitor_sessions (tenant_id, property_id, token_hash) values ($1, $2, sha256('v'))",
                     [practice, property]
                 ),

@@ -94,7 +94,7 @@ struct SchemaCatalogTests {
             let connection = try await database.connect()
             defer { Task { await connection.close() } }
             let tables = try await connection.query(Self.tenantTablesQuery)
-            #expect(tables.count == 13)
+            #expect(tables.count == 14)
             for table in tables {
                 let name = try table.decode(String.self, "name")
                 #expect(try table.decode(Bool.self, "enabled"), "\(name) has row security disabled")

@@ -146,7 +146,7 @@ struct SchemaUpgradeTests {
             // role's read of leads and ad spend (issue 27, sql/0021_agency_figures.sql,
             // sql/0023_figures_value.sql) ...
             // ... and the rollup the figures are read from (sql/0024_lead_figures.sql), a tenant
-            // table like the others.
+            // table like the others; and a practice's keyword sets (sql/0027_transcripts.sql).
             let maintenance =
                 "(tenant_id = ( SELECT enclave_private.reachable_tenant('maintenance'::text) AS reachable_tenant))"
             let caller = "(tenant_id = ( SELECT enclave_private.caller_tenant() AS caller_tenant))"
@@ -156,6 +156,16 @@ struct SchemaUpgradeTests {
             #expect(
                 policiesAfter.subtracting(policiesBefore).sorted() == [
                     "policy ad_spend.figures_select SELECT enclave_figures true -",
+                    "policy keyword_sets.app_select SELECT enclave_app "
+                        + "(tenant_id = ( SELECT enclave_private.reachable_tenant('leads.read'::text) AS reachable_tenant)) -",
+                    "policy keyword_sets.maint_delete DELETE enclave_maint \(maintenance) -",
+                    "policy keyword_sets.maint_insert INSERT enclave_maint - \(maintenance)",
+                    "policy keyword_sets.maint_select SELECT enclave_maint \(maintenance) -",
+                    "policy keyword_sets.maint_update UPDATE enclave_maint \(maintenance) \(maintenance)",
+                    "policy keyword_sets.owner_delete DELETE enclave_owner \(caller) -",
+                    "policy keyword_sets.owner_insert INSERT enclave_owner - \(caller)",
+                    "policy keyword_sets.owner_select SELECT enclave_owner \(caller) -",
+                    "policy keyword_sets.owner_update UPDATE enclave_owner \(caller) \(caller)",
                     "policy lead_figures.figures_insert INSERT enclave_figures - true",
                     "policy lead_figures.figures_select SELECT enclave_figures true -",
                     "policy lead_figures.figures_update UPDATE enclave_figures true true",

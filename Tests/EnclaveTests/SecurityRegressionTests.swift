@@ -247,6 +247,7 @@ struct SecurityRegressionTests {
         case "text": "leads.read"
         case "text[]": "{leads.read,recordings.listen}"
         case "uuid[]": "{\(uuid)}"
+        case "bytea[]": "{\"\\\\x" + String(repeating: "00", count: 16) + "\"}"
         case "boolean": flag ? "true" : "false"
         case "bytea": "\\x" + String(repeating: "00", count: 32)
         case "bigint", "integer": "99999999999".prefix(type == "integer" ? 4 : 11).description

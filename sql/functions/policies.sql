@@ -48,7 +48,9 @@ begin
             ('visitor_sessions',  null,                 '{}'),
             ('ad_spend',          'leads.read',         '{select,insert,update,delete}'),
             -- Counts only, read through the figures functions; written by the leads' triggers.
-            ('lead_figures',      null,                 '{}')
+            ('lead_figures',      null,                 '{}'),
+            -- A practice's keyword sets: changed through save_keyword_set and delete_keyword_set.
+            ('keyword_sets',      'leads.read',         '{}')
         ) as t (table_name, read_scope, owner_every_tenant)
     loop
         if spec.read_scope is not null then

@@ -13,10 +13,12 @@
 -- phi.read event. A caller who does not reach the practice for leads.read gets
 -- 'session_invalid' (28000) without a live session, 'mfa_required' before MFA, and
 -- 'practice_unreachable' (42501) otherwise.
+-- (Before issue 30 it took no tokens.)
+drop function if exists enclave_private.read_leads(text,uuid,uuid,timestamptz,timestamptz,text,uuid,text,text,timestamptz,uuid,integer,text,inet,text);
 create or replace function enclave_private.read_leads(
     token text, practice uuid, lead uuid, since timestamptz, until timestamptz, kind_filter text,
     source_filter uuid, campaign_filter text, source_name_filter text, after_at timestamptz, after_id uuid,
-    max_rows integer, request_id text, client_ip inet, user_agent text
+    max_rows integer, request_id text, client_ip inet, user_agent text, tokens bytea[]
 )
 returns setof enclave_private.lead_read
 language plpgsql volatile set search_path = pg_catalog, pg_temp
@@ -27,6 +29,7 @@ declare
     k record;
     ids uuid[] := '{}';
     more boolean := false;
+    full_transcript boolean;
 begin
     if max_rows is null or max_rows not between 1 and 100 then
         raise exception 'read_limit_invalid' using errcode = '22023';
@@ -46,13 +49,21 @@ begin
         end if;
         raise exception 'practice_unreachable' using errcode = '42501';
     end if;
+    if cardinality(tokens) > 10 then
+        raise exception 'read_limit_invalid' using errcode = '22023';
+    end if;
+    -- Agency staff see the redacted transcript only, unless their agreement grants the full one.
+    full_transcript := enclave_private.reachable_tenant('transcripts.full') is not distinct from practice;
     for r in
         select 'lead', l.id, l.source_id, l.kind, l.occurred_at, l.source, l.medium, l.campaign, l.keyword,
                l.landing_page, l.gclid, l.called_number, l.duration_seconds, l.disposition, l.caller_number,
-               l.caller_name, l.transcript, l.form_fields, l.page_url, l.recording_bytes, l.recording_content_type,
-               l.redacted_at, l.qualification, l.value_cents
+               l.caller_name, case when full_transcript then l.transcript end, l.form_fields, l.page_url,
+               l.recording_bytes, l.recording_content_type, l.redacted_at, l.qualification, l.value_cents,
+               null, null, null, null, l.transcript_redacted, l.insights, l.transcript_status
         from enclave.leads l
         where l.tenant_id = practice and (lead is null or l.id = lead)
+          -- transcript search and tag filters: every token present (leads_by_token)
+          and (tokens is null or l.transcript_tokens @> tokens)
           and (since is null or l.occurred_at >= since) and (until is null or l.occurred_at < until)
           and (kind_filter is null or l.kind = kind_filter) and (source_filter is null or l.source_id = source_filter)
           and (campaign_filter is null or l.campaign = campaign_filter)
@@ -85,7 +96,8 @@ begin
     end loop;
     perform enclave_private.record_audit(
         practice, 'phi.read', 'lead', case when cardinality(ids) = 1 then ids[1]::text end, 'ok',
-        case when lead is null then 'list' else 'get' end, jsonb_build_object('leads', to_jsonb(ids)),
+        case when lead is null then case when tokens is not null then 'search' else 'list' end else 'get' end,
+        jsonb_build_object('leads', to_jsonb(ids)),
         request_id, client_ip, user_agent);
     if more then
         r := null;
@@ -94,5 +106,5 @@ begin
     end if;
 end
 $$;
-revoke all on function enclave_private.read_leads(text,uuid,uuid,timestamptz,timestamptz,text,uuid,text,text,timestamptz,uuid,integer,text,inet,text) from public;
-grant execute on function enclave_private.read_leads(text,uuid,uuid,timestamptz,timestamptz,text,uuid,text,text,timestamptz,uuid,integer,text,inet,text) to enclave_app;
+revoke all on function enclave_private.read_leads(text,uuid,uuid,timestamptz,timestamptz,text,uuid,text,text,timestamptz,uuid,integer,text,inet,text,bytea[]) from public;
+grant execute on function enclave_private.read_leads(text,uuid,uuid,timestamptz,timestamptz,text,uuid,text,text,timestamptz,uuid,integer,text,inet,text,bytea[]) to enclave_app;

@@ -9,6 +9,8 @@ public enum Scope: String, Sendable, CaseIterable, Codable {
     case trackingManage = "tracking.manage"
     /// Marking leads qualified, unqualified or spam, with a value.
     case leadsQualify = "leads.qualify"
+    /// The full transcript of calls; without it, agency staff see the redacted form only.
+    case transcriptsFull = "transcripts.full"
 }
 
 /// A Business Associate Agreement between an agency and a practice.

@@ -66,6 +66,10 @@ public enum AuditAction: String, Sendable, CaseIterable, Codable {
     /// A lead restricted at the patient's request: no webhook or export carries it.
     case leadRestricted = "lead.restricted"
     case staffScopesChanged = "staff.scopes_changed"
+    /// The worker made a call's transcript, its redacted form and its tags.
+    case transcriptCreated = "transcript.created"
+    /// A practice's keyword set was saved or deleted.
+    case keywordsChanged = "keywords.changed"
 }
 
 /// How an audited attempt ended.

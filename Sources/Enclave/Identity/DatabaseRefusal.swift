@@ -61,6 +61,8 @@ enum DatabaseRefusal: String, CaseIterable, Sendable {
     case patientRequestInvalid = "patient_request_invalid"
     case erasureNeedsPracticeOwner = "erasure_needs_practice_owner"
     case staffScopesInvalid = "staff_scopes_invalid"
+    case keywordsNeedOwnerOrTrackingManage = "keywords_need_owner_or_tracking_manage"
+    case keywordSetInvalid = "keyword_set_invalid"
 
     /// The refusal as the person who asked sees it. `detail` is the database's DETAIL, where
     /// the code has one (an agreement's status; never data).
@@ -160,8 +162,23 @@ enum DatabaseRefusal: String, CaseIterable, Sendable {
         case .erasureNeedsPracticeOwner:
             AccessError(.forbidden, "only an owner of the practice may erase or restrict a patient's leads")
         case .staffScopesInvalid: AccessError(.invalidInput, "staff may be granted patients.requests only")
+        case .keywordsNeedOwnerOrTrackingManage:
+            AccessError(
+                .forbidden,
+                "a practice's keyword sets are changed by its owners, or by agency staff with tracking.manage")
+        case .keywordSetInvalid: AccessError(.invalidInput, Self.keywordSetProblem(detail))
         case .auditRetentionTooYoung:
             AccessError(.invalidInput, "audit events are kept at least six years: none that young can be removed")
+        }
+    }
+
+    /// What is wrong with a keyword set, from the DETAIL save_keyword_set gives.
+    static func keywordSetProblem(_ detail: String?) -> String {
+        switch detail {
+        case "name": "a keyword set's name is 1 to 40 lower-case letters, digits, spaces, _ or -"
+        case "phrases": "a keyword set has 1 to 50 phrases of words, each up to 60 characters"
+        case "weight": "a keyword set's weight is -10 to 10"
+        default: "a practice has at most 50 keyword sets"
         }
     }
 }

@@ -28,7 +28,9 @@ public struct Reencryptor: Sendable {
         self.batchSize = max(1, batchSize)
     }
 
-    static let fields = ["caller_number", "caller_name", "transcript", "form_fields", "page_url"]
+    static let fields = [
+        "caller_number", "caller_name", "transcript", "form_fields", "page_url", "transcript_redacted", "insights",
+    ]
 
     /// Re-encrypts `tenant`; with `destroyUnused`, destroys versions left sealing nothing.
     /// Re-encrypts each of `tenants`, `jobs` at a time; `progress` hears of each as it finishes.
@@ -195,9 +197,11 @@ public struct Reencryptor: Sendable {
                     update enclave.leads l set
                         caller_number = decode(nullif(u.c0, ''), 'hex'), caller_name = decode(nullif(u.c1, ''), 'hex'),
                         transcript = decode(nullif(u.c2, ''), 'hex'), form_fields = decode(nullif(u.c3, ''), 'hex'),
-                        page_url = decode(nullif(u.c4, ''), 'hex'), dek_version = $2
-                    from unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
-                        as u(id, row_version, c0, c1, c2, c3, c4)
+                        page_url = decode(nullif(u.c4, ''), 'hex'), transcript_redacted = decode(nullif(u.c5, ''), 'hex'),
+                        insights = decode(nullif(u.c6, ''), 'hex'), dek_version = $2
+                    from unnest(
+                        $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                        $11::text[]) as u(id, row_version, c0, c1, c2, c3, c4, c5, c6)
                     where l.tenant_id = $1 and l.id = u.id and l.xmin::text = u.row_version
                     """,
                     // NULL travels as '' (a sealed value is never empty): the array codec has no NULLs.

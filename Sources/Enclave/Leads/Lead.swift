@@ -25,6 +25,14 @@ public struct Lead: Sendable, Equatable {
     /// `qualified`, `unqualified` or `spam`, once marked; with its value in cents.
     public var qualification: String? = nil
     public var valueCents: Int64? = nil
+    /// The transcript with names, numbers, dates, emails and addresses replaced by labels: what
+    /// agency staff see (`transcript` is nil for them unless their agreement grants
+    /// `transcripts.full`).
+    public var redactedTranscript: String? = nil
+    /// The transcript's tags, score and suggested qualification.
+    public var insights: TranscriptInsights? = nil
+    /// `done`, or `unreadable` (a recording the worker cannot decode); nil until the worker ran.
+    public var transcriptStatus: String? = nil
 }
 
 /// Filters for listing leads.
@@ -37,6 +45,11 @@ public struct LeadFilter: Sendable, Equatable {
     /// The attribution's source (google, facebook…) and campaign.
     public var source: String?
     public var campaign: String?
+    /// Calls whose transcript mentions every word of this (a blind-index lookup; names and
+    /// numbers are never found: only the redacted form is indexed).
+    public var mentions: String?
+    /// Calls tagged with this keyword set's name.
+    public var tag: String?
     /// Where the previous page ended (`LeadPage.nextCursor`).
     public var cursor: String?
     /// 1 to 100.
@@ -44,8 +57,10 @@ public struct LeadFilter: Sendable, Equatable {
 
     public init(
         since: Date? = nil, until: Date? = nil, kind: String? = nil, sourceID: UUID? = nil, source: String? = nil,
-        campaign: String? = nil, cursor: String? = nil, limit: Int = 50
+        campaign: String? = nil, mentions: String? = nil, tag: String? = nil, cursor: String? = nil, limit: Int = 50
     ) {
+        self.mentions = mentions
+        self.tag = tag
         self.source = source
         self.since = since
         self.until = until

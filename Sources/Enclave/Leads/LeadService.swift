@@ -17,10 +17,15 @@ public struct LeadService: Sendable {
         self.streams = streams
     }
 
+    /// The columns `decrypt` reads. The full transcript only for a caller that reaches the
+    /// practice for `transcripts.full` (its members, agency staff whose agreement grants it, the
+    /// maintenance role); read_leads applies the same rule.
     static let columns = """
         id, source_id, kind, occurred_at, source, medium, campaign, keyword, landing_page, gclid, called_number,
-        duration_seconds, disposition, caller_number, caller_name, transcript, form_fields, page_url, recording_bytes,
-        recording_content_type, redacted_at, qualification, value_cents
+        duration_seconds, disposition, caller_number, caller_name,
+        case when enclave_private.reachable_tenant('transcripts.full') = tenant_id then transcript end as transcript,
+        form_fields, page_url, recording_bytes, recording_content_type, redacted_at, qualification, value_cents,
+        transcript_redacted, insights, transcript_status
         """
 
     /// A page of the practice's leads, newest first, with filters.
@@ -63,18 +68,20 @@ public struct LeadService: Sendable {
         _ token: SessionToken, practice: UUID, lead: UUID?, filter: LeadFilter = LeadFilter(),
         after: (Date, UUID)? = nil, context: RequestContext
     ) async throws -> (leads: [Lead], more: Bool) {
+        let tokens = try await searchTokens(token, practice: practice, filter: filter, context: context)
         let rows = try await access.recordingRefusals(
             token, practice: practice, scope: .leadsRead, context: context
         ) {
             try await access.pool.query(
                 """
                 select * from enclave_private.read_leads(
-                    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::text::inet, $15)
+                    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::text::inet, $15,
+                    (select array_agg(decode(t, 'hex')) from unnest($16::text[]) t))
                 """,
                 [
                     token.value, practice, lead, filter.since, filter.until, filter.kind, filter.sourceID,
                     filter.campaign, filter.source, after?.0, after?.1, Int32(filter.limit), context.requestID,
-                    context.client.address, context.client.userAgent,
+                    context.client.address, context.client.userAgent, tokens?.map(\.hex),
                 ])
         }
         var leads: [PostgresRow] = []
@@ -90,6 +97,30 @@ public struct LeadService: Sendable {
         guard !leads.isEmpty else { return ([], false) }
         let keySet = try keys.keySet(practice, keyRows, prefix: "key_")
         return (try await decrypt(leads, practice: practice, keySet), more)
+    }
+
+    /// The blind-index tokens of a transcript search and a tag filter (nil for neither): the
+    /// practice's index key is needed first, so a search costs a round trip more than a list.
+    private func searchTokens(
+        _ token: SessionToken, practice: UUID, filter: LeadFilter, context: RequestContext
+    ) async throws -> [[UInt8]]? {
+        let words = filter.mentions.map { TranscriptTokens.words(of: $0) } ?? []
+        if let mentions = filter.mentions {
+            guard mentions.utf8.count <= 200, !words.isEmpty, words.count <= 8 else {
+                throw AccessError(
+                    .invalidInput, "mentions must hold one to eight words of three letters or more (not the commonest)")
+            }
+        }
+        if let tag = filter.tag, tag.utf8.count > 40 || tag.isEmpty {
+            throw AccessError(.invalidInput, "tag must be a keyword set's name")
+        }
+        guard filter.mentions != nil || filter.tag != nil else { return nil }
+        return try await access.withPractice(token, practice: practice, scope: .leadsRead, context: context) {
+            transaction in
+            let index = try await keys.keys(practice, in: transaction).blindIndex()
+            return try words.map { try TranscriptTokens.word($0, index) }
+                + (filter.tag.map { [try TranscriptTokens.tag($0, index)] } ?? [])
+        }
     }
 
     /// Every lead from one caller number, found by its blind index without decrypting others.
@@ -249,7 +280,12 @@ public struct LeadService: Sendable {
                 recordingContentType: try row.decode(String?.self, "recording_content_type"),
                 redactedAt: try row.decode(Date?.self, "redacted_at"),
                 qualification: try row.decode(String?.self, "qualification"),
-                valueCents: try row.decode(Int64?.self, "value_cents"))
+                valueCents: try row.decode(Int64?.self, "value_cents"),
+                redactedTranscript: try await text("transcript_redacted"),
+                insights: try await open("insights").flatMap {
+                    try? JSONDecoder().decode(TranscriptInsights.self, from: Data($0))
+                },
+                transcriptStatus: try row.decode(String?.self, "transcript_status"))
         }
     }
 
