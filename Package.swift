@@ -110,6 +110,7 @@ let package = Package(
                 "EnclaveConsole",
                 "EnclaveHTTP",
                 "EnclaveWorkers",
+                "Speech",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -117,7 +118,10 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(
-            name: "EnclaveBench", dependencies: ["Sealing", "Enclave", "Postgres", "EnclaveScratchDatabase"],
+            name: "EnclaveBench",
+            dependencies: [
+                "Sealing", "Enclave", "Postgres", "EnclaveScratchDatabase", "Speech", "EnclaveSpeechCorpus",
+            ],
             swiftSettings: strict),
         // A client generated from the API's spec, for tests.
         .target(
@@ -130,6 +134,9 @@ let package = Package(
         // migrated from one shared template, and synthetic users signed in with TOTP.
         .target(
             name: "EnclaveScratchDatabase", dependencies: ["Postgres", "Sealing", "Enclave"], swiftSettings: strict),
+        // Scripted calls with known PHI, spoken as telephone audio: the transcription tests and
+        // benchmark's corpus.
+        .target(name: "EnclaveSpeechCorpus", swiftSettings: strict),
         // The tests' own helpers, over what they share with the benchmarks.
         .target(
             name: "EnclaveTestSupport", dependencies: ["Postgres", "Sealing", "Enclave", "EnclaveScratchDatabase"],
@@ -158,7 +165,7 @@ let package = Package(
         .testTarget(name: "EnclaveUnitTests", dependencies: ["Enclave", "Postgres"], swiftSettings: strict),
         .testTarget(
             name: "EnclaveTests",
-            dependencies: ["Enclave", "Postgres", "EnclaveTestSupport"],
+            dependencies: ["Enclave", "Postgres", "EnclaveTestSupport", "EnclaveSpeechCorpus"],
             resources: [.copy("Fixtures")],
             swiftSettings: strict
         ),

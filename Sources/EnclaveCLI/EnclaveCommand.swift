@@ -10,7 +10,8 @@ struct EnclaveCommand: AsyncParsableCommand {
         abstract: "Operate Enclave, the HIPAA-grade data platform for medical call and form tracking.",
         subcommands: [
             Migrate.self, Keys.self, Practices.self, Agencies.self, Users.self, Agreements.self, Audit.self,
-            Tenants.self, Serve.self, Webhooks.self, Recordings.self, Compliance.self, BreakGlassCommand.self,
+            Tenants.self, Serve.self, Webhooks.self, Recordings.self, Transcripts.self, Compliance.self,
+            BreakGlassCommand.self,
             Holds.self,
             Demo.self,
         ]

@@ -24,6 +24,14 @@ public enum TestEnvironment {
             .deletingLastPathComponent()
     }
 
+    /// The built `enclave` executable: `$ENCLAVE_BIN`, else this checkout's debug build.
+    public static var enclaveExecutable: URL {
+        if let path = ProcessInfo.processInfo.environment["ENCLAVE_BIN"], !path.isEmpty {
+            return URL(fileURLWithPath: path)
+        }
+        return packageRoot.appendingPathComponent(".build/debug/enclave")
+    }
+
     /// `scripts/python`: the project's virtual environment (made by `scripts/setup` from Debian's
     /// python3), never whichever `python3` is first on PATH. Arguments follow it as for python.
     public static var python: URL {

@@ -38,6 +38,23 @@ public enum RecordingFetchService {
     }
 }
 
+/// The transcription worker.
+public enum TranscriptionService {
+    public static func make(
+        worker: TranscriptionWorker, batch: Int, interval: Duration, report: @escaping @Sendable (String) -> Void
+    ) -> PeriodicWorker {
+        PeriodicWorker(
+            name: "transcripts", doing: "transcribing", interval: interval, idle: TranscriptionWorker.Summary(),
+            pass: { try await worker.transcribeDue(limit: batch) }, describe: describe, report: report)
+    }
+
+    /// One line about a pass (counts and seconds, never words).
+    public static func describe(_ pass: TranscriptionWorker.Summary) -> String {
+        "transcripts: \(pass.transcribed) calls transcribed (\(Int(pass.seconds.rounded())) s of audio), "
+            + "\(pass.redacted) provider transcripts redacted, \(pass.unreadable) recordings unreadable"
+    }
+}
+
 /// The audit chainer.
 public enum AuditChainService {
     public static func make(

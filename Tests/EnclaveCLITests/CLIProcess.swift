@@ -13,12 +13,7 @@ struct CLIResult: Sendable {
 /// Runs the built `enclave` executable as a separate process.
 enum CLIProcess {
     /// `$ENCLAVE_BIN`, else `.build/debug/enclave` of this checkout.
-    static var executable: URL {
-        if let path = ProcessInfo.processInfo.environment["ENCLAVE_BIN"], !path.isEmpty {
-            return URL(fileURLWithPath: path)
-        }
-        return TestEnvironment.packageRoot.appendingPathComponent(".build/debug/enclave")
-    }
+    static var executable: URL { TestEnvironment.enclaveExecutable }
 
     /// Runs `enclave arguments…` with `environment` laid over this process's environment
     /// (a `nil` value removes the variable).

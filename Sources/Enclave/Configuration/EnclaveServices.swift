@@ -59,6 +59,8 @@ public struct EnclaveServices: Sendable {
     public let compliance: ComplianceService
     /// Patients' requests: lookup, access report, request log, erasure and restriction.
     public let patients: PatientRights
+    /// A practice's keyword sets and the tag counts of its calls.
+    public let keywords: KeywordSets
     /// A practice's audit trail and accounting of disclosures.
     public let auditLog: AuditLog
     /// Lead counts by day and attribution (the dashboard, the agency overview).
@@ -91,6 +93,7 @@ public struct EnclaveServices: Sendable {
         webhooks = WebhookEndpoints(access: access, keys: keys)
         compliance = ComplianceService(identity: identity, access: access, keys: keys)
         patients = PatientRights(identity: identity, keys: keys)
+        keywords = KeywordSets(identity: identity, access: access, keys: keys)
         auditLog = AuditLog(identity: identity)
         reports = LeadReports(access: access, agreements: agreements)
         value = LeadValue(access: access, agreements: agreements)

@@ -114,14 +114,7 @@ public struct TranscriptionWorker: Sendable {
             {
                 names += decoded.filter { $0.key.lowercased().contains("name") }.map(\.value)
             }
-            let sets = try await transaction.query(
-                "select id, name, phrases, weight from enclave.keyword_sets where tenant_id = $1 order by name",
-                [tenant]
-            ).map {
-                KeywordSet(
-                    id: try $0.decode(UUID.self, "id"), name: try $0.decode(String.self, "name"),
-                    phrases: try $0.decode([String].self, "phrases"), weight: Int(try $0.decode(Int16.self, "weight")))
-            }
+            let sets = try await KeywordSets.sets(of: tenant, transaction)
             var call = Call(
                 transcript: try await open("transcript"), audio: nil, knownNames: names, sets: sets,
                 durationSeconds: try row.decode(Int32?.self, "duration_seconds").map(Int.init),
