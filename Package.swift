@@ -172,7 +172,7 @@ let package = Package(
         .testTarget(
             name: "EnclaveHTTPTests",
             dependencies: [
-                "EnclaveHTTP", "EnclaveWorkers", "Enclave", "Postgres", "Sealing", "EnclaveTestSupport",
+                "EnclaveHTTP", "EnclaveWorkers", "Enclave", "Postgres", "Sealing", "Speech", "EnclaveTestSupport",
                 "EnclaveHTTPTestSupport",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 "EnclaveAPIClient",

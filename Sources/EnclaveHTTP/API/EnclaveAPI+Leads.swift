@@ -18,8 +18,8 @@ extension EnclaveAPI {
             }
             let filter = LeadFilter(
                 since: input.query.since, until: input.query.until, kind: input.query.kind?.rawValue,
-                source: input.query.source, campaign: input.query.campaign, cursor: input.query.cursor,
-                limit: input.query.limit ?? 50)
+                source: input.query.source, campaign: input.query.campaign, mentions: input.query.mentions,
+                tag: input.query.tag, cursor: input.query.cursor, limit: input.query.limit ?? 50)
             let page = try await leads.list(try token(), practice: practice, filter: filter, context: values.context)
             return .ok(.init(body: .json(.init(leads: page.leads.map(Self.lead), next_cursor: page.nextCursor))))
         }
@@ -115,6 +115,13 @@ extension EnclaveAPI {
             duration_seconds: lead.durationSeconds, disposition: lead.disposition, caller_number: lead.callerNumber,
             caller_name: lead.callerName, transcript: lead.transcript,
             form_fields: lead.formFields.map { .init(additionalProperties: $0) }, page_url: lead.pageURL,
-            recording_bytes: lead.recordingBytes, redacted: lead.redactedAt != nil)
+            recording_bytes: lead.recordingBytes, redacted: lead.redactedAt != nil,
+            transcript_redacted: lead.redactedTranscript,
+            transcript_status: lead.transcriptStatus.flatMap { .init(rawValue: $0) },
+            insights: lead.insights.map {
+                .init(
+                    tags: $0.tags, score: $0.score,
+                    suggested_qualification: .init(rawValue: $0.suggestion) ?? .unqualified)
+            })
     }
 }
