@@ -181,6 +181,11 @@ extension EnclaveCommand {
                     if state == "revoked" { try await agreements.revoke(ownerToken, agreement: agreement) }
                     try await agreements.assign(admin, agency: agency, practice: practice, member: memberID)
                     sourceEntries += try await demoSources(ownerToken, practice)
+                    // Keyword sets that tag calls' transcripts (`enclave transcripts run`).
+                    for (tag, phrases, weight) in DemoLeads.keywordSets {
+                        _ = try await services.keywords.save(
+                            ownerToken, practice: practice, name: tag, phrases: phrases, weight: weight)
+                    }
                     // A Twilio line, with a made-up account: point a local stand-in at it (README).
                     let account = "AC" + (try SecureRandom.bytes(16)).map { String(format: "%02x", $0) }.joined()
                     let authToken = (try SecureRandom.bytes(16)).map { String(format: "%02x", $0) }.joined()
@@ -319,6 +324,28 @@ extension Optional {
 enum DemoLeads {
     static let first = ["Avery", "Jordan", "Riley", "Casey", "Morgan", "Quinn", "Harper", "Rowan", "Sage", "Emery"]
     static let last = ["Nguyen", "Garcia", "Smith", "Okafor", "Kowalski", "Haddad", "Lindqvist", "Tanaka", "Moreau"]
+    /// The demo practices' keyword sets.
+    static let keywordSets: [(String, [String], Int)] = [
+        ("new patient", ["new patient", "first visit"], 2), ("appointment", ["appointment", "book", "schedule"], 1),
+        ("insurance", ["insurance", "member number", "coverage"], 1), ("emergency", ["emergency", "severe pain"], 3),
+    ]
+
+    /// What a synthetic call's caller says (PHI the redacted form hides: the name, a date of birth,
+    /// a member number).
+    static func transcript(_ index: Int, name: String) -> String {
+        switch index % 4 {
+        case 0:
+            "Thank you for calling. Hi, this is \(name), I am a new patient and would like to book a cleaning. "
+                + "My date of birth is March 4th 1982."
+        case 1:
+            "Hello, \(name) here. I have severe pain in a back tooth, is this an emergency you can see today?"
+        case 2:
+            "Hi, it's \(name). Do you take my insurance? My member number is 4471 2290 1185."
+        default:
+            "Synthetic call: \(name) asks about an appointment next week."
+        }
+    }
+
     static let campaigns: [(String, String, String)] = [
         ("google", "cpc", "new patients"), ("google", "organic", "brand"), ("facebook", "social", "spring promo"),
         ("bing", "cpc", "emergency visits"), ("direct", "none", "referral"),
@@ -338,7 +365,7 @@ enum DemoLeads {
         let missed = index % 10 == 6
         let body =
             isCall
-            ? #"{"caller_number": "\#(number)", "caller_name": "\#(name)", "started_at": "\#(at)", "duration_seconds": \#(missed ? 0 : 30 + index % 240), "disposition": "\#(missed ? "missed" : "answered")", "transcript": "Synthetic call: \#(name) asks about an appointment.", \#(attribution)}"#
+            ? #"{"caller_number": "\#(number)", "caller_name": "\#(name)", "started_at": "\#(at)", "duration_seconds": \#(missed ? 0 : 30 + index % 240), "disposition": "\#(missed ? "missed" : "answered")", "transcript": "\#(transcript(index, name: name))", \#(attribution)}"#
             : #"{"fields": {"name": "\#(name)", "phone": "\#(number)", "message": "Synthetic form: please call me back."}, "page_url": "https://example.test/contact", "submitted_at": "\#(at)", \#(attribution)}"#
         let entry = isCall ? call : form
         let now = Int64(Date().timeIntervalSince1970)

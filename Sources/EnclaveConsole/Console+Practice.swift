@@ -60,6 +60,10 @@ extension Console {
             let source = query["source"].map(String.init).flatMap { $0.isEmpty ? nil : String($0.prefix(200)) }
             let since = query["since"].flatMap { Self.day(String($0)) }
             let caller = query["caller"].map(String.init).flatMap { $0.isEmpty ? nil : String($0.prefix(40)) }
+            let tag = query["tag"].map(String.init).flatMap { $0.isEmpty ? nil : String($0.prefix(40)) }
+            let mentions = query["mentions"].map(String.init).flatMap { $0.isEmpty ? nil : String($0.prefix(200)) }
+            let tags = try await services.keywords.list(token, practice: practice, context: requestContext(request))
+                .map(\.name)
             var next: String?
             let found: [Lead]
             if let caller {
@@ -70,7 +74,7 @@ extension Console {
                 let page = try await services.leads.list(
                     token, practice: practice,
                     filter: LeadFilter(
-                        since: since, kind: kind, source: source, campaign: campaign,
+                        since: since, kind: kind, source: source, campaign: campaign, mentions: mentions, tag: tag,
                         cursor: query["cursor"].map { String($0.prefix(200)) }, limit: 25),
                     context: requestContext(request))
                 found = page.leads
@@ -82,6 +86,8 @@ extension Console {
                 source.map { URLQueryItem(name: "source", value: $0) },
                 campaign.map { URLQueryItem(name: "campaign", value: $0) },
                 query["since"].map { URLQueryItem(name: "since", value: String($0)) },
+                tag.map { URLQueryItem(name: "tag", value: $0) },
+                mentions.map { URLQueryItem(name: "mentions", value: $0) },
                 next.map { URLQueryItem(name: "cursor", value: $0) },
             ].compactMap { $0 }
             return self.page(
@@ -91,6 +97,8 @@ extension Console {
                     "kindCall": kind == "call", "kindForm": kind == "form", "campaign": campaign ?? "",
                     "source": source ?? "",
                     "since": query["since"].map(String.init) ?? "", "searching": caller != nil,
+                    "mentions": mentions ?? "", "hasTags": !tags.isEmpty,
+                    "tags": tags.map { ["name": $0, "selected": $0 == tag] as [String: Any] },
                     "next": next == nil
                         ? false : "/practices/\(id(practice))/leads?\(nextQuery.percentEncodedQuery ?? "")",
                     "leads": found.map { lead in
@@ -98,6 +106,7 @@ extension Console {
                             "id": id(lead.id), "kind": lead.kind, "when": Self.format(lead.occurredAt),
                             "caller": lead.callerName ?? lead.callerNumber ?? "—",
                             "source": lead.attribution.source ?? "—", "campaign": lead.attribution.campaign ?? "—",
+                            "tags": lead.insights?.tags.joined(separator: ", ") ?? "",
                         ]
                     },
                 ], request)
@@ -118,6 +127,10 @@ extension Console {
                 token, practice: practice, since: days.first ?? until, until: until)
             let summary = DashboardSummary(rows: rows, days: Array(days))
             let banners = await breakGlassBanner(token, practice: practice)
+            // Calls each keyword set tagged per day: counts from the tag tokens, no transcript read.
+            let tagged = try await services.keywords.tagCounts(
+                token, practice: practice, since: days.first ?? until, until: until, context: requestContext(request))
+            let tagNames = Array(Set(tagged.map(\.tag))).sorted()
             return page(
                 "dashboard",
                 [
@@ -137,6 +150,15 @@ extension Console {
                         [
                             "name": campaign.name, "total": campaign.total,
                             "perDay": campaign.perDay.map { ["count": $0] },
+                        ] as [String: Any]
+                    },
+                    "hasTags": !tagNames.isEmpty,
+                    "tags": tagNames.map { tag in
+                        let perDay = days.map { day in
+                            tagged.first { $0.tag == tag && $0.day == day }?.calls ?? 0
+                        }
+                        return [
+                            "name": tag, "perDay": perDay.map { ["count": $0] }, "total": perDay.reduce(0, +),
                         ] as [String: Any]
                     },
                 ], request)
@@ -194,7 +216,6 @@ extension Console {
                 ["name": "Source", "value": lead.attribution.source ?? "—"],
                 ["name": "Campaign", "value": lead.attribution.campaign ?? "—"],
             ]
-            if let transcript = lead.transcript { fields.append(["name": "Transcript", "value": transcript]) }
             for (name, value) in (lead.formFields ?? [:]).sorted(by: { $0.key < $1.key }) {
                 fields.append(["name": name, "value": value])
             }
@@ -216,14 +237,50 @@ extension Console {
                     "value": lead.valueCents.map { Self.dollars($0) } ?? "",
                     // Mustache takes an empty string as true: a missing value is false.
                     "worth": lead.valueCents.map { Self.dollars($0) as Any } ?? false,
+                    // Until a person marks it, the transcript's suggestion is preselected.
                     "choices": LeadValue.Qualification.allCases.map {
-                        ["name": $0.rawValue, "selected": $0.rawValue == lead.qualification] as [String: Any]
+                        [
+                            "name": $0.rawValue,
+                            "selected": $0.rawValue == (lead.qualification ?? lead.insights?.suggestion),
+                        ] as [String: Any]
                     },
                     "redacted": lead.redactedAt.map(Self.format) ?? false,
+                    "transcript": Self.transcript(lead),
                     "recording": lead.recordingBytes == nil
                         ? false : "/v1/practices/\(id(practice))/leads/\(id(leadID))/recording",
                 ], request)
         }
+    }
+
+    /// The lead page's transcript section: the full transcript for those who may read it (with the
+    /// redacted form agency staff see), the redacted one for the others; the tags, the score and
+    /// its suggestion; or why there is none. False when the lead has neither a transcript nor a
+    /// recording.
+    static func transcript(_ lead: Lead) -> Any {
+        var section: [String: Any] = [:]
+        if let full = lead.transcript {
+            section["full"] = full
+            section["redactedCopy"] = lead.redactedTranscript ?? false
+        } else if let redacted = lead.redactedTranscript {
+            section["redactedOnly"] = redacted
+        }
+        if let insights = lead.insights {
+            section["insights"] = [
+                "tags": insights.tags.isEmpty ? "none" : insights.tags.joined(separator: ", "),
+                "score": insights.score, "suggestion": insights.suggestion,
+            ]
+        }
+        if section.isEmpty {
+            if lead.transcriptStatus == "unreadable" {
+                section["note"] = "The recording is in a format the transcriber does not read (WAV is read)."
+            } else if lead.recordingBytes != nil {
+                section["note"] =
+                    "Not transcribed yet: the transcription worker makes it on the platform's own machines."
+            } else {
+                return false
+            }
+        }
+        return section
     }
 
     func agreements<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async -> Response {

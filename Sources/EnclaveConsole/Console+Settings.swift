@@ -146,4 +146,62 @@ extension Console {
             return ConsoleAssets.redirect("/practices/\(id(practice))/webhooks")
         }
     }
+
+    /// A practice's keyword sets: anyone who reads its leads sees them; its owners, and agency
+    /// staff with tracking.manage, change them (the database decides).
+    func keywordsPage<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async -> Response {
+        await guardedAsync(request) { token in
+            let practice = try uuid(context.parameters.get("practice"))
+            let sets = try await services.keywords.list(token, practice: practice, context: requestContext(request))
+            return page(
+                "keywords",
+                [
+                    "practice": id(practice), "hasSets": !sets.isEmpty,
+                    "sets": sets.map { set in
+                        [
+                            "id": id(set.id), "name": set.name, "phrases": set.phrases.joined(separator: ", "),
+                            "weight": set.weight,
+                        ] as [String: Any]
+                    },
+                ], request)
+        }
+    }
+
+    struct KeywordSetForm: Decodable {
+        let csrf: String
+        let name: String?
+        let phrases: String?
+        let weight: String?
+    }
+
+    /// Saves a keyword set: phrases one per line (or separated by commas).
+    func saveKeywordSet<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async throws
+        -> Response
+    {
+        try await withForm(request, context) { (form: KeywordSetForm, token) in
+            let practice = try uuid(context.parameters.get("practice"))
+            let phrases = (form.phrases ?? "").split(whereSeparator: { $0 == "\n" || $0 == "," || $0 == "\r" })
+                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            guard let weight = Int((form.weight ?? "1").trimmingCharacters(in: .whitespaces)) else {
+                throw AccessError(.invalidInput, "a keyword set's weight is -10 to 10")
+            }
+            _ = try await services.keywords.save(
+                token, practice: practice, name: (form.name ?? "").trimmingCharacters(in: .whitespaces),
+                phrases: phrases, weight: weight, context: requestContext(request))
+            return ConsoleAssets.redirect("/practices/\(id(practice))/keywords")
+        }
+    }
+
+    func deleteKeywordSet<Context: Hummingbird.RequestContext>(_ request: Request, _ context: Context) async throws
+        -> Response
+    {
+        try await withForm(request, context) { (_: CSRFForm, token) in
+            let practice = try uuid(context.parameters.get("practice"))
+            try await services.keywords.delete(
+                token, practice: practice, keywordSet: try uuid(context.parameters.get("set")),
+                context: requestContext(request))
+            return ConsoleAssets.redirect("/practices/\(id(practice))/keywords")
+        }
+    }
 }
+extension Console.KeywordSetForm: CSRFCarrying { var csrfToken: String { csrf } }

@@ -67,6 +67,11 @@ public struct Console: Sendable {
         router.post("/practices/:practice/audit/export") { request, context in try await exportAudit(request, context) }
         router.get("/practices/:practice/reach") { request, context in await reach(request, context) }
         router.get("/practices/:practice/sources") { request, context in await sourcesPage(request, context) }
+        router.get("/practices/:practice/keywords") { request, context in await keywordsPage(request, context) }
+        router.post("/practices/:practice/keywords") { request, context in try await saveKeywordSet(request, context) }
+        router.post("/practices/:practice/keywords/:set/delete") { request, context in
+            try await deleteKeywordSet(request, context)
+        }
         router.get("/practices/:practice/webhooks") { request, context in await webhooksPage(request, context) }
         router.post("/practices/:practice/webhooks") { request, context in try await createWebhook(request, context) }
         router.post("/practices/:practice/webhooks/:webhook/delete") { request, context in

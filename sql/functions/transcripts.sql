@@ -90,9 +90,12 @@ declare
     normalised text[];
     saved uuid;
 begin
+    -- In the order given, without repeats.
     normalised := array(
-        select distinct btrim(regexp_replace(lower(p), '[^a-z0-9]+', ' ', 'g'))
-        from unnest(set_phrases) p where btrim(regexp_replace(lower(p), '[^a-z0-9]+', ' ', 'g')) <> '');
+        select x.phrase from (
+            select btrim(regexp_replace(lower(u.p), '[^a-z0-9]+', ' ', 'g')) as phrase, min(u.o) as o
+            from unnest(set_phrases) with ordinality as u (p, o) group by 1) x
+        where x.phrase <> '' order by x.o);
     if set_name is null or set_name !~ '^[a-z0-9][a-z0-9 _-]{0,39}$' then
         raise exception 'keyword_set_invalid' using errcode = '22023', detail = 'name';
     end if;
