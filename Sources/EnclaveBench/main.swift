@@ -1,6 +1,6 @@
 import Foundation
 
-// enclave-bench [sealing|audit|audit-page [events]|patient [events]|recording [MB]|capture [calls]|reencrypt|gate [practices leads]|all]: benchmarks with a reference measured in the same run.
+// enclave-bench [sealing|audit|audit-page [events]|patient [events]|recording [MB]|capture [calls]|reencrypt|gate [practices leads]|transcribe [calls]|all]: benchmarks with a reference measured in the same run.
 // scripts/bench builds this in release mode and runs it against the dev cluster.
 let mode = CommandLine.arguments.dropFirst().first ?? "all"
 do {
@@ -38,6 +38,11 @@ do {
         let practices = CommandLine.arguments.dropFirst(2).first.flatMap { Int($0) } ?? 2_000
         let leads = CommandLine.arguments.dropFirst(3).first.flatMap { Int($0) } ?? 1_000
         try await gateBenchmark(practices: practices, leads: leads)
+    }
+    if mode == "transcribe" || mode == "all" {
+        if mode == "all" { print("") }
+        let calls = CommandLine.arguments.dropFirst(2).first.flatMap { Int($0) } ?? 30
+        try await transcribeBenchmark(calls: calls)
     }
 } catch {
     FileHandle.standardError.write(Data("enclave-bench: \(error)\n".utf8))

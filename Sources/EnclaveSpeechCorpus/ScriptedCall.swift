@@ -7,10 +7,20 @@ public struct ScriptedCall: Sendable {
     /// Who says a turn: the practice's receptionist or the caller.
     public enum Speaker: Sendable { case practice, caller }
 
-    /// A word of the script and whether it is PHI that redaction must remove.
+    /// What kind of PHI a word is.
+    public enum PHI: String, Sendable, CaseIterable {
+        /// A person's name: the caller's, the receptionist's.
+        case name
+        /// A spoken digit of a phone or member number.
+        case number
+        /// A word of a spoken date of birth.
+        case date
+    }
+
+    /// A word of the script and the PHI it is, if any, that redaction must remove.
     public struct Word: Sendable, Equatable {
         public let text: String
-        public let phi: Bool
+        public let phi: PHI?
     }
 
     public struct Turn: Sendable {
@@ -76,12 +86,15 @@ public struct ScriptedCall: Sendable {
         let phone = "555" + (0..<7).map { _ in String(digit()) }.joined()
         let member = (0..<6).map { _ in digit() }
         func spoken(_ digits: some Sequence<Character>) -> [Word] {
-            digits.map { Word(text: digitWords[Int(String($0)) ?? 0], phi: true) }
+            digits.map { Word(text: digitWords[Int(String($0)) ?? 0], phi: .number) }
         }
-        func plain(_ text: String) -> [Word] { text.split(separator: " ").map { Word(text: String($0), phi: false) } }
-        func phi(_ text: String) -> [Word] { text.split(separator: " ").map { Word(text: String($0), phi: true) } }
+        func plain(_ text: String) -> [Word] { text.split(separator: " ").map { Word(text: String($0), phi: nil) } }
+        func phi(_ text: String, _ kind: PHI = .name) -> [Word] {
+            text.split(separator: " ").map { Word(text: String($0), phi: kind) }
+        }
         let birth =
-            phi(months[(n * 5) % 12]) + phi(ordinals[(n * 3) % ordinals.count]) + phi(years[n % years.count])
+            phi(months[(n * 5) % 12], .date) + phi(ordinals[(n * 3) % ordinals.count], .date)
+            + phi(years[n % years.count], .date)
         let practice = practices[n % practices.count]
         let phoneWords = Array(phone)
         let turns: [Turn] = [

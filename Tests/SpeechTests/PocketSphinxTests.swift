@@ -53,9 +53,21 @@ struct PocketSphinxTests {
         var samples = [Int16](repeating: 1000, count: 150 * rate)
         // Silence 55.0 to 55.3 s.
         for i in (55 * rate)..<(55 * rate + rate * 3 / 10) { samples[i] = 0 }
-        let end = PocketSphinxTranscriber.Decoder.cut(samples, from: 0)
+        let end = PocketSphinxTranscriber.Decoder.cut(samples, from: 0, end: samples.count)
         #expect((55 * rate)...(55 * rate + rate * 3 / 10) ~= end)
-        #expect(PocketSphinxTranscriber.Decoder.cut(Array(samples.prefix(65 * rate)), from: 0) == 65 * rate)
+        #expect(PocketSphinxTranscriber.Decoder.cut(samples, from: 0, end: 65 * rate) == 65 * rate)
+    }
+
+    @Test("speech is found between silences; pauses under half a second stay inside a stretch")
+    func stretches() {
+        let rate = 16_000
+        func tone(_ seconds: Double) -> [Int16] { (0..<Int(seconds * Double(rate))).map { $0 % 16 < 8 ? 3000 : -3000 } }
+        func silence(_ seconds: Double) -> [Int16] { [Int16](repeating: 0, count: Int(seconds * Double(rate))) }
+        let samples = silence(1) + tone(1) + silence(0.3) + tone(0.5) + silence(2) + tone(1) + silence(1) + tone(0.02)
+        let stretches = PocketSphinxTranscriber.Decoder.speech(in: samples)
+        // 1.0-2.8 s (with its pause) and 4.8-5.8 s, each with 0.2 s either side; the click is not speech.
+        #expect(stretches.map { Double($0.lowerBound) / Double(rate) } == [0.8, 4.6])
+        #expect(stretches.map { Double($0.upperBound) / Double(rate) } == [3.0, 6.0])
     }
 
     @Test("a missing model is a clear error naming the package")

@@ -33,9 +33,15 @@ public struct TranscriptRedactor: Sendable {
     }
 
     /// `transcript` with every span found replaced by its label; neighbouring spans of one label
-    /// become one label.
+    /// become one label. Lines stay lines (a dual-channel transcript's turns).
     public func redact(_ transcript: String) -> String {
-        let words = transcript.split(whereSeparator: \.isWhitespace).map(String.init)
+        transcript.split(separator: "\n", omittingEmptySubsequences: false).map { redactLine(String($0)) }
+            .joined(separator: "\n")
+    }
+
+    /// The label of each of `words` (nil: kept), as `redact` finds them: what the benchmark scores
+    /// against a script's known PHI.
+    public func labels(of words: [String]) -> [Label?] {
         var labels = [Label?](repeating: nil, count: words.count)
         let tokens = words.map(Token.init)
         markEmails(tokens, &labels)
@@ -43,6 +49,13 @@ public struct TranscriptRedactor: Sendable {
         markAddresses(tokens, &labels)
         markNumbers(tokens, &labels)
         markNames(tokens, &labels)
+        return labels
+    }
+
+    private func redactLine(_ line: String) -> String {
+        let words = line.split(whereSeparator: \.isWhitespace).map(String.init)
+        let labels = labels(of: words)
+        let tokens = words.map(Token.init)
         var output: [String] = []
         var index = 0
         while index < words.count {
