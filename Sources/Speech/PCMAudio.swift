@@ -18,8 +18,9 @@ public struct PCMAudio: Sendable, Equatable {
         sampleRate > 0 ? Double(channels.first?.count ?? 0) / Double(sampleRate) : 0
     }
 
-    /// The largest recording decoded: two hours of 16 kHz stereo, 16-bit.
-    public static let maximumBytes = 2 * 3600 * 16_000 * 2 * 2
+    /// The largest recording decoded, 128 MiB: over two hours of 8 kHz 16-bit telephone audio, over
+    /// four of µ-law. Decoded and taken to 16 kHz it needs about four times that in memory.
+    public static let maximumBytes = 128 << 20
 
     /// Decodes a RIFF/WAVE file.
     ///
@@ -28,7 +29,7 @@ public struct PCMAudio: Sendable, Equatable {
         func fail(_ why: String) -> SpeechError {
             SpeechError(.unsupportedAudio, "the recording is not usable: \(why)")
         }
-        guard bytes.count <= Self.maximumBytes + 4096 else { throw fail("it is larger than two hours of audio") }
+        guard bytes.count <= Self.maximumBytes else { throw fail("it is larger than 128 MiB") }
         guard bytes.count >= 12, bytes[0..<4].elementsEqual("RIFF".utf8), bytes[8..<12].elementsEqual("WAVE".utf8)
         else { throw fail("it is not a WAV file") }
         func u16(_ at: Int) -> Int { Int(bytes[at]) | Int(bytes[at + 1]) << 8 }

@@ -125,6 +125,25 @@ struct TranscriptionTests {
         }
     }
 
+    @Test("a recording the worker cannot decode (an MP3) is marked unreadable once, and not tried again")
+    func unreadable() async throws {
+        try await LeadsFixture.with { fixture in
+            let lead = try await fixture.ingest.ingestCall(try fixture.request(fixture.call("Mo Three"))).leadID
+            let audio = Array("ID3".utf8) + (try SecureRandom.bytes(50_000))
+            _ = try await fixture.ingest.attachRecording(
+                sourceID: fixture.source,
+                signature: try IngestSignature.sign(
+                    audio, secret: fixture.secret, timestamp: Int64(Date().timeIntervalSince1970)),
+                leadID: lead, contentType: "audio/mpeg", body: ChunkedBytes(audio, pieceSize: 20_000))
+            let worker = try fixture.transcriptionWorker()
+            #expect(try await worker.transcribeDue().unreadable == 1)
+            #expect(try await worker.transcribeDue() == TranscriptionWorker.Summary())
+            let read = try await fixture.leads.get(
+                fixture.base.ownerAToken, practice: fixture.base.practiceA, lead: lead)
+            #expect(read.transcriptStatus == "unreadable" && read.transcript == nil && read.redactedTranscript == nil)
+        }
+    }
+
     @Test("an agreement that grants transcripts.full shows agency staff the full transcript too")
     func fullScope() async throws {
         try await LeadsFixture.with(scopes: [.leadsRead, .transcriptsFull]) { fixture in

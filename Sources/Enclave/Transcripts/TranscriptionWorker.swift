@@ -70,7 +70,9 @@ public struct TranscriptionWorker: Sendable {
                 transcript = try await transcriber.transcript(of: pcm)
                 engine = transcriber.engine
                 seconds = pcm.duration
-            } catch let error as SpeechError where error.code == .unsupportedAudio {
+            } catch let error as SpeechError where error.code == .unsupportedAudio || error.code == .engineFailed {
+                // Not tried again: the same audio would fail the same way, every pass. (An engine
+                // that cannot start, .engineUnavailable, fails the pass instead; nothing is marked.)
                 try await store(tenant: tenant, lead: lead, nil, engine: nil, call)
                 summary.unreadable += 1
                 return
