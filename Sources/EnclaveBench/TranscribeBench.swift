@@ -12,7 +12,15 @@ import Speech
 /// and what PHI survives in the redacted recognizer output. The reference is the audio's own
 /// length; the ratio is real time.
 func transcribeBenchmark(calls: Int) async throws {
-    let engines: [any Transcriber] = [try PocketSphinxTranscriber()]
+    var engines: [any Transcriber] = [try PocketSphinxTranscriber()]
+    // faster-whisper too, when the operator has a model (none can be downloaded here).
+    let environment = ProcessInfo.processInfo.environment
+    if let model = environment["ENCLAVE_WHISPER_MODEL"], !model.isEmpty {
+        engines.append(
+            try WhisperSidecarTranscriber(model: model, python: environment["ENCLAVE_WHISPER_PYTHON"] ?? "python3"))
+    } else {
+        print("transcribe: faster-whisper not measured (set ENCLAVE_WHISPER_MODEL to a model directory)")
+    }
     let corpus = ScriptedCall.corpus(count: calls)
     print("transcribe: \(calls) scripted calls, flite and espeak-ng voices, 8 kHz µ-law, every third dual-channel")
     var audio: [(ScriptedCall, PCMAudio, String)] = []

@@ -31,6 +31,22 @@ extension EnclaveCommand {
             @Option(help: "Calls per pass.") var batch: Int = 10
             @Option(help: "The pocketsphinx model directory.")
             var model: String = PocketSphinxTranscriber.defaultModel
+            @Option(
+                help:
+                    "A faster-whisper model directory, instead of pocketsphinx (default: $ENCLAVE_WHISPER_MODEL).")
+            var whisperModel: String?
+            @Option(help: "The Python with faster-whisper for the sidecar (default: $ENCLAVE_WHISPER_PYTHON, python3).")
+            var whisperPython: String?
+
+            /// Whisper when a model is given, else pocketsphinx.
+            func transcriber() throws -> any Transcriber {
+                let environment = ProcessInfo.processInfo.environment
+                if let whisper = whisperModel ?? environment["ENCLAVE_WHISPER_MODEL"], !whisper.isEmpty {
+                    return try WhisperSidecarTranscriber(
+                        model: whisper, python: whisperPython ?? environment["ENCLAVE_WHISPER_PYTHON"] ?? "python3")
+                }
+                return try PocketSphinxTranscriber(model: model)
+            }
 
             func run() async throws {
                 try await reportingErrors {
@@ -38,7 +54,7 @@ extension EnclaveCommand {
                     let keys = try await maintenance.keyManagement()
                     let worker = TranscriptionWorker(
                         maintenance: keys.maintenance, keys: keys.store,
-                        transcriber: try PocketSphinxTranscriber(model: model))
+                        transcriber: try transcriber())
                     if once {
                         print(TranscriptionService.describe(try await worker.transcribeDue(limit: batch)))
                     } else {

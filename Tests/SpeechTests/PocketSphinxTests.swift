@@ -75,3 +75,25 @@ struct PocketSphinxTests {
         #expect(throws: SpeechError.self) { try PocketSphinxTranscriber(model: "/nonexistent") }
     }
 }
+
+@Suite("faster-whisper in a sidecar (only where ENCLAVE_WHISPER_MODEL names a model)")
+struct WhisperSidecarTests {
+    static let model = ProcessInfo.processInfo.environment["ENCLAVE_WHISPER_MODEL"] ?? ""
+
+    @Test("a directory without a model is refused before any process starts")
+    func noModel() {
+        #expect(throws: SpeechError(.engineUnavailable, "no whisper model in /nonexistent (model.bin is missing)")) {
+            try WhisperSidecarTranscriber(model: "/nonexistent")
+        }
+    }
+
+    @Test("a sentence spoken over the telephone comes back as most of its words", .enabled(if: !model.isEmpty))
+    func sentence() async throws {
+        let transcriber = try WhisperSidecarTranscriber(
+            model: Self.model, python: ProcessInfo.processInfo.environment["ENCLAVE_WHISPER_PYTHON"] ?? "python3")
+        let audio = try PCMAudio(wav: try spoken("I would like to make an appointment for a cleaning next week."))
+        let words = try await transcriber.words(in: audio.channel(0, at: 16_000))
+        let heard = Set(words.map { $0.text.lowercased().trimmingCharacters(in: .punctuationCharacters) })
+        #expect(["appointment", "cleaning", "week"].filter(heard.contains).count >= 2, "heard: \(words.map(\.text))")
+    }
+}
