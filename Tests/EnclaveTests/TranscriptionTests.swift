@@ -237,6 +237,14 @@ struct TranscriptionTests {
                 [practice])
             #expect(audited.count == 4, "a search that returns leads is a read of them")
 
+            // A key rotation re-seals the redacted form and the insights with the rest of the row.
+            _ = try await fixture.keys.rotate(tenants: [practice])
+            let report = try await Reencryptor(keys: try await fixture.base.keys.keys()).reencrypt(practice)
+            #expect(report.rows >= 2)
+            let rotated = try await fixture.leads.get(owner, practice: practice, lead: wanted)
+            #expect(rotated.redactedTranscript == tagged.redactedTranscript && rotated.insights == tagged.insights)
+            #expect(try await ids(LeadFilter(tag: "insurance")) == [wanted])
+
             let counts = try await keywords.tagCounts(
                 owner, practice: practice, since: Date().addingTimeInterval(-86_400 * 30),
                 until: Date().addingTimeInterval(86_400 * 30))

@@ -23,7 +23,8 @@ public struct LeadService: Sendable {
     static let columns = """
         id, source_id, kind, occurred_at, source, medium, campaign, keyword, landing_page, gclid, called_number,
         duration_seconds, disposition, caller_number, caller_name,
-        case when enclave_private.reachable_tenant('transcripts.full') = tenant_id then transcript end as transcript,
+        case when (select enclave_private.reachable_tenant('transcripts.full')) = tenant_id then transcript end
+            as transcript,
         form_fields, page_url, recording_bytes, recording_content_type, redacted_at, qualification, value_cents,
         transcript_redacted, insights, transcript_status
         """

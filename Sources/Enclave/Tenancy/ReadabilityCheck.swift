@@ -54,7 +54,7 @@ public struct ReadabilityCheck: Sendable {
                 let rows = try await transaction.query(
                     """
                     select l.id, l.caller_number, l.caller_name, l.transcript, l.form_fields, l.page_url,
-                           l.recording_header, r.ciphertext, l.recording_chunks
+                           l.transcript_redacted, l.insights, l.recording_header, r.ciphertext, l.recording_chunks
                     from enclave.leads l
                     left join enclave.recordings r on r.tenant_id = l.tenant_id and r.lead_id = l.id and r.chunk_index = 0
                     where l.tenant_id = $1 and l.id > $2 order by l.id limit 1000
@@ -65,7 +65,7 @@ public struct ReadabilityCheck: Sendable {
                     let id = try row.decode(UUID.self, "id")
                     cursor = id
                     leads += 1
-                    for column in PracticeArchive.sealedColumns {
+                    for column in Reencryptor.fields {
                         guard let sealed = try row.decode([UInt8]?.self, column) else { continue }
                         _ = try await keySet.open(
                             sealed, for: FieldContext(tenantID: practice, table: "leads", column: column, rowID: id))
