@@ -12,6 +12,8 @@ import Speech
 /// and what PHI survives in the redacted recognizer output. The reference is the audio's own
 /// length; the ratio is real time.
 func transcribeBenchmark(calls: Int) async throws {
+    let corpus = ScriptedCall.corpus(count: calls)
+    print("transcribe: \(calls) scripted calls, flite and espeak-ng voices, 8 kHz µ-law, every third dual-channel")
     var engines: [any Transcriber] = [try PocketSphinxTranscriber()]
     // faster-whisper too, when the operator has a model (none can be downloaded here).
     let environment = ProcessInfo.processInfo.environment
@@ -21,8 +23,6 @@ func transcribeBenchmark(calls: Int) async throws {
     } else {
         print("transcribe: faster-whisper not measured (set ENCLAVE_WHISPER_MODEL to a model directory)")
     }
-    let corpus = ScriptedCall.corpus(count: calls)
-    print("transcribe: \(calls) scripted calls, flite and espeak-ng voices, 8 kHz µ-law, every third dual-channel")
     var audio: [(ScriptedCall, PCMAudio, String)] = []
     for (index, script) in corpus.enumerated() {
         let voice = index % 2 == 0 ? "flite" : "espeak-ng"
