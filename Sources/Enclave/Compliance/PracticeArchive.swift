@@ -137,30 +137,10 @@ public enum PracticeArchive {
                     let file =
                         "recordings/\(id.uuidString.lowercased()).\(fileExtension(try row.decode(String?.self, "recording_content_type")))"
                     try tar.startFile(file, size: size, modified: Date())
-                    let opener = try StreamOpener(
-                        header: header,
-                        key: try await keySet.dataKey(version: StreamCipher.keyVersion(ofHeader: header)),
-                        context: FieldContext(tenantID: practice, table: "recordings", column: "audio", rowID: id))
-                    var index: Int32 = 0
-                    while index < chunks {
-                        let batch = try await transaction.query(
-                            """
-                            select chunk_index, ciphertext from enclave.recordings
-                            where tenant_id = $1 and lead_id = $2 and chunk_index between $3 and $4 order by chunk_index
-                            """,
-                            [practice, id, index, index + 15])
-                        guard !batch.isEmpty else {
-                            throw SealingError(.streamIncomplete, "a recording chunk is missing")
-                        }
-                        for chunk in batch {
-                            let at = try chunk.decode(Int32.self, "chunk_index")
-                            try tar.append(
-                                try opener.openChunk(
-                                    try chunk.decode([UInt8].self, "ciphertext"), index: UInt32(at),
-                                    isLast: at == chunks - 1))
-                        }
-                        index += Int32(batch.count)
-                    }
+                    try await StoredRecording(
+                        tenant: practice, lead: id, header: header, chunks: chunks, keySet: keySet
+                    )
+                    .read(transaction) { _, bytes, _ in try tar.append(bytes) }
                     lead["recording_file"] = file
                     recordings += 1
                 }

@@ -241,30 +241,16 @@ public struct Reencryptor: Sendable {
                 else { return false }
                 let keySet = try await store.keys(tenant, in: transaction)
                 let active = try await keySet.activeDataKey()
-                let context = FieldContext(tenantID: tenant, table: "recordings", column: "audio", rowID: lead)
-                let opener = try StreamOpener(
-                    header: header, key: try await keySet.dataKey(version: StreamCipher.keyVersion(ofHeader: header)),
-                    context: context)
-                var sealer = try StreamSealer(key: active, context: context, chunkSize: opener.plaintextChunkSize)
-                var index: Int32 = 0
-                while index < chunks {
-                    let batch = try await transaction.query(
-                        """
-                        select chunk_index, ciphertext from enclave.recordings
-                        where tenant_id = $1 and lead_id = $2 and chunk_index between $3 and $4 order by chunk_index
-                        """,
-                        [tenant, lead, index, index + 15])
-                    guard !batch.isEmpty else { throw SealingError(.streamIncomplete, "a recording chunk is missing") }
-                    for chunk in batch {
-                        let at = try chunk.decode(Int32.self, "chunk_index")
-                        let isLast = at == chunks - 1
-                        let plain = try opener.openChunk(
-                            try chunk.decode([UInt8].self, "ciphertext"), index: UInt32(at), isLast: isLast)
-                        try await transaction.query(
-                            "update enclave.recordings set ciphertext = $1, dek_version = $2 where tenant_id = $3 and lead_id = $4 and chunk_index = $5",
-                            [try sealer.seal(plain, isLast: isLast), Int32(active.version), tenant, lead, at])
-                        index = at + 1
-                    }
+                let recording = try await StoredRecording(
+                    tenant: tenant, lead: lead, header: header, chunks: chunks, keySet: keySet)
+                var sealer = try StreamSealer(
+                    key: active,
+                    context: FieldContext(tenantID: tenant, table: "recordings", column: "audio", rowID: lead),
+                    chunkSize: recording.opener.plaintextChunkSize)
+                try await recording.read(transaction) { at, plain, isLast in
+                    try await transaction.query(
+                        "update enclave.recordings set ciphertext = $1, dek_version = $2 where tenant_id = $3 and lead_id = $4 and chunk_index = $5",
+                        [try sealer.seal(plain, isLast: isLast), Int32(active.version), tenant, lead, at])
                 }
                 try await transaction.query(
                     "update enclave.leads set recording_header = $1 where tenant_id = $2 and id = $3",

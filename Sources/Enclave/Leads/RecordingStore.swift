@@ -112,3 +112,53 @@ struct RecordingWriter {
         chunks += 1
     }
 }
+
+/// A call's stored recording, opened to be read back in order in the caller's transaction (the
+/// owner's export, the re-encryptor, the transcription worker). Memory stays one batch of chunks.
+struct StoredRecording {
+    let tenant: UUID
+    let lead: UUID
+    let chunks: Int32
+    let opener: StreamOpener
+
+    /// Chunks read per query.
+    static let batch: Int32 = 16
+
+    /// The recording whose stream header is `header`, opened with the data key that sealed it.
+    init(tenant: UUID, lead: UUID, header: [UInt8], chunks: Int32, keySet: TenantKeySet) async throws {
+        self.tenant = tenant
+        self.lead = lead
+        self.chunks = chunks
+        opener = try StreamOpener(
+            header: header, key: try await keySet.dataKey(version: StreamCipher.keyVersion(ofHeader: header)),
+            context: FieldContext(tenantID: tenant, table: "recordings", column: "audio", rowID: lead))
+    }
+
+    /// Each chunk, decrypted, in order: `each` gets its index, its bytes and whether it is the last.
+    ///
+    /// - Throws: `SealingError.streamIncomplete` for a missing chunk; the cipher's errors for one
+    ///   that does not open.
+    func read(_ transaction: Transaction, _ each: (Int32, [UInt8], Bool) async throws -> Void) async throws {
+        var index: Int32 = 0
+        while index < chunks {
+            let batch = try await transaction.query(
+                """
+                select chunk_index, ciphertext from enclave.recordings
+                where tenant_id = $1 and lead_id = $2 and chunk_index between $3 and $4 order by chunk_index
+                """,
+                [tenant, lead, index, index + Self.batch - 1])
+            guard !batch.isEmpty else { throw SealingError(.streamIncomplete, "a recording chunk is missing") }
+            for chunk in batch {
+                let at = try chunk.decode(Int32.self, "chunk_index")
+                guard at == index else { throw SealingError(.streamIncomplete, "a recording chunk is missing") }
+                let isLast = at == chunks - 1
+                try await each(
+                    at,
+                    try opener.openChunk(
+                        try chunk.decode([UInt8].self, "ciphertext"), index: UInt32(at), isLast: isLast),
+                    isLast)
+                index += 1
+            }
+        }
+    }
+}

@@ -128,39 +128,13 @@ public struct TranscriptionWorker: Sendable {
                     call.audio = []  // too long to decode: unreadable
                     return call
                 }
-                call.audio = try await Self.recording(
-                    tenant: tenant, lead: lead, header: header, chunks: chunks, keySet: keySet, transaction)
+                var audio: [UInt8] = []
+                try await StoredRecording(tenant: tenant, lead: lead, header: header, chunks: chunks, keySet: keySet)
+                    .read(transaction) { _, bytes, _ in audio += bytes }
+                call.audio = audio
             }
             return call
         }
-    }
-
-    /// A recording's bytes, decrypted in memory.
-    static func recording(
-        tenant: UUID, lead: UUID, header: [UInt8], chunks: Int32, keySet: TenantKeySet, _ transaction: Transaction
-    ) async throws -> [UInt8] {
-        let opener = try StreamOpener(
-            header: header, key: try await keySet.dataKey(version: StreamCipher.keyVersion(ofHeader: header)),
-            context: FieldContext(tenantID: tenant, table: "recordings", column: "audio", rowID: lead))
-        var bytes: [UInt8] = []
-        var index: Int32 = 0
-        while index < chunks {
-            let batch = try await transaction.query(
-                """
-                select chunk_index, ciphertext from enclave.recordings
-                where tenant_id = $1 and lead_id = $2 and chunk_index between $3 and $4 order by chunk_index
-                """,
-                [tenant, lead, index, index + 15])
-            guard !batch.isEmpty else { throw SealingError(.streamIncomplete, "a recording chunk is missing") }
-            for chunk in batch {
-                let at = try chunk.decode(Int32.self, "chunk_index")
-                guard at == index else { throw SealingError(.streamIncomplete, "a recording chunk is missing") }
-                bytes += try opener.openChunk(
-                    try chunk.decode([UInt8].self, "ciphertext"), index: UInt32(at), isLast: at == chunks - 1)
-                index += 1
-            }
-        }
-        return bytes
     }
 
     /// Stores the transcript (sealed, when it came from the recording), its redacted form, the
