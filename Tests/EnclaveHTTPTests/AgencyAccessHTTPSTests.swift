@@ -29,6 +29,26 @@ struct AgencyAccessHTTPSTests {
         )
     }
 
+    /// Growth Co's agreement for the server's practice, with `scopes`, approved by the owner, and
+    /// `member` assigned to it; returns the agreement's id.
+    static func agreementInForce(
+        _ server: LiveServer, agency: UUID, member: UUID, adminToken: String, ownerToken: String,
+        scopes: Components.Schemas.AgreementProposal.scopesPayload = [.leads_period_read]
+    ) async throws -> String {
+        let admin = try server.client(token: adminToken)
+        let practice = server.practice.uuidString.lowercased()
+        let digest = SHA256.hash(Array("signed BAA".utf8)).map { String(format: "%02x", $0) }.joined()
+        let agreement = try await admin.proposeAgreement(
+            body: .json(
+                .init(agency_id: agency.uuidString, practice_id: practice, scopes: scopes, document_sha256: digest))
+        ).created.body.json.id
+        _ = try await admin.assignMember(
+            path: .init(agencyId: agency.uuidString, practiceId: practice, userId: member.uuidString)
+        ).noContent
+        _ = try await server.client(token: ownerToken).approveAgreement(path: .init(agreementId: agreement)).noContent
+        return agreement
+    }
+
     @Test(
         "an assigned agency member with an active BAA reads decrypted leads; after the owner revokes, the same token gets 403"
     )
@@ -125,20 +145,10 @@ struct AgencyAccessHTTPSTests {
                 try await server.signedCall(
                     #"{"caller_number": "+1 555 010 4477", "started_at": "2026-11-28T09:30:00Z"}"#, key: nil
                 ).status == 201)
-            let admin = try server.client(token: adminToken)
             let owner = try server.client(token: ownerToken)
             let practice = server.practice.uuidString.lowercased()
-            let digest = SHA256.hash(Array("signed BAA".utf8)).map { String(format: "%02x", $0) }.joined()
-            let agreement = try await admin.proposeAgreement(
-                body: .json(
-                    .init(
-                        agency_id: agency.uuidString, practice_id: practice, scopes: [.leads_period_read],
-                        document_sha256: digest))
-            ).created.body.json.id
-            _ = try await admin.assignMember(
-                path: .init(agencyId: agency.uuidString, practiceId: practice, userId: memberID.uuidString)
-            ).noContent
-            _ = try await owner.approveAgreement(path: .init(agreementId: agreement)).noContent
+            let agreement = try await Self.agreementInForce(
+                server, agency: agency, member: memberID, adminToken: adminToken, ownerToken: ownerToken)
 
             let statuses = try await server.keepAliveGets(
                 "/v1/practices/\(practice)/leads?limit=50", token: memberToken

@@ -3,7 +3,6 @@ import EnclaveAPIClient
 import EnclaveHTTPTestSupport
 import EnclaveTestSupport
 import Foundation
-import Sealing
 import Speech
 import Testing
 
@@ -16,21 +15,11 @@ struct TranscriptsHTTPSTests {
         try await LiveServer.with { server in
             let (agency, memberID, adminToken, memberToken, ownerToken) = try await AgencyAccessHTTPSTests.growthCo(
                 server)
-            let admin = try server.client(token: adminToken)
+            _ = try await AgencyAccessHTTPSTests.agreementInForce(
+                server, agency: agency, member: memberID, adminToken: adminToken, ownerToken: ownerToken)
             let member = try server.client(token: memberToken)
             let owner = try server.client(token: ownerToken)
             let practice = server.practice.uuidString.lowercased()
-            let digest = SHA256.hash(Array("signed BAA".utf8)).map { String(format: "%02x", $0) }.joined()
-            let agreement = try await admin.proposeAgreement(
-                body: .json(
-                    .init(
-                        agency_id: agency.uuidString, practice_id: practice, scopes: [.leads_period_read],
-                        document_sha256: digest))
-            ).created.body.json.id
-            _ = try await admin.assignMember(
-                path: .init(agencyId: agency.uuidString, practiceId: practice, userId: memberID.uuidString)
-            ).noContent
-            _ = try await owner.approveAgreement(path: .init(agreementId: agreement)).noContent
 
             let sets = Operations.saveKeywordSet.Input.Path(practiceId: practice)
             let saved = try await owner.saveKeywordSet(
