@@ -15,6 +15,10 @@ public struct ScriptedCall: Sendable {
         case number
         /// A word of a spoken date of birth.
         case date
+        /// A word of a spoken email address ("jane dot doe at gmail dot com").
+        case email
+        /// A word of a street address ("four twenty two maple avenue").
+        case address
     }
 
     /// A word of the script and the PHI it is, if any, that redaction must remove.
@@ -70,6 +74,9 @@ public struct ScriptedCall: Sendable {
         "a follow up after my surgery", "a new patient exam",
     ]
     static let digitWords = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    static let streets = ["maple avenue", "oak street", "river road", "cedar lane", "hill drive"]
+    static let houseNumbers = ["four twenty two", "twelve", "eighteen fifty", "three oh seven", "ninety one"]
+    static let mailHosts = ["gmail dot com", "yahoo dot com", "outlook dot com"]
     static let years = [
         "nineteen sixty four", "nineteen seventy one", "nineteen eighty two", "nineteen ninety", "two thousand five",
     ]
@@ -120,6 +127,12 @@ public struct ScriptedCall: Sendable {
                 speaker: .caller,
                 words: plain("it is") + spoken(phoneWords[0..<3]) + spoken(phoneWords[3..<6])
                     + spoken(phoneWords[6..<10])),
+            Turn(speaker: .practice, words: plain("and an email address and your home address for our records")),
+            Turn(
+                speaker: .caller,
+                words: plain("sure it is") + phi("\(first.lowercased()) dot \(last.lowercased()) at", .email)
+                    + phi(mailHosts[n % mailHosts.count], .email) + plain("and I live at")
+                    + phi(houseNumbers[n % houseNumbers.count] + " " + streets[(n * 3) % streets.count], .address)),
             Turn(
                 speaker: .practice,
                 words: plain("thank you") + phi(first)
