@@ -39,6 +39,13 @@ public struct ScriptedCall: Sendable {
     public let phoneNumber: String
     public let turns: [Turn]
 
+    /// The call's first `count` turns: a shorter call, for tests that need only its start.
+    public func prefix(_ count: Int) -> ScriptedCall {
+        ScriptedCall(
+            callerName: callerName, receptionist: receptionist, phoneNumber: phoneNumber,
+            turns: Array(turns.prefix(count)))
+    }
+
     /// The script as one text, as a perfect transcriber would write it.
     public var text: String { turns.map(\.text).joined(separator: " ") }
     public var words: [Word] { turns.flatMap(\.words) }

@@ -67,12 +67,13 @@ struct TranscriptionTests {
     )
     func scriptedCall() async throws {
         try await LeadsFixture.with { fixture in
-            let script = ScriptedCall.corpus(count: 1)[0]
+            // The greeting, the caller's name and reason, and the date of birth (about 20 s).
+            let script = ScriptedCall.corpus(count: 1)[0].prefix(4)
             let lead = try await fixture.scriptedCall(script)
             let worker = try fixture.transcriptionWorker()
             let pass = try await worker.transcribeDue()
             #expect(pass.transcribed == 1 && pass.unreadable == 0)
-            #expect(pass.seconds > 20)
+            #expect(pass.seconds > 10)
             // Done once: the next pass finds nothing.
             #expect(try await worker.transcribeDue() == TranscriptionWorker.Summary())
 
@@ -87,12 +88,12 @@ struct TranscriptionTests {
             #expect(Double(said.intersection(heard).count) / Double(said.count) > 0.5, "\(transcript)")
             // The redacted form keeps the conversation and loses the caller's name and numbers.
             #expect(redacted != transcript)
-            #expect(redacted.contains("[NAME]") || redacted.contains("[NUMBER]") || redacted.contains("[PHONE]"))
+            #expect(redacted.contains("[NAME]") || redacted.contains("[DATE]"))
             for part in script.callerName.lowercased().split(separator: " ") {
                 #expect(!redacted.lowercased().contains(part), "\(redacted)")
             }
             #expect(!hasNumberRun(redacted), "\(redacted)")
-            #expect(redacted.contains("appointment") || redacted.contains("insurance"))
+            #expect(redacted.contains("appointment") || redacted.contains("patient"))
 
             let member = try await fixture.leads.get(
                 fixture.base.memberToken, practice: fixture.base.practiceA, lead: lead)
@@ -114,14 +115,14 @@ struct TranscriptionTests {
     @Test("two channels become turns, the caller's and the practice's, in the order they were said")
     func dualChannel() async throws {
         try await LeadsFixture.with { fixture in
-            let lead = try await fixture.scriptedCall(ScriptedCall.corpus(count: 2)[1], dualChannel: true)
+            let lead = try await fixture.scriptedCall(ScriptedCall.corpus(count: 2)[1].prefix(6), dualChannel: true)
             #expect(try await fixture.transcriptionWorker().transcribeDue().transcribed == 1)
             let owner = try await fixture.leads.get(
                 fixture.base.ownerAToken, practice: fixture.base.practiceA, lead: lead)
             let lines = try #require(owner.transcript).split(separator: "\n")
             #expect(lines.first?.hasPrefix("Practice: ") == true, "\(lines)")
             #expect(lines.contains { $0.hasPrefix("Caller: ") })
-            #expect(lines.count >= 6)
+            #expect(lines.count >= 4)
         }
     }
 
@@ -285,7 +286,7 @@ struct TranscriptSafetyTests {
                 try await superuser.query("select current_setting('data_directory') as d").first?.decode(
                     String.self, "d"))
             let started = Date()
-            let script = ScriptedCall.corpus(count: 3)[2]
+            let script = ScriptedCall.corpus(count: 3)[2].prefix(4)
             let lead = try await fixture.scriptedCall(script)
             // A provider's transcript too, with canaries the recognizer could not have made up.
             let canaryName = "Zebulon Quackenbushcanary"
