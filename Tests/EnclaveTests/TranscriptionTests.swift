@@ -7,11 +7,14 @@ import Sealing
 import Speech
 import Testing
 
+/// One pocketsphinx for the whole suite: loading the model takes a cooperative thread for a
+/// moment, and the decoder serves one call at a time anyway.
+let sharedTranscriber = Result { try PocketSphinxTranscriber() }
+
 extension LeadsFixture {
     /// The transcription worker as the maintenance role, with pocketsphinx.
     func transcriptionWorker() throws -> TranscriptionWorker {
-        TranscriptionWorker(
-            maintenance: keys.maintenance, keys: keys.store, transcriber: try PocketSphinxTranscriber())
+        TranscriptionWorker(maintenance: keys.maintenance, keys: keys.store, transcriber: try sharedTranscriber.get())
     }
 
     /// A call from `script`'s caller with its telephone audio as the recording.
@@ -19,7 +22,12 @@ extension LeadsFixture {
         let lead = try await ingest.ingestCall(
             try request(call(script.callerName, number: script.phoneNumber))
         ).leadID
-        let audio = try script.telephoneAudio(dualChannel: dualChannel)
+        // flite and sox run as child processes: waited for on a Dispatch thread, not a cooperative one.
+        let audio = try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try script.telephoneAudio(dualChannel: dualChannel) })
+            }
+        }
         _ = try await ingest.attachRecording(
             sourceID: source,
             signature: try IngestSignature.sign(audio, secret: secret, timestamp: Int64(Date().timeIntervalSince1970)),
@@ -326,43 +334,56 @@ struct TranscriptSafetyTests {
                 ]
                 + script.callerName.split(separator: " ").map(String.init)
 
-            var places: [(String, [UInt8])] = [("the worker's output", Array(log))]
-            places.append(("the tables", Array(try await fixture.everyTable().utf8)))
+            var places: [(String, [Data])] = [("the worker's output", [log])]
+            places.append(("the tables", [Data(try await fixture.everyTable().utf8)]))
             // pg_dump of the database, as a backup would hold it.
             let dump = Process()
             dump.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             dump.arguments = ["pg_dump", "--dbname", try database.url("ENCLAVE_SUPERUSER_DATABASE_URL")]
             let dumped = try await dump.output(includingErrors: true)
             #expect(dump.terminationStatus == 0)
-            places.append(("pg_dump", Array(dumped)))
-            // The WAL written since the test began, and the server's log.
+            places.append(("pg_dump", [dumped]))
+            // The WAL written since the test began (every test's: hundreds of megabytes on a busy
+            // run), and the server's log.
             let wal = URL(fileURLWithPath: dataDirectory).appendingPathComponent("pg_wal")
-            var segments = 0
-            var written: [UInt8] = []
+            var segments: [Data] = []
             for file in try FileManager.default.contentsOfDirectory(
                 at: wal, includingPropertiesForKeys: [.contentModificationDateKey])
             where file.lastPathComponent.count == 24 {
                 // A segment may be recycled while the suite runs: what is gone is skipped.
                 let modified = try? file.resourceValues(forKeys: [.contentModificationDateKey]).contentModificationDate
                 guard let modified, modified >= started.addingTimeInterval(-1),
-                    let data = try? Data(contentsOf: file)
+                    let data = try? Data(contentsOf: file, options: .alwaysMapped)
                 else { continue }
-                written += Array(data)
-                segments += 1
+                segments.append(data)
             }
-            #expect(segments > 0)
-            places.append(("the WAL", written))
+            #expect(!segments.isEmpty)
+            places.append(("the WAL", segments))
             let serverLog = URL(fileURLWithPath: dataDirectory).deletingLastPathComponent().appendingPathComponent(
                 "server.log")
-            if let log = try? Data(contentsOf: serverLog) { places.append(("the server log", Array(log))) }
-            for (place, bytes) in places {
+            if let log = try? Data(contentsOf: serverLog) { places.append(("the server log", [log])) }
+            let needles = canaries.filter { $0.count >= 4 }
+            let scanned = places
+            // Searched on a Dispatch thread: a scan of that much must not hold one of the few
+            // cooperative threads the suite's in-process servers run on.
+            let findings = await withCheckedContinuation { continuation in
+                DispatchQueue.global().async {
+                    continuation.resume(
+                        returning: scanned.map { place, chunks in
+                            (
+                                place,
+                                chunks.contains { $0.range(of: Data("implants".utf8)) != nil },
+                                needles.filter { needle in chunks.contains { $0.range(of: Data(needle.utf8)) != nil } }
+                            )
+                        })
+                }
+            }
+            for (place, attribution, found) in findings {
                 // The scan reads real data: what is in clear by design (the campaign) is found.
                 if place != "the worker's output" && place != "the server log" {
-                    #expect(contains(bytes, Array("implants".utf8)), "\(place) holds no attribution: not scanned")
+                    #expect(attribution, "\(place) holds no attribution: not scanned")
                 }
-                for canary in canaries where canary.count >= 4 {
-                    #expect(!contains(bytes, Array(canary.utf8)), "\(canary.prefix(12))… in clear in \(place)")
-                }
+                for canary in found { #expect(Bool(false), "\(canary.prefix(12))… in clear in \(place)") }
             }
         }
     }
@@ -408,17 +429,4 @@ struct TranscriptSafetyTests {
                 .leads.map(\.id) == [leads[0]])
         }
     }
-}
-
-/// Whether `needle` occurs in `haystack`.
-func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
-    guard !needle.isEmpty, haystack.count >= needle.count else { return false }
-    let first = needle[0]
-    var index = 0
-    while let found = haystack[index...].firstIndex(of: first) {
-        if found + needle.count > haystack.count { return false }
-        if haystack[found..<found + needle.count].elementsEqual(needle) { return true }
-        index = found + 1
-    }
-    return false
 }

@@ -4,7 +4,14 @@ import Testing
 @testable import Speech
 
 /// A sentence spoken by flite as telephone audio: 8 kHz µ-law WAV, the way a call is recorded.
-func spoken(_ text: String) throws -> [UInt8] {
+/// flite and sox are waited for on a Dispatch thread: the suite's cooperative threads are few.
+func spoken(_ text: String) async throws -> [UInt8] {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(with: Result { try speak(text) }) }
+    }
+}
+
+private func speak(_ text: String) throws -> [UInt8] {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("speech-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: directory) }
@@ -28,7 +35,7 @@ struct PocketSphinxTests {
     @Test("a sentence spoken over the telephone comes back as most of its words, with times in order")
     func sentence() async throws {
         let transcriber = try PocketSphinxTranscriber()
-        let audio = try PCMAudio(wav: try spoken("I would like to make an appointment for a cleaning next week."))
+        let audio = try PCMAudio(wav: try await spoken("I would like to make an appointment for a cleaning next week."))
         let words = try await transcriber.words(in: audio.channel(0, at: 16_000))
         let heard = Set(words.map(\.text))
         let said = ["would", "like", "make", "appointment", "cleaning", "next", "week"]
@@ -91,7 +98,7 @@ struct WhisperSidecarTests {
     func sentence() async throws {
         let transcriber = try WhisperSidecarTranscriber(
             model: Self.model, python: ProcessInfo.processInfo.environment["ENCLAVE_WHISPER_PYTHON"] ?? "python3")
-        let audio = try PCMAudio(wav: try spoken("I would like to make an appointment for a cleaning next week."))
+        let audio = try PCMAudio(wav: try await spoken("I would like to make an appointment for a cleaning next week."))
         let words = try await transcriber.words(in: audio.channel(0, at: 16_000))
         let heard = Set(words.map { $0.text.lowercased().trimmingCharacters(in: .punctuationCharacters) })
         #expect(["appointment", "cleaning", "week"].filter(heard.contains).count >= 2, "heard: \(words.map(\.text))")
