@@ -14,6 +14,9 @@ scripts/check-distribution; docs/scale.md says what each rule buys on a Citus cl
      checked by rule 4).
   4. Every data statement the service ran on a tenant table, top-level or inside a function,
      names tenant_id, except the named statements below.
+  5. The Citus commands in docs/scale.md name every reference table and every tenant table, and
+     no other, and add to the metadata every coordinator table with a foreign key to a
+     reference table (and only coordinator tables).
 
 Prints what it checked and every violation; exits non-zero on any.
 """
@@ -91,6 +94,7 @@ DDL = re.compile(r"(?is)^\s*(create|alter|drop|comment|grant|revoke|do|set|reset
                  r"savepoint|release|lock|notify|listen|deallocate|analyze|vacuum|truncate|explain|prepare|"
                  r"select\s+set_config|select\s+pg_advisory)")
 violations = []
+root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 
 def query(url, sql):
@@ -181,7 +185,6 @@ for table, name in POLICIES:
         violation("listed policy %s on %s does not exist" % (name, table))
 
 # 4. Statements. The tests' marker must not hide a statement of the service.
-root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 marked = subprocess.run(["grep", "-rlF", TEST_MARKER, os.path.join(root, "Sources"), os.path.join(root, "sql")],
                         capture_output=True, text=True).stdout.split()
 for path in marked:
@@ -209,9 +212,42 @@ for statement in statements:
     violation("%s ran a statement on a tenant table that does not name tenant_id: %s" % (
         statement["role"], text[:300]))
 
+# 5. The commands in docs/scale.md, against the catalog.
+commands = re.findall(r"(?s)```sql\n(.*?)```", open(os.path.join(root, "docs", "scale.md")).read())
+commands = "\n".join(commands)
+
+
+def named(function):
+    """The tables a `select function(...)` statement of the commands names, first argument included."""
+    found = set()
+    for statement in re.findall(r"(?s)select %s\((.*?);" % function, commands):
+        found |= set(re.findall(r"'((?:enclave|enclave_private|enclave_meta)\.[a-z_]+)'", statement))
+    return found
+
+
+documented = {"create_reference_table": (named("create_reference_table"), set(REFERENCE)),
+              "create_distributed_table": (named("create_distributed_table"), tenant)}
+for function, (listed, actual) in documented.items():
+    for name in sorted(actual - listed):
+        violation("docs/scale.md does not pass %s to %s" % (name, function))
+    for name in sorted(listed - actual):
+        violation("docs/scale.md passes %s to %s, which is not a %s table" % (
+            name, function, "reference" if function == "create_reference_table" else "tenant"))
+local = named("citus_add_local_table_to_metadata")
+for name in sorted(local - set(COORDINATOR)):
+    violation("docs/scale.md adds %s to the metadata as a local table, but it is not a coordinator table" % name)
+pointing = {}
+for key in foreign:
+    if key["table"] in COORDINATOR and key["target"] in REFERENCE and key["table"] not in local:
+        pointing.setdefault(key["table"], set()).add(key["target"])
+for name, targets in sorted(pointing.items()):
+    violation("docs/scale.md does not add coordinator table %s to the metadata; it has foreign keys to "
+              "reference tables %s" % (name, ", ".join(sorted(targets))))
+
 print("check-distribution: %d tenant tables, %d reference tables, %d coordinator tables; %d unique keys "
       "and %d foreign keys; %d policies on tenant tables (%d listed); %d statements on tenant tables "
-      "(of %d recorded, %d listed)" % (
+      "(of %d recorded, %d listed); docs/scale.md's commands name %d tables" % (
           len(tenant), len(REFERENCE), len(COORDINATOR), len(keys), len(foreign), checked_policies, len(POLICIES),
-          checked, len(statements), len(used)), flush=True)
+          checked, len(statements), len(used), sum(len(t) for t, _ in documented.values()) + len(local)),
+      flush=True)
 sys.exit(1 if violations else 0)

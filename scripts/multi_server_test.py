@@ -49,7 +49,8 @@ def sessions(a, b):
     check("a session made on A reads leads on B", "B answered %d" % status_b, status_b == 200)
     status, _, _ = a.request("POST", "/v1/auth/logout", token=token)
     after, _, _ = b.request("GET", "/v1/me", token=token)
-    check("a sign-out on A ends the session on B", "A %d, then B %d" % (status, after), status == 204 and after == 401)
+    check("a sign-out on A ends the session on B", "B %d before, A %d, then B %d" % (status_b, status, after),
+          status_b == 200 and status == 204 and after == 401)
 
 
 def agreement_revocation(a, b):
