@@ -10,17 +10,26 @@ start to end. Phases:
   3. node 2 dies the same way and node 1 is promoted: every write acknowledged on node 2 alone
      must be there;
   4. node 2 rejoins.
+
+The service's workers run throughout: the audit chainer, the webhook deliverer, the compliance
+worker, the recording fetcher and the transcriber. Each must come through both failovers: still
+running, with a "passes resume" line after each. The chainer must link every event, and the
+deliverer must deliver every lead of a second practice, which gets a steady trickle of calls
+(one client) and a webhook endpoint here.
 """
 
+import http.server
+import json
 import os
 import random
 import signal
 import subprocess
+import ssl
 import sys
 import threading
 import time
 
-from enclavekit import free_port, plain_request, serve, signed_call
+from enclavekit import free_port, plain_request, serve, signed_call, totp
 import enclavekit
 
 WORK = os.environ["ENCLAVE_FAILOVER_WORK"]
@@ -33,6 +42,8 @@ SUPERUSER = os.environ["ENCLAVE_SUPERUSER_DATABASE_URL"].replace("/postgres?", "
 
 credentials = __import__("json").load(open(os.path.join(WORK, "credentials.json")))
 source = next(s for s in credentials["sources"] if s["kind"] == "call")
+# The second practice, whose leads go to a webhook endpoint.
+hooked = next(s for s in credentials["sources"] if s["kind"] == "call" and s["practice"] != source["practice"])
 failures = []
 
 
@@ -90,6 +101,28 @@ def client():
                 other.append((now, status))
             time.sleep(0.1)
         time.sleep(random.random() * 0.02)
+
+
+hooked_acked = {}   # key -> lead id, of the second practice's calls
+
+
+def trickle():
+    """One client, for the second practice: a call every 0.1 s, each retried until acknowledged."""
+    for number in range(10 ** 9):
+        key = "failover-hooked-%06d" % number
+        while True:
+            try:
+                status, _, parsed = signed_call(PORT, hooked, key, "Hooked")
+            except (OSError, ValueError):
+                status, parsed = None, None
+            if status in (200, 201):
+                with lock:
+                    hooked_acked[key] = parsed["lead_id"]
+                break
+            time.sleep(0.25)
+        if stop.is_set():
+            return
+        time.sleep(0.1)
 
 
 def acks():
@@ -159,12 +192,102 @@ def rejoin(node, states):
     return time.time()
 
 
+class Receiver(http.server.BaseHTTPRequestHandler):
+    """The practice's webhook endpoint: the lead ids delivered, each time it is delivered."""
+    delivered = []
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
+        with lock:
+            Receiver.delivered.append(body.get("lead_id"))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *arguments):
+        pass
+
+
+def start_receiver():
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Receiver)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(os.path.join(WORK, "cert.pem"), os.path.join(WORK, "key.pem"))
+    receiver.socket = context.wrap_socket(receiver.socket, server_side=True)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    return receiver.server_address[1]
+
+
+def add_webhook(receiver_port):
+    """The second practice's owner signs in and adds the receiver as a webhook endpoint."""
+    practice = next(p for p in credentials["practices"] if p["id"].lower() == hooked["practice"].lower())
+    owner = next(u for u in credentials["users"] if u["email"] == practice["owner"])
+
+    def call(method, path, body, token=None):
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = "Bearer " + token
+        status, _, data = request(method, path, json.dumps(body).encode(), headers)
+        return status, json.loads(data) if data else {}
+
+    status, body = call("POST", "/v1/auth/login", {"email": owner["email"], "password": owner["password"]})
+    assert status == 200, "the owner's sign-in got %d" % status
+    token = body["token"]
+    status, _ = call("POST", "/v1/auth/mfa", {"code": totp(owner["totpSecret"], time.time())}, token)
+    assert status == 204, "the owner's code got %d" % status
+    status, _ = call("POST", "/v1/practices/%s/webhooks" % practice["id"],
+                     {"url": "https://127.0.0.1:%d/hook" % receiver_port}, token)
+    assert status == 201, "the webhook endpoint got %d" % status
+
+
+def start_workers():
+    """Every worker of the service, as production runs them, with passes close together."""
+    environment = {k: v for k, v in os.environ.items()
+                   if k not in ("ENCLAVE_ADMIN_DATABASE_URL", "ENCLAVE_SUPERUSER_DATABASE_URL")}
+    environment["ENCLAVE_EGRESS_ALLOW"] = "127.0.0.1"
+    cafile = os.path.join(WORK, "cert.pem")
+    workers = {}
+    for name, arguments in (
+            ("audit", ["audit", "chain", "--interval", "0.5"]),
+            ("webhooks", ["webhooks", "deliver", "--ca-file", cafile, "--interval", "0.5", "--first-retry", "1"]),
+            ("compliance", ["compliance", "work", "--interval", "1", "--mail-interval", "1"]),
+            ("recordings", ["recordings", "fetch", "--interval", "1", "--first-retry", "1"]),
+            ("transcripts", ["transcripts", "run", "--interval", "1"])):
+        log = os.path.join(WORK, name + ".log")
+        workers[name] = (subprocess.Popen([BIN] + arguments, env=environment, stdout=open(log, "a"),
+                                          stderr=subprocess.STDOUT), log)
+    return workers
+
+
+def through_failovers(workers):
+    """Each worker's passes failed at each failover and resumed after it; it is still running,
+    stops cleanly, and wrote one line per event. Returns a line per worker."""
+    lines = []
+    for name, (process, log) in sorted(workers.items()):
+        alive = process.poll() is None
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=30)
+        text = open(log).read()
+        failed = sum(text.count(": %s" % s) for s in ("cannot connect to the database", "pass failed"))
+        resumed = text.count("passes resume after")
+        lines.append("%s %d failed passes, resumed %d times%s" % (
+            name, failed, resumed, "" if alive and code == 0 else " (%s, exit %s)" % (
+                "running" if alive else "had exited", code)))
+        if not alive or code != 0:
+            fail("the %s worker %s (exit %s; see %s)" % (name, "stopped badly" if alive else "exited", code, log))
+        if resumed < 2:
+            fail("the %s worker did not resume after each failover (%d resumed; see %s)" % (name, resumed, log))
+        # libpq's messages span lines: a log line must stay one line.
+        if any(line[:1].isspace() for line in text.splitlines()):
+            fail("the %s worker's log has a line split in two (see %s)" % (name, log))
+    return lines
+
+
 serve_log = os.path.join(WORK, "serve.log")
 server = serve(BIN, ["--insecure-http", "--host", "127.0.0.1", "--port", str(PORT), "--metrics-port", "0"],
                serve_log, lambda: request("GET", "/healthz", timeout=1)[0] == 200, "failover-test")
-chainer = subprocess.Popen([BIN, "audit", "chain", "--interval", "0.5"],
-                           stdout=open(os.path.join(WORK, "chainer.log"), "a"), stderr=subprocess.STDOUT)
+add_webhook(start_receiver())
+workers = start_workers()
 threads = [threading.Thread(target=client, daemon=True) for _ in range(CLIENTS)]
+threads.append(threading.Thread(target=trickle, daemon=True))
 started = time.time()
 for thread in threads:
     thread.start()
@@ -195,8 +318,29 @@ while psql("select count(*) from enclave.audit_events where chain_seq is null").
 else:
     say("the audit chainer, running through both failovers, linked every event within %.1f s of the end"
         % (time.time() - started - elapsed))
-chainer.send_signal(signal.SIGTERM)
-chainer.wait(timeout=30)
+# The deliverer too: every acknowledged lead of the second practice reaches its endpoint (at
+# least once: a delivery whose record was lost with a node is sent again), stored once.
+deadline = time.time() + 60
+while True:
+    with lock:
+        missing = set(hooked_acked.values()) - set(Receiver.delivered)
+        deliveries = len(Receiver.delivered)
+    if not missing or time.time() > deadline:
+        break
+    time.sleep(0.5)
+hooked_stored, _, hooked_duplicates = enclavekit.stored_leads(SUPERUSER, hooked["id"])
+hooked_lost = [k for k, lead in hooked_acked.items() if lead not in hooked_stored.get(k, set())]
+if missing:
+    fail("%d acknowledged leads were never delivered to the webhook endpoint" % len(missing))
+elif not hooked_acked:
+    fail("the second practice got no lead: the webhook deliverer went untested")
+else:
+    say("the webhook deliverer, running through both failovers, delivered every acknowledged lead of the second "
+        "practice within %.1f s of the end: %d deliveries for %d leads (lost %d, duplicates %d)"
+        % (time.time() - started - elapsed, deliveries, len(hooked_acked), len(hooked_lost), hooked_duplicates))
+if hooked_lost or hooked_duplicates:
+    fail("the second practice's acknowledged leads were lost or stored twice")
+say("workers through both failovers: " + "; ".join(through_failovers(workers)))
 
 # Every acknowledged lead is stored exactly once, with the id it was acknowledged with, on the
 # primary of the end (node 1, which was down when a share of them was acknowledged).

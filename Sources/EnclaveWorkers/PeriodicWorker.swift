@@ -42,14 +42,22 @@ public struct PeriodicWorker: Service {
 
     public func run() async throws {
         report("\(name): \(doing) every \(interval)")
+        // Passes failed in a row: the first pass that succeeds after them says so, once (after a
+        // failover, the line that tells an operator this worker found the new primary).
+        var failed = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
-                if let line = try await pass() { report(line) }
+                let line = try await pass()
+                if failed > 0 { report("\(name): passes resume after \(failed) failed") }
+                failed = 0
+                if let line { report(line) }
             } catch  where isDatabaseUnreachable(error) {
+                failed += 1
                 report(
                     "\(name): cannot connect to the database (\(logSafeDescription(of: error))); retrying in \(interval)"
                 )
             } catch {
+                failed += 1
                 report("\(name): pass failed (\(logSafeDescription(of: error))); retrying")
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }

@@ -97,13 +97,18 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDeb
             // Column names and type names are schema, not data: safe to show.
             return message
         case .invalidConnectionString, .insecureConnection, .connectionFailed:
-            // These messages are built or scrubbed here and never carry a password. libpq's
-            // span lines ("Connection refused\n\tIs the server running…"): one line, for logs.
-            return message.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
-                .filter { !$0.isEmpty }.joined(separator: " ")
+            // These messages are built or scrubbed here and never carry a password.
+            return oneLine(message)
         default:
-            return "PostgreSQL \(code): \(message)"
+            return "PostgreSQL \(code): \(oneLine(message))"
         }
+    }
+
+    /// libpq's messages span lines ("server closed the connection unexpectedly\n\tThis probably
+    /// means…"): one line, for logs.
+    private func oneLine(_ text: String) -> String {
+        text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }.joined(separator: " ")
     }
 
     public var debugDescription: String {

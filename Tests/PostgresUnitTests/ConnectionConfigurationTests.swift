@@ -96,4 +96,17 @@ struct ConnectionFailureDescriptionTests {
             error.description.hasSuffix(
                 "Connection refused Is the server running on that host and accepting TCP/IP connections?"))
     }
+
+    @Test("a connection lost mid-statement is one line too (a failover's log)")
+    func lostConnectionOneLine() {
+        let error = PostgresError(
+            code: .connectionLost,
+            message:
+                "server closed the connection unexpectedly\n\tThis probably means the server terminated abnormally\n\tbefore or while processing the request.\n"
+        )
+        #expect(
+            error.description
+                == "PostgreSQL connectionLost: server closed the connection unexpectedly This probably means the server terminated abnormally before or while processing the request."
+        )
+    }
 }
