@@ -18,18 +18,16 @@ deliverer must deliver every lead of a second practice, which gets a steady tric
 (one client) and a webhook endpoint here.
 """
 
-import http.server
 import json
 import os
 import random
 import signal
 import subprocess
-import ssl
 import sys
 import threading
 import time
 
-from enclavekit import free_port, plain_request, serve, signed_call, totp
+from enclavekit import WebhookReceiver, free_port, plain_request, serve, signed_call, totp
 import enclavekit
 
 WORK = os.environ["ENCLAVE_FAILOVER_WORK"]
@@ -192,30 +190,6 @@ def rejoin(node, states):
     return time.time()
 
 
-class Receiver(http.server.BaseHTTPRequestHandler):
-    """The practice's webhook endpoint: the lead ids delivered, each time it is delivered."""
-    delivered = []
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
-        with lock:
-            Receiver.delivered.append(body.get("lead_id"))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *arguments):
-        pass
-
-
-def start_receiver():
-    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Receiver)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(os.path.join(WORK, "cert.pem"), os.path.join(WORK, "key.pem"))
-    receiver.socket = context.wrap_socket(receiver.socket, server_side=True)
-    threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    return receiver.server_address[1]
-
-
 def add_webhook(receiver_port):
     """The second practice's owner signs in and adds the receiver as a webhook endpoint."""
     practice = next(p for p in credentials["practices"] if p["id"].lower() == hooked["practice"].lower())
@@ -284,7 +258,8 @@ def through_failovers(workers):
 serve_log = os.path.join(WORK, "serve.log")
 server = serve(BIN, ["--insecure-http", "--host", "127.0.0.1", "--port", str(PORT), "--metrics-port", "0"],
                serve_log, lambda: request("GET", "/healthz", timeout=1)[0] == 200, "failover-test")
-add_webhook(start_receiver())
+receiver = WebhookReceiver(WORK)
+add_webhook(receiver.port)
 workers = start_workers()
 threads = [threading.Thread(target=client, daemon=True) for _ in range(CLIENTS)]
 threads.append(threading.Thread(target=trickle, daemon=True))
@@ -322,9 +297,10 @@ else:
 # least once: a delivery whose record was lost with a node is sent again), stored once.
 deadline = time.time() + 60
 while True:
+    delivered = receiver.delivered()
+    deliveries = len(delivered)
     with lock:
-        missing = set(hooked_acked.values()) - set(Receiver.delivered)
-        deliveries = len(Receiver.delivered)
+        missing = set(hooked_acked.values()) - set(delivered)
     if not missing or time.time() > deadline:
         break
     time.sleep(0.5)

@@ -17,7 +17,6 @@ import collections
 import hashlib
 import hmac
 import http.client
-import http.server
 import json
 import os
 import random
@@ -35,7 +34,7 @@ import uuid
 from twilio.request_validator import RequestValidator
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from enclavekit import free_port, serve, totp  # noqa: E402
+from enclavekit import WebhookReceiver, free_port, serve, totp  # noqa: E402
 
 MINUTES = float(sys.argv[1]) if len(sys.argv) > 1 else 30.0
 WORK = os.environ["ENCLAVE_SOAK_WORK"]
@@ -205,30 +204,6 @@ class Console:
         return status, data.decode(errors="replace")
 
 
-class Receiver(http.server.BaseHTTPRequestHandler):
-    """The webhook endpoint: counts deliveries."""
-    received = 0
-
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        with lock:
-            Receiver.received += 1
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-def start_receiver():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Receiver)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(CA, os.path.join(WORK, "key.pem"))
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server.server_address[1]
-
-
 def healthy():
     connection = http.client.HTTPSConnection("localhost", PORT, context=tls, timeout=2)
     try:
@@ -356,7 +331,7 @@ def sampler(started):
                           for route, values in taken.items()},
                "connections": psql("select count(*) from pg_stat_activity where datname = '%s'" % DATABASE),
                "unlinked": psql("select count(*) from enclave.audit_events where chain_seq is null"),
-               "deliveries": Receiver.received}
+               "deliveries": receiver.count()}
         samples.append(row)
         all_values = [v for values in taken.values() for v in values]
         print("soak: %5.0fs  rss serve %.0f MiB  chainer %.0f  webhooks %.0f  compliance %.0f  "
@@ -393,7 +368,8 @@ def window_p99(rows):
 
 
 def main():
-    receiver_port = start_receiver()
+    global receiver
+    receiver = WebhookReceiver(WORK)
     processes["serve"] = serve(
         BIN, ["--port", str(PORT), "--host", "127.0.0.1", "--tls-cert", CA, "--tls-key", os.path.join(WORK, "key.pem"),
               "--metrics-port", "0", "--trusted-proxy", "127.0.0.1"],
@@ -403,7 +379,7 @@ def main():
     owner_token = sign_in(owner["email"], owner["password"], owner["totpSecret"])
     status, data, _ = Client().request(
         "setup", "POST", "/v1/practices/%s/webhooks" % PRACTICE,
-        json.dumps({"url": "https://127.0.0.1:%d/hook" % receiver_port}).encode(),
+        json.dumps({"url": "https://127.0.0.1:%d/hook" % receiver.port}).encode(),
         {"Content-Type": "application/json", "Authorization": "Bearer " + owner_token}, expect=(201,))
     if status != 201:
         raise SystemExit("soak: the webhook endpoint was not created: %s" % data[:200])
@@ -446,7 +422,7 @@ def main():
     last = window_p99([row for row in samples if row["t"] > MINUTES * 60 - WINDOW])
     total = sum(count for row in samples for _, _, count in row["routes"].values())
     print("\nsoak: %.1f minutes, %d requests, %d errors, %d webhook deliveries; windows of %.0f s"
-          % (MINUTES, total, len(errors), Receiver.received, WINDOW))
+          % (MINUTES, total, len(errors), receiver.count(), WINDOW))
     print("soak: serve RSS slope after warm-up %.2f MiB/min (goal < 1); workers: %s"
           % (rss_slope, ", ".join("%s %.2f" % item for item in worker_slopes.items())))
     ratios = []
@@ -468,7 +444,7 @@ def main():
         failed.append("%s exited during the soak" % ", ".join(crashed))
     if unlinked != "0":
         failed.append("the chainer left %s events unlinked a minute after the load" % unlinked)
-    if Receiver.received == 0:
+    if receiver.count() == 0:
         failed.append("no webhook was delivered")
     if failed:
         raise SystemExit("soak: FAILED: " + "; ".join(failed))

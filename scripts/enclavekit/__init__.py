@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import http.client
+import http.server
 import json
 import os
 import random
@@ -14,6 +15,7 @@ import socket
 import ssl
 import struct
 import subprocess
+import threading
 import time
 import urllib.parse
 
@@ -203,6 +205,45 @@ def serve_tls(binary, port, directory, what):
                           "--tls-key", os.path.join(directory, "key.pem"), "--metrics-port", "0",
                           "--trusted-proxy", "127.0.0.1/32"],
                  os.path.join(directory, "serve-%d.log" % port), healthy, what)
+
+
+class WebhookReceiver:
+    """A practice's webhook endpoint over TLS on 127.0.0.1 (cert.pem and key.pem in `directory`),
+    in a thread of its own: keeps the lead id of every delivery (None for other events) and
+    answers 204."""
+
+    def __init__(self, directory):
+        self.lock = threading.Lock()
+        self.lead_ids = []
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with receiver.lock:
+                    receiver.lead_ids.append(json.loads(body).get("lead_id") if body else None)
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *arguments):
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem"))
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.port = server.server_address[1]
+
+    def count(self):
+        """Deliveries so far."""
+        with self.lock:
+            return len(self.lead_ids)
+
+    def delivered(self):
+        """The lead ids delivered so far, each as often as it was delivered."""
+        with self.lock:
+            return list(self.lead_ids)
 
 
 def demo_credentials(directory):
