@@ -183,10 +183,18 @@ def fail_over(dead, survivor):
 
 
 def rejoin(node, states):
+    """Starts node `node` again and waits for `states`. It must rejoin by pg_rewind: a copy of the
+    whole primary (pg_basebackup, the keeper's fallback) takes hours on a large database."""
+    log = os.path.join(os.environ["ENCLAVE_HA_DATA"], "node%d.log" % node)
+    copies = open(log).read().count("trying pg_basebackup instead")
     started = time.time()
     ha("run", str(node))
     ha("wait", *states)
-    say("node %d rejoined as the standby in %.1f s" % (node, time.time() - started))
+    copied = open(log).read().count("trying pg_basebackup instead") > copies
+    say("node %d rejoined as the standby in %.1f s (%s)"
+        % (node, time.time() - started, "copied whole by pg_basebackup" if copied else "rewound"))
+    if copied:
+        fail("node %d could not be rewound and was copied whole (see %s)" % (node, log))
     return time.time()
 
 
