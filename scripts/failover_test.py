@@ -18,7 +18,6 @@ deliverer must deliver every lead of a second practice, which gets a steady tric
 (one client) and a webhook endpoint here.
 """
 
-import json
 import os
 import random
 import signal
@@ -27,7 +26,7 @@ import sys
 import threading
 import time
 
-from enclavekit import WebhookReceiver, free_port, plain_request, serve, signed_call, totp
+from enclavekit import PlainClient, WebhookReceiver, free_port, plain_request, serve, sign_in, signed_call
 import enclavekit
 
 WORK = os.environ["ENCLAVE_FAILOVER_WORK"]
@@ -201,22 +200,10 @@ def rejoin(node, states):
 def add_webhook(receiver_port):
     """The second practice's owner signs in and adds the receiver as a webhook endpoint."""
     practice = next(p for p in credentials["practices"] if p["id"].lower() == hooked["practice"].lower())
-    owner = next(u for u in credentials["users"] if u["email"] == practice["owner"])
-
-    def call(method, path, body, token=None):
-        headers = {"Content-Type": "application/json"}
-        if token:
-            headers["Authorization"] = "Bearer " + token
-        status, _, data = request(method, path, json.dumps(body).encode(), headers)
-        return status, json.loads(data) if data else {}
-
-    status, body = call("POST", "/v1/auth/login", {"email": owner["email"], "password": owner["password"]})
-    assert status == 200, "the owner's sign-in got %d" % status
-    token = body["token"]
-    status, _ = call("POST", "/v1/auth/mfa", {"code": totp(owner["totpSecret"], time.time())}, token)
-    assert status == 204, "the owner's code got %d" % status
-    status, _ = call("POST", "/v1/practices/%s/webhooks" % practice["id"],
-                     {"url": "https://127.0.0.1:%d/hook" % receiver_port}, token)
+    client = PlainClient(PORT)
+    token = sign_in(client, credentials, practice["owner"])
+    status, _, _ = client.json("POST", "/v1/practices/%s/webhooks" % practice["id"],
+                               {"url": "https://127.0.0.1:%d/hook" % receiver_port}, token=token)
     assert status == 201, "the webhook endpoint got %d" % status
 
 

@@ -120,6 +120,7 @@ class TLSClient:
         self.connection = None
 
     def request(self, method, path, body=None, headers=None, token=None):
+        """(status, headers, body bytes); a dict or list `body` is sent as JSON."""
         headers = dict(headers or {})
         if self.address:
             headers["X-Forwarded-For"] = self.address
@@ -128,6 +129,9 @@ class TLSClient:
         if isinstance(body, (dict, list)):
             body = json.dumps(body).encode()
             headers.setdefault("Content-Type", "application/json")
+        return self.send(method, path, body, headers)
+
+    def send(self, method, path, body, headers):
         for attempt in range(2):
             if self.connection is None:
                 self.connection = http.client.HTTPSConnection("localhost", self.port, context=self.context, timeout=60)
@@ -154,6 +158,19 @@ class TLSClient:
         if self.connection is not None:
             self.connection.close()
             self.connection = None
+
+
+class PlainClient(TLSClient):
+    """TLSClient's interface over plain HTTP, for a server run with --insecure-http on
+    127.0.0.1:`port` (so that sign_in serves both): a connection per request."""
+
+    def __init__(self, port):
+        self.port = port
+        self.address = None
+        self.connection = None
+
+    def send(self, method, path, body, headers):
+        return plain_request(self.port, method, path, body, headers)
 
 
 def sign_in(client, credentials, email):
