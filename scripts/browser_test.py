@@ -17,6 +17,7 @@ import urllib.request
 
 from axe_selenium_python import Axe
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
@@ -110,6 +111,24 @@ def statuses_become(driver, expected):
     except Exception:
         pass
     return statuses()
+
+
+def replaced(driver, element, timeout=10):
+    """Waits until `element` has left the document, as when a form's answer replaces the page.
+    Selenium's staleness_of knows only StaleElementReferenceException; Chrome, asked about a node
+    mid-navigation, may instead answer "Node with given id does not belong to the document",
+    which says the same thing."""
+    def gone(_):
+        try:
+            element.is_enabled()
+            return False
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as error:
+            if "does not belong to the document" in (error.msg or ""):
+                return True
+            raise
+    WebDriverWait(driver, timeout).until(gone)
 
 
 def shows(driver, selector, text, timeout=10):
@@ -538,7 +557,7 @@ try:
     deleting = owner.find_element(By.CSS_SELECTOR, ".endpoint button.danger")
     deleting.click()
     # The old page has a #url too: wait for it to be replaced before looking at the new one.
-    WebDriverWait(owner, 10).until(expected_conditions.staleness_of(deleting))
+    replaced(owner, deleting)
     WebDriverWait(owner, 10).until(expected_conditions.presence_of_element_located((By.ID, "url")))
     check(not owner.find_elements(By.CSS_SELECTOR, ".endpoint"), "the deleted endpoint is still listed")
 
@@ -577,7 +596,7 @@ try:
     owner.find_element(By.ID, "readsPerHour").send_keys("150")
     form_field = owner.find_element(By.ID, "recordingsDays")
     owner.find_element(By.CSS_SELECTOR, "form[action$='/compliance'] button").click()
-    WebDriverWait(owner, 10).until(expected_conditions.staleness_of(form_field))
+    replaced(owner, form_field)
     WebDriverWait(owner, 10).until(expected_conditions.presence_of_element_located((By.ID, "recordingsDays")))
     check(owner.find_element(By.ID, "recordingsDays").get_attribute("value") == "365"
           and owner.find_element(By.ID, "readsPerHour").get_attribute("value") == "150",
